@@ -1,0 +1,126 @@
+"""Install generated config into an Asterisk and prove it loaded, or roll back.
+
+Order, and why:
+
+1. validate (a broken config never touches the PBX);
+2. write the new generation into ``etc/callcenter.new`` and swap directories
+   with two renames, keeping the previous generation in ``etc/callcenter.prev``;
+3. reload the dialplan, PJSIP and voicemail;
+4. ask Asterisk for the generation marker (``cc-meta``, extension
+   ``generation``) and compare it with the hash of what we wrote — the only
+   proof that Asterisk parsed *this* dialplan, since ``dialplan reload`` says
+   "reloaded" even when a file was rejected;
+5. on mismatch, put the previous generation back, reload again and fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from callcenter.asterisk.instance import AsteriskInstance
+
+__all__ = ["ApplyError", "ApplyResult", "apply_files", "generation_marker", "write_generation"]
+
+log = logging.getLogger(__name__)
+
+META_CONTEXT = "cc-meta"
+
+
+class ApplyError(RuntimeError):
+    """Asterisk did not load the new generation; the previous one is back."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    generation: str
+    reloaded: bool
+    directory: Path
+
+
+def generation_marker(files: dict[str, str]) -> str:
+    """Short hash of a generation, the same for the same files."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def with_marker(files: dict[str, str]) -> tuple[dict[str, str], str]:
+    """Append the ``cc-meta`` context that carries the generation hash."""
+    marker = generation_marker(files)
+    out = dict(files)
+    out["extensions_callcenter.conf"] = (
+        files["extensions_callcenter.conf"]
+        + f"\n[{META_CONTEXT}]\n; Generation marker, checked by 'callcenter apply'.\n"
+        + f"exten => generation,1,NoOp({marker})\n"
+    )
+    return out, marker
+
+
+def write_generation(target: Path, files: dict[str, str]) -> None:
+    """Replace ``target`` with ``files``; keep the old one as ``<target>.prev``."""
+    new = target.with_name(target.name + ".new")
+    prev = target.with_name(target.name + ".prev")
+    if new.exists():
+        shutil.rmtree(new)
+    new.mkdir(parents=True)
+    for name, text in files.items():
+        (new / name).write_text(text)
+    if target.exists():
+        if prev.exists():
+            shutil.rmtree(prev)
+        target.rename(prev)
+    new.rename(target)
+
+
+def _rollback(target: Path) -> bool:
+    prev = target.with_name(target.name + ".prev")
+    if not prev.exists():
+        return False
+    failed = target.with_name(target.name + ".failed")
+    if failed.exists():
+        shutil.rmtree(failed)
+    target.rename(failed)
+    prev.rename(target)
+    return True
+
+
+def _reload(instance: AsteriskInstance) -> None:
+    for command in ("dialplan reload", "module reload res_pjsip.so", "voicemail reload"):
+        instance.cli(command, check=False)
+
+
+def _loaded_marker(instance: AsteriskInstance) -> str | None:
+    _, out = instance.cli(f"dialplan show generation@{META_CONTEXT}", check=False)
+    for line in out.splitlines():
+        if "NoOp(" in line:
+            return line.split("NoOp(", 1)[1].split(")", 1)[0]
+    return None
+
+
+def apply_files(instance: AsteriskInstance, files: dict[str, str]) -> ApplyResult:
+    """Write ``files`` into the instance's Asterisk config and reload it."""
+    files, marker = with_marker(files)
+    target = instance.generated_dir
+    write_generation(target, files)
+    if not instance.is_running():
+        log.info("generation %s written to %s; Asterisk is not running", marker, target)
+        return ApplyResult(marker, False, target)
+    _reload(instance)
+    loaded = _loaded_marker(instance)
+    if loaded != marker:
+        restored = _rollback(target)
+        if restored:
+            _reload(instance)
+        raise ApplyError(
+            f"Asterisk did not load generation {marker} (it reports {loaded or 'none'}); "
+            + ("the previous generation was restored" if restored else "no previous generation")
+            + f"; the rejected files are in {target.with_name(target.name + '.failed')}; "
+            f"see {instance.log_dir / 'messages.log'}"
+        )
+    log.info("generation %s loaded by Asterisk", marker)
+    return ApplyResult(marker, True, target)

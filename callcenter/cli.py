@@ -1,0 +1,469 @@
+"""``callcenter`` command line: the composition root.
+
+Parses arguments, builds the objects (config, Asterisk instance, database,
+FastAGI server) and runs them. No decisions live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from callcenter.asterisk.instance import (
+    AsteriskInstance,
+    InstanceError,
+    InstanceSettings,
+    default_home,
+)
+from callcenter.asterisk.provision import ProvisionError, find_installation, install
+from callcenter.config.errors import ConfigErrors
+
+__all__ = ["main"]
+
+log = logging.getLogger("callcenter")
+
+
+class _Obj:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.instance = AsteriskInstance(home)
+
+    def sounds(self) -> dict[str, Path] | None:
+        """Installed sound dirs by language, when an Asterisk is installed."""
+        try:
+            return self.instance.installation.sound_languages()
+        except InstanceError:
+            found = find_installation()
+            return found.sound_languages() if found else None
+
+    def db_url(self, url: str | None) -> str:
+        from callcenter.storage import default_sqlite_url
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        return url or default_sqlite_url(self.home)
+
+
+pass_obj = click.make_pass_decorator(_Obj)
+
+
+def _load(obj: _Obj, config_dir: Path):
+    from agi_scripts import __name__ as scripts_pkg
+    from callcenter.asterisk.agi import discover
+    from callcenter.config.loader import load_config
+
+    try:
+        return load_config(config_dir, sounds=obj.sounds(),
+                           agi_scripts=discover(scripts_pkg).keys())
+    except ConfigErrors as errors:
+        for error in errors.errors:
+            click.echo(str(error), err=True)
+        n = len(errors.errors)
+        click.echo(f"{n} problem{'s' if n != 1 else ''} in {config_dir}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="CALLCENTER_HOME", help="State directory (Asterisk instance, database, "
+              "secrets). Default: ./var")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="callcenter")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None, verbose: int) -> None:
+    """Turn a real Asterisk into a contact center."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = _Obj((home or default_home()).resolve())
+
+
+# -- config ------------------------------------------------------------------
+
+@main.command()
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@pass_obj
+def validate(obj: _Obj, config_dir: Path) -> None:
+    """Check a config directory; print every problem as file:line:col."""
+    loaded = _load(obj, config_dir)
+    c = loaded.config
+    sounds = "checked" if obj.sounds() is not None else "not checked (no Asterisk installed)"
+    click.echo(f"{config_dir}: OK — {len(c.entry_points)} entry points, {len(c.flows)} flows, "
+               f"{len(c.menus)} menus, {len(c.queues)} queues, {len(c.agents)} agents; "
+               f"sounds {sounds}")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the config (for yaml-language-server)."""
+    from callcenter.config.schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+@main.command()
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@pass_obj
+def generate(obj: _Obj, config_dir: Path, out: Path) -> None:
+    """Write the generated Asterisk config files into OUT."""
+    from dialplan.generator import render
+
+    loaded = _load(obj, config_dir)
+    files = render(loaded.config, loaded.where)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in sorted(files.items()):
+        (out / name).write_text(text)
+        click.echo(f"wrote {out / name}")
+
+
+@main.command()
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@pass_obj
+def apply(obj: _Obj, config_dir: Path) -> None:
+    """Validate, install into Asterisk, reload, confirm (or roll back)."""
+    from callcenter.apply import ApplyError, apply_files
+    from dialplan.generator import render
+
+    loaded = _load(obj, config_dir)
+    try:
+        result = apply_files(obj.instance, render(loaded.config, loaded.where))
+    except (ApplyError, InstanceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    state = "loaded by Asterisk" if result.reloaded else "written (Asterisk not running)"
+    click.echo(f"generation {result.generation} {state}: {result.directory}")
+
+
+@main.command()
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--entry", required=True, help="Entry point name.")
+@click.option("--caller-id", default="", help="Caller's number.")
+@click.option("--at", "at", default=None, help="ISO time, e.g. 2026-11-25T10:00:00-05:00.")
+@click.option("--keys", default="", help="Keys pressed, e.g. 1,3,# ; t = wait for timeout.")
+@click.option("--db", default=None, help="Database URL for lookups (default: the home's).")
+@pass_obj
+def simulate(obj: _Obj, config_dir: Path, entry: str, caller_id: str, at: str | None,
+             keys: str, db: str | None) -> None:
+    """Walk a call through the flows without a PBX."""
+    from callcenter.flows.simulate import SimulationError, parse_keys
+    from callcenter.flows.simulate import simulate as run_simulation
+
+    loaded = _load(obj, config_dir)
+    try:
+        tokens = parse_keys(keys)
+        now = _parse_at(at)
+    except (SimulationError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+    async def go() -> Any:
+        async with _services(obj, loaded.config, db) as services:
+            return await run_simulation(loaded.config, entry, keys=tokens, caller_id=caller_id,
+                                        now=now, lookup=services.lookup)
+
+    try:
+        sim = asyncio.run(go())
+    except SimulationError as exc:
+        raise click.BadParameter(str(exc)) from None
+    for event in sim.events:
+        click.echo(str(event))
+    click.echo(f"=> {sim.outcome}")
+
+
+def _parse_at(at: str | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.now(dt.timezone.utc)
+    when = dt.datetime.fromisoformat(at)
+    if when.tzinfo is None:
+        raise ValueError(f"--at {at!r} needs a UTC offset, e.g. {at}-05:00 or {at}Z")
+    return when
+
+
+# -- services (database, HTTP, lookups) --------------------------------------
+
+class _Services:
+    def __init__(self, config: Any, sessionmaker: Any, http: Any) -> None:
+        self.config = config
+        self.sessionmaker = sessionmaker
+        self.http = http
+
+    async def lookup(self, name: str, key: str):
+        from callcenter.flows.lookup import perform_lookup
+
+        return await perform_lookup(self.config.lookups[name], key,
+                                    sessionmaker=self.sessionmaker, http=self.http)
+
+
+class _services:
+    """Database engine + HTTP session for one command, closed on exit."""
+
+    def __init__(self, obj: _Obj, config: Any, db: str | None) -> None:
+        self.obj, self.config, self.db = obj, config, db
+
+    async def __aenter__(self) -> _Services:
+        import aiohttp
+
+        from callcenter.storage import make_engine, make_sessionmaker
+        from callcenter.storage.migrate import upgrade
+
+        url = self.obj.db_url(self.db)
+        await upgrade(url)
+        self.engine = make_engine(url)
+        self.http = aiohttp.ClientSession()
+        return _Services(self.config, make_sessionmaker(self.engine), self.http)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+        await self.engine.dispose()
+
+
+# -- database ----------------------------------------------------------------
+
+@main.group()
+def db() -> None:
+    """Database: migrations and demo data."""
+
+
+@db.command("upgrade")
+@click.option("--db", "url", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@pass_obj
+def db_upgrade(obj: _Obj, url: str | None) -> None:
+    """Migrate the database to the newest schema."""
+    from callcenter.storage.migrate import current_revision, upgrade
+
+    url = obj.db_url(url)
+    asyncio.run(upgrade(url))
+    click.echo(f"database at revision {asyncio.run(current_revision(url))}")
+
+
+@db.command("seed-demo")
+@click.option("--db", "url", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@pass_obj
+def db_seed(obj: _Obj, url: str | None) -> None:
+    """Insert the demo accounts used by config/example (idempotent)."""
+    click.echo(f"inserted {asyncio.run(_seed(obj.db_url(url)))} demo accounts")
+
+
+async def _seed(url: str) -> int:
+    from callcenter.storage import make_engine, make_sessionmaker
+    from callcenter.storage.migrate import upgrade
+    from callcenter.storage.repositories import seed_demo_accounts
+
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return len(await seed_demo_accounts(session))
+    finally:
+        await engine.dispose()
+
+
+@db.command("import-accounts")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8", errors="replace"))
+@click.option("--db", "url", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@pass_obj
+def db_import(obj: _Obj, csv_file: Any, url: str | None) -> None:
+    """Import accounts from CSV (account_number,name,phone,language,vip)."""
+    report = asyncio.run(_import(obj.db_url(url), csv_file))
+    for error in report.errors:
+        click.echo(f"{csv_file.name}: {error}", err=True)
+    click.echo(f"imported {len(report.accepted)} accounts, {len(report.errors)} rejected")
+    if report.errors:
+        sys.exit(1)
+
+
+async def _import(url: str, rows: Any) -> Any:
+    from callcenter.storage import make_engine, make_sessionmaker
+    from callcenter.storage.migrate import upgrade
+    from callcenter.storage.repositories import import_csv
+
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await import_csv(session, rows)
+    finally:
+        await engine.dispose()
+
+
+# -- Asterisk ----------------------------------------------------------------
+
+@main.group()
+def asterisk() -> None:
+    """A real Asterisk 22 on 127.0.0.1, no Docker needed."""
+
+
+@asterisk.command("install")
+@click.option("--force", is_flag=True, help="Download and unpack again.")
+@click.option("--sip-port", type=int, default=None)
+@click.option("--http-port", type=int, default=None, help="HTTP/ARI port.")
+@click.option("--ami-port", type=int, default=None)
+@click.option("--bind", default=None, help="Address to listen on (default 127.0.0.1).")
+@pass_obj
+def asterisk_install(obj: _Obj, force: bool, sip_port: int | None, http_port: int | None,
+                     ami_port: int | None, bind: str | None) -> None:
+    """Download Asterisk from Debian unstable, unpack it and configure an instance."""
+    try:
+        installation = install(force=force)
+    except ProvisionError as exc:
+        raise click.ClickException(str(exc)) from None
+    inst = obj.instance
+    base = inst.settings if inst.is_installed() else InstanceSettings()
+    changes = {k: v for k, v in dict(sip_port=sip_port, http_port=http_port, ami_port=ami_port,
+                                     bind=bind).items() if v is not None}
+    inst.setup(installation, InstanceSettings(**{**base.__dict__, **changes}))
+    s = inst.settings
+    click.echo(f"Asterisk {installation.version} ready in {inst.dir}")
+    click.echo(f"  SIP {s.bind}:{s.sip_port}  ARI {inst.ari_url}  AMI {s.bind}:{s.ami_port}")
+    click.echo(f"  credentials: {inst.home / 'secrets.json'} (mode 0600)")
+
+
+@asterisk.command("start")
+@pass_obj
+def asterisk_start(obj: _Obj) -> None:
+    """Start Asterisk in the background and wait until fully booted."""
+    try:
+        took = obj.instance.start()
+    except InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("Asterisk already running" if took == 0 else f"Asterisk started in {took:.1f} s")
+
+
+@asterisk.command("stop")
+@pass_obj
+def asterisk_stop(obj: _Obj) -> None:
+    """Stop Asterisk."""
+    try:
+        stopped = obj.instance.stop()
+    except InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("Asterisk stopped" if stopped else "Asterisk was not running")
+
+
+@asterisk.command("status")
+@pass_obj
+def asterisk_status(obj: _Obj) -> None:
+    """Say whether Asterisk runs, and what it runs."""
+    inst = obj.instance
+    try:
+        s = inst.settings
+    except InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not inst.is_running():
+        click.echo(f"stopped (Asterisk {s.asterisk_version} in {inst.dir})")
+        sys.exit(3)
+    _, uptime = inst.cli("core show uptime seconds")
+    _, channels = inst.cli("core show channels count")
+    click.echo(f"running, pid {inst.pid}, Asterisk {s.asterisk_version}")
+    click.echo(uptime.strip())
+    click.echo(channels.strip())
+
+
+@asterisk.command("cli")
+@click.argument("command")
+@pass_obj
+def asterisk_cli(obj: _Obj, command: str) -> None:
+    """Run one Asterisk CLI command, e.g. "core show channels"."""
+    try:
+        rc, out = obj.instance.cli(command, check=False)
+    except InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(out, nl=False)
+    sys.exit(rc)
+
+
+# -- FastAGI -----------------------------------------------------------------
+
+@main.group()
+def agi() -> None:
+    """FastAGI server and classic AGI runner for agi_scripts/."""
+
+
+@agi.command("serve")
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@pass_obj
+def agi_serve(obj: _Obj, config_dir: Path, db: str | None) -> None:
+    """Serve agi_scripts/ over FastAGI at settings.fastagi."""
+    loaded = _load(obj, config_dir)
+    asyncio.run(_serve_agi(obj, loaded.config, db))
+
+
+async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
+    from agi_scripts import __name__ as scripts_pkg
+    from callcenter.asterisk.agi import AGIContext, FastAGIServer, discover
+
+    async with _services(obj, config, db) as services:
+        ctx = AGIContext(config=config, db=services.sessionmaker, http=services.http)
+        fa = config.settings.fastagi
+        server = FastAGIServer(discover(scripts_pkg), ctx, host=fa.host, port=fa.port)
+        await server.start()
+        click.echo(f"FastAGI listening on {fa.host}:{server.port}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+
+@agi.command("run", context_settings={"ignore_unknown_options": True})
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("script", required=False)
+@click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@pass_obj
+def agi_run(obj: _Obj, config_dir: Path, script: str | None, db: str | None) -> None:
+    """Classic AGI over stdin/stdout: AGI(callcenter-agi,...) style."""
+    from callcenter.config.loader import load_config
+
+    logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
+    loaded = load_config(config_dir)
+    sys.exit(asyncio.run(_run_classic(obj, loaded.config, script, db)))
+
+
+async def _run_classic(obj: _Obj, config: Any, script: str | None, db: str | None) -> int:
+    from agi_scripts import __name__ as scripts_pkg
+    from callcenter.asterisk.agi import AGIContext, discover, run_stdio
+
+    async with _services(obj, config, db) as services:
+        ctx = AGIContext(config=config, db=services.sessionmaker, http=services.http)
+        return await run_stdio(discover(scripts_pkg), ctx, script)
+
+
+# -- the whole center --------------------------------------------------------
+
+@main.command()
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@click.option("--seed-demo/--no-seed-demo", default=True, help="Insert demo accounts.")
+@pass_obj
+def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool) -> None:
+    """Install and start Asterisk, apply CONFIG_DIR, serve FastAGI until Ctrl-C."""
+    from callcenter.apply import apply_files
+    from dialplan.generator import render
+
+    inst = obj.instance
+    if not inst.is_installed():
+        inst.setup(install())
+    loaded = _load(obj, config_dir)
+    if seed_demo:
+        asyncio.run(_seed(obj.db_url(db)))
+    inst.start()
+    result = apply_files(inst, render(loaded.config, loaded.where))
+    s = inst.settings
+    numbers = ", ".join(n for ep in loaded.config.entry_points.values() for n in ep.numbers)
+    click.echo(f"Asterisk running; dialplan generation {result.generation} loaded.")
+    click.echo(f"Call it: a softphone sending SIP to {s.bind}:{s.sip_port} "
+               f"(e.g. sip:{numbers.split(',')[0]}@{s.bind}:{s.sip_port}); numbers: {numbers}")
+    click.echo("Ctrl-C stops the FastAGI server; 'callcenter asterisk stop' stops Asterisk.")
+    try:
+        asyncio.run(_serve_agi(obj, loaded.config, db))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,57 @@
+"""Load a config directory: YAML -> validated models -> cross-checks.
+
+The one entry point the CLI, the FastAGI server and the tests use. Every
+problem found is raised together as :class:`ConfigErrors`, each located as
+``file:line:col: key.path: message``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from callcenter.config.checks import check_config
+from callcenter.config.errors import ConfigError, ConfigErrors
+from callcenter.config.models import CallCenterConfig
+from callcenter.config.source import SourceMap, load_dir
+from callcenter.config.validate import located, parse_model
+
+__all__ = ["LoadedConfig", "load_config"]
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A valid config and where each part of it came from."""
+
+    config: CallCenterConfig
+    sources: SourceMap
+    directory: Path
+
+    def where(self, path: tuple[str | int, ...]) -> str:
+        """``file:line`` of a config path, relative to the config dir's parent,
+        for comments in generated files (stable across machines)."""
+        pos = self.sources.locate(path)
+        try:
+            rel = os.path.relpath(pos.file, self.directory.parent)
+        except ValueError:
+            rel = pos.file
+        return f"{rel}:{pos.line}"
+
+
+def load_config(
+    directory: str | Path,
+    *,
+    sounds: dict[str, Path] | None = None,
+    agi_scripts: Iterable[str] | None = None,
+) -> LoadedConfig:
+    """Parse, validate and cross-check ``directory``; raise ConfigErrors."""
+    directory = Path(directory)
+    data, smap = load_dir(directory)
+    config = parse_model(CallCenterConfig, data, smap)
+    problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts)
+    if problems:
+        errors: list[ConfigError] = [located(smap, p.path, p.message) for p in problems]
+        raise ConfigErrors(errors)
+    return LoadedConfig(config, smap, directory.resolve())

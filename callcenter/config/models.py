@@ -1,0 +1,631 @@
+"""The call-center configuration as frozen, strictly validated models.
+
+A config directory holds YAML files whose top-level keys are the sections of
+:class:`CallCenterConfig` (``settings``, ``entry_points``, ``flows``, ``menus``,
+``schedules``, ``lookups``, ``queues``, ``skills``, ``agents``, ``voicemail``,
+``caller_id_rules``). Shape and types are checked here; cross-references
+(undefined targets, reachability, loops, sounds) in :mod:`callcenter.config.checks`.
+
+Every name that ends up in the dialplan (menu, flow, queue names, sound names,
+variable names, numbers) is restricted by a pattern, so the generator never has
+to escape a YAML value: nothing outside these alphabets can get in.
+
+Destinations and steps are one-key mappings, the way an admin writes them::
+
+    - play: [hello-world]
+    - menu: main                 # a step that ends the flow
+    options:
+      "1": {queue: sales, priority: 5}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "Agent",
+    "CallCenterConfig",
+    "CallerIdRule",
+    "Destination",
+    "EntryPoint",
+    "Flow",
+    "Lookup",
+    "Menu",
+    "Queue",
+    "Schedule",
+    "Settings",
+    "Step",
+    "DESTINATION_KINDS",
+    "STEP_KINDS",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+# -- alphabets ---------------------------------------------------------------
+
+#: Names of menus, flows, queues, ...: they become dialplan context names.
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+#: Asterisk sound names, relative to the sounds dir, without extension.
+Sound = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+                                         max_length=120)]
+#: Channel variable names set by collect steps.
+VarName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
+#: A dialled extension or DID, as Asterisk would match it (no patterns).
+Number = Annotated[str, StringConstraints(pattern=r"^[0-9*#+]{1,32}$|^s$")]
+#: A phone number to call out to.
+ExternalNumber = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{3,20}$")]
+MenuKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")]
+Prompts = Annotated[tuple[Sound, ...], Field(max_length=20)]
+
+
+def _prompts(value: Any) -> Any:
+    """Accept one sound name where a list of prompts is expected."""
+    return (value,) if isinstance(value, str) else value
+
+
+# -- destinations ------------------------------------------------------------
+
+class MenuDest(_Model):
+    menu: Name
+
+
+class FlowDest(_Model):
+    flow: Name
+
+
+class QueueDest(_Model):
+    """Hand the call to the queue router (Stasis app) with call attributes."""
+
+    queue: Name
+    skills: tuple[Name, ...] = ()
+    priority: int = Field(0, ge=0, le=100)
+
+
+class ExtensionDest(_Model):
+    extension: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,10}$")]
+
+
+class ExternalDest(_Model):
+    external: ExternalNumber
+
+
+class VoicemailDest(_Model):
+    voicemail: Name
+
+
+class HangupDest(_Model):
+    hangup: Literal[True] = True
+    #: Q.850 cause: 16 normal clearing, 21 call rejected, 17 busy.
+    cause: int = Field(16, ge=1, le=127)
+
+
+class BackDest(_Model):
+    """Return to the menu the caller came from (menus only)."""
+
+    back: Literal[True]
+
+
+class RepeatDest(_Model):
+    """Play the current menu again (menus only)."""
+
+    repeat: Literal[True]
+
+
+DESTINATION_KINDS: tuple[str, ...] = (
+    "menu", "flow", "queue", "extension", "external", "voicemail", "hangup", "back", "repeat",
+)
+
+
+def _one_key_tag(kinds: tuple[str, ...]) -> Any:
+    """Discriminate a one-key mapping by which known key it has."""
+
+    def tag(value: Any) -> str | None:
+        if isinstance(value, BaseModel):
+            return next((k for k in kinds if k in type(value).model_fields), None)
+        if isinstance(value, dict):
+            present = [k for k in kinds if k in value]
+            return present[0] if len(present) == 1 else None
+        return None
+
+    return tag
+
+
+Destination = Annotated[
+    Union[
+        Annotated[MenuDest, Tag("menu")],
+        Annotated[FlowDest, Tag("flow")],
+        Annotated[QueueDest, Tag("queue")],
+        Annotated[ExtensionDest, Tag("extension")],
+        Annotated[ExternalDest, Tag("external")],
+        Annotated[VoicemailDest, Tag("voicemail")],
+        Annotated[HangupDest, Tag("hangup")],
+        Annotated[BackDest, Tag("back")],
+        Annotated[RepeatDest, Tag("repeat")],
+    ],
+    Discriminator(
+        _one_key_tag(DESTINATION_KINDS),
+        custom_error_type="destination",
+        custom_error_message="expected a destination: one of the keys "
+        + ", ".join(DESTINATION_KINDS),
+    ),
+]
+
+
+# -- steps -------------------------------------------------------------------
+
+class PlayStep(_Model):
+    play: Prompts
+
+    _norm = field_validator("play", mode="before")(_prompts)
+
+
+class SetLanguageStep(_Model):
+    set_language: Language
+
+
+class CollectSpec(_Model):
+    """Collect DTMF digits into a channel variable (Asterisk ``Read``)."""
+
+    variable: VarName
+    prompts: Prompts
+    min_digits: int = Field(1, ge=1, le=32)
+    max_digits: int = Field(16, ge=1, le=32)
+    #: A regular expression over the digits; only DTMF characters and regex
+    #: punctuation, so it can be placed in the dialplan verbatim.
+    pattern: Annotated[str, StringConstraints(pattern=r"^\^?[0-9*#\[\]{},?+|()-]+\$?$")] | None = None
+    terminator: Literal["#", "*", ""] = "#"
+    timeout: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(3, ge=1, le=10)
+    invalid_prompts: Prompts = ("pbx-invalid",)
+    on_failure: Destination = HangupDest()
+
+    _norm = field_validator("prompts", "invalid_prompts", mode="before")(_prompts)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "CollectSpec":
+        if self.min_digits > self.max_digits:
+            raise ValueError(
+                f"min_digits ({self.min_digits}) is greater than max_digits ({self.max_digits})"
+            )
+        return self
+
+
+class CollectStep(_Model):
+    collect: CollectSpec
+
+
+class LookupSpec(_Model):
+    """A data dip: run a lookup and branch on its result."""
+
+    lookup: Name
+    #: Variable holding the key to look up; ``CALLERID`` for the caller's number.
+    input: VarName = "CALLERID"
+    found: Destination | None = None
+    not_found: Destination | None = None
+    error: Destination | None = None
+
+
+class LookupStep(_Model):
+    lookup: LookupSpec
+
+
+class BranchSpec(_Model):
+    variable: VarName
+    cases: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_*#+-]{1,32}$")],
+                Destination]
+    default: Destination | None = None
+
+
+class BranchStep(_Model):
+    branch: BranchSpec
+
+
+class ScheduleSpec(_Model):
+    schedule: Name
+    open: Destination | None = None
+    closed: Destination
+    #: Where holidays go; defaults to ``closed``.
+    holiday: Destination | None = None
+
+
+class ScheduleStep(_Model):
+    check_schedule: ScheduleSpec
+
+
+class TransferStep(_Model):
+    transfer: Destination
+
+
+class MenuStep(_Model):
+    menu: Name
+
+
+class GotoStep(_Model):
+    goto: Name
+
+
+class HangupStep(_Model):
+    hangup: Literal[True] | HangupDest
+
+
+STEP_KINDS: tuple[str, ...] = (
+    "play", "set_language", "collect", "lookup", "branch", "check_schedule", "transfer",
+    "menu", "goto", "hangup",
+)
+
+Step = Annotated[
+    Union[
+        Annotated[PlayStep, Tag("play")],
+        Annotated[SetLanguageStep, Tag("set_language")],
+        Annotated[CollectStep, Tag("collect")],
+        Annotated[LookupStep, Tag("lookup")],
+        Annotated[BranchStep, Tag("branch")],
+        Annotated[ScheduleStep, Tag("check_schedule")],
+        Annotated[TransferStep, Tag("transfer")],
+        Annotated[MenuStep, Tag("menu")],
+        Annotated[GotoStep, Tag("goto")],
+        Annotated[HangupStep, Tag("hangup")],
+    ],
+    Discriminator(
+        _one_key_tag(STEP_KINDS),
+        custom_error_type="step",
+        custom_error_message="expected a step: one of the keys " + ", ".join(STEP_KINDS),
+    ),
+]
+
+#: Steps after which nothing else in the flow runs.
+TERMINAL_STEPS = (TransferStep, MenuStep, GotoStep, HangupStep)
+
+
+class Flow(_Model):
+    description: str = ""
+    steps: Annotated[tuple[Step, ...], Field(min_length=1, max_length=100)]
+
+
+# -- menus -------------------------------------------------------------------
+
+class Menu(_Model):
+    """A native-dialplan IVR menu: prompts, one-key options, retries."""
+
+    description: str = ""
+    prompts: Prompts
+    options: dict[MenuKey, Destination] = Field(min_length=1)
+    #: Seconds to wait for a key after the prompts.
+    timeout: float = Field(5.0, gt=0, le=60)
+    #: Invalid keys plus timeouts allowed before ``on_exhausted``.
+    max_retries: int = Field(3, ge=1, le=10)
+    invalid_prompts: Prompts = ("pbx-invalid",)
+    timeout_prompts: Prompts = ()
+    exhausted_prompts: Prompts = ("vm-goodbye",)
+    #: Where an invalid key goes at once instead of retrying.
+    on_invalid: Destination | None = None
+    #: Where a timeout goes at once instead of retrying.
+    on_timeout: Destination | None = None
+    on_exhausted: Destination = HangupDest()
+
+    _norm = field_validator("prompts", "invalid_prompts", "timeout_prompts",
+                            "exhausted_prompts", mode="before")(_prompts)
+
+
+# -- schedules ---------------------------------------------------------------
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _parse_hhmm(text: str) -> dt.time:
+    m = re.fullmatch(r"([01][0-9]|2[0-3]):([0-5][0-9])|(24):(00)", text)
+    if not m:
+        raise ValueError(f"invalid time {text!r}: expected HH:MM")
+    if m.group(3):
+        return dt.time(23, 59, 59, 999999)
+    return dt.time(int(m.group(1)), int(m.group(2)))
+
+
+class TimeRange(_Model):
+    start: dt.time
+    end: dt.time
+
+    def contains(self, t: dt.time) -> bool:
+        return self.start <= t < self.end
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end == dt.time(23, 59, 59, 999999) else self.end.strftime("%H:%M")
+        return f"{self.start.strftime('%H:%M')}-{end}"
+
+
+def _parse_ranges(value: Any) -> Any:
+    """``"08:00-12:00, 13:00-18:00"`` -> TimeRanges; ``closed`` -> none."""
+    if not isinstance(value, str):
+        return value
+    if value.strip() == "closed":
+        return ()
+    out = []
+    for part in value.split(","):
+        start, sep, end = part.strip().partition("-")
+        if not sep:
+            raise ValueError(f"invalid time range {part.strip()!r}: expected HH:MM-HH:MM")
+        s, e = _parse_hhmm(start.strip()), _parse_hhmm(end.strip())
+        if e <= s:
+            raise ValueError(f"time range {part.strip()!r} ends before it starts")
+        out.append(TimeRange(start=s, end=e))
+    return tuple(out)
+
+
+Ranges = Annotated[tuple[TimeRange, ...], Field(max_length=8)]
+
+
+def _parse_date(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"invalid date {value!r}: expected YYYY-MM-DD") from None
+    return value
+
+
+class Holiday(_Model):
+    """Closed all day, from ``date`` to ``until`` inclusive."""
+
+    date: dt.date
+    until: dt.date | None = None
+    name: str = ""
+
+    _dates = field_validator("date", "until", mode="before")(_parse_date)
+
+    @property
+    def last(self) -> dt.date:
+        return self.until or self.date
+
+    @model_validator(mode="after")
+    def _order(self) -> "Holiday":
+        if self.until is not None and self.until < self.date:
+            raise ValueError(f"holiday ends ({self.until}) before it starts ({self.date})")
+        return self
+
+
+class SpecialDay(_Model):
+    """A day with other hours than the weekly ones (e.g. Christmas Eve)."""
+
+    date: dt.date
+    hours: Ranges
+    name: str = ""
+
+    _date = field_validator("date", mode="before")(_parse_date)
+    _hours = field_validator("hours", mode="before")(_parse_ranges)
+
+
+class Schedule(_Model):
+    #: IANA time zone; defaults to ``settings.timezone``.
+    timezone: str | None = None
+    #: Weekly hours by day or day range (``mon-fri``), ``closed`` allowed.
+    hours: dict[str, Ranges]
+    holidays: tuple[Holiday, ...] = ()
+    special_days: tuple[SpecialDay, ...] = ()
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: _parse_ranges(v) for k, v in value.items()}
+
+    @field_validator("hours")
+    @classmethod
+    def _days(cls, value: dict[str, Ranges]) -> dict[str, Ranges]:
+        for key in value:
+            expand_days(key)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_timezone(value)
+        return value
+
+    def weekly(self) -> dict[int, tuple[TimeRange, ...]]:
+        """Weekday (0 = Monday) -> ranges, day ranges expanded."""
+        out: dict[int, tuple[TimeRange, ...]] = {}
+        for key, ranges in self.hours.items():
+            for day in expand_days(key):
+                out[day] = out.get(day, ()) + tuple(ranges)
+        return out
+
+
+def expand_days(key: str) -> list[int]:
+    """``mon-fri`` -> [0..4]; ``sat`` -> [5]; ``fri-mon`` wraps."""
+    first, sep, last = key.partition("-")
+    if first not in _DAYS or (sep and last not in _DAYS):
+        raise ValueError(
+            f"invalid day {key!r}: expected a day or range of {', '.join(_DAYS)} (e.g. mon-fri)"
+        )
+    a = _DAYS.index(first)
+    b = _DAYS.index(last) if sep else a
+    return [(a + i) % 7 for i in range(((b - a) % 7) + 1)]
+
+
+def check_timezone(name: str) -> None:
+    if name not in _zones():
+        raise ValueError(f"unknown time zone {name!r} (expected an IANA name such as "
+                         "America/New_York)")
+    try:
+        ZoneInfo(name)
+    except ZoneInfoNotFoundError:
+        raise ValueError(f"time zone {name!r} is not installed") from None
+
+
+_ZONES: set[str] = set()
+
+
+def _zones() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+    return _ZONES
+
+
+# -- data dips, queues, agents -----------------------------------------------
+
+class DatabaseLookup(_Model):
+    """Look up an account in the call center's database."""
+
+    source: Literal["database"]
+    by: Literal["account_number", "phone"]
+
+
+class HttpLookup(_Model):
+    """GET a URL with the key; 200 + JSON object = found, 404 = not found."""
+
+    source: Literal["http"]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+\{value\}[^\s]*$")]
+    timeout: float = Field(2.0, gt=0, le=10)
+
+
+class AgiLookup(_Model):
+    """Run an AGI script of ``agi_scripts/`` that sets CC_LOOKUP_STATUS."""
+
+    source: Literal["agi"]
+    script: Name
+
+
+Lookup = Annotated[Union[DatabaseLookup, HttpLookup, AgiLookup], Field(discriminator="source")]
+
+
+class Queue(_Model):
+    description: str = ""
+    skills: tuple[Name, ...] = ()
+    #: Base priority of calls in this queue (VIP rules add to it).
+    priority: int = Field(0, ge=0, le=100)
+    #: Where a call goes when the queue router is not running.
+    fallback: Destination = HangupDest(cause=34)
+
+
+class Agent(_Model):
+    name: str = ""
+    extension: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,10}$")]
+    #: Skill -> level 1..10.
+    skills: dict[Name, Annotated[int, Field(ge=1, le=10)]] = {}
+    languages: tuple[Language, ...] = ()
+
+
+class Voicemail(_Model):
+    mailbox: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,10}$")]
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 ._'-]{1,60}$")]
+    #: Prompt played before the beep; the mailbox's own greeting if unset.
+    greeting: Literal["unavailable", "busy", "none"] = "unavailable"
+
+
+class CallerIdRule(_Model):
+    """Match the caller's number at entry: VIPs get priority, blocked are rejected."""
+
+    name: Name
+    #: Exact numbers, compared on digits only (``+1 555-0100`` = ``15550100``).
+    numbers: tuple[Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ()-]{2,30}$")],
+                   ...] = ()
+    #: Number prefixes, digits only.
+    prefixes: tuple[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}$")], ...] = ()
+    priority: int | None = Field(None, ge=1, le=100)
+    block: bool = False
+    #: Where matched callers go instead of the entry point's flow.
+    destination: Destination | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "CallerIdRule":
+        if not (self.numbers or self.prefixes):
+            raise ValueError("a caller ID rule needs numbers or prefixes")
+        if self.priority is None and not self.block and self.destination is None:
+            raise ValueError("a caller ID rule needs priority, block or destination")
+        return self
+
+    def digits(self) -> tuple[str, ...]:
+        return tuple(re.sub(r"[^0-9]", "", n) for n in self.numbers)
+
+
+class EntryPoint(_Model):
+    """Numbers dialled into the call center (DIDs / extensions) and their flow."""
+
+    description: str = ""
+    numbers: Annotated[tuple[Number, ...], Field(min_length=1)]
+    flow: Name
+    language: Language | None = None
+
+
+# -- settings ----------------------------------------------------------------
+
+class FastAGISettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(4573, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", value):
+            raise ValueError(f"invalid host {value!r}")
+        return value
+
+
+class Settings(_Model):
+    timezone: str = "UTC"
+    language: Language = "en"
+    fastagi: FastAGISettings = FastAGISettings()
+    #: Stasis application of the queue router.
+    queue_app: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = "cc-queue"
+    #: Context holding agent extensions; point it at your PBX's internal context.
+    extensions_context: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = (
+        "cc-extensions"
+    )
+    #: PJSIP endpoint used for external transfers.
+    outbound_trunk: Name | None = None
+    #: Context the inbound SIP traffic lands in.
+    entry_context: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = (
+        "cc-entry"
+    )
+    #: Networks (CIDR) whose SIP INVITEs are accepted as inbound callers.
+    inbound_sip_peers: tuple[Annotated[str, StringConstraints(
+        pattern=r"^[0-9.]{7,15}(/[0-9]{1,2})?$")], ...] = ("127.0.0.1/32",)
+    #: Prompts played before hanging up when something goes wrong.
+    failure_prompts: Prompts = ("tt-somethingwrong",)
+
+    _tz = field_validator("timezone")(lambda v: (check_timezone(v), v)[1])
+    _norm = field_validator("failure_prompts", mode="before")(_prompts)
+
+
+class CallCenterConfig(_Model):
+    settings: Settings = Settings()
+    entry_points: dict[Name, EntryPoint] = Field(min_length=1)
+    caller_id_rules: tuple[CallerIdRule, ...] = ()
+    flows: dict[Name, Flow] = Field(min_length=1)
+    menus: dict[Name, Menu] = {}
+    schedules: dict[Name, Schedule] = {}
+    lookups: dict[Name, Lookup] = {}
+    skills: tuple[Name, ...] = ()
+    queues: dict[Name, Queue] = {}
+    agents: dict[Name, Agent] = {}
+    voicemail: dict[Name, Voicemail] = {}

@@ -1,0 +1,1 @@
+"""Pure logic of call flows shared by the FastAGI scripts and the simulator."""

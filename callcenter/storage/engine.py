@@ -1,0 +1,129 @@
+"""Async engine and session factory: SQLite by default, PostgreSQL when configured.
+
+SQLite is tuned on every new connection (a ``connect`` event listener), because its
+settings are per connection, not per file:
+
+* ``journal_mode=WAL``: wallboard reads don't block the call-flow writes and vice versa.
+* ``foreign_keys=ON``: SQLite ignores ``REFERENCES`` unless told otherwise.
+* ``busy_timeout``: a writer waits for another writer's lock instead of failing at once.
+* **Real transactions**: the Python ``sqlite3`` driver (under aiosqlite) only emits
+  ``BEGIN`` before DML and never before DDL, so a migration could stop half-applied and
+  ``SAVEPOINT`` misbehaves. SQLAlchemy's documented recipe turns the driver's transaction
+  handling off and emits ``BEGIN`` itself, giving SQLite the same transaction semantics as
+  PostgreSQL, DDL included.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+__all__ = [
+    "DEFAULT_SQLITE_FILENAME",
+    "default_sqlite_url",
+    "make_engine",
+    "make_sessionmaker",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SQLITE_FILENAME = "callcenter.sqlite3"
+
+# A bare dialect name picks a synchronous driver, which create_async_engine rejects with an
+# unhelpful message; map it to the async driver this package supports.
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def default_sqlite_url(state_dir: Path) -> str:
+    """URL of the SQLite database file in *state_dir* (``<state_dir>/callcenter.sqlite3``).
+
+    The path is made absolute so the URL means the same thing whatever the working
+    directory of the process that opens it. *state_dir* must exist before the engine
+    connects (SQLite creates the file, not its directory).
+    """
+    return f"sqlite+aiosqlite:///{Path(state_dir).resolve() / DEFAULT_SQLITE_FILENAME}"
+
+
+def _async_url(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in _ASYNC_DRIVERS:
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[parsed.drivername])
+    return parsed
+
+
+def make_engine(
+    url: str,
+    *,
+    foreign_keys: bool = True,
+    busy_timeout_ms: int = 5000,
+    echo: bool = False,
+) -> AsyncEngine:
+    """Create the async engine for *url* (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
+
+    Args:
+        url: database URL; ``sqlite://`` and ``postgresql://`` get their async driver.
+        foreign_keys: SQLite only. Migrations turn enforcement off, because rebuilding a
+            table (Alembic's batch mode) drops it, and with enforcement on that drop
+            cascades to the rows that reference it. Keep the default everywhere else.
+        busy_timeout_ms: SQLite only: how long a connection waits for a lock.
+        echo: log every SQL statement (debugging).
+
+    The caller owns the engine and must ``await engine.dispose()`` when done.
+    """
+    parsed = _async_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "postgresql":
+        # A long-running service outlives database restarts and idle-connection reapers.
+        kwargs["pool_pre_ping"] = True
+    engine = create_async_engine(parsed, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine, foreign_keys=foreign_keys, busy_timeout_ms=busy_timeout_ms)
+    log.debug("storage engine for %s", engine.url.render_as_string(hide_password=True))
+    return engine
+
+
+def _tune_sqlite(
+    engine: AsyncEngine, *, foreign_keys: bool, busy_timeout_ms: int
+) -> None:
+    """Install the per-connection SQLite settings described in the module docstring."""
+    foreign_keys_value = "ON" if foreign_keys else "OFF"
+    busy_timeout = int(busy_timeout_ms)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # The driver must not manage transactions itself (see "_on_begin").
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # PRAGMA foreign_keys is a no-op inside a transaction: set it first.
+            cursor.execute(f"PRAGMA foreign_keys={foreign_keys_value}")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL is durable against application crashes and much faster
+            # than FULL; only a power loss can lose the last commits.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Session factory for *engine*.
+
+    ``expire_on_commit=False``: after a commit, reading an attribute of an expired object
+    would need I/O, which asyncio cannot do implicitly; objects keep their loaded values.
+    """
+    return async_sessionmaker(engine, expire_on_commit=False)

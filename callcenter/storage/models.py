@@ -1,0 +1,343 @@
+"""Database tables of the contact center, as SQLAlchemy 2.0 declarative models.
+
+Design choices that later issues build on (add columns, don't rework):
+
+* **Constraint names are fixed by a naming convention** on the shared ``MetaData``.
+  Alembic can only drop or alter a constraint it can name; without a convention SQLite
+  leaves them anonymous and PostgreSQL invents its own, so a migration written on one
+  database would not run on the other.
+* **Enumerations are stored as plain ``VARCHAR`` without a database CHECK.** The Python
+  ``StrEnum`` (``validate_strings=True``) rejects unknown values on write, so adding a
+  member (say a new ``CallEventKind``) needs no migration and no SQLite table rebuild.
+* **Every timestamp is a timezone-aware UTC ``datetime``** (:class:`UTCDateTime`). SQLite
+  has no timezone type and hands back naive values; the type decorator re-attaches UTC on
+  the way out and refuses naive values on the way in, so local-time bugs fail at once
+  instead of skewing reports by an hour twice a year.
+* **Defaults live in Python**, not in the database, so the ORM objects carry their values
+  before a flush and SQLite and PostgreSQL behave the same.
+* **Phone numbers are stored in one canonical form**, ``+`` followed by digits only
+  (:func:`normalise_phone`), enforced by a validator on :attr:`Account.phone`. A caller-ID
+  lookup is then an indexed equality match instead of a scan with string functions.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    mapped_column,
+    relationship,
+    validates,
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Account",
+    "AccountStatus",
+    "Base",
+    "Call",
+    "CallEvent",
+    "CallEventKind",
+    "DestinationKind",
+    "UTCDateTime",
+    "normalise_phone",
+    "parse_account_number",
+    "parse_language",
+    "utcnow",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint and index names, identical on SQLite and PostgreSQL (and below PostgreSQL's
+63-character identifier limit for the names used here)."""
+
+ACCOUNT_NUMBER_MAX = 32
+NAME_MAX = 200
+PHONE_MAX = 32
+LANGUAGE_MAX = 16
+ENUM_MAX = 32
+
+_PHONE_ALLOWED = re.compile(r"^\+?[0-9 ().\-]+$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: the default of every timestamp column."""
+    return datetime.now(UTC)
+
+
+def normalise_phone(raw: str | None) -> str | None:
+    """Return *raw* as ``+`` and its digits only, or ``None`` when it holds no number.
+
+    Punctuation people and CRMs put in numbers (spaces, ``-``, ``.``, parentheses) and a
+    leading ``+`` are dropped, so ``"+1 (555) 123-0001"``, ``"15551230001"`` and
+    ``"+15551230001"`` all become ``"+15551230001"``. Asterisk's ``CALLERID(num)`` arrives
+    with or without the ``+`` depending on the trunk, which is why the ``+`` does not count.
+
+    No dialling-plan logic is applied: a national ``5551230001`` does not match the
+    international ``+15551230001``, and an ``00`` international prefix is kept as digits.
+    Configure the trunk (or the dialplan) to deliver caller ID in E.164.
+
+    Raises:
+        ValueError: *raw* contains letters or other characters (``"anonymous"``,
+            ``"555-CALL"``), which would otherwise silently collapse to a wrong number.
+    """
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text:
+        return None
+    if not _PHONE_ALLOWED.match(text):
+        raise ValueError(f"expected a phone number like +15551230001, got {raw!r}")
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        raise ValueError(f"expected a phone number like +15551230001, got {raw!r}")
+    if len(digits) + 1 > PHONE_MAX:
+        raise ValueError(f"expected at most {PHONE_MAX - 1} digits, got {raw!r}")
+    return "+" + digits
+
+
+def parse_account_number(raw: str) -> str:
+    """Return the account number with surrounding blanks removed.
+
+    Account numbers are digit strings, never integers: callers key them on a DTMF pad, and
+    leading zeros (``"007"``) are significant.
+
+    Raises:
+        ValueError: empty, too long, or not digits only.
+    """
+    text = raw.strip()
+    if not text or not text.isascii() or not text.isdigit():
+        raise ValueError(f"expected digits only, got {raw!r}")
+    if len(text) > ACCOUNT_NUMBER_MAX:
+        raise ValueError(f"expected at most {ACCOUNT_NUMBER_MAX} digits, got {raw!r}")
+    return text
+
+
+def parse_language(raw: str | None) -> str | None:
+    """Return a language tag (``"en"``, ``"es"``, ``"pt_BR"``) or ``None`` when blank.
+
+    The tag becomes the channel's ``CHANNEL(language)``, which picks the directory Asterisk
+    plays prompts from (``sounds/es/...``), so it must look like one.
+
+    Raises:
+        ValueError: not a language tag (``"English"``, ``"e"``).
+    """
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text:
+        return None
+    if len(text) > LANGUAGE_MAX or not _LANGUAGE.match(text):
+        raise ValueError(f"expected a language code like 'en' or 'es', got {raw!r}")
+    return text
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always yields aware UTC datetimes.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores text without an offset. Values are
+    converted to UTC before they are written, so both databases hold UTC, and the offset is
+    re-attached when SQLite returns a naive value.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise ValueError(
+                f"naive datetime {value!r}: pass a timezone-aware datetime"
+            )
+        return value.astimezone(UTC)
+
+    def process_result_value(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _str_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
+    """A VARCHAR column holding the enum's *values*, validated in Python only (see module doc)."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        validate_strings=True,
+        length=ENUM_MAX,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+# Surrogate keys of the high-volume tables: BIGINT on PostgreSQL, but SQLite only makes
+# "INTEGER PRIMARY KEY" an alias of its rowid (auto-increment), so keep INTEGER there.
+_BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+# JSONB on PostgreSQL (indexable, compact); JSON stored as text on SQLite.
+_JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base; its ``metadata`` is what migrations are compared against."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AccountStatus(enum.StrEnum):
+    """Whether the IVR serves the account normally."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class DestinationKind(enum.StrEnum):
+    """Where an inbound call finally went, for reporting."""
+
+    QUEUE = "queue"
+    EXTENSION = "extension"
+    EXTERNAL = "external"
+    VOICEMAIL = "voicemail"
+    HANGUP = "hangup"
+
+
+class CallEventKind(enum.StrEnum):
+    """What happened to a call in the call flow (one :class:`CallEvent` each)."""
+
+    MENU = "menu"
+    COLLECT = "collect"
+    LOOKUP = "lookup"
+    TRANSFER = "transfer"
+    HANGUP = "hangup"
+
+
+class Account(Base):
+    """A customer, found by the IVR's data dip from caller ID or keyed digits."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_number: Mapped[str] = mapped_column(String(ACCOUNT_NUMBER_MAX), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    phone: Mapped[str | None] = mapped_column(String(PHONE_MAX), index=True)
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_MAX))
+    vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[AccountStatus] = mapped_column(
+        _str_enum(AccountStatus, "account_status"), default=AccountStatus.ACTIVE
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("account_number")
+    def _validate_account_number(self, key: str, value: str) -> str:
+        return parse_account_number(value)
+
+    @validates("phone")
+    def _validate_phone(self, key: str, value: str | None) -> str | None:
+        return normalise_phone(value)
+
+    @validates("language")
+    def _validate_language(self, key: str, value: str | None) -> str | None:
+        return parse_language(value)
+
+    def __repr__(self) -> str:
+        return f"Account(id={self.id!r}, account_number={self.account_number!r})"
+
+
+class Call(Base):
+    """One inbound call, keyed by the Asterisk channel's ``UNIQUEID``.
+
+    ``events`` and ``account`` use ``lazy="raise"``: under asyncio an implicit lazy load
+    cannot run, so ask for them explicitly (``selectinload(Call.events)``).
+    """
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    entry_point: Mapped[str] = mapped_column(String(64))
+    caller_id_num: Mapped[str | None] = mapped_column(String(64))
+    caller_id_name: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, index=True
+    )
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    final_destination_kind: Mapped[DestinationKind | None] = mapped_column(
+        _str_enum(DestinationKind, "destination_kind")
+    )
+    final_destination: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_MAX))
+    # Call history outlives the customer record: deleting an account keeps its calls.
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+
+    account: Mapped[Account | None] = relationship(lazy="raise")
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="call",
+        lazy="raise",
+        order_by="(CallEvent.at, CallEvent.id)",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"Call(id={self.id!r}, uniqueid={self.uniqueid!r})"
+
+
+class CallEvent(Base):
+    """One step of a call through the flow: a menu choice, digits collected, a lookup..."""
+
+    __tablename__ = "call_events"
+    # Events are always read per call in time order; this index serves both the foreign
+    # key and that ORDER BY.
+    __table_args__ = (Index("ix_call_events_call_id_at", "call_id", "at"),)
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[CallEventKind] = mapped_column(
+        _str_enum(CallEventKind, "call_event_kind")
+    )
+    name: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(_JSONDocument)
+
+    call: Mapped[Call] = relationship(back_populates="events", lazy="raise")
+
+    def __repr__(self) -> str:
+        return (
+            f"CallEvent(id={self.id!r}, call_id={self.call_id!r}, kind={self.kind!r})"
+        )

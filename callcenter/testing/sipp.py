@@ -1,0 +1,186 @@
+"""Real SIP callers for tests and benchmarks, played by sipp.
+
+sipp (Debian's ``sip-tester``) places a real call: INVITE with SDP offering
+PCMU and RFC 2833 telephone-events, ACK, then DTMF as RTP events by playing
+the ``dtmf_2833_<digit>.pcap`` captures Debian ships with sipp, each after a
+pause, then waits for Asterisk to hang up (or hangs up itself after
+``hold_ms``). Everything stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+__all__ = ["Caller", "Keypress", "SippError", "SippResult", "build_scenario", "run_call",
+           "PCAP_DIR"]
+
+PCAP_DIR = Path("/usr/share/sip-tester")
+_PCAP_NAMES = {"*": "star", "#": "pound"}
+
+
+class SippError(RuntimeError):
+    """sipp is missing or could not run."""
+
+
+@dataclass(frozen=True)
+class Keypress:
+    """Press ``key`` ``delay_ms`` after the previous key (or after the ACK)."""
+
+    key: str
+    delay_ms: int
+
+
+@dataclass(frozen=True)
+class Caller:
+    number: str  # dialled number (Request-URI user)
+    caller_id: str = "15550001111"
+    keys: tuple[Keypress, ...] = ()
+    #: After the last key: wait this long for Asterisk's BYE, then hang up ourselves.
+    hold_ms: int = 15000
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    #: True when the call ended with a BYE from Asterisk; False when we hung up.
+    remote_hangup: bool = False
+    messages: list[str] = field(default_factory=list)
+
+
+def _pcap(key: str) -> Path:
+    path = PCAP_DIR / f"dtmf_2833_{_PCAP_NAMES.get(key, key)}.pcap"
+    if not path.exists():
+        raise SippError(f"no DTMF capture for key {key!r} at {path}: install sip-tester")
+    return path
+
+
+def build_scenario(caller: Caller) -> str:
+    """The sipp XML scenario for one call."""
+    from_user = escape(caller.caller_id)
+    keys = "".join(
+        f'  <pause milliseconds="{k.delay_ms}"/>\n'
+        f'  <nop><action><exec play_pcap_audio="{_pcap(k.key)}"/></action></nop>\n'
+        for k in caller.keys
+    )
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callcenter caller">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Test" <sip:{from_user}@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:{from_user}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Test" <sip:{from_user}@[local_ip]:[local_port]>;tag=[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:{from_user}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+{keys}  <recv request="BYE" timeout="{caller.hold_ms}" ontimeout="local_bye"/>
+  <send next="done">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <label id="local_bye"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Test" <sip:{from_user}@[local_ip]:[local_port]>;tag=[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:{from_user}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <label id="done"/>
+</scenario>
+"""
+
+
+async def run_call(
+    caller: Caller,
+    *,
+    sip_port: int,
+    local_port: int,
+    media_port: int,
+    timeout: float = 120.0,
+) -> SippResult:
+    """Place one real SIP call with sipp and wait for it to end."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        raise SippError("sipp not found: apt-get install sip-tester")
+    with tempfile.TemporaryDirectory(prefix="cc-sipp-") as tmp:
+        scenario = Path(tmp) / "caller.xml"
+        scenario.write_text(build_scenario(caller))
+        trace = Path(tmp) / "messages.log"
+        proc = await asyncio.create_subprocess_exec(
+            sipp, f"127.0.0.1:{sip_port}",
+            "-sf", str(scenario), "-s", caller.number,
+            "-i", "127.0.0.1", "-p", str(local_port),
+            "-mi", "127.0.0.1", "-mp", str(media_port),
+            "-m", "1", "-l", "1", "-nostdin", "-trace_msg", "-message_file", str(trace),
+            "-timeout", f"{int(timeout)}s", "-timeout_error",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL, cwd=tmp,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout + 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        text = trace.read_text(errors="replace") if trace.exists() else ""
+    messages = [m.strip() for m in re.split(r"-{20,}.*?\n", text) if m.strip()]
+    remote_bye = any(re.search(r"^\s*BYE sip:", m, re.M) and "received" in m.lower()
+                     for m in re.split(r"\n(?=-{5,})", text))
+    return SippResult(proc.returncode or 0, out.decode(errors="replace"),
+                      err.decode(errors="replace"), remote_bye, messages)
