@@ -208,6 +208,7 @@ class _Renderer:
                 c.comments.append(ep.description)
             e = c.ext("s")
             e.add(f"NoOp(callcenter entry {name} from {_filtered_caller()})")
+            e.add("Answer()")
             e.add(f"Set(CHANNEL(language)={ep.language or s.language})")
             e.add(f"Set({V.ENTRY}={name})")
             e.add(f"Set({V.PRIORITY}=0)")
@@ -265,7 +266,7 @@ class _Renderer:
             return f"{ext_name},1"
 
         for i, step in enumerate(flow.steps):
-            main.add(f"NoOp(step {i + 1}: {type(step).__name__.removesuffix('Step').lower()})")
+            main.add(f"NoOp(step {i + 1}: {next(iter(type(step).model_fields))})")
             match step:
                 case PlayStep(play=prompts):
                     main.add(f"Playback({'&'.join(prompts)})")

@@ -39,7 +39,9 @@ class ConfigError:
     message: str
 
     def __str__(self) -> str:
-        where = self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
+        where = (
+            self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
+        )
         if self.path:
             return f"{where}: {self.path}: {self.message}"
         return f"{where}: {self.message}"

@@ -55,7 +55,8 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    # Numbers an admin writes unquoted (extension: 1001) are dial strings.
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
 
 # -- alphabets ---------------------------------------------------------------
@@ -141,8 +142,8 @@ def _one_key_tag(kinds: tuple[str, ...]) -> Any:
         if isinstance(value, BaseModel):
             return next((k for k in kinds if k in type(value).model_fields), None)
         if isinstance(value, dict):
-            present = [k for k in kinds if k in value]
-            return present[0] if len(present) == 1 else None
+            # First known key wins, so {menu: a, flow: b} reports "unknown key 'flow'".
+            return next((k for k in kinds if k in value), None)
         return None
 
     return tag

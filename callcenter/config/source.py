@@ -31,8 +31,10 @@ over later ones. Values taken from an alias or a merge are located where the anc
 them. Alias expansion is capped (:data:`MAX_ALIAS_NODES`) against "billion laughs" documents,
 and every file is capped at :data:`MAX_FILE_BYTES`.
 
-The pure-Python PyYAML parser is used, not libyaml: its error messages and positions are the
-same on every installation, and config files are small.
+Only PyYAML's composer is used (the node graph, with positions); construction is ours. The
+libyaml composer is used when installed, as it is five times faster and gives the same nodes
+and positions; a document it rejects is parsed again by the pure-Python parser, so error
+messages are the same on every installation.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ALIAS_NODES = 100_000
 """Most values a file may produce through aliases and merges, beyond those written out."""
 
-_PLAIN_TAG = "tag:callcenter,2026:plain"  # an untagged plain scalar, typed by _plain_value()
+# An untagged plain scalar, typed by _plain_value().
+_PLAIN_TAG = "tag:callcenter,2026:plain"
 _STR_TAG = "tag:yaml.org,2002:str"  # quoted and block scalars, and explicit !!str
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -75,8 +78,7 @@ _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUES = frozenset({"true", "True", "TRUE"})
 _FALSES = frozenset({"false", "False", "FALSE"})
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
-_OCTAL = re.compile(r"0o[0-7]+")
-_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_OCTAL_OR_HEX = re.compile(r"0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
 _NAN = re.compile(r"\.(nan|NaN|NAN)")
@@ -110,17 +112,19 @@ class SourceMap:
     def locate(self, path: ConfigPath) -> Position:
         """Position of the value at ``path``, or of its deepest ancestor present in the data."""
         path = tuple(path)
-        for depth in range(len(path), -1, -1):
+        for depth in range(len(path), 0, -1):
             position = self._values.get(path[:depth])
             if position is not None:
                 return position
-        raise AssertionError("the root position is always recorded")
+        return self._values[()]
 
     def locate_key(self, path: ConfigPath) -> Position:
         """Position of the mapping key at ``path``; :meth:`locate` when ``path`` is no key."""
         return self._keys.get(tuple(path)) or self.locate(path)
 
-    def _add(self, path: ConfigPath, value: Position, key: Position | None = None) -> None:
+    def _add(
+        self, path: ConfigPath, value: Position, key: Position | None = None
+    ) -> None:
         self._values[path] = value
         if key is not None:
             self._keys[path] = key
@@ -131,23 +135,60 @@ class SourceMap:
         Paths under a prefix in ``skip`` (entries dropped as duplicates) and the other file's
         root are left out.
         """
-        for table, other_table in ((self._values, other._values), (self._keys, other._keys)):
+        for table, other_table in (
+            (self._values, other._values),
+            (self._keys, other._keys),
+        ):
             for path, position in other_table.items():
                 if path and path[:1] not in skip and path[:2] not in skip:
                     table.setdefault(path, position)
 
 
-class _Loader(yaml.SafeLoader):
-    """Composes the node tree only; every untagged plain scalar gets :data:`_PLAIN_TAG`.
+class _PlainScalars:
+    """Loader mixin giving every untagged plain scalar :data:`_PLAIN_TAG`.
 
     PyYAML's resolver implements YAML 1.1 (``yes`` is true, ``1:30`` is 5400); tagging plain
     scalars ourselves lets :func:`_plain_value` apply the rules in the module docstring.
     """
 
-    def resolve(self, kind: type[Node], value: str | None, implicit: tuple[bool, bool]) -> str:
+    def resolve(
+        self, kind: type[Node], value: str | None, implicit: tuple[bool, bool]
+    ) -> str:
         if kind is ScalarNode and implicit[0]:
             return _PLAIN_TAG
-        return super().resolve(kind, value, implicit)
+        return super().resolve(kind, value, implicit)  # type: ignore[misc]
+
+
+class _Loader(_PlainScalars, yaml.SafeLoader):
+    """The pure-Python composer: always available, and the one whose errors are reported."""
+
+
+_FAST_LOADER: type[_PlainScalars] | None = (
+    type("_FastLoader", (_PlainScalars, yaml.CSafeLoader), {})
+    if getattr(yaml, "__with_libyaml__", False)
+    else None
+)
+
+
+def _compose(text: str) -> Node | None:
+    """The document's node graph, ``None`` for an empty document.
+
+    libyaml first when installed; if it rejects the text, the pure-Python parser runs again
+    and raises its own error, so messages do not depend on the installation.
+    """
+    if _FAST_LOADER is not None:
+        fast = _FAST_LOADER(text)
+        try:
+            return fast.get_single_node()
+        except yaml.YAMLError:
+            pass  # reported by the pure-Python parser below
+        finally:
+            fast.dispose()
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 class _TooManyAliases(Exception):
@@ -171,10 +212,8 @@ def _plain_value(text: str) -> Any:
         if text.startswith("+") or (len(digits) > 1 and digits.startswith("0")):
             return text
         return int(text)
-    if _OCTAL.fullmatch(text):
-        return int(text[2:], 8)
-    if _HEX.fullmatch(text):
-        return int(text[2:], 16)
+    if _OCTAL_OR_HEX.fullmatch(text):
+        return int(text, 0)
     if _FLOAT.fullmatch(text):
         return float(text)
     if _INF.fullmatch(text):
@@ -198,18 +237,29 @@ class _Builder:
         self._errors = errors
         self._seen: set[int] = set()
         self._building: set[int] = set()
+        self._duplicates: set[int] = (
+            set()
+        )  # key nodes reported, once even if merged often
         self._expanded = 0
 
     def position(self, node: Node) -> Position:
-        return Position(self._file, node.start_mark.line + 1, node.start_mark.column + 1)
+        return Position(
+            self._file, node.start_mark.line + 1, node.start_mark.column + 1
+        )
 
     def error(self, node: Node, path: ConfigPath, message: str) -> None:
         line, column = self.position(node)[1:]
-        self._errors.append(ConfigError(self._file, line, column, format_path(path), message))
+        self._errors.append(
+            ConfigError(self._file, line, column, format_path(path), message)
+        )
 
     def build(self, node: Node, path: ConfigPath) -> Any:
         if id(node) in self._building:
-            self.error(node, path, "alias refers to the node that contains it (recursive alias)")
+            self.error(
+                node,
+                path,
+                "alias refers to the node that contains it (recursive alias)",
+            )
             return None
         if id(node) in self._seen:
             self._charge(node, 1)
@@ -234,7 +284,11 @@ class _Builder:
         if node.tag == _PLAIN_TAG:
             return _plain_value(node.value)
         if node.tag != _STR_TAG:
-            self.error(node, path, f"unsupported tag {_short_tag(node.tag)} (only !!str is allowed)")
+            self.error(
+                node,
+                path,
+                f"unsupported tag {_short_tag(node.tag)} (only !!str is allowed)",
+            )
         return node.value
 
     def _sequence(self, node: SequenceNode, path: ConfigPath) -> list[Any]:
@@ -248,14 +302,20 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: ConfigPath) -> dict[str, Any]:
         if node.tag != _MAP_TAG:
-            self.error(node, path, f"unsupported tag {_short_tag(node.tag)} on a mapping")
+            self.error(
+                node, path, f"unsupported tag {_short_tag(node.tag)} on a mapping"
+            )
         result = {}
         for key, (key_node, value_node) in self._entries(node, path).items():
-            self._smap._add((*path, key), self.position(value_node), self.position(key_node))
+            self._smap._add(
+                (*path, key), self.position(value_node), self.position(key_node)
+            )
             result[key] = self.build(value_node, (*path, key))
         return result
 
-    def _entries(self, node: MappingNode, path: ConfigPath) -> dict[str, tuple[Node, Node]]:
+    def _entries(
+        self, node: MappingNode, path: ConfigPath
+    ) -> dict[str, tuple[Node, Node]]:
         """The mapping's entries by key, merge keys applied, duplicates reported and dropped."""
         written: dict[str, tuple[Node, Node]] = {}
         merged: dict[str, tuple[Node, Node]] = {}
@@ -270,14 +330,21 @@ class _Builder:
                     finally:
                         self._building.discard(id(source))
             elif not isinstance(key_node, ScalarNode):
-                self.error(key_node, path, "a mapping key must be a plain value, not a mapping or list")
-            elif key_node.value in written:
-                first = self.position(written[key_node.value][0])
                 self.error(
                     key_node,
                     path,
-                    f"duplicate key {key_node.value!r} (first defined at line {first.line})",
+                    "a mapping key must be a plain value, not a mapping or list",
                 )
+            elif key_node.value in written:
+                if id(key_node) not in self._duplicates:
+                    self._duplicates.add(id(key_node))
+                    first = self.position(written[key_node.value][0])
+                    self.error(
+                        key_node,
+                        path,
+                        f"duplicate key {key_node.value!r} "
+                        f"(first defined at line {first.line})",
+                    )
             else:
                 written[key_node.value] = (key_node, value_node)
         entries = {key: entry for key, entry in merged.items() if key not in written}
@@ -289,9 +356,15 @@ class _Builder:
         sources = []
         for source in node.value if isinstance(node, SequenceNode) else [node]:
             if not isinstance(source, MappingNode):
-                self.error(source, path, "merge key '<<' takes a mapping or a list of mappings")
+                self.error(
+                    source, path, "merge key '<<' takes a mapping or a list of mappings"
+                )
             elif id(source) in self._building:
-                self.error(source, path, "merge key '<<' refers to the mapping that contains it")
+                self.error(
+                    source,
+                    path,
+                    "merge key '<<' refers to the mapping that contains it",
+                )
             else:
                 sources.append(source)
         return sources
@@ -304,7 +377,9 @@ def _short_tag(tag: str) -> str:
 
 def _is_merge_key(node: Node) -> bool:
     """An unquoted ``<<`` key; a quoted ``"<<"`` is an ordinary key."""
-    return isinstance(node, ScalarNode) and node.tag == _PLAIN_TAG and node.value == "<<"
+    return (
+        isinstance(node, ScalarNode) and node.tag == _PLAIN_TAG and node.value == "<<"
+    )
 
 
 def _text_position(text: str, index: int) -> tuple[int, int]:
@@ -330,7 +405,9 @@ def _syntax_message(error: yaml.MarkedYAMLError) -> str:
     return f"{error.context}{where}, {problem}"
 
 
-def _parse(file: str, raw: bytes, errors: list[ConfigError]) -> tuple[Any, SourceMap] | None:
+def _parse(
+    file: str, raw: bytes, errors: list[ConfigError]
+) -> tuple[Any, SourceMap] | None:
     """Parse one file's bytes; ``None`` when it is unusable (errors already appended).
 
     Recoverable problems (duplicate keys, bad tags) are appended to ``errors`` and the data
@@ -346,22 +423,27 @@ def _parse(file: str, raw: bytes, errors: list[ConfigError]) -> tuple[Any, Sourc
         line = raw.count(b"\n", 0, exc.start) + 1
         line_start = raw.rfind(b"\n", 0, exc.start) + 1
         column = len(raw[line_start : exc.start].decode("utf-8")) + 1
-        fail(line, column, f"invalid UTF-8 byte 0x{raw[exc.start]:02x}; save the file as UTF-8")
+        fail(
+            line,
+            column,
+            f"invalid UTF-8 byte 0x{raw[exc.start]:02x}; save the file as UTF-8",
+        )
         return None
     smap = SourceMap(Position(file, 1, 1))
     try:
-        loader = _Loader(text)
-        try:
-            root = loader.get_single_node()
-        finally:
-            loader.dispose()
+        root = _compose(text)
         if root is None:
             return None, smap
-        smap._add((), Position(file, root.start_mark.line + 1, root.start_mark.column + 1))
+        smap._add(
+            (), Position(file, root.start_mark.line + 1, root.start_mark.column + 1)
+        )
         return _Builder(file, smap, errors).build(root, ()), smap
     except yaml.reader.ReaderError as exc:
         # Given a str, PyYAML reports the character as a code point.
-        fail(*_text_position(text, exc.position), f"character U+{exc.character:04X} is not allowed in YAML")
+        fail(
+            *_text_position(text, exc.position),
+            f"character U+{exc.character:04X} is not allowed in YAML",
+        )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
@@ -378,6 +460,15 @@ def _parse(file: str, raw: bytes, errors: list[ConfigError]) -> tuple[Any, Sourc
     return None
 
 
+def _error_at(position: Position, path: ConfigPath, message: str) -> ConfigError:
+    return ConfigError(*position, format_path(path), message)
+
+
+def _whole(file: str, message: str) -> ConfigError:
+    """An error about a file or directory as a whole, so without a position."""
+    return ConfigError(file, 0, 0, "", message)
+
+
 def _read(path: Path, errors: list[ConfigError]) -> tuple[Any, SourceMap] | None:
     """Read and parse one file, turning I/O problems into errors on the file as a whole."""
     file = str(path)
@@ -385,15 +476,15 @@ def _read(path: Path, errors: list[ConfigError]) -> tuple[Any, SourceMap] | None
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             errors.append(
-                ConfigError(file, 0, 0, "", f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+                _whole(file, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
             )
             return None
         raw = path.read_bytes()
     except FileNotFoundError:
-        errors.append(ConfigError(file, 0, 0, "", "file does not exist"))
+        errors.append(_whole(file, "file does not exist"))
         return None
     except OSError as exc:
-        errors.append(ConfigError(file, 0, 0, "", f"cannot read file: {exc.strerror or exc}"))
+        errors.append(_whole(file, f"cannot read file: {exc.strerror or exc}"))
         return None
     return _parse(file, raw, errors)
 
@@ -417,7 +508,9 @@ def _config_files(directory: Path) -> list[Path]:
         (
             path
             for path in directory.iterdir()
-            if path.suffix in (".yaml", ".yml") and not path.name.startswith(".") and path.is_file()
+            if path.suffix in (".yaml", ".yml")
+            and not path.name.startswith(".")
+            and path.is_file()
         ),
         key=lambda path: path.name,
     )
@@ -438,10 +531,11 @@ def load_dir(directory: str | Path) -> tuple[dict[str, Any], SourceMap]:
     where = str(directory)
     if not directory.is_dir():
         problem = "is not a directory" if directory.exists() else "does not exist"
-        raise ConfigErrors([ConfigError(where, 0, 0, "", f"config directory {problem}")])
+        raise ConfigErrors([_whole(where, f"config directory {problem}")])
     files = _config_files(directory)
     if not files:
-        raise ConfigErrors([ConfigError(where, 0, 0, "", "no *.yaml or *.yml files in config directory")])
+        message = "no *.yaml or *.yml files in config directory"
+        raise ConfigErrors([_whole(where, message)])
 
     errors: list[ConfigError] = []
     merged: dict[str, Any] = {}
@@ -452,17 +546,12 @@ def load_dir(directory: str | Path) -> tuple[dict[str, Any], SourceMap]:
             continue
         data, file_map = loaded
         if not isinstance(data, dict):
-            position = file_map.locate(())
-            errors.append(
-                ConfigError(
-                    position.file,
-                    position.line,
-                    position.column,
-                    "",
-                    "the top level of a config file must be a mapping of section names "
-                    f"(menus:, queues:, ...), not {'a list' if isinstance(data, list) else repr(data)}",
-                )
+            got = "a list" if isinstance(data, list) else repr(data)
+            message = (
+                "the top level of a config file must be a mapping of section names "
+                f"(menus:, queues:, ...), not {got}"
             )
+            errors.append(_error_at(file_map.locate(()), (), message))
             continue
         skip = _merge_sections(merged, data, smap, file_map, errors)
         smap._absorb(file_map, skip)
@@ -482,10 +571,7 @@ def _merge_sections(
     skip: set[ConfigPath] = set()
 
     def duplicate(path: ConfigPath, message: str) -> None:
-        position = file_map.locate_key(path)
-        errors.append(
-            ConfigError(position.file, position.line, position.column, format_path(path), message)
-        )
+        errors.append(_error_at(file_map.locate_key(path), path, message))
         skip.add(path)
 
     for section, value in data.items():
@@ -495,7 +581,10 @@ def _merge_sections(
             for name, entry in value.items():
                 if name in merged[section]:
                     first = smap.locate_key((section, name))
-                    duplicate((section, name), f"duplicate entry {name!r} (first defined at {first})")
+                    duplicate(
+                        (section, name),
+                        f"duplicate entry {name!r} (first defined at {first})",
+                    )
                 else:
                     merged[section][name] = entry
         else:

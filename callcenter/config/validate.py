@@ -40,7 +40,9 @@ from callcenter.config.source import ConfigPath, Position, SourceMap
 __all__ = ["located", "parse_model"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-Schema = dict[str, Any]  # a pydantic-core schema; its shape is pydantic-core's, not ours
+Schema = dict[
+    str, Any
+]  # a pydantic-core schema; its shape is pydantic-core's, not ours
 
 # Schema types that only wrap another schema without adding a loc segment, and where it is.
 _WRAPPED = {
@@ -68,6 +70,8 @@ _EXPECTED = {
     "bool_parsing": "true or false",
     "list_type": "a list",
     "set_type": "a list",
+    "frozen_set_type": "a list",
+    "tuple_type": "a list",
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
@@ -96,7 +100,9 @@ def parse_model(model_cls: type[ModelT], data: Any, smap: SourceMap) -> ModelT:
         return model_cls.model_validate(data)
     except ValidationError as exc:
         translator = _Translator(model_cls, data, smap)
-        raise ConfigErrors(translator.translate(exc.errors(include_url=False))) from None
+        raise ConfigErrors(
+            translator.translate(exc.errors(include_url=False))
+        ) from None
 
 
 def located(
@@ -111,7 +117,9 @@ def located(
 
 
 def _error(position: Position, path: ConfigPath, message: str) -> ConfigError:
-    return ConfigError(position.file, position.line, position.column, format_path(path), message)
+    return ConfigError(
+        position.file, position.line, position.column, format_path(path), message
+    )
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,11 @@ class _Translator:
         if isinstance(choice, tuple):
             return choice[1]
         if id(choice) not in self._labels:
-            wrapped = {"type": "definitions", "schema": choice, "definitions": list(self._refs.values())}
+            wrapped = {
+                "type": "definitions",
+                "schema": choice,
+                "definitions": list(self._refs.values()),
+            }
             try:
                 self._labels[id(choice)] = SchemaValidator(wrapped).title
             except SchemaError:
@@ -209,6 +221,8 @@ class _Translator:
                 schema = _field(resolved, segment)
             elif kind in _SEQUENCES:
                 schema = resolved.get("items_schema")
+            elif kind == "tuple":
+                schema = _tuple_item(resolved, segment)
             elif kind == "dict" and loc[index : index + 1] == ("[key]",):
                 issue.key_error = True
                 index += 1
@@ -271,7 +285,10 @@ class _Translator:
         fitting = [
             label
             for label, issues in by_label.items()
-            if not all(issue.path == choice.at and issue.error["type"] in _EXPECTED for issue in issues)
+            if not all(
+                issue.path == choice.at and issue.error["type"] in _EXPECTED
+                for issue in issues
+            )
         ]
         if len(fitting) == 1:
             return fitting[0]
@@ -289,12 +306,19 @@ class _Translator:
         ]
         if len(by_literal) == 1:
             return by_literal[0]
-        by_key = [label for label in models if set(value) & self._own_keys(models, label)]
+        by_key = [
+            label for label in models if set(value) & self._own_keys(models, label)
+        ]
         return by_key[0] if len(by_key) == 1 else None
 
     def _own_keys(self, models: dict[str, Schema], label: str) -> set[str]:
         """Keys the model ``label`` accepts and no other model in ``models`` does."""
-        others = {key for other, model in models.items() if other != label for key in self._keys(model)}
+        others = {
+            key
+            for other, model in models.items()
+            if other != label
+            for key in self._keys(model)
+        }
         return set(self._keys(models[label])) - others
 
     def _literals(self, model_fields: Schema) -> dict[str, list[Any]]:
@@ -308,7 +332,11 @@ class _Translator:
 
     def _no_member(self, choice: _Choice) -> ConfigError:
         """One error replacing all members' errors when no member is evidently meant."""
-        labels = [label for label in map(self._label, choice.union["choices"]) if label is not None]
+        labels = [
+            label
+            for label in map(self._label, choice.union["choices"])
+            if label is not None
+        ]
         models = self._models(choice.union, labels)
         names = []
         for label in labels:
@@ -324,9 +352,15 @@ class _Translator:
     def _model_name(self, models: dict[str, Schema], label: str) -> str:
         """How an admin tells this model apart: ``type: menu``, its own key, or its name."""
         model = models[label]
-        others = [self._literals(other) for other_label, other in models.items() if other_label != label]
+        others = [
+            self._literals(other)
+            for other_label, other in models.items()
+            if other_label != label
+        ]
         for key, expected in self._literals(model).items():
-            if len(expected) == 1 and all(other.get(key) != expected for other in others):
+            if len(expected) == 1 and all(
+                other.get(key) != expected for other in others
+            ):
                 return f"{key}: {_scalar(expected[0])}"
         own = self._own_keys(models, label)
         for name, spec in model["fields"].items():
@@ -346,13 +380,24 @@ class _Translator:
                 message += f" (allowed: {', '.join(sorted(self._keys(issue.owner)))})"
             return _error(self._smap.locate_key(path), parent, message)
         if kind == "missing":
-            return _error(self._smap.locate_key(parent), parent, f"missing required key {path[-1]!r}")
+            return _error(
+                self._smap.locate_key(parent),
+                parent,
+                f"missing required key {path[-1]!r}",
+            )
         if issue.key_error:
             message = f"invalid key {path[-1]!r}: {self._message(issue)}"
             return _error(self._smap.locate_key(path), parent, message)
-        if kind == "union_tag_not_found" and _field_discriminator(issue.schema):
-            discriminator = issue.schema["discriminator"]
-            message = f"missing required key {discriminator!r} (expected one of: {_tags(issue.schema)})"
+        if kind.startswith("union_tag_") and _field_discriminator(issue.schema):
+            # The union picks its member by a field (type: queue): talk about that field.
+            discriminator, tags = issue.schema["discriminator"], _tags(issue.schema)
+            if kind == "union_tag_invalid":
+                tag_path = (*path, discriminator)
+                message = f"invalid value {_describe(error['ctx']['tag'])} (expected one of: {tags})"
+                return _error(self._smap.locate(tag_path), tag_path, message)
+            message = (
+                f"missing required key {discriminator!r} (expected one of: {tags})"
+            )
             return _error(self._smap.locate_key(path), path, message)
         return _error(self._smap.locate(path), path, self._message(issue))
 
@@ -369,10 +414,7 @@ class _Translator:
             else:
                 allowed = [error.get("ctx", {}).get("expected", "?")]
             return f"invalid value {_describe(value)} (expected one of: {', '.join(allowed)})"
-        if kind in ("union_tag_invalid", "union_tag_not_found") and schema is not None:
-            if kind == "union_tag_invalid" and _field_discriminator(schema):
-                tag = error.get("ctx", {}).get("tag")
-                return f"unknown {schema['discriminator']} {tag!r} (expected one of: {_tags(schema)})"
+        if kind.startswith("union_tag_") and schema is not None:
             return f"expected one of: {_tags(schema)} (got {_describe_input(value)})"
         if kind in _AUTHORED:
             return error["msg"].removeprefix(_AUTHORED[kind])
@@ -392,9 +434,24 @@ def _field(model_fields: Schema, segment: str | int) -> Schema | None:
     return None
 
 
+def _tuple_item(tuple_schema: Schema, index: str | int) -> Schema | None:
+    """Schema of item ``index``; ``tuple[X, ...]`` is one variadic item schema."""
+    items = tuple_schema["items_schema"]
+    variadic = tuple_schema.get("variadic_item_index")
+    if not isinstance(index, int):
+        return None
+    if variadic is not None and index >= variadic:
+        return items[variadic]
+    return items[index] if index < len(items) else None
+
+
 def _field_discriminator(schema: Schema | None) -> bool:
     """Whether a tagged union picks its member by a field (``type: queue``), not a function."""
-    return schema is not None and schema["type"] == "tagged-union" and isinstance(schema["discriminator"], str)
+    return (
+        schema is not None
+        and schema["type"] == "tagged-union"
+        and isinstance(schema["discriminator"], str)
+    )
 
 
 def _tags(tagged_union: Schema) -> str:

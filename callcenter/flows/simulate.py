@@ -80,7 +80,8 @@ class Outcome:
         text = f"{self.kind} {self.target}"
         if self.kind == "queue":
             text += f" skills={'+'.join(self.skills)} priority={self.priority}"
-        return text + (f" language={self.language}" if self.language else "")
+            text += f" language={self.language}"
+        return text
 
 
 @dataclass

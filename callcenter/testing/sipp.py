@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 __all__ = ["Caller", "Keypress", "SippError", "SippResult", "build_scenario", "run_call",
-           "PCAP_DIR"]
+           "PCAP_DIR", "write_dtmf_pcaps"]
 
 PCAP_DIR = Path("/usr/share/sip-tester")
 _PCAP_NAMES = {"*": "star", "#": "pound"}
@@ -55,20 +56,47 @@ class SippResult:
     messages: list[str] = field(default_factory=list)
 
 
-def _pcap(key: str) -> Path:
+def _template(key: str) -> Path:
     path = PCAP_DIR / f"dtmf_2833_{_PCAP_NAMES.get(key, key)}.pcap"
     if not path.exists():
         raise SippError(f"no DTMF capture for key {key!r} at {path}: install sip-tester")
     return path
 
 
-def build_scenario(caller: Caller) -> str:
-    """The sipp XML scenario for one call."""
+def write_dtmf_pcaps(keys: tuple[Keypress, ...], directory: Path) -> list[Path]:
+    """One capture per key press, renumbered so RTP sequence numbers and
+    timestamps keep increasing through the call.
+
+    The shipped captures come from one recording (digit 1 has lower sequence
+    numbers than digit 3), and sipp replays the RTP headers as recorded: a
+    repeated digit or a lower digit after a higher one would look like an old
+    packet to Asterisk and be dropped.
+    """
+    paths = []
+    for i, k in enumerate(keys):
+        raw = bytearray(_template(k.key).read_bytes())
+        off, n = 24, 0
+        while off + 16 <= len(raw):
+            incl = struct.unpack_from("<I", raw, off + 8)[0]
+            pkt = off + 16
+            udp, rtp = pkt + 14 + 20, pkt + 14 + 20 + 8  # Ethernet, IPv4, UDP
+            struct.pack_into(">H", raw, udp + 6, 0)  # no UDP checksum (valid for IPv4)
+            struct.pack_into(">H", raw, rtp + 2, (1000 + 50 * i + n) & 0xFFFF)
+            struct.pack_into(">I", raw, rtp + 4, 8000 * (2 + 2 * i))
+            off, n = pkt + incl, n + 1
+        path = directory / f"dtmf-{i:02d}.pcap"
+        path.write_bytes(bytes(raw))
+        paths.append(path)
+    return paths
+
+
+def build_scenario(caller: Caller, pcaps: list[Path]) -> str:
+    """The sipp XML scenario for one call; ``pcaps`` from :func:`write_dtmf_pcaps`."""
     from_user = escape(caller.caller_id)
     keys = "".join(
         f'  <pause milliseconds="{k.delay_ms}"/>\n'
-        f'  <nop><action><exec play_pcap_audio="{_pcap(k.key)}"/></action></nop>\n'
-        for k in caller.keys
+        f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+        for k, pcap in zip(caller.keys, pcaps, strict=True)
     )
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callcenter caller">
@@ -160,7 +188,7 @@ async def run_call(
         raise SippError("sipp not found: apt-get install sip-tester")
     with tempfile.TemporaryDirectory(prefix="cc-sipp-") as tmp:
         scenario = Path(tmp) / "caller.xml"
-        scenario.write_text(build_scenario(caller))
+        scenario.write_text(build_scenario(caller, write_dtmf_pcaps(caller.keys, Path(tmp))))
         trace = Path(tmp) / "messages.log"
         proc = await asyncio.create_subprocess_exec(
             sipp, f"127.0.0.1:{sip_port}",

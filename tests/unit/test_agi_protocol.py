@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import pytest
 
 from callcenter.asterisk.agi.protocol import (
@@ -286,11 +289,14 @@ def test_response_plain_and_negative() -> None:
 
 
 def test_response_digit() -> None:
-    [pressed, none_, failed] = ResponseParser().feed(
-        b"200 result=49 endpos=8640\n200 result=0 endpos=100\n200 result=-1 endpos=0\n"
+    [pressed, star, none_, failed, get_data] = ResponseParser().feed(
+        b"200 result=49 endpos=8640\n200 result=42\n200 result=0 endpos=100\n"
+        b"200 result=-1 endpos=0\n200 result=123\n"
     )
     assert pressed.digit == "1" and pressed.extra["endpos"] == "8640"
+    assert star.digit == "*"
     assert none_.digit is None and failed.digit is None
+    assert get_data.digit is None  # GET DATA's "123" is digits, not chr(123)
 
 
 def test_response_utf8_split_across_feeds() -> None:
@@ -419,3 +425,21 @@ def test_exception_hierarchy() -> None:
 def test_response_repr_hides_variable_values() -> None:
     [response] = ResponseParser().feed(b"200 result=1 (s3cr3t-pin)\n")
     assert "s3cr3t" not in repr(response)
+
+
+def test_fuzz_parsers_raise_only_protocol_errors() -> None:
+    # Whatever arrives on the socket, the parsers either parse it or raise an AGIError
+    # subclass the server handles; never IndexError/ValueError, never slow.
+    rng = random.Random(4573)
+    pieces = [b"200 ", b"result=", b"(", b")", b"-1", b" endpos=", b"\n", b"HANGUP",
+              b"520-", b"520 ", b"agi_", b": ", b"\xc3", b"\xff", b" ", b"x=y", b"\r", b"100 "]
+    started = time.process_time()
+    for _ in range(2000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40)))
+        for parser in (ResponseParser(), HeaderParser()):
+            try:
+                parser.feed(data)
+                parser.feed_eof()
+            except AGIError:
+                pass
+    assert time.process_time() - started < 5.0

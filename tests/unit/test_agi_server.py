@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,14 @@ async def test_hangup_mid_script(server: FastAGIServer) -> None:
     await run_lookup(server.port)
 
 
+async def test_hangup_right_after_header_sends_nothing(server: FastAGIServer) -> None:
+    events.clear()
+    asterisk = await FakeAsterisk.connect(server.port)
+    await asterisk.send(header("two_steps") + b"HANGUP\n")  # caller gone already
+    await asterisk.expect_closed()
+    await asterisk.close()
+
+
 async def test_eof_mid_script(server: FastAGIServer) -> None:
     events.clear()
     asterisk = await FakeAsterisk.connect(server.port)
@@ -293,9 +302,9 @@ async def test_script_timeout(server: FastAGIServer) -> None:
 
 
 async def test_context_reaches_the_script() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    fixed = datetime(2024, 12, 24, 18, 30, tzinfo=timezone.utc)
+    fixed = datetime(2024, 12, 24, 18, 30, tzinfo=UTC)
     ctx = AGIContext(config={"name": "test"}, clock=lambda: fixed)
     async with FastAGIServer(HANDLERS, ctx, port=0) as srv:
         asterisk = await FakeAsterisk.connect(srv.port)
@@ -409,8 +418,13 @@ async def test_call_stream_file_digit(call_pair) -> None:  # type: ignore[no-unt
     ("answer", "code"),
     [
         (b"510 Invalid or unknown command\n", 510),
-        (b"520-Invalid command syntax.  Proper usage follows:\nUsage: x\n"
-         b"520 End of proper usage.\n", 520),
+        (
+            (
+                b"520-Invalid command syntax.  Proper usage follows:\nUsage: x\n"
+                b"520 End of proper usage.\n"
+            ),
+            520,
+        ),
         (b"511 Command Not Permitted on a dead channel or intercept routine\n", 511),
     ],
 )

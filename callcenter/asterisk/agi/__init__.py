@@ -19,7 +19,15 @@ A script (``agi_scripts/<name>.py``)::
         await call.set_variable("CC_ACCOUNT_TIER", "gold")
 """
 
-from .context import DEFAULT_READ_TIMEOUT, AGICall, AGIContext, read_request, utc_now
+from .context import (
+    DEFAULT_READ_TIMEOUT,
+    AGICall,
+    AGIContext,
+    ByteReader,
+    ByteWriter,
+    read_request,
+    utc_now,
+)
 from .protocol import (
     AGICommandError,
     AGIError,
@@ -37,10 +45,23 @@ from .protocol import (
     quote_arg,
 )
 from .registry import CC_AGI_ERROR, Handler, discover, dispatch
-from .runner import main, run_stdio
 from .server import DEFAULT_PORT, FastAGIServer
 
+
+def __getattr__(name: str) -> object:
+    # The runner is imported on first use, so `python -m callcenter.asterisk.agi.runner`
+    # does not find it already imported (runpy warns about that on every call).
+    if name in ("main", "run_stdio"):
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "CC_AGI_ERROR",
+    "DEFAULT_PORT",
+    "DEFAULT_READ_TIMEOUT",
     "AGICall",
     "AGICommandError",
     "AGIContext",
@@ -49,13 +70,12 @@ __all__ = [
     "AGIRequest",
     "AGIResponse",
     "AGITimeout",
-    "CC_AGI_ERROR",
+    "ByteReader",
+    "ByteWriter",
     "ConnectionClosed",
-    "DEFAULT_PORT",
-    "DEFAULT_READ_TIMEOUT",
     "FastAGIServer",
-    "HangupNotice",
     "Handler",
+    "HangupNotice",
     "HeaderParser",
     "ProtocolError",
     "ResponseParser",

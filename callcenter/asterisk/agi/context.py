@@ -11,8 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .protocol import (
     AGICommandError,
@@ -21,6 +21,7 @@ from .protocol import (
     AGIResponse,
     AGITimeout,
     ConnectionClosed,
+    Event,
     HangupNotice,
     HeaderParser,
     ProtocolError,
@@ -31,7 +32,15 @@ from .protocol import (
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AGICall", "AGIContext", "DEFAULT_READ_TIMEOUT", "read_request", "utc_now"]
+__all__ = [
+    "DEFAULT_READ_TIMEOUT",
+    "AGICall",
+    "AGIContext",
+    "ByteReader",
+    "ByteWriter",
+    "read_request",
+    "utc_now",
+]
 
 DEFAULT_READ_TIMEOUT: Final = 10.0
 _READ_CHUNK = 64 * 1024
@@ -40,7 +49,7 @@ _HEADER_CHUNK = 4096
 
 def utc_now() -> datetime:
     """Timezone-aware now; the default clock."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,27 @@ class AGIContext:
     """An SQLAlchemy ``async_sessionmaker``, or None when no database is configured."""
     http: aiohttp.ClientSession | None = None
     """Shared HTTP client session (CRM lookups), or None."""
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("agi_scripts"))
+    log: logging.Logger = field(
+        default_factory=lambda: logging.getLogger("agi_scripts")
+    )
     """Logger for scripts. Log channel and uniqueid, never caller data or secrets."""
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[AGIRequest, bytes]:
+class ByteReader(Protocol):
+    """What AGICall reads from: an ``asyncio.StreamReader`` or anything like it."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class ByteWriter(Protocol):
+    """What AGICall writes to: an ``asyncio.StreamWriter`` or anything like it."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+async def read_request(reader: ByteReader) -> tuple[AGIRequest, bytes]:
     """Read the AGI header; return it with any bytes that followed it.
 
     No timeout here: the caller bounds it. Raises ConnectionClosed on EOF (which is
@@ -98,8 +123,8 @@ class AGICall:
     def __init__(
         self,
         request: AGIRequest,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: ByteReader,
+        writer: ByteWriter,
         *,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         buffered: bytes = b"",
@@ -112,10 +137,16 @@ class AGICall:
         self._writer = writer
         self._args = request.args if args is None else args
         self._parser = ResponseParser()
-        self._events = list(self._parser.feed(buffered)) if buffered else []
+        self._events: list[Event] = []
         self._hung_up = False
         self._broken: str | None = None
         self._busy = False
+        try:
+            # Usually empty; an early "HANGUP" can follow the header in the same read.
+            self._events = self._parser.feed(buffered)
+        except ProtocolError as exc:
+            self._broken = str(exc)
+        self._take_hangup_notices()
 
     # --- state -----------------------------------------------------------------------
 
@@ -154,11 +185,15 @@ class AGICall:
         if self._hung_up:
             raise AGIHangup(f"channel hung up; {name} not sent")
         if self._broken is not None:
-            raise ProtocolError(f"AGI connection unusable ({self._broken}); {name} not sent")
+            raise ProtocolError(
+                f"AGI connection unusable ({self._broken}); {name} not sent"
+            )
         if self._busy:
             # Either two commands at once on one call, or an earlier command was
             # cancelled before its answer arrived; both leave the stream out of step.
-            raise ProtocolError(f"another AGI command is running or was cut off; {name} not sent")
+            raise ProtocolError(
+                f"another AGI command is running or was cut off; {name} not sent"
+            )
         line = format_command(name, *args)
         limit = self.read_timeout if isinstance(timeout, _Unset) else timeout
         self._busy = True
@@ -171,7 +206,9 @@ class AGICall:
                 response, hangup_seen = await self._read_final()
         except TimeoutError:
             self._broken = f"no answer to {name} within {limit} s"
-            raise AGITimeout(f"Asterisk did not answer {name} within {limit} s") from None
+            raise AGITimeout(
+                f"Asterisk did not answer {name} within {limit} s"
+            ) from None
         except ConnectionClosed:
             self._hung_up = True
             self._broken = "connection closed"
@@ -184,6 +221,7 @@ class AGICall:
             self._broken = str(exc)
             raise
         self._busy = False
+        self._take_hangup_notices()
         if hangup_seen:
             # Asterisk still answered the command (in dead-channel mode), so the stream
             # is in step; the script is told the caller is gone.
@@ -193,6 +231,12 @@ class AGICall:
         if response.code >= 500:
             raise AGICommandError(response.code, response.text, name)
         return response
+
+    def _take_hangup_notices(self) -> None:
+        """Note a HANGUP already received, so the next command is not even sent."""
+        while self._events and isinstance(self._events[0], HangupNotice):
+            self._events.pop(0)
+            self._hung_up = True
 
     async def _read_final(self) -> tuple[AGIResponse, bool]:
         """Read events until the final answer; report whether HANGUP came first."""
@@ -260,7 +304,9 @@ class AGICall:
 
         Application arguments are joined with ``,`` as in the dialplan.
         """
-        return await self.command("EXEC", application, ",".join(app_args), timeout=timeout)
+        return await self.command(
+            "EXEC", application, ",".join(app_args), timeout=timeout
+        )
 
     async def hangup(self) -> None:
         """Hang up the channel. Asterisk then also sends ``HANGUP``; that is expected."""

@@ -39,6 +39,9 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 __all__ = [
+    "MAX_COMMAND_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_LINES",
     "AGICommandError",
     "AGIError",
     "AGIHangup",
@@ -49,9 +52,6 @@ __all__ = [
     "Event",
     "HangupNotice",
     "HeaderParser",
-    "MAX_COMMAND_BYTES",
-    "MAX_HEADER_BYTES",
-    "MAX_HEADER_LINES",
     "ProtocolError",
     "ResponseParser",
     "ScriptLoadError",
@@ -148,7 +148,9 @@ class AGIRequest:
         if network_script:
             return _last_segment(network_script.split("?", 1)[0].split("#", 1)[0])
         request = self.env.get("agi_request", "")
-        if "://" in request:  # agi://host/script or hagi://... without agi_network_script
+        if (
+            "://" in request
+        ):  # agi://host/script or hagi://... without agi_network_script
             return _last_segment(urlsplit(request).path)
         name = _last_segment(request)
         return name.rsplit(".", 1)[0] if "." in name else name
@@ -280,7 +282,7 @@ class HeaderParser:
             # Not "agi_name: value": a port scanner, an HTTP client, a wrong port.
             raise ProtocolError("not an AGI header line")
         # res_agi writes "agi_name: value": exactly one space after the colon.
-        self._env[name] = value[1:] if value.startswith(" ") else value
+        self._env[name] = value.removeprefix(" ")
 
 
 # --- commands -----------------------------------------------------------------------
@@ -355,10 +357,10 @@ class AGIResponse:
         and ``-1`` for failure or hangup.
         """
         try:
-            code = int(self.result)
-        except ValueError:
+            char = chr(int(self.result))
+        except (ValueError, OverflowError):
             return None
-        return chr(code) if 0 < code < 0x110000 else None
+        return char if char in _DTMF else None
 
 
 @dataclass(frozen=True)
@@ -373,6 +375,7 @@ _STATUS_LINE = re.compile(r"(?P<code>[1-5]\d\d)(?:(?P<sep>[ -])(?P<rest>.*))?")
 # only by key=value tokens, so a value such as "Alice (home)" survives.
 _DATA_THEN_PAIRS = re.compile(r"\((?P<data>.*)\)(?P<tail>(?:\s+[\w-]+=\S*)*)\s*")
 _END_OF_USAGE = "End of proper usage."
+_DTMF = frozenset("0123456789*#ABCD")
 
 
 class ResponseParser:
@@ -443,7 +446,9 @@ class ResponseParser:
         elif not closing:
             usage.append(line)
             if len(usage) > MAX_BLOCK_LINES:
-                raise ProtocolError(f"AGI {code} block longer than {MAX_BLOCK_LINES} lines")
+                raise ProtocolError(
+                    f"AGI {code} block longer than {MAX_BLOCK_LINES} lines"
+                )
             return None
         self._block = None
         text = "\n".join([first, *usage]).rstrip("\n")
@@ -454,7 +459,7 @@ def _parse_status(code: int, rest: str) -> AGIResponse:
     """Parse the part after the code: ``result=<r> [(<data>)] [k=v ...] [words]``."""
     if not rest.startswith("result="):
         return AGIResponse(code=code, text=rest)
-    result, _, tail = rest[len("result="):].partition(" ")
+    result, _, tail = rest[len("result=") :].partition(" ")
     if result.startswith("("):  # "200 result= (timeout)": empty result, then data
         result, tail = "", f"{result} {tail}".strip()
     tail = tail.strip()
@@ -465,7 +470,9 @@ def _parse_status(code: int, rest: str) -> AGIResponse:
             data, tail = match["data"], match["tail"]
         else:
             close = tail.rfind(")")
-            data, tail = (tail[1:close], tail[close + 1:]) if close > 0 else (tail[1:], "")
+            data, tail = (
+                (tail[1:close], tail[close + 1 :]) if close > 0 else (tail[1:], "")
+            )
     extra: dict[str, str] = {}
     words: list[str] = []
     for token in tail.split():
@@ -474,4 +481,6 @@ def _parse_status(code: int, rest: str) -> AGIResponse:
             extra[key] = value
         else:
             words.append(token)
-    return AGIResponse(code=code, result=result, data=data, extra=extra, text=" ".join(words))
+    return AGIResponse(
+        code=code, result=result, data=data, extra=extra, text=" ".join(words)
+    )

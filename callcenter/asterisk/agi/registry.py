@@ -28,14 +28,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType
 from typing import Final, TypeAlias
 
+from ..variables import AGI_ERROR
 from .context import AGICall, AGIContext
 from .protocol import AGIError, AGIHangup, ScriptLoadError
 
 __all__ = ["CC_AGI_ERROR", "Handler", "discover", "dispatch"]
 
-# Channel variable set when a script could not do its job.
-# TODO(lead): move to callcenter/asterisk/variables.py with the other names.
-CC_AGI_ERROR: Final = "CC_AGI_ERROR"
+# Channel variable set when a script could not do its job (named once, in variables.py).
+CC_AGI_ERROR: Final = AGI_ERROR
 
 Handler: TypeAlias = Callable[[AGICall, AGIContext], Awaitable[None]]
 
@@ -90,7 +90,7 @@ async def dispatch(
     where = f"channel={call.request.channel} uniqueid={call.request.uniqueid}"
     handler = handlers.get(name)
     if handler is None:
-        log.warning("AGI unknown script %r %s", name, where)
+        log.warning("AGI unknown script %r %s", name[:64], where)
         await _report(call, "unknown script")
         return False
     timer = asyncio.timeout(script_timeout)
@@ -114,7 +114,9 @@ async def dispatch(
         return False
     except Exception as exc:  # a script bug must not take the call off the dialplan
         # Only the type goes to the channel; the traceback goes to our log.
-        log.warning("AGI %s failed with %s %s", name, type(exc).__name__, where, exc_info=True)
+        log.warning(
+            "AGI %s failed with %s %s", name, type(exc).__name__, where, exc_info=True
+        )
         await _report(call, f"script error: {type(exc).__name__}")
         return False
     return True

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Self
 
 from .context import DEFAULT_READ_TIMEOUT, AGICall, AGIContext, read_request
 from .protocol import ConnectionClosed, ProtocolError
@@ -86,19 +87,26 @@ class FastAGIServer:
         self._server = await asyncio.start_server(
             self._on_connect, self._host, self._requested_port
         )
-        log.info("FastAGI listening on %s:%d (%d scripts)", self._host, self.port,
-                 len(self._handlers))
+        log.info(
+            "FastAGI listening on %s:%d (%d scripts)",
+            self._host,
+            self.port,
+            len(self._handlers),
+        )
 
     async def stop(self) -> None:
         """Stop accepting, cancel the running connections and wait for them to end."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        # Each task closes its own socket in `finally`; gather only collects them.
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Each task closes its own socket in `finally`; gather only collects them. A
+        # second round catches a connection accepted just before close(); after
+        # close() no new ones arrive, so this ends.
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
 
@@ -112,7 +120,7 @@ class FastAGIServer:
         finally:
             await self.stop()
 
-    async def __aenter__(self) -> FastAGIServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -124,19 +132,28 @@ class FastAGIServer:
     ) -> None:
         await self.stop()
 
-    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _on_connect(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         # A plain function, not a coroutine: asyncio.start_server would otherwise run
         # the coroutine in a task nobody owns. Ours are tracked in self._tasks.
+        if self._server is None:  # stopping: accepted just before close()
+            writer.transport.abort()
+            return
         if len(self._tasks) >= self.max_connections:
-            log.warning("FastAGI connection refused: %d connections already active",
-                        len(self._tasks))
+            log.warning(
+                "FastAGI connection refused: %d connections already active",
+                len(self._tasks),
+            )
             writer.transport.abort()
             return
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         started = time.monotonic()
         peer = writer.get_extra_info("peername")
         try:
@@ -148,8 +165,11 @@ class FastAGIServer:
                 log.debug("FastAGI %s: %s", peer, exc)
                 return
             except TimeoutError:
-                log.warning("FastAGI %s: no complete AGI header within %s s", peer,
-                            self.header_timeout)
+                log.warning(
+                    "FastAGI %s: no complete AGI header within %s s",
+                    peer,
+                    self.header_timeout,
+                )
                 return
             except ProtocolError as exc:
                 log.warning("FastAGI %s: %s", peer, exc)
@@ -157,13 +177,20 @@ class FastAGIServer:
             except ConnectionError as exc:
                 log.debug("FastAGI %s: %s before the header", peer, type(exc).__name__)
                 return
-            call = AGICall(request, reader, writer, read_timeout=self.read_timeout,
-                           buffered=rest)
-            ok = await dispatch(call, self._handlers, self._ctx,
-                                script_timeout=self.script_timeout)
-            log.debug("FastAGI %s channel=%s uniqueid=%s %s in %.1f ms", request.script,
-                      request.channel, request.uniqueid, "done" if ok else "failed",
-                      (time.monotonic() - started) * 1000)
+            call = AGICall(
+                request, reader, writer, read_timeout=self.read_timeout, buffered=rest
+            )
+            ok = await dispatch(
+                call, self._handlers, self._ctx, script_timeout=self.script_timeout
+            )
+            log.debug(
+                "FastAGI %s channel=%s uniqueid=%s %s in %.1f ms",
+                request.script,
+                request.channel,
+                request.uniqueid,
+                "done" if ok else "failed",
+                (time.monotonic() - started) * 1000,
+            )
         except Exception:  # last line of defence: one bad call must not kill the server
             log.exception("FastAGI %s: unexpected error", peer)
         finally:

@@ -1,1 +1,75 @@
-"""callcenter/asterisk/ari."""
+"""ARI (Asterisk REST Interface): a thin typed client and typed events.
+
+``ARIClient`` wraps the REST routes a call center uses and the events websocket;
+``events`` holds the frozen resource/event dataclasses and ``parse_event``.
+"""
+
+from callcenter.asterisk.ari.client import (
+    DEFAULT_BASE_URL,
+    ARIClient,
+    ARIConflict,
+    ARIConnectionError,
+    ARIError,
+    ARIEventStream,
+    ARINotFound,
+    HangupReason,
+)
+from callcenter.asterisk.ari.events import (
+    Application,
+    ApplicationReplaced,
+    AsteriskInfo,
+    Bridge,
+    CallerID,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelEnteredBridge,
+    ChannelHangupRequest,
+    ChannelLeftBridge,
+    ChannelStateChange,
+    ChannelVarset,
+    DialplanCEP,
+    Event,
+    Playback,
+    PlaybackFinished,
+    PlaybackStarted,
+    StasisEnd,
+    StasisStart,
+    UnknownEvent,
+    parse_event,
+    parse_event_json,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ARIClient",
+    "ARIConflict",
+    "ARIConnectionError",
+    "ARIError",
+    "ARIEventStream",
+    "ARINotFound",
+    "Application",
+    "ApplicationReplaced",
+    "AsteriskInfo",
+    "Bridge",
+    "CallerID",
+    "Channel",
+    "ChannelDestroyed",
+    "ChannelDtmfReceived",
+    "ChannelEnteredBridge",
+    "ChannelHangupRequest",
+    "ChannelLeftBridge",
+    "ChannelStateChange",
+    "ChannelVarset",
+    "DialplanCEP",
+    "Event",
+    "HangupReason",
+    "Playback",
+    "PlaybackFinished",
+    "PlaybackStarted",
+    "StasisEnd",
+    "StasisStart",
+    "UnknownEvent",
+    "parse_event",
+    "parse_event_json",
+]

@@ -1,0 +1,198 @@
+"""Shared fixtures: a real Asterisk 22 with the example config, once per session.
+
+The ``pbx`` fixture installs Asterisk from Debian unstable (cached in
+``$CALLCENTER_CACHE`` or ``~/.cache/callcenter``), configures an instance on
+free loopback ports in a temporary home, applies ``config/example`` (with the
+FastAGI port moved to a free one), seeds a SQLite database with the demo
+accounts, starts a FastAGI server in the test event loop with a controllable
+clock, and starts Asterisk. Nothing is skipped when a part is missing: the
+fixture fails, so CI can never pass without the real PBX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+import pytest
+
+from callcenter.asterisk.agi import AGIContext, FastAGIServer, discover
+from callcenter.asterisk.ami.client import AMIClient
+from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
+from callcenter.asterisk.provision import install
+from callcenter.config.loader import LoadedConfig, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "config" / "example"
+
+#: A Wednesday at 10:00 in New York: the example center is open.
+OPEN_TIME = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.timezone.utc)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_udp_tcp_port() -> int:
+    """A port free for both UDP and TCP (PJSIP binds both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+class FakeClock:
+    """The FastAGI scripts' notion of "now"; tests move it."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class PBX:
+    instance: AsteriskInstance
+    loaded: LoadedConfig
+    config_dir: Path
+    clock: FakeClock
+    agi: FastAGIServer
+    db_url: str
+    _ports: "count[int]" = field(default_factory=lambda: count(0))
+
+    @property
+    def sip_port(self) -> int:
+        return self.instance.settings.sip_port
+
+    def sipp_ports(self) -> tuple[int, int]:
+        """A (SIP, media) port pair for one sipp caller, unused in this session."""
+        while True:
+            n = next(self._ports)
+            sip, media = 41000 + n, 43000 + 4 * n
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind(("127.0.0.1", sip))
+                return sip, media
+            except OSError:
+                continue
+
+    def active_channels(self) -> int:
+        _, out = self.instance.cli("core show channels count", check=False)
+        for line in out.splitlines():
+            if "active channel" in line:
+                return int(line.split()[0])
+        raise AssertionError(f"unexpected 'core show channels count' output: {out!r}")
+
+    async def wait_no_channels(self, timeout: float = 10.0) -> int:
+        """Wait until Asterisk has no channel; return how many remain."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            n = await asyncio.to_thread(self.active_channels)
+            if n == 0 or asyncio.get_running_loop().time() > deadline:
+                return n
+            await asyncio.sleep(0.2)
+
+
+def _example_copy(dest: Path, fastagi_port: int) -> Path:
+    shutil.copytree(EXAMPLE, dest)
+    settings = dest / "settings.yaml"
+    text = settings.read_text()
+    assert "    port: 4573" in text, "example settings.yaml changed: update the fixture"
+    settings.write_text(text.replace("    port: 4573", f"    port: {fastagi_port}"))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def asterisk_installation():
+    """Asterisk 22 unpacked from Debian unstable (cached across runs)."""
+    return install()
+
+
+@pytest.fixture(scope="session")
+async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -> AsyncIterator[PBX]:
+    from callcenter.apply import apply_files
+    from callcenter.storage import default_sqlite_url, make_engine, make_sessionmaker
+    from callcenter.storage.migrate import upgrade
+    from callcenter.storage.repositories import seed_demo_accounts
+    from dialplan.generator import render
+
+    home = tmp_path_factory.mktemp("home")
+    rtp = 20000 + (free_port() % 200) * 50
+    instance = AsteriskInstance(home)
+    instance.setup(asterisk_installation, InstanceSettings(
+        sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
+        rtp_start=rtp, rtp_end=rtp + 49,
+    ))
+    config_dir = _example_copy(tmp_path_factory.mktemp("config") / "example", free_port())
+    loaded = load_config(config_dir, sounds=asterisk_installation.sound_languages(),
+                         agi_scripts=discover("agi_scripts").keys())
+
+    db_url = default_sqlite_url(home)
+    await upgrade(db_url)
+    engine = make_engine(db_url)
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session, session.begin():
+        await seed_demo_accounts(session)
+
+    clock = FakeClock(OPEN_TIME)
+    ctx = AGIContext(config=loaded.config, clock=clock, db=sessionmaker)
+    fa = loaded.config.settings.fastagi
+    agi = FastAGIServer(discover("agi_scripts"), ctx, host=fa.host, port=fa.port)
+    await agi.start()
+
+    apply_files(instance, render(loaded.config, loaded.where))
+    await asyncio.to_thread(instance.start)
+    try:
+        yield PBX(instance, loaded, config_dir, clock, agi, db_url)
+    finally:
+        await asyncio.to_thread(instance.stop)
+        await agi.stop()
+        await engine.dispose()
+
+
+@pytest.fixture
+async def clean_pbx(pbx: PBX) -> AsyncIterator[PBX]:
+    """The session PBX, with the clock reset; asserts no channel is left after the test."""
+    pbx.clock.now = OPEN_TIME
+    yield pbx
+    left = await pbx.wait_no_channels()
+    assert left == 0, f"{left} channel(s) left in Asterisk after the test"
+
+
+@pytest.fixture(scope="session")
+async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
+    """An AMI connection to the session PBX with the generated credentials."""
+    creds = pbx.instance.credentials
+    async with AMIClient("127.0.0.1", pbx.instance.settings.ami_port,
+                         username=creds.ami_user, secret=creds.ami_secret) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def ami_observer(ami: AMIClient) -> AsyncIterator["RouteObserver"]:
+    """Where each call goes (AMI Newexten), per caller number."""
+    from tests.integration.route import RouteObserver
+
+    observer = RouteObserver()
+    task = asyncio.create_task(observer.run(ami), name="route-observer")
+    try:
+        yield observer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
