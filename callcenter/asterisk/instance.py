@@ -239,6 +239,15 @@ class AsteriskInstance:
                    stutter="!350+440/100,!0/100,!350+440/100,!0/100,350+440"),
             "musiconhold.conf": _ini("default", mode="files", directory="moh"),
             "features.conf": "[general]\n",
+            # Stock answering-machine detection, for the dialer; app_queue and
+            # the PJSIP wizard load cleanly with empty files.
+            "amd.conf": _ini("general", initial_silence=2500, greeting=1500,
+                             after_greeting_silence=800, total_analysis_time=5000,
+                             min_word_length=100, between_words_silence=50,
+                             maximum_number_of_words=2, silence_threshold=256,
+                             maximum_word_length=5000),
+            "queues.conf": "[general]\n",
+            "pjsip_wizard.conf": "",
             "pjsip.conf": _ini("global", type="global", user_agent="callcenter")
             + _ini("transport-udp", type="transport", protocol="udp", bind=f"{s.bind}:{s.sip_port}")
             + _ini("transport-tcp", type="transport", protocol="tcp", bind=f"{s.bind}:{s.sip_port}")

@@ -364,6 +364,8 @@ async def test_connection_drop_fails_pending_actions_and_subscriptions(fake):
         assert [e async for e in subscription] == []  # async for just ends
         with pytest.raises(AMIConnectionError):
             await ami.action("Ping")
+        await ami.connect()  # the owner decides to reconnect
+        assert (await ami.action("Ping"))["Ping"] == "Pong"
     finally:
         await ami.close()
     assert reader_tasks() == set()

@@ -365,9 +365,17 @@ class AMIClient:
         return self._reader_task is not None and not self._reader_task.done()
 
     async def connect(self) -> None:
-        """Connect, read the greeting, start the reader, log in; all within ``timeout``."""
-        if self._reader_task is not None:
+        """Connect, read the greeting, start the reader, log in; all within ``timeout``.
+
+        Also reconnects after a drop (subscriptions made before it have ended: subscribe
+        again).
+        """
+        if self.connected:
             raise RuntimeError("AMIClient is already connected")
+        if self._reader_task is not None:
+            await (
+                self.close()
+            )  # reconnecting after a drop: reap the old reader and socket
         try:
             async with asyncio.timeout(self.timeout):
                 self._reader, self._writer = await asyncio.open_connection(

@@ -1,0 +1,87 @@
+"""The provisioned Asterisk: loopback only, generated secrets, CLI, apply/rollback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from callcenter.apply import ApplyError, apply_files
+from dialplan.generator import render
+from tests.conftest import PBX
+
+pytestmark = pytest.mark.integration
+
+
+def _listening_sockets(pid: int) -> list[str]:
+    """Local addresses of every socket the process listens on (TCP) or binds (UDP)."""
+    out = subprocess.run(["ss", "-H", "-lntup"], capture_output=True, text=True, check=True)
+    return [line.split()[4] for line in out.stdout.splitlines() if f"pid={pid}," in line]
+
+
+async def test_every_listener_is_on_loopback(pbx: PBX) -> None:
+    pid = pbx.instance.pid
+    assert pid is not None
+    s = pbx.instance.settings
+    addresses = _listening_sockets(pid)
+    ports = {int(a.rsplit(":", 1)[1]) for a in addresses}
+    assert {s.sip_port, s.http_port, s.ami_port} <= ports, addresses
+    # RTP is bound per call; everything that accepts connections is loopback.
+    tcp = subprocess.run(["ss", "-H", "-lntp"], capture_output=True, text=True, check=True)
+    listeners = [line.split()[3] for line in tcp.stdout.splitlines() if f"pid={pid}," in line]
+    assert listeners and all(a.startswith("127.0.0.1:") for a in listeners), listeners
+
+
+async def test_secrets_are_generated_private_and_not_logged(pbx: PBX) -> None:
+    secrets_file = pbx.instance.home / "secrets.json"
+    mode = stat.S_IMODE(os.stat(secrets_file).st_mode)
+    assert mode == 0o600
+    creds = json.loads(secrets_file.read_text())
+    assert len(creds["ari_password"]) >= 24 and len(creds["ami_secret"]) >= 24
+    assert creds["ari_password"] != creds["ami_secret"]
+    for conf in ("ari.conf", "manager.conf"):
+        assert stat.S_IMODE(os.stat(pbx.instance.etc / conf).st_mode) == 0o600
+    for log in pbx.instance.log_dir.iterdir():
+        text = log.read_text(errors="replace")
+        assert creds["ari_password"] not in text and creds["ami_secret"] not in text
+
+
+async def test_cli_reports_version_and_modules(pbx: PBX) -> None:
+    rc, out = await asyncio.to_thread(pbx.instance.cli, "core show version")
+    assert rc == 0 and re.search(r"Asterisk 22\.\d+", out), out
+    _, modules = await asyncio.to_thread(pbx.instance.cli, "module show like res_pjsip.so")
+    assert "res_pjsip.so" in modules and "Running" in modules
+
+
+async def test_ami_login_with_generated_credentials(ami) -> None:
+    response = await ami.action("Command", Command="core show uptime seconds")
+    assert "System uptime" in str(response) or response.get("Response") in ("Success", "Follows")
+
+
+async def test_apply_confirms_generation_and_keeps_previous(pbx: PBX) -> None:
+    files = render(pbx.loaded.config, pbx.loaded.where)
+    result = await asyncio.to_thread(apply_files, pbx.instance, files)
+    assert result.reloaded
+    _, shown = await asyncio.to_thread(pbx.instance.cli, "dialplan show generation@cc-meta")
+    assert result.generation in shown
+    assert (pbx.instance.generated_dir.with_name("callcenter.prev")
+            / "extensions_callcenter.conf").exists()
+
+
+async def test_apply_rolls_back_when_asterisk_rejects_the_dialplan(pbx: PBX) -> None:
+    good = render(pbx.loaded.config, pbx.loaded.where)
+    before = await asyncio.to_thread(apply_files, pbx.instance, good)
+    broken = dict(good)
+    # An unterminated context header makes Asterisk drop the file.
+    broken["extensions_callcenter.conf"] = "[cc-broken\n" + good["extensions_callcenter.conf"]
+    with pytest.raises(ApplyError, match="previous generation was restored"):
+        await asyncio.to_thread(apply_files, pbx.instance, broken)
+    _, shown = await asyncio.to_thread(pbx.instance.cli, "dialplan show generation@cc-meta")
+    assert before.generation in shown, shown
+    _, menus = await asyncio.to_thread(pbx.instance.cli, "dialplan show s@cc-menu-main")
+    assert "background(" in menus.lower(), menus
