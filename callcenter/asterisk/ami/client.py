@@ -373,9 +373,8 @@ class AMIClient:
         if self.connected:
             raise RuntimeError("AMIClient is already connected")
         if self._reader_task is not None:
-            await (
-                self.close()
-            )  # reconnecting after a drop: reap the old reader and socket
+            # Reconnecting after a drop: reap the old reader task and socket first.
+            await self.close()
         try:
             async with asyncio.timeout(self.timeout):
                 self._reader, self._writer = await asyncio.open_connection(
@@ -461,6 +460,9 @@ class AMIClient:
         """Send an action and wait for its answer (and the events of a list action).
 
         ``fields`` become ``Key: Value`` lines; a list value repeats the key (``Variable``).
+        Lower-case ``timeout`` is our wait in seconds; AMI's own header is ``Timeout=``
+        (e.g. Originate's ring time in ms; a non-Async Originate answers only after the
+        call is answered, so give it a ``timeout`` longer than that).
         Raises AMIActionError on ``Response: Error``, AMITimeoutError after ``timeout``
         (default: the client's), AMIConnectionError if the connection is or goes down.
         """
