@@ -85,3 +85,30 @@ async def test_apply_rolls_back_when_asterisk_rejects_the_dialplan(pbx: PBX) -> 
     assert before.generation in shown, shown
     _, menus = await asyncio.to_thread(pbx.instance.cli, "dialplan show s@cc-menu-main")
     assert "background(" in menus.lower(), menus
+
+
+async def test_cli_status_and_cli_commands(pbx: PBX) -> None:
+    from click.testing import CliRunner
+
+    from callcenter.cli import main
+
+    home = ["--home", str(pbx.instance.home)]
+    runner = CliRunner()
+    status = await asyncio.to_thread(runner.invoke, main, [*home, "asterisk", "status"])
+    assert status.exit_code == 0, status.output
+    assert status.output.startswith("running, pid") and "System uptime" in status.output
+    version = await asyncio.to_thread(runner.invoke, main,
+                                      [*home, "asterisk", "cli", "core show version"])
+    assert version.exit_code == 0 and "Asterisk 22." in version.output
+
+
+async def test_cli_status_of_a_stopped_instance(tmp_path, asterisk_installation) -> None:
+    from click.testing import CliRunner
+
+    from callcenter.asterisk.instance import AsteriskInstance
+    from callcenter.cli import main
+
+    AsteriskInstance(tmp_path).setup(asterisk_installation)
+    result = await asyncio.to_thread(CliRunner().invoke, main,
+                                     ["--home", str(tmp_path), "asterisk", "status"])
+    assert result.exit_code == 3 and result.output.startswith("stopped"), result.output
