@@ -15,7 +15,7 @@ from pathlib import Path
 from callcenter.config.checks import check_config
 from callcenter.config.errors import ConfigError, ConfigErrors
 from callcenter.config.models import CallCenterConfig
-from callcenter.config.source import SourceMap, load_dir
+from callcenter.config.source import SourceMap, load_dir_partial
 from callcenter.config.validate import located, parse_model
 
 __all__ = ["LoadedConfig", "load_config"]
@@ -48,10 +48,16 @@ def load_config(
 ) -> LoadedConfig:
     """Parse, validate and cross-check ``directory``; raise ConfigErrors."""
     directory = Path(directory)
-    data, smap = load_dir(directory)
-    config = parse_model(CallCenterConfig, data, smap)
+    errors: list[ConfigError] = []
+    data, smap, complete = load_dir_partial(directory, errors)
+    if not complete:  # a file could not be parsed: validating the rest would only add noise
+        raise ConfigErrors(errors)
+    try:
+        config = parse_model(CallCenterConfig, data, smap)
+    except ConfigErrors as invalid:
+        raise ConfigErrors(errors + list(invalid.errors)) from None
     problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts)
-    if problems:
-        errors: list[ConfigError] = [located(smap, p.path, p.message) for p in problems]
+    errors += [located(smap, p.path, p.message) for p in problems]
+    if errors:
         raise ConfigErrors(errors)
     return LoadedConfig(config, smap, directory.resolve())

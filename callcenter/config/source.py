@@ -56,6 +56,7 @@ __all__ = [
     "Position",
     "SourceMap",
     "load_dir",
+    "load_dir_partial",
     "load_file",
 ]
 
@@ -527,22 +528,43 @@ def load_dir(directory: str | Path) -> tuple[dict[str, Any], SourceMap]:
     together as :class:`ConfigErrors`. Paths in the returned map are paths in the merged data,
     each pointing into the file that defined it; ``()`` is the directory itself.
     """
+    errors: list[ConfigError] = []
+    merged, smap, _ = load_dir_partial(directory, errors)
+    if errors:
+        raise ConfigErrors(errors)
+    return merged, smap
+
+
+def load_dir_partial(
+    directory: str | Path, errors: list[ConfigError]
+) -> tuple[dict[str, Any], SourceMap, bool]:
+    """:func:`load_dir` that appends errors to ``errors`` instead of raising.
+
+    Returns the data it could build and whether every file was parsed (a file
+    with a syntax error contributes nothing). With duplicate keys or entries,
+    the first definition is kept, so a caller can go on validating the rest and
+    report every problem in one round.
+    """
     directory = Path(directory)
     where = str(directory)
+    smap = SourceMap(Position(where, 0, 0))
     if not directory.is_dir():
         problem = "is not a directory" if directory.exists() else "does not exist"
-        raise ConfigErrors([_whole(where, f"config directory {problem}")])
+        errors.append(_whole(where, f"config directory {problem}"))
+        return {}, smap, False
     files = _config_files(directory)
     if not files:
-        message = "no *.yaml or *.yml files in config directory"
-        raise ConfigErrors([_whole(where, message)])
+        errors.append(_whole(where, "no *.yaml or *.yml files in config directory"))
+        return {}, smap, False
 
-    errors: list[ConfigError] = []
     merged: dict[str, Any] = {}
-    smap = SourceMap(Position(where, 0, 0))
+    complete = True
     for path in files:
         loaded = _read(path, errors)
-        if loaded is None or loaded[0] is None:
+        if loaded is None:
+            complete = False
+            continue
+        if loaded[0] is None:
             continue
         data, file_map = loaded
         if not isinstance(data, dict):
@@ -552,12 +574,11 @@ def load_dir(directory: str | Path) -> tuple[dict[str, Any], SourceMap]:
                 f"(menus:, queues:, ...), not {got}"
             )
             errors.append(_error_at(file_map.locate(()), (), message))
+            complete = False
             continue
         skip = _merge_sections(merged, data, smap, file_map, errors)
         smap._absorb(file_map, skip)
-    if errors:
-        raise ConfigErrors(errors)
-    return merged, smap
+    return merged, smap, complete
 
 
 def _merge_sections(

@@ -211,9 +211,21 @@ async def fake() -> AsyncIterator[FakeAMI]:
         yield server
 
 
+_baseline: set[asyncio.Task[object]] = set()
+
+
+@pytest.fixture(autouse=True)
+async def _other_clients_tasks() -> None:
+    """Reader tasks of clients other tests keep open (the integration suite's session
+    AMI connection shares this event loop) are not this test's."""
+    _baseline.clear()
+    _baseline.update(t for t in asyncio.all_tasks() if t.get_name().startswith("ami-reader"))
+
+
 def reader_tasks() -> set[asyncio.Task[object]]:
-    """The client's own tasks (the fake server's connection handlers are not counted)."""
-    return {t for t in asyncio.all_tasks() if t.get_name().startswith("ami-reader")}
+    """This test's client tasks (the fake server's connection handlers are not counted)."""
+    return {t for t in asyncio.all_tasks()
+            if t.get_name().startswith("ami-reader") and t not in _baseline}
 
 
 # ----------------------------------------------------------------------------- framing
