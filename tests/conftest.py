@@ -196,3 +196,15 @@ async def ami_observer(ami: AMIClient) -> AsyncIterator["RouteObserver"]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@pytest.fixture
+async def ari_app(pbx: PBX) -> AsyncIterator["ARIClient"]:
+    """An ARI client registered as the queue router's Stasis app (settings.queue_app)."""
+    from callcenter.asterisk.ari import ARIClient
+
+    creds = pbx.instance.credentials
+    async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
+                         password=creds.ari_password,
+                         app=pbx.loaded.config.settings.queue_app) as client:
+        yield client
