@@ -53,6 +53,14 @@ _NOLOAD = (
     "res_aeap.so", "res_speech_aeap.so", "chan_websocket.so", "res_pjsip_stir_shaken.so",
     "res_stir_shaken.so", "res_geolocation.so", "res_pjsip_geolocation.so",
     "res_smdi.so", "app_voicemail_imap.so", "app_voicemail_odbc.so",
+    # Not used by a contact center, and each logs an error without its own config.
+    "app_agent_pool.so", "app_alarmreceiver.so", "app_followme.so", "app_minivm.so",
+    "app_adsiprog.so", "app_getcpeid.so", "res_adsi.so", "res_clialiases.so",
+    "cdr_csv.so", "cdr_custom.so", "cdr_manager.so", "cdr_pgsql.so", "cdr_sqlite3_custom.so",
+    "cdr_odbc.so", "cdr_adaptive_odbc.so", "cel_custom.so", "cel_pgsql.so",
+    "cel_sqlite3_custom.so", "cel_odbc.so", "res_odbc.so", "res_config_odbc.so", "func_odbc.so",
+    "res_config_pgsql.so", "res_config_sqlite3.so", "res_http_media_cache.so",
+    "res_odbc_transaction.so",
 )
 
 
@@ -160,7 +168,7 @@ class AsteriskInstance:
         base = replace(
             base, asterisk_root=str(installation.root), asterisk_version=installation.version
         )
-        for d in (self.etc, self.generated_dir, self.run_dir, self.log_dir, self.dir / "lib",
+        for d in (self.etc, self.generated_dir, self.run_dir, self.log_dir, self.dir / "lib" / "keys",
                   self.dir / "spool", self.dir / "data" / "sounds", self.dir / "data" / "agi-bin"):
             d.mkdir(parents=True, exist_ok=True)
         self._settings_file.write_text(json.dumps(asdict(base), indent=2) + "\n")
@@ -179,7 +187,7 @@ class AsteriskInstance:
             if src.exists():
                 _symlink(src, data / name)
         moh = installation.root / "var" / "lib" / "asterisk" / "moh"
-        if moh.exists():
+        if moh.exists() and not (installation.sharedir / "moh").exists():
             _symlink(moh, data / "moh")
         for lang, path in installation.sound_languages().items():
             _symlink(path, data / "sounds" / lang)
@@ -247,7 +255,13 @@ class AsteriskInstance:
                              maximum_number_of_words=2, silence_threshold=256,
                              maximum_word_length=5000),
             "queues.conf": "[general]\n",
-            "pjsip_wizard.conf": "",
+            "confbridge.conf": "[general]\n",
+            "res_parking.conf": "[general]\n",
+            "udptl.conf": "[general]\n",
+            "ccss.conf": "[general]\n",
+            # Present and empty: the module wants the file, we want its defaults.
+            **{name: "" for name in ("pjsip_wizard.conf", "pjsip_notify.conf", "acl.conf",
+                                     "pjproject.conf", "websocket_client.conf")},
             "pjsip.conf": _ini("global", type="global", user_agent="callcenter")
             + _ini("transport-udp", type="transport", protocol="udp", bind=f"{s.bind}:{s.sip_port}")
             + _ini("transport-tcp", type="transport", protocol="tcp", bind=f"{s.bind}:{s.sip_port}")

@@ -14,6 +14,7 @@ package registry.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import platform
@@ -37,13 +38,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: What a call center needs: the PBX, its modules, its stock config (for the
-#: XML documentation and defaults) and the English and Spanish core prompts.
+#: XML documentation and defaults), the English and Spanish core prompts and
+#: music on hold for queued callers.
 ASTERISK_PACKAGES: tuple[str, ...] = (
     "asterisk",
     "asterisk-modules",
     "asterisk-config",
     "asterisk-core-sounds-en-gsm",
     "asterisk-core-sounds-es-gsm",
+    "asterisk-moh-opsound-gsm",
 )
 
 _SUITE = "sid"
@@ -259,10 +262,12 @@ class _PrivateApt:
 
 
 def _cache_key(version: str) -> str:
-    """A directory name from a Debian version (``1:22.10.1+dfsg+…-1``)."""
+    """A directory name from the Debian version (``1:22.10.1+dfsg+…-1``) and
+    the package set, so adding a package to the set unpacks a new tree."""
     upstream = version.split(":", 1)[-1]
     upstream = upstream.split("+", 1)[0].split("~", 1)[0].rsplit("-", 1)[0]
-    return f"asterisk-{re.sub(r'[^A-Za-z0-9.]+', '_', upstream)}-{_dpkg_arch()}"
+    packages = hashlib.sha256(" ".join(ASTERISK_PACKAGES).encode()).hexdigest()[:8]
+    return f"asterisk-{re.sub(r'[^A-Za-z0-9.]+', '_', upstream)}-{_dpkg_arch()}-{packages}"
 
 
 def install(*, force: bool = False, mirror: str | None = None) -> AsteriskInstallation:

@@ -27,6 +27,7 @@ from callcenter.config.models import (
     QueueDest,
     RepeatDest,
     ScheduleStep,
+    SetLanguageStep,
     VoicemailDest,
     expand_days,
 )
@@ -99,7 +100,8 @@ def _references(c: CallCenterConfig) -> Iterator[Problem]:
 def _dest_reference(c: CallCenterConfig, dest: Destination, path: Path) -> Iterator[Problem]:
     match dest:
         case MenuDest(menu=m) if m not in c.menus:
-            yield Problem(path + ("menu",), f"unknown menu '{m}' {_known(c.menus)}")
+            yield Problem(path if path[-1] == "menu" else path + ("menu",),
+                          f"unknown menu '{m}' {_known(c.menus)}")
         case FlowDest(flow=f) if f not in c.flows:
             yield Problem(path + ("flow",) if path[-1] != "goto" else path,
                           f"unknown flow '{f}' {_known(c.flows)}")
@@ -283,8 +285,15 @@ def graph_edges(c: CallCenterConfig) -> dict[Node, list[tuple[Node | None, bool]
         if ends_open:
             out.append((None, True))  # falls through to Hangup()
         edges[("flow", name)] = out
+    parents = _menu_parents(c)
     for name in c.menus:
-        edges[("menu", name)] = [(_target(d, name), False) for d, _ in menu_destinations(c, name)]
+        out = []
+        for d, _ in menu_destinations(c, name):
+            if isinstance(d, BackDest):  # back returns to whichever menu led here
+                out += [(("menu", p), False) for p in sorted(parents.get(name, ()))]
+            else:
+                out.append((_target(d, name), False))
+        edges[("menu", name)] = out
     return edges
 
 
@@ -296,7 +305,7 @@ def _target(dest: Destination, menu: str | None) -> Node | None:
             return ("flow", f)
         case RepeatDest() if menu is not None:
             return ("menu", menu)
-    return None  # queue, extension, external, voicemail, hangup, back (returns upward)
+    return None  # queue, extension, external, voicemail, hangup
 
 
 def _reachability(c: CallCenterConfig) -> Iterator[Problem]:
@@ -351,7 +360,7 @@ def _loops(c: CallCenterConfig) -> Iterator[Problem]:
         if node in path and node == start and start not in reported:
             cycle = path[path.index(node):]
             reported.update(cycle)
-            yield Problem(("flows", start),
+            yield Problem(("flows", start[1]),
                           "flows loop forever without caller input: "
                           + " -> ".join(n[1] for n in cycle + [start]))
 
@@ -387,11 +396,16 @@ def _sounds_in(value: object, path: Path) -> Iterator[tuple[str, Path]]:
             yield s, path + (j,)
 
 
-def _languages(c: CallCenterConfig) -> set[str]:
-    langs = {c.settings.language}
-    langs |= {ep.language for ep in c.entry_points.values() if ep.language}
-    langs |= {s.set_language for f in c.flows.values() for s in f.steps
-              if hasattr(s, "set_language")}
+def _languages(c: CallCenterConfig) -> dict[str, Path]:
+    """Every language a call can be in -> the first YAML path that introduces it."""
+    langs: dict[str, Path] = {c.settings.language: ("settings", "language")}
+    for name, ep in c.entry_points.items():
+        if ep.language:
+            langs.setdefault(ep.language, ("entry_points", name, "language"))
+    for name, flow in c.flows.items():
+        for i, step in enumerate(flow.steps):
+            if isinstance(step, SetLanguageStep):
+                langs.setdefault(step.set_language, ("flows", name, "steps", i, "set_language"))
     return langs
 
 
@@ -401,10 +415,11 @@ def _sounds(c: CallCenterConfig, sounds: dict[str, FsPath]) -> Iterator[Problem]
     Prompts under ``custom/`` are the site's own recordings and are looked up
     language-independently as well.
     """
-    langs = sorted(_languages(c))
+    introduced = _languages(c)
+    langs = sorted(introduced)
     for lang in langs:
         if lang not in sounds:
-            yield Problem(("settings", "language"),
+            yield Problem(introduced[lang],
                           f"no sounds installed for language '{lang}' "
                           f"(installed: {', '.join(sorted(sounds)) or 'none'})")
     cache: dict[tuple[str, str], bool] = {}

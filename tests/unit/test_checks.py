@@ -138,8 +138,8 @@ def test_unknown_flow_and_voicemail_exact(tmp_path: Path) -> None:
         """)
     assert lines(errs) == [
         "menus.yaml:5:19: menus.main.options.1.flow: unknown flow 'nowhere' (known: start)",
-        "menus.yaml:6:24: menus.main.options.2.voicemail: "
-        "unknown voicemail box 'sales' (known: general)",
+        ("menus.yaml:6:24: menus.main.options.2.voicemail: "
+         "unknown voicemail box 'sales' (known: general)"),
     ]
 
 
@@ -257,7 +257,6 @@ def test_menu_loop_with_no_exit(tmp_path: Path) -> None:
             prompts: [vm-press]
             options:
               "1": {menu: main}
-              "*": {back: true}
             on_exhausted: {menu: main}
         """)
     main = find(errs, "menus.main")
@@ -266,6 +265,41 @@ def test_menu_loop_with_no_exit(tmp_path: Path) -> None:
     assert other.message.startswith("menu 'other' loops with no exit")
     # The flow that only leads into the loop cannot leave either.
     assert find(errs, "flows.start").message.startswith("flow 'start' loops with no exit")
+
+
+def test_menu_loop_whose_only_way_out_is_back(tmp_path: Path) -> None:
+    """``back`` returns to the parent menu: it is no exit from a loop."""
+    errs = errors(tmp_path, menus="""\
+        menus:
+          main:
+            prompts: [vm-press]
+            options:
+              "1": {menu: sub}
+            on_exhausted: {menu: sub}
+          sub:
+            prompts: [vm-press]
+            options:
+              "*": {back: true}
+            on_exhausted: {back: true}
+        """)
+    assert find(errs, "menus.sub").message.startswith("menu 'sub' loops with no exit")
+    assert find(errs, "menus.main").message.startswith("menu 'main' loops with no exit")
+
+
+def test_back_to_a_parent_with_an_exit_is_fine(tmp_path: Path) -> None:
+    load(tmp_path, menus="""\
+        menus:
+          main:
+            prompts: [vm-press]
+            options:
+              "1": {menu: sub}
+              "2": {queue: sales}
+          sub:
+            prompts: [vm-press]
+            options:
+              "*": {back: true}
+            on_exhausted: {back: true}
+        """)
 
 
 def test_flows_looping_unconditionally(tmp_path: Path) -> None:
@@ -329,8 +363,8 @@ def test_back_in_menu_without_parent(tmp_path: Path) -> None:
               "*": {back: true}
         """)
     assert lines(errs) == [
-        "menus.yaml:6:12: menus.main.options[\"*\"]: "
-        "'back' in menu 'main', but no other menu leads to it",
+        ("menus.yaml:6:12: menus.main.options.*: "
+         "'back' in menu 'main', but no other menu leads to it"),
     ]
 
 
@@ -396,8 +430,8 @@ def test_invalid_time_zone(tmp_path: Path) -> None:
             hours: {mon-fri: "08:00-18:00"}
         """))
     assert lines(errs) == [
-        "schedules.yaml:3:15: schedules.office.timezone: unknown time zone "
-        "'Mars/Olympus_Mons' (expected an IANA name such as America/New_York)",
+        ("schedules.yaml:3:15: schedules.office.timezone: unknown time zone "
+         "'Mars/Olympus_Mons' (expected an IANA name such as America/New_York)"),
     ]
 
 
@@ -415,8 +449,8 @@ def test_overlapping_weekly_hours(tmp_path: Path) -> None:
               mon: "11:00-13:00"
         """))
     assert lines(errs) == [
-        "schedules.yaml:5:12: schedules.office.hours.mon: "
-        "mon 11:00-13:00 overlaps 08:00-12:00 (from 'mon-fri')",
+        ("schedules.yaml:5:12: schedules.office.hours.mon: "
+         "mon 11:00-13:00 overlaps 08:00-12:00 (from 'mon-fri')"),
     ]
 
 
@@ -456,21 +490,25 @@ def test_overlapping_holidays(tmp_path: Path) -> None:
               - {date: "2027-01-01"}
         """))
     assert lines(errs) == [
-        "schedules.yaml:6:9: schedules.office.holidays[1]: "
-        "holiday 2027-01-01..2027-01-01 overlaps holidays[0] 2026-12-31..2027-01-02",
+        ("schedules.yaml:6:9: schedules.office.holidays[1]: "
+         "holiday 2027-01-01..2027-01-01 overlaps holidays[0] 2026-12-31..2027-01-02"),
     ]
 
 
-def test_invalid_day_and_time(tmp_path: Path) -> None:
-    errs = errors(tmp_path, **_with_schedule("""\
+@pytest.mark.parametrize("hours, message", [
+    ('{monday: "08:00-18:00"}', "invalid day 'monday'"),
+    ('{tue: "18:00-08:00"}', "time range '18:00-08:00' ends before it starts"),
+    ('{wed: "8-9"}', "invalid time '8': expected HH:MM"),
+])
+def test_invalid_day_and_time(tmp_path: Path, hours: str, message: str) -> None:
+    errs = errors(tmp_path, **_with_schedule(f"""\
         schedules:
           office:
-            hours: {monday: "08:00-18:00", tue: "18:00-08:00", wed: "8-9"}
+            hours: {hours}
         """))
-    messages = " | ".join(e.message for e in errs.errors)
-    assert "invalid day 'monday'" in messages
-    assert "ends before it starts" in messages
-    assert "expected HH:MM" in messages
+    [error] = errs.errors
+    assert error.path == "schedules.office.hours"
+    assert message in error.message
 
 
 # -- skills, agents, transfers ----------------------------------------------------
@@ -489,8 +527,8 @@ def test_queue_skill_no_agent_has(tmp_path: Path) -> None:
           general: {mailbox: "8000", name: General}
         """)
     assert lines(errs) == [
-        "queues.yaml:4:21: queues.sales.skills[1]: no agent has skill 'french': "
-        "calls to queue 'sales' could never be answered",
+        ("queues.yaml:4:21: queues.sales.skills[1]: no agent has skill 'french': "
+         "calls to queue 'sales' could never be answered"),
     ]
 
 
@@ -535,8 +573,8 @@ def test_external_transfer_without_trunk(tmp_path: Path) -> None:
         """
     errs = errors(tmp_path, menus=menus)
     assert lines(errs) == [
-        "menus.yaml:5:23: menus.main.options.1.external: "
-        "external transfer needs settings.outbound_trunk (a PJSIP endpoint)",
+        ("menus.yaml:5:23: menus.main.options.1.external: "
+         "external transfer needs settings.outbound_trunk (a PJSIP endpoint)"),
     ]
 
 
@@ -606,8 +644,8 @@ def test_lookup_input_never_collected(tmp_path: Path) -> None:
               - menu: main
         """, lookups="lookups: {account: {source: database, by: account_number}}\n")
     assert lines(errs) == [
-        "flows.yaml:5:42: flows.start.steps[1].lookup.input: variable 'ACCOUNT' is never "
-        "collected (collected: PIN; or CALLERID)",
+        ("flows.yaml:5:42: flows.start.steps[1].lookup.input: variable 'ACCOUNT' is never "
+         "collected (collected: PIN; or CALLERID)"),
     ]
 
 
@@ -721,8 +759,8 @@ def test_missing_sound(tmp_path: Path, sounds_en: dict[str, Path]) -> None:
               "1": {queue: sales}
         """)
     assert lines(errs) == [
-        "menus.yaml:3:34: menus.main.prompts[2]: "
-        "sound 'digits/2' is not installed for language(s) en",
+        ("menus.yaml:3:35: menus.main.prompts[2]: "
+         "sound 'digits/2' is not installed for language(s) en"),
     ]
 
 
@@ -742,12 +780,16 @@ def test_missing_sound_in_flow(tmp_path: Path, sounds_en: dict[str, Path]) -> No
 
 
 def test_language_without_sounds(tmp_path: Path, sounds_en: dict[str, Path]) -> None:
-    errs = errors(tmp_path, sounds=sounds_en, flows="""\
+    directory = write(tmp_path, flows="""\
         flows:
           start:
             steps:
               - set_language: fr
               - menu: main
         """)
-    messages = [e.message for e in errs.errors]
-    assert "no sounds installed for language 'fr' (installed: en)" in messages
+    with pytest.raises(ConfigErrors) as info:
+        load_config(directory, sounds=sounds_en)
+    [error] = [e for e in info.value.errors if "language 'fr'" in e.message]
+    assert error.message == "no sounds installed for language 'fr' (installed: en)"
+    # Located at the YAML that makes calls speak French, not at the directory.
+    assert (Path(error.file).name, error.line) == ("flows.yaml", 4), str(error)
