@@ -28,31 +28,13 @@ from callcenter.asterisk.ami.client import AMIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import install
 from callcenter.config.loader import LoadedConfig, load_config
+from callcenter.testing.ports import free_port, free_udp_tcp_port
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
 
 #: A Wednesday at 10:00 in New York: the example center is open.
 OPEN_TIME = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.timezone.utc)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_udp_tcp_port() -> int:
-    """A port free for both UDP and TCP (PJSIP binds both)."""
-    for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM)
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
 class FakeClock:
