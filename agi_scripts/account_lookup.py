@@ -36,9 +36,8 @@ async def handle(call: AGICall, ctx: AGIContext) -> None:
         ctx.log.warning("account_lookup: unknown lookup %r on %s", name[:48], call.request.channel)
         await call.set_variable(V.LOOKUP_STATUS, "error")
         return
-    result = await perform_lookup(lookup, key, sessionmaker=ctx.db, http=ctx.http)
-    for field, variable in _FIELDS.items():
-        if field in result.fields:
-            await call.set_variable(variable, result.fields[field])
-    await call.set_variable(V.LOOKUP_STATUS, result.status)
+    result = await perform_lookup(lookup, key, accounts=ctx.accounts, http=ctx.http)
+    values = {var: result.fields[field] for field, var in _FIELDS.items() if field in result.fields}
+    # The status last: the dialplan branches on it, the fields ride along.
+    await call.set_variables({**values, V.LOOKUP_STATUS: result.status})
     ctx.log.info("account_lookup %s on %s: %s", name, call.request.uniqueid, result.status)

@@ -109,6 +109,7 @@ def asterisk_installation():
 async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -> AsyncIterator[PBX]:
     from callcenter.apply import apply_files
     from callcenter.storage import default_sqlite_url, make_engine, make_sessionmaker
+    from callcenter.storage.directory import AccountDirectory
     from callcenter.storage.migrate import upgrade
     from callcenter.storage.repositories import seed_demo_accounts
     from dialplan.generator import render
@@ -132,7 +133,8 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
         await seed_demo_accounts(session)
 
     clock = FakeClock(OPEN_TIME)
-    ctx = AGIContext(config=loaded.config, clock=clock, db=sessionmaker)
+    accounts = AccountDirectory(db_url)
+    ctx = AGIContext(config=loaded.config, clock=clock, db=sessionmaker, accounts=accounts)
     fa = loaded.config.settings.fastagi
     agi = FastAGIServer(discover("agi_scripts"), ctx, host=fa.host, port=fa.port)
     await agi.start()
@@ -144,6 +146,7 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
     finally:
         await asyncio.to_thread(instance.stop)
         await agi.stop()
+        await accounts.close()
         await engine.dispose()
 
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import aiohttp
 
 from callcenter.config.models import DatabaseLookup, HttpLookup, Lookup
+from callcenter.storage.directory import AccountDirectory
 
 __all__ = ["LookupResult", "perform_lookup"]
 
@@ -42,7 +43,7 @@ async def perform_lookup(
     lookup: Lookup,
     key: str,
     *,
-    sessionmaker: Any = None,
+    accounts: AccountDirectory | None = None,
     http: aiohttp.ClientSession | None = None,
 ) -> LookupResult:
     """Run one lookup. ``key`` is already digits-only (FILTERed by the dialplan)."""
@@ -51,7 +52,7 @@ async def perform_lookup(
         return LookupResult("not_found")
     try:
         if isinstance(lookup, DatabaseLookup):
-            return await _database(lookup, key, sessionmaker)
+            return await _database(lookup, key, accounts)
         if isinstance(lookup, HttpLookup):
             return await _http(lookup, key, http)
     except asyncio.CancelledError:
@@ -62,17 +63,14 @@ async def perform_lookup(
     return LookupResult("error")
 
 
-async def _database(lookup: DatabaseLookup, key: str, sessionmaker: Any) -> LookupResult:
-    from callcenter.storage.repositories import AccountRepository
-
-    if sessionmaker is None:
+async def _database(lookup: DatabaseLookup, key: str,
+                    accounts: AccountDirectory | None) -> LookupResult:
+    if accounts is None:
         log.warning("database lookup without a database configured")
         return LookupResult("error")
-    async with sessionmaker() as session:
-        repo = AccountRepository(session)
-        account = await (repo.find_by_number(key) if lookup.by == "account_number"
-                         else repo.find_by_phone(key))
-    if account is None or getattr(account, "status", "active") != "active":
+    account = await (accounts.by_number(key) if lookup.by == "account_number"
+                     else accounts.by_phone(key))
+    if account is None or not account.active:
         return LookupResult("not_found")
     return LookupResult("found", {
         "account_id": _clean(account.id),

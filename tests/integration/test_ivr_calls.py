@@ -26,7 +26,7 @@ import pytest
 
 from callcenter.flows.lookup import perform_lookup
 from callcenter.flows.simulate import Simulation, simulate
-from callcenter.storage import make_engine, make_sessionmaker
+from callcenter.storage.directory import AccountDirectory
 from callcenter.testing.sipp import Caller, Keypress, run_call
 from tests.conftest import OPEN_TIME, PBX
 from tests.integration.route import ObservedCall, RouteObserver
@@ -114,12 +114,11 @@ class Result:
 
 
 async def _place_all(pbx: PBX, observer: RouteObserver, cases: list[Case], base: int) -> dict:
-    engine = make_engine(pbx.db_url)
-    sessionmaker = make_sessionmaker(engine)
+    accounts = AccountDirectory(pbx.db_url)
     config = pbx.loaded.config
 
     async def lookup(name: str, key: str):
-        return await perform_lookup(config.lookups[name], key, sessionmaker=sessionmaker)
+        return await perform_lookup(config.lookups[name], key, accounts=accounts)
 
     async def one(i: int, case: Case) -> tuple[str, Result]:
         caller_id = case.caller_id or f"1555900{base + i:04d}"
@@ -135,7 +134,7 @@ async def _place_all(pbx: PBX, observer: RouteObserver, cases: list[Case], base:
     try:
         pairs = await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
     finally:
-        await engine.dispose()
+        await accounts.close()
     return dict(pairs)
 
 

@@ -330,3 +330,23 @@ async def test_calls_round_trip(sessions: async_sessionmaker[AsyncSession]) -> N
         await session.execute(delete(Call))
     async with sessions() as session:
         assert (await session.execute(select(CallEvent.id))).first() is None
+
+
+async def test_account_directory_reads_postgres(
+    pg_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The IVR's look-up path (sync driver in a worker thread) on PostgreSQL."""
+    from callcenter.storage.directory import AccountDirectory
+
+    async with sessions.begin() as session:
+        await seed_demo_accounts(session)
+    directory = AccountDirectory(pg_url)
+    try:
+        ada = await directory.by_phone("+1 555 123 0001")
+        assert ada is not None and (ada.account_number, ada.vip, ada.active) == (
+            "100200", True, True)
+        suspended = await directory.by_number("100400")
+        assert suspended is not None and not suspended.active
+        assert await directory.by_number("999999") is None
+    finally:
+        await directory.close()

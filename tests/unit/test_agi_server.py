@@ -119,8 +119,12 @@ async def clock(call: AGICall, ctx: AGIContext) -> None:
     await call.set_variable("CC_NOW", ctx.clock().isoformat())
 
 
+async def many(call: AGICall, ctx: AGIContext) -> None:
+    await call.set_variables({"A": "1", "B": "Ada Lovelace", "C": "x,y", "D": "${SHELL(id)}"})
+
+
 HANDLERS = {"lookup": lookup, "boom": boom, "two_steps": two_steps, "sleepy": sleepy,
-            "clock": clock}
+            "clock": clock, "many": many}
 
 
 @pytest.fixture
@@ -540,3 +544,20 @@ def test_discover_rejects_broken_scripts(
 def test_discover_real_package_imports() -> None:
     handlers = discover("agi_scripts")
     assert all(not name.startswith("_") for name in handlers)
+
+
+async def test_set_variables_batches_safe_values_into_one_mset(server: FastAGIServer) -> None:
+    """Safe values go in one EXEC MSet; a comma or ${...} gets its own SET VARIABLE, so
+    neither can split the MSet nor be substituted by Asterisk."""
+    ast = await FakeAsterisk.connect(server.port)
+    try:
+        await ast.send(header("many"))
+        await ast.expect(b'SET VARIABLE "C" "x,y"\n')
+        await ast.send(b"200 result=1\n")
+        await ast.expect(b'SET VARIABLE "D" "${SHELL(id)}"\n')
+        await ast.send(b"200 result=1\n")
+        await ast.expect(b'EXEC "MSet" "A=1,B=Ada Lovelace"\n')
+        await ast.send(b"200 result=0\n")
+        await ast.expect_closed()
+    finally:
+        await ast.close()

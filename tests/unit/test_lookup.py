@@ -11,6 +11,7 @@ from aiohttp import web
 from callcenter.config.models import DatabaseLookup, HttpLookup
 from callcenter.flows.lookup import perform_lookup
 from callcenter.storage import make_engine, make_sessionmaker
+from callcenter.storage.directory import AccountDirectory
 from callcenter.storage.migrate import upgrade
 from callcenter.storage.repositories import seed_demo_accounts
 
@@ -78,20 +79,33 @@ async def test_database_lookup_by_number_and_phone(tmp_path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
     await upgrade(url)
     engine = make_engine(url)
-    sm = make_sessionmaker(engine)
     try:
-        async with sm() as session, session.begin():
+        async with make_sessionmaker(engine)() as session, session.begin():
             await seed_demo_accounts(session)
-        by_number = DatabaseLookup(source="database", by="account_number")
-        by_phone = DatabaseLookup(source="database", by="phone")
-        found = await perform_lookup(by_number, "100200", sessionmaker=sm)
-        assert found.status == "found" and found.fields["vip"] == "1"
-        assert (await perform_lookup(by_number, "100400", sessionmaker=sm)).status == "not_found"
-        assert (await perform_lookup(by_number, "555", sessionmaker=sm)).status == "not_found"
-        assert (await perform_lookup(by_phone, "15551230002", sessionmaker=sm)).status == "found"
-        assert (await perform_lookup(by_number, "100200", sessionmaker=None)).status == "error"
     finally:
         await engine.dispose()
-    await engine.dispose()
-    broken = make_sessionmaker(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'nope' / 'x.db'}"))
-    assert (await perform_lookup(by_number, "100200", sessionmaker=broken)).status == "error"
+    by_number = DatabaseLookup(source="database", by="account_number")
+    by_phone = DatabaseLookup(source="database", by="phone")
+    accounts = AccountDirectory(url)
+    try:
+        found = await perform_lookup(by_number, "100200", accounts=accounts)
+        assert found.status == "found"
+        assert found.fields == {"account_id": found.fields["account_id"], "name": "Ada Lovelace",
+                                "language": "en", "vip": "1"}
+        assert (await perform_lookup(by_number, "100400", accounts=accounts)).status \
+            == "not_found"  # suspended
+        assert (await perform_lookup(by_number, "555", accounts=accounts)).status == "not_found"
+        assert (await perform_lookup(by_phone, "15551230002", accounts=accounts)).status == "found"
+        assert (await perform_lookup(by_phone, "", accounts=accounts)).status == "not_found"
+    finally:
+        await accounts.close()
+    assert (await perform_lookup(by_number, "100200", accounts=None)).status == "error"
+
+
+async def test_database_lookup_with_a_broken_database_is_error(tmp_path) -> None:
+    accounts = AccountDirectory(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    try:
+        by_number = DatabaseLookup(source="database", by="account_number")
+        assert (await perform_lookup(by_number, "100200", accounts=accounts)).status == "error"
+    finally:
+        await accounts.close()

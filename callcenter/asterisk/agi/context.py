@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -52,6 +53,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Characters that MSet or EXEC's variable substitution would interpret.
+_MSET_UNSAFE = re.compile(r'[,"\\${}()\r\n]')
+
+
 @dataclass(frozen=True)
 class AGIContext:
     """Services shared by every AGI script, built once by the composition root.
@@ -64,7 +69,9 @@ class AGIContext:
     clock: Callable[[], datetime] = utc_now
     """Timezone-aware "now"; schedule checks must use this, never datetime.now()."""
     db: Any = None
-    """An SQLAlchemy ``async_sessionmaker``, or None when no database is configured."""
+    """An SQLAlchemy ``async_sessionmaker`` for writes, or None when no database is configured."""
+    accounts: Any = None
+    """A :class:`callcenter.storage.directory.AccountDirectory` for look-ups, or None."""
     http: aiohttp.ClientSession | None = None
     """Shared HTTP client session (CRM lookups), or None."""
     log: logging.Logger = field(
@@ -296,6 +303,25 @@ class AGICall:
         if offset is not None:
             args.append(offset)
         return await self.command("STREAM FILE", *args, timeout=timeout)
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        """Set several channel variables, in one round trip when that is safe.
+
+        ``EXEC MSet(a=1,b=2)`` sets them all with one command (a look-up that sets five
+        variables costs a fifth of the round trips). MSet splits on commas and Asterisk
+        substitutes ``${...}`` in EXEC arguments, so any value holding one of
+        ``, " \\ $ { } ( )`` or a line break is set with its own ``SET VARIABLE``
+        instead: correctness never depends on the caller's data.
+        """
+        plain = {k: v for k, v in variables.items() if not _MSET_UNSAFE.search(v)}
+        for name, value in variables.items():
+            if name not in plain:
+                await self.set_variable(name, value)
+        if len(plain) == 1:
+            (name, value), = plain.items()
+            await self.set_variable(name, value)
+        elif plain:
+            await self.exec_app("MSet", *(f"{k}={v}" for k, v in plain.items()))
 
     async def exec_app(
         self, application: str, *app_args: str, timeout: float | None = 60.0
