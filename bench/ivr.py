@@ -14,31 +14,28 @@ What runs where (all on 127.0.0.1, on this machine, no CPU pinning):
   starts processes and reads their results (no event loop competes with them).
 
 Three entry points are added to a *copy* of ``config/example`` (``bench.yaml``); their
-flows are the same four YAML steps, rendered by the same generator, and only the two
-data-dip lines differ after rendering::
+flows are the same four YAML steps, rendered by the same generator, and only the
+data-dip line differs after rendering::
 
     entry  7001 bench_fastagi  7002 bench_native              7003 bench_classic
     cc-entrypoint-*:  NoOp, Answer (the 200 OK), Set language, Set CC_ENTRY, Set priority,
                       Gosub(cc-caller-rules) -- identical, generated
     cc-flow-*:
-      play silence/1  Playback(silence/1)    Playback(silence/1)   Playback(silence/1)
-      check_schedule  Set(CC_SCHEDULE=)      Set(CC_SCHEDULE=closed)  Set(CC_SCHEDULE=)
-                      AGI(agi://.../         ExecIfTime(<bench_hours>?   AGI(<cc-agi>,
-                        schedule_check,        Set(CC_SCHEDULE=open))     schedule_check,
-                        bench_hours)                                      bench_hours)
-                      GotoIf holiday / closed -> Hangup; ExecIf(!= open) Log  -- identical
+      play silence/1  Playback(silence/1) -- identical
+      check_schedule  Gosub(cc-schedule-bench_hours) (native dialplan) + GotoIf
+                      holiday / closed -> Hangup -- identical
       lookup account  Set(CC_LOOKUP_STATUS=) -- identical
                       AGI(agi://.../         Set(CC_LOOKUP_STATUS=     AGI(<cc-agi>,
                         account_lookup,        found)                    account_lookup,
                         account,${CALLERID})                             account,...)
       hangup          Hangup(16) -- identical
 
-So a FastAGI call makes two FastAGI connections (schedule_check, then account_lookup on
-the caller's number, a real SQLite query that finds the demo account 100200); the native
-twin does the same checks with ``ExecIfTime`` and ``Set``. ``bench_hours`` is open all
-week so every call takes both dips whatever the time of day. ``<cc-agi>`` is a shell
-wrapper that execs ``callcenter --home H agi run CONFIG <script>``: classic AGI, one
-Python process per dip.
+So a FastAGI call makes one FastAGI connection (account_lookup on the caller's number,
+a real SQLite query that finds the demo account 100200, five variables set in one
+``EXEC MSet``); the native twin sets the lookup status with ``Set``. ``bench_hours`` is
+open all week so every call takes the dip whatever the time of day. ``<cc-agi>`` is a
+shell wrapper that execs ``callcenter --home H agi run CONFIG <script>``: classic AGI,
+one Python process per dip.
 
 Measurements:
 
@@ -56,7 +53,7 @@ Measurements:
     ``Answer()``, before the dip: the dip shows in INVITE->200 only through the CPU the
     FastAGI process takes from Asterisk, and directly in 200->BYE.
 (b) Cost of a dip through Asterisk: a few calls at 1 call/s to each of 7002, 7001, 7003;
-    the extra 200->BYE time over the native twin, divided by the two dips per call, is the
+    the extra 200->BYE time over the native twin (one dip per call) is the
     cost of one FastAGI dip and of one classic AGI dip. ``bench/agi_cost.py`` (fake
     Asterisk, transport only) is run too and its output printed.
 
@@ -92,15 +89,15 @@ if str(REPO) not in sys.path:  # run as a script: import the repo's packages
 
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
+from callcenter.testing.ports import free_port, free_udp_tcp_port
 
 EXAMPLE = REPO / "config" / "example"
 CALLER_ID = "100200"  # a demo account number: the CALLERID lookup finds it
 RESPONSE_LIMIT_MS = 10.0
 NUMBERS = {"native": "7002", "fastagi": "7001", "classic": "7003"}
 
-#: Open all week; the YAML and the native twin's ExecIfTime say the same thing.
+#: Open all week, so every call reaches the dip.
 BENCH_TZ = "America/New_York"
-BENCH_TIMESPEC = f"00:00-23:59,mon-sun,*,*,{BENCH_TZ}"
 
 BENCH_STEPS = """\
       - play: silence/1
@@ -196,25 +193,6 @@ class BenchError(RuntimeError):
 
 
 # -- ports and processes -----------------------------------------------------
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_udp_tcp_port() -> int:
-    """A port free for both UDP and TCP (PJSIP binds both)."""
-    for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM)
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise BenchError("no free port")
-
 
 def free_udp_block(size: int) -> int:
     """First of ``size`` consecutive free UDP ports (sipp's media port and neighbours)."""
@@ -313,16 +291,12 @@ def twin_dialplan(files: dict[str, str], agi_url: str, classic_program: Path) ->
     """
     name = "extensions_callcenter.conf"
     text = files[name]
-    schedule_agi = f",AGI({agi_url}/schedule_check,bench_hours)\n"
     lookup_agi = f",AGI({agi_url}/account_lookup,account,"
     text = _edit_context(text, "cc-flow-bench_native", [
-        (f",Set({V.SCHEDULE}=)\n", f",Set({V.SCHEDULE}=closed)\n"),
-        (schedule_agi, f",ExecIfTime({BENCH_TIMESPEC}?Set({V.SCHEDULE}=open))\n"),
         (lookup_agi + "${FILTER(0-9,${CALLERID(num)})})\n",
          f",Set({V.LOOKUP_STATUS}=found)\n"),
     ])
     text = _edit_context(text, "cc-flow-bench_classic", [
-        (schedule_agi, f",AGI({classic_program},schedule_check,bench_hours)\n"),
         (lookup_agi, f",AGI({classic_program},account_lookup,account,"),
     ])
     return {**files, name: text}
@@ -517,7 +491,7 @@ def part_a(bench: Bench, rates: list[int], step_seconds: float, deadline: float)
 
 def part_b(bench: Bench, calls: int) -> None:
     print(f"\n(b) cost of a dip through Asterisk: {calls} calls at 1 call/s each, "
-          "2 dips per call; IVR time = 200->BYE (ms)", flush=True)
+          "1 dip per call; IVR time = 200->BYE (ms)", flush=True)
     ivr_time = {}
     for ivr in ("native", "fastagi", "classic"):
         r = bench.step(ivr, 1, calls, limit=calls)
@@ -525,8 +499,8 @@ def part_b(bench: Bench, calls: int) -> None:
         print(f"  {ivr:8} {r.ok}/{r.calls} ok, IVR avg {_fmt(ivr_time[ivr])} ms, "
               f"min {_fmt(min(r.ivr_ms, default=float('nan')))} ms, "
               f"max {_fmt(max(r.ivr_ms, default=float('nan')))} ms", flush=True)
-    fast = (ivr_time["fastagi"] - ivr_time["native"]) / 2
-    classic = (ivr_time["classic"] - ivr_time["native"]) / 2
+    fast = ivr_time["fastagi"] - ivr_time["native"]
+    classic = ivr_time["classic"] - ivr_time["native"]
     print(f"  per dip over native: FastAGI {fast:.1f} ms, classic AGI {classic:.1f} ms"
           + (f" (classic/FastAGI {classic / fast:.0f}x)" if fast > 0.05 else ""))
 
@@ -546,9 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (smoke run)")
     args = parser.parse_args(argv)
-    rates = [25, 100] if args.quick else [25, 50, 100, 150, 200, 250, 300]
+    rates = [25, 100] if args.quick else [50, 100, 150, 200, 250, 275, 300, 325, 350, 400, 450]
     step_seconds = 2.0 if args.quick else 4.0
-    budget = 60.0 if args.quick else 240.0
+    budget = 60.0 if args.quick else 300.0
 
     from callcenter.apply import apply_files
     from callcenter.asterisk.agi import discover

@@ -21,6 +21,7 @@ Context names (all prefixed ``cc-`` so they never collide with a PBX's own):
 ``cc-entrypoint-<name>``   language, caller-ID rules, then the flow
 ``cc-flow-<name>``         a flow's steps, in order, on extension ``s``
 ``cc-menu-<name>``         an IVR menu: keys are extensions, plus ``i``/``t``
+``cc-schedule-<name>``     subroutine: is the schedule open now (native, no FastAGI)
 ``cc-queue``               hand-off to the queue router (Stasis) per queue
 ``cc-voicemail``           one extension per voicemail box
 ``cc-external``            external transfers through the outbound trunk
@@ -30,6 +31,7 @@ Context names (all prefixed ``cc-`` so they never collide with a PBX's own):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -55,6 +57,7 @@ from callcenter.config.models import (
     RepeatDest,
     ScheduleStep,
     SetLanguageStep,
+    TimeRange,
     TransferStep,
     VoicemailDest,
 )
@@ -84,6 +87,10 @@ def flow_context(name: str) -> str:
 
 def menu_context(name: str) -> str:
     return f"cc-menu-{name}"
+
+
+def schedule_context(name: str) -> str:
+    return f"cc-schedule-{name}"
 
 
 def entrypoint_context(name: str) -> str:
@@ -299,17 +306,13 @@ class _Renderer:
                     if spec.default is not None:
                         main.extend(self.destination(spec.default))
                 case ScheduleStep(check_schedule=spec):
-                    main.add(f"Set({V.SCHEDULE}=)")
-                    main.add(f"AGI({self.agi}/schedule_check,{spec.schedule})")
+                    main.add(f"Gosub({schedule_context(spec.schedule)},s,1)")
+                    main.add(f"Set({V.SCHEDULE}=${{GOSUB_RETVAL}})")
                     holiday = spec.holiday or spec.closed
                     main.add(f'GotoIf($["${{{V.SCHEDULE}}}" = "holiday"]?'
                              f"{branch(f'schedule{i + 1}-holiday', holiday)})")
                     main.add(f'GotoIf($["${{{V.SCHEDULE}}}" = "closed"]?'
                              f"{branch(f'schedule{i + 1}-closed', spec.closed)})")
-                    # No answer from FastAGI: log it and treat the center as
-                    # open, so callers still reach a person.
-                    main.add(f'ExecIf($["${{{V.SCHEDULE}}}" != "open"]?'
-                             f"Log(WARNING,schedule_check failed: treating {spec.schedule} as open))")
                     if spec.open is not None:
                         main.extend(self.destination(spec.open))
                 case TransferStep(transfer=dest):
@@ -377,6 +380,50 @@ class _Renderer:
         if menu.exhausted_prompts:
             ex.add(f"Playback({'&'.join(menu.exhausted_prompts)})")
         ex.extend(self.destination(menu.on_exhausted, menu=name))
+        return ctx
+
+    # -- schedules -----------------------------------------------------------
+
+    def schedule(self, name: str) -> _Context:
+        """Native schedule check, a subroutine returning open | closed | holiday.
+
+        The same rules as :func:`callcenter.flows.schedule.schedule_state` (holiday,
+        then special day, then weekly hours; half-open ranges), on minute precision:
+        ``STRFTIME`` gives the local date, ISO weekday and HHMM in the schedule's zone
+        (DST included) and plain integer comparisons do the rest. ``GLOBAL(CC_CLOCK_OVERRIDE)``,
+        an epoch, stands in for the real time when set (tests, dry runs); it is
+        empty in production.
+        """
+        sched = self.c.schedules[name]
+        tz = sched.timezone or self.c.settings.timezone
+        ctx = _Context(schedule_context(name), [
+            self.where("schedules", name),
+            f"Subroutine: Return(open|closed|holiday) for now in {tz}.",
+        ])
+        e = ctx.ext("s")
+        override = f"GLOBAL({V.CLOCK_OVERRIDE})"
+        now = f'${{IF($["${{{override}}}" != ""]?${{{override}}}:${{EPOCH}})}}'
+        # Channel variables, not LOCAL(): the check also runs outside a Gosub (tests).
+        e.add(f"Set({V.SCHED_LOCALTIME}=${{STRFTIME({now},{tz},%Y%m%d-%u-%H%M)}})")
+        for h in sched.holidays:
+            first, last = h.date.strftime("%Y%m%d"), h.last.strftime("%Y%m%d")
+            e.add(f"GotoIf($[{_DATE} >= {first} & {_DATE} <= {last}]?holiday)")
+        for i, sd in enumerate(sched.special_days):
+            e.add(f"GotoIf($[{_DATE} = {sd.date.strftime('%Y%m%d')}]?special{i})")
+        for day, ranges in sorted(sched.weekly().items()):
+            for r in ranges:
+                e.add(f"GotoIf($[{_DOW} = {day + 1} & {_range_test(r)}]?open)")
+        e.add("Return(closed)")
+        for i, sd in enumerate(sched.special_days):
+            label = f"special{i}"
+            if not sd.hours:
+                e.add("Return(closed)", label=label)
+                continue
+            for j, r in enumerate(sd.hours):
+                e.add(f"GotoIf($[{_range_test(r)}]?open)", label=label if j == 0 else None)
+            e.add("Return(closed)")
+        e.add("Return(open)", label="open")
+        e.add("Return(holiday)", label="holiday")
         return ctx
 
     # -- shared destinations -------------------------------------------------
@@ -449,6 +496,7 @@ class _Renderer:
         contexts = self.entry()
         contexts += [self.flow(n) for n in sorted(self.c.flows)]
         contexts += [self.menu(n, m) for n, m in sorted(self.c.menus.items())]
+        contexts += [self.schedule(n) for n in sorted(self.c.schedules)]
         contexts.append(self.queues())
         contexts.append(self.voicemail())
         if self.c.settings.outbound_trunk:
@@ -491,6 +539,21 @@ class _Renderer:
             lines.append(f"; voicemail.{name}")
             lines.append(f"{box.mailbox} => -,{box.name}")
         return "\n".join(lines) + "\n"
+
+
+# Parts of the schedule's local time, ``YYYYMMDD-D-HHMM`` (D: ISO weekday, 1 = Monday).
+_DATE = f"${{{V.SCHED_LOCALTIME}:0:8}}"
+_DOW = f"${{{V.SCHED_LOCALTIME}:9:1}}"
+_HHMM = f"${{{V.SCHED_LOCALTIME}:11:4}}"
+
+
+def _hhmm(t: dt.time) -> str:
+    return "2400" if t == dt.time(23, 59, 59, 999999) else t.strftime("%H%M")
+
+
+def _range_test(r: TimeRange) -> str:
+    """``HHMM >= 0800 & HHMM < 2000``: HHMM compares as an integer."""
+    return f"{_HHMM} >= {_hhmm(r.start)} & {_HHMM} < {_hhmm(r.end)}"
 
 
 def _seconds(value: float) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.asterisk import variables as V
 from callcenter.asterisk.agi import AGIContext, FastAGIServer, discover
 from callcenter.asterisk.ami.client import AMIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
@@ -72,6 +73,12 @@ class PBX:
                 return sip, media
             except OSError:
                 continue
+
+    def set_clock(self, when: dt.datetime) -> None:
+        """Move time for the dialplan's schedule checks (the ``CC_CLOCK_OVERRIDE``
+        global) and for the FastAGI scripts (their clock)."""
+        self.clock.now = when
+        self.instance.cli(f"dialplan set global {V.CLOCK_OVERRIDE} {int(when.timestamp())}")
 
     def active_channels(self) -> int:
         _, out = self.instance.cli("core show channels count", check=False)
@@ -141,8 +148,10 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
 
     apply_files(instance, render(loaded.config, loaded.where))
     await asyncio.to_thread(instance.start)
+    pbx = PBX(instance, loaded, config_dir, clock, agi, db_url)
+    await asyncio.to_thread(pbx.set_clock, OPEN_TIME)
     try:
-        yield PBX(instance, loaded, config_dir, clock, agi, db_url)
+        yield pbx
     finally:
         await asyncio.to_thread(instance.stop)
         await agi.stop()
@@ -153,7 +162,7 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
 @pytest.fixture
 async def clean_pbx(pbx: PBX) -> AsyncIterator[PBX]:
     """The session PBX, with the clock reset; asserts no channel is left after the test."""
-    pbx.clock.now = OPEN_TIME
+    await asyncio.to_thread(pbx.set_clock, OPEN_TIME)
     yield pbx
     left = await pbx.wait_no_channels()
     assert left == 0, f"{left} channel(s) left in Asterisk after the test"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACCOUNT_ID", "ACCOUNT_NAME", "ACCOUNT_LANGUAGE", "ACCOUNT_VIP", "AGI_ERROR", "CALLER",
+    "CLOCK_OVERRIDE", "SCHED_LOCALTIME",
     "ENTRY", "LOOKUP_STATUS", "MENU", "PRIORITY", "QUEUE_PRIORITY", "QUEUE_SKILLS",
     "RAW_DIGITS", "RULE", "SCHEDULE", "TRIES", "back_variable",
 ]
@@ -25,8 +26,13 @@ MENU = "CC_MENU"
 TRIES = "CC_TRIES"
 #: Digits as ``Read()`` returned them, before ``FILTER()``.
 RAW_DIGITS = "CC_RAW_DIGITS"
-#: Set by the ``schedule_check`` FastAGI script: open | closed | holiday.
+#: Result of the last schedule check: open | closed | holiday.
 SCHEDULE = "CC_SCHEDULE"
+#: Global: an epoch the schedule checks use instead of the clock when set
+#: (tests, dry runs: ``dialplan set global CC_CLOCK_OVERRIDE 1796050800``).
+CLOCK_OVERRIDE = "CC_CLOCK_OVERRIDE"
+#: Local time of the schedule being checked, ``YYYYMMDD-D-HHMM`` (D: ISO weekday).
+SCHED_LOCALTIME = "CC_SCHED_LOCALTIME"
 #: Set by lookup scripts: found | not_found | error.
 LOOKUP_STATUS = "CC_LOOKUP_STATUS"
 #: Set by ``account_lookup`` when found.

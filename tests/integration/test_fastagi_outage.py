@@ -1,8 +1,8 @@
 """A call never falls off the dialplan when the FastAGI server is down.
 
 With the server stopped, a real SIP call must still get through: the schedule
-check logs a warning and treats the center as open, and the account lookup
-takes its ``error`` branch (the example sends it to customer service).
+check is native dialplan and does not need it, and the account lookup takes
+its ``error`` branch (the example sends it to customer service).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ async def test_call_survives_fastagi_outage(clean_pbx: PBX, ami_observer: RouteO
     observed = await ami_observer.wait_outcome(caller_id)
     apps = observed.apps()
     assert result.returncode == 0, result.stderr[-1500:]
-    assert any("treating office_hours as open" in a for a in apps), apps
+    assert any(a.startswith("AGI(") for a in apps), apps  # the dip was tried
     assert observed.route == ["flow:inbound", "menu:language", "flow:english", "menu:main",
                               "flow:customer_service"], apps
     assert observed.outcome == "queue customer_service skills=billing priority=0 language=en"

@@ -141,12 +141,12 @@ async def _place_all(pbx: PBX, observer: RouteObserver, cases: list[Case], base:
 @pytest.fixture(scope="session")
 async def ivr_results(pbx: PBX, ami_observer: RouteObserver) -> dict[str, Result]:
     results: dict[str, Result] = {}
-    pbx.clock.now = OPEN_TIME
+    await asyncio.to_thread(pbx.set_clock, OPEN_TIME)
     results.update(await _place_all(pbx, ami_observer, CASES, 0))
     for i, case in enumerate(AFTER_HOURS):
-        pbx.clock.now = case.at
+        await asyncio.to_thread(pbx.set_clock, case.at)
         results.update(await _place_all(pbx, ami_observer, [case], 100 + i))
-    pbx.clock.now = OPEN_TIME
+    await asyncio.to_thread(pbx.set_clock, OPEN_TIME)
     left = await pbx.wait_no_channels()
     assert left == 0, f"{left} channel(s) left in Asterisk after the IVR calls"
     return results
