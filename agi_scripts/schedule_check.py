@@ -1,5 +1,9 @@
 """Is a schedule open now? Sets ``CC_SCHEDULE`` to open | closed | holiday.
 
+The generated dialplan checks schedules natively (``cc-schedule-<name>``); this
+script serves hand-written dialplans that prefer to ask FastAGI, and answers
+with the same rules (:func:`callcenter.flows.schedule.schedule_state`).
+
 Dialplan contract::
 
     same => n,Set(CC_SCHEDULE=)
@@ -8,8 +12,7 @@ Dialplan contract::
 
 Reads: ``agi_arg_1`` (schedule name). Sets: ``CC_SCHEDULE``.
 Exits: always sets the variable when the schedule is known; an unknown
-schedule name leaves it empty and sets ``CC_AGI_ERROR`` (the dialplan treats
-an empty result as "open" and logs a warning).
+schedule name leaves it empty and sets ``CC_AGI_ERROR``.
 Time comes from ``ctx.clock`` so tests can move it.
 """
 

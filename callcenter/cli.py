@@ -7,6 +7,7 @@ FastAGI server) and runs them. No decisions live here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -177,7 +178,7 @@ def simulate(obj: _Obj, config_dir: Path, entry: str, caller_id: str, at: str | 
 
 def _parse_at(at: str | None) -> dt.datetime:
     if at is None:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
     when = dt.datetime.fromisoformat(at)
     if when.tzinfo is None:
         raise ValueError(f"--at {at!r} needs a UTC offset, e.g. {at}-05:00 or {at}Z")
@@ -318,9 +319,9 @@ def asterisk_install(obj: _Obj, force: bool, sip_port: int | None, http_port: in
         raise click.ClickException(str(exc)) from None
     inst = obj.instance
     base = inst.settings if inst.is_installed() else InstanceSettings()
-    changes = {k: v for k, v in dict(sip_port=sip_port, http_port=http_port, ami_port=ami_port,
-                                     bind=bind).items() if v is not None}
-    inst.setup(installation, InstanceSettings(**{**base.__dict__, **changes}))
+    changes = {"sip_port": sip_port, "http_port": http_port, "ami_port": ami_port, "bind": bind}
+    inst.setup(installation, dataclasses.replace(
+        base, **{k: v for k, v in changes.items() if v is not None}))
     s = inst.settings
     click.echo(f"Asterisk {installation.version} ready in {inst.dir}")
     click.echo(f"  SIP {s.bind}:{s.sip_port}  ARI {inst.ari_url}  AMI {s.bind}:{s.ami_port}")

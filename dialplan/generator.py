@@ -62,7 +62,7 @@ from callcenter.config.models import (
     VoicemailDest,
 )
 
-__all__ = ["render", "Locator", "VOICEMAIL_CONTEXT", "FILES"]
+__all__ = ["FILES", "VOICEMAIL_CONTEXT", "Locator", "render"]
 
 #: Returns "file:line" for a config path, for comments; or "" when unknown.
 Locator = Callable[[tuple[str | int, ...]], str]
@@ -112,13 +112,13 @@ class _Ext:
     name: str
     lines: list[str] = field(default_factory=list)
 
-    def add(self, app: str, label: str | None = None) -> "_Ext":
+    def add(self, app: str, label: str | None = None) -> _Ext:
         prio = ("1" if not self.lines else "n") + (f"({label})" if label else "")
         head = f"exten => {self.name}," if not self.lines else " same => "
         self.lines.append(f"{head}{prio},{app}")
         return self
 
-    def extend(self, apps: Iterable[str]) -> "_Ext":
+    def extend(self, apps: Iterable[str]) -> _Ext:
         for app in apps:
             self.add(app)
         return self

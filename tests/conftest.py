@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -31,11 +32,15 @@ from callcenter.asterisk.provision import install
 from callcenter.config.loader import LoadedConfig, load_config
 from callcenter.testing.ports import free_port, free_udp_tcp_port
 
+if TYPE_CHECKING:
+    from callcenter.asterisk.ari import ARIClient
+    from tests.integration.route import RouteObserver
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
 
 #: A Wednesday at 10:00 in New York: the example center is open.
-OPEN_TIME = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.timezone.utc)
+OPEN_TIME = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
 
 
 class FakeClock:
@@ -56,7 +61,7 @@ class PBX:
     clock: FakeClock
     agi: FastAGIServer
     db_url: str
-    _ports: "count[int]" = field(default_factory=lambda: count(0))
+    _ports: count[int] = field(default_factory=lambda: count(0))
 
     @property
     def sip_port(self) -> int:
@@ -178,7 +183,7 @@ async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
 
 
 @pytest.fixture(scope="session")
-async def ami_observer(ami: AMIClient) -> AsyncIterator["RouteObserver"]:
+async def ami_observer(ami: AMIClient) -> AsyncIterator[RouteObserver]:
     """Where each call goes (AMI Newexten), per caller number."""
     from tests.integration.route import RouteObserver
 
@@ -193,7 +198,7 @@ async def ami_observer(ami: AMIClient) -> AsyncIterator["RouteObserver"]:
 
 
 @pytest.fixture
-async def ari_app(pbx: PBX) -> AsyncIterator["ARIClient"]:
+async def ari_app(pbx: PBX) -> AsyncIterator[ARIClient]:
     """An ARI client registered as the queue router's Stasis app (settings.queue_app)."""
     from callcenter.asterisk.ari import ARIClient
 

@@ -82,7 +82,7 @@ class Credentials:
     ami_secret: str = field(repr=False)
 
     @classmethod
-    def generate(cls) -> "Credentials":
+    def generate(cls) -> Credentials:
         return cls(
             ari_user="callcenter",
             ari_password=secrets.token_urlsafe(24),

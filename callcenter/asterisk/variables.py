@@ -7,10 +7,25 @@ import these names, so a rename is one edit and a typo is an ImportError.
 from __future__ import annotations
 
 __all__ = [
-    "ACCOUNT_ID", "ACCOUNT_NAME", "ACCOUNT_LANGUAGE", "ACCOUNT_VIP", "AGI_ERROR", "CALLER",
-    "CLOCK_OVERRIDE", "SCHED_LOCALTIME",
-    "ENTRY", "LOOKUP_STATUS", "MENU", "PRIORITY", "QUEUE_PRIORITY", "QUEUE_SKILLS",
-    "RAW_DIGITS", "RULE", "SCHEDULE", "TRIES", "back_variable",
+    "ACCOUNT_ID",
+    "ACCOUNT_LANGUAGE",
+    "ACCOUNT_NAME",
+    "ACCOUNT_VIP",
+    "AGI_ERROR",
+    "CALLER",
+    "CLOCK_OVERRIDE",
+    "ENTRY",
+    "LOOKUP_STATUS",
+    "MENU",
+    "PRIORITY",
+    "QUEUE_PRIORITY",
+    "QUEUE_SKILLS",
+    "RAW_DIGITS",
+    "RULE",
+    "SCHEDULE",
+    "SCHED_LOCALTIME",
+    "TRIES",
+    "back_variable",
 ]
 
 #: Entry point the call came in on (set at entry).

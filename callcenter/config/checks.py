@@ -8,6 +8,7 @@ problem: an admin fixes a whole file in one round.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +32,12 @@ from callcenter.config.models import (
     VoicemailDest,
     expand_days,
 )
-from callcenter.config.walk import Path, destinations, flow_destinations, menu_destinations
+from callcenter.config.walk import (
+    Path,
+    destinations,
+    flow_destinations,
+    menu_destinations,
+)
 
 __all__ = ["Problem", "check_config", "graph_edges"]
 
@@ -256,7 +262,7 @@ def _schedules(c: CallCenterConfig) -> Iterator[Problem]:
                                   f"special day {sd.date} falls on holidays[{j}] ({a}..{b}): "
                                   "the center is closed all day then")
             ranges = sorted(sd.hours, key=lambda r: r.start)
-            for r1, r2 in zip(ranges, ranges[1:]):
+            for r1, r2 in itertools.pairwise(ranges):
                 if r2.start < r1.end:
                     yield Problem(base + ("special_days", i, "hours"), f"{r1} overlaps {r2}")
 

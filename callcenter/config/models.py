@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
@@ -37,6 +37,8 @@ from pydantic import (
 )
 
 __all__ = [
+    "DESTINATION_KINDS",
+    "STEP_KINDS",
     "Agent",
     "CallCenterConfig",
     "CallerIdRule",
@@ -49,8 +51,6 @@ __all__ = [
     "Schedule",
     "Settings",
     "Step",
-    "DESTINATION_KINDS",
-    "STEP_KINDS",
 ]
 
 
@@ -150,17 +150,7 @@ def _one_key_tag(kinds: tuple[str, ...]) -> Any:
 
 
 Destination = Annotated[
-    Union[
-        Annotated[MenuDest, Tag("menu")],
-        Annotated[FlowDest, Tag("flow")],
-        Annotated[QueueDest, Tag("queue")],
-        Annotated[ExtensionDest, Tag("extension")],
-        Annotated[ExternalDest, Tag("external")],
-        Annotated[VoicemailDest, Tag("voicemail")],
-        Annotated[HangupDest, Tag("hangup")],
-        Annotated[BackDest, Tag("back")],
-        Annotated[RepeatDest, Tag("repeat")],
-    ],
+    Annotated[MenuDest, Tag("menu")] | Annotated[FlowDest, Tag("flow")] | Annotated[QueueDest, Tag("queue")] | Annotated[ExtensionDest, Tag("extension")] | Annotated[ExternalDest, Tag("external")] | Annotated[VoicemailDest, Tag("voicemail")] | Annotated[HangupDest, Tag("hangup")] | Annotated[BackDest, Tag("back")] | Annotated[RepeatDest, Tag("repeat")],
     Discriminator(
         _one_key_tag(DESTINATION_KINDS),
         custom_error_type="destination",
@@ -211,7 +201,7 @@ class CollectSpec(_Model):
         return value
 
     @model_validator(mode="after")
-    def _lengths(self) -> "CollectSpec":
+    def _lengths(self) -> CollectSpec:
         if self.min_digits > self.max_digits:
             raise ValueError(
                 f"min_digits ({self.min_digits}) is greater than max_digits ({self.max_digits})"
@@ -283,18 +273,7 @@ STEP_KINDS: tuple[str, ...] = (
 )
 
 Step = Annotated[
-    Union[
-        Annotated[PlayStep, Tag("play")],
-        Annotated[SetLanguageStep, Tag("set_language")],
-        Annotated[CollectStep, Tag("collect")],
-        Annotated[LookupStep, Tag("lookup")],
-        Annotated[BranchStep, Tag("branch")],
-        Annotated[ScheduleStep, Tag("check_schedule")],
-        Annotated[TransferStep, Tag("transfer")],
-        Annotated[MenuStep, Tag("menu")],
-        Annotated[GotoStep, Tag("goto")],
-        Annotated[HangupStep, Tag("hangup")],
-    ],
+    Annotated[PlayStep, Tag("play")] | Annotated[SetLanguageStep, Tag("set_language")] | Annotated[CollectStep, Tag("collect")] | Annotated[LookupStep, Tag("lookup")] | Annotated[BranchStep, Tag("branch")] | Annotated[ScheduleStep, Tag("check_schedule")] | Annotated[TransferStep, Tag("transfer")] | Annotated[MenuStep, Tag("menu")] | Annotated[GotoStep, Tag("goto")] | Annotated[HangupStep, Tag("hangup")],
     Discriminator(
         _one_key_tag(STEP_KINDS),
         custom_error_type="step",
@@ -406,7 +385,7 @@ class Holiday(_Model):
         return self.until or self.date
 
     @model_validator(mode="after")
-    def _order(self) -> "Holiday":
+    def _order(self) -> Holiday:
         if self.until is not None and self.until < self.date:
             raise ValueError(f"holiday ends ({self.until}) before it starts ({self.date})")
         return self
@@ -516,7 +495,7 @@ class AgiLookup(_Model):
     script: Name
 
 
-Lookup = Annotated[Union[DatabaseLookup, HttpLookup, AgiLookup], Field(discriminator="source")]
+Lookup = Annotated[DatabaseLookup | HttpLookup | AgiLookup, Field(discriminator="source")]
 
 
 class Queue(_Model):
@@ -558,7 +537,7 @@ class CallerIdRule(_Model):
     destination: Destination | None = None
 
     @model_validator(mode="after")
-    def _does_something(self) -> "CallerIdRule":
+    def _does_something(self) -> CallerIdRule:
         if not (self.numbers or self.prefixes):
             raise ValueError("a caller ID rule needs numbers or prefixes")
         if self.priority is None and not self.block and self.destination is None:

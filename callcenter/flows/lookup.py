@@ -57,7 +57,7 @@ async def perform_lookup(
             return await _http(lookup, key, http)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # a backend failure is a routing outcome, not a crash
+    except Exception as exc:  # noqa: BLE001 - a backend failure is a routing outcome
         log.warning("lookup failed: %s: %s", type(exc).__name__, exc)
         return LookupResult("error")
     return LookupResult("error")

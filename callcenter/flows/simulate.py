@@ -44,7 +44,7 @@ from callcenter.config.models import (
 from callcenter.flows.lookup import LookupResult
 from callcenter.flows.schedule import schedule_state
 
-__all__ = ["Outcome", "SimEvent", "Simulation", "SimulationError", "simulate", "parse_keys"]
+__all__ = ["Outcome", "SimEvent", "Simulation", "SimulationError", "parse_keys", "simulate"]
 
 LookupFn = Callable[[str, str], Awaitable[LookupResult]]
 
@@ -292,5 +292,5 @@ async def simulate(
     lookup: LookupFn | None = None,
 ) -> Simulation:
     """Walk one call; ``lookup(name, key)`` performs data dips (None: error)."""
-    when = now or dt.datetime.now(dt.timezone.utc)
+    when = now or dt.datetime.now(dt.UTC)
     return await _Walker(config, keys, when, caller_id, lookup).run(entry)

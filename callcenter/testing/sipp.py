@@ -18,8 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-__all__ = ["Caller", "Keypress", "SippError", "SippResult", "build_scenario", "run_call",
-           "PCAP_DIR", "write_dtmf_pcaps"]
+__all__ = [
+    "PCAP_DIR",
+    "Caller",
+    "Keypress",
+    "SippError",
+    "SippResult",
+    "build_scenario",
+    "run_call",
+    "write_dtmf_pcaps",
+]
 
 PCAP_DIR = Path("/usr/share/sip-tester")
 _PCAP_NAMES = {"*": "star", "#": "pound"}
@@ -208,7 +216,7 @@ async def run_call(
             raise
         text = trace.read_text(errors="replace") if trace.exists() else ""
     messages = [m.strip() for m in re.split(r"-{20,}.*?\n", text) if m.strip()]
-    remote_bye = any(re.search(r"^\s*BYE sip:", m, re.M) and "received" in m.lower()
+    remote_bye = any(re.search(r"^\s*BYE sip:", m, re.MULTILINE) and "received" in m.lower()
                      for m in re.split(r"\n(?=-{5,})", text))
     return SippResult(proc.returncode or 0, out.decode(errors="replace"),
                       err.decode(errors="replace"), remote_bye, messages)

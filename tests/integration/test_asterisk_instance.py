@@ -28,13 +28,18 @@ async def test_every_listener_is_on_loopback(pbx: PBX) -> None:
     pid = pbx.instance.pid
     assert pid is not None
     s = pbx.instance.settings
-    addresses = _listening_sockets(pid)
+    addresses = await asyncio.to_thread(_listening_sockets, pid)
     ports = {int(a.rsplit(":", 1)[1]) for a in addresses}
     assert {s.sip_port, s.http_port, s.ami_port} <= ports, addresses
     # RTP is bound per call; everything that accepts connections is loopback.
-    tcp = subprocess.run(["ss", "-H", "-lntp"], capture_output=True, text=True, check=True)
+    tcp = await asyncio.to_thread(subprocess.run, ["ss", "-H", "-lntp"], capture_output=True,
+                                  text=True, check=True)
     listeners = [line.split()[3] for line in tcp.stdout.splitlines() if f"pid={pid}," in line]
     assert listeners and all(a.startswith("127.0.0.1:") for a in listeners), listeners
+    # Every fixed port (SIP, ARI, AMI) is bound to loopback only, UDP included.
+    fixed = [a for a in addresses if int(a.rsplit(":", 1)[1]) in
+             (s.sip_port, s.http_port, s.ami_port)]
+    assert fixed and all(a.startswith("127.0.0.1:") for a in fixed), fixed
 
 
 async def test_secrets_are_generated_private_and_not_logged(pbx: PBX) -> None:

@@ -33,8 +33,8 @@ from tests.integration.route import ObservedCall, RouteObserver
 
 pytestmark = pytest.mark.integration
 
-SUNDAY = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.timezone.utc)
-CHRISTMAS = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.timezone.utc)
+SUNDAY = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
+CHRISTMAS = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,10 @@ INSTANTS = [
     _ny(2027, 1, 2, 10, 0), _ny(2027, 1, 4, 10, 0),
     # DST: clocks go forward on 2027-03-14 02:00 and back on 2026-11-01 02:00.
     _ny(2027, 3, 12, 19, 30), _ny(2027, 3, 15, 7, 59), _ny(2027, 3, 15, 8, 1),
-    dt.datetime(2026, 11, 2, 12, 59, tzinfo=dt.timezone.utc),
-    dt.datetime(2026, 11, 2, 13, 0, tzinfo=dt.timezone.utc),
-    dt.datetime(2026, 10, 30, 11, 59, tzinfo=dt.timezone.utc),
-    dt.datetime(2026, 10, 30, 12, 0, tzinfo=dt.timezone.utc),
+    dt.datetime(2026, 11, 2, 12, 59, tzinfo=dt.UTC),
+    dt.datetime(2026, 11, 2, 13, 0, tzinfo=dt.UTC),
+    dt.datetime(2026, 10, 30, 11, 59, tzinfo=dt.UTC),
+    dt.datetime(2026, 10, 30, 12, 0, tzinfo=dt.UTC),
 ]
 
 
