@@ -435,10 +435,18 @@ async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
 @agi.command("run", context_settings={"ignore_unknown_options": True})
 @click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("script", required=False)
+@click.argument("script_args", nargs=-1)
 @click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL.")
 @pass_obj
-def agi_run(obj: _Obj, config_dir: Path, script: str | None, db: str | None) -> None:
-    """Classic AGI over stdin/stdout: AGI(callcenter-agi,...) style."""
+def agi_run(obj: _Obj, config_dir: Path, script: str | None, script_args: tuple[str, ...],
+            db: str | None) -> None:
+    """Classic AGI over stdin/stdout, one process per call:
+
+    AGI(/path/to/callcenter,--home,H,agi,run,CONFIG_DIR,account_lookup,account,${X})
+
+    SCRIPT_ARGS are accepted and ignored: the script reads its arguments from the
+    AGI header (agi_arg_N), where Asterisk also puts them.
+    """
     from callcenter.config.loader import load_config
 
     logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]

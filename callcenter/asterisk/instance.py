@@ -270,8 +270,10 @@ class AsteriskInstance:
             + '#include "callcenter/voicemail_callcenter.conf"\n',
             "extensions.conf": _ini("general", static="yes", writeprotect="yes",
                                      clearglobalvars="no")
-            + "; Everything the call center needs lives in the generated file.\n"
-            + '#include "callcenter/extensions_callcenter.conf"\n',
+            + "; Everything the call center needs lives in the generated file;\n"
+            + "; extensions_custom.conf is yours (never written by callcenter).\n"
+            + '#include "callcenter/extensions_callcenter.conf"\n'
+            + '#tryinclude "extensions_custom.conf"\n',
         }
         for name, text in files.items():
             _write_if_changed(self.etc / name, text)
