@@ -90,6 +90,7 @@ if str(REPO) not in sys.path:  # run as a script: import the repo's packages
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.testing.sipp import PROVISIONAL, in_dialog, invite, ok_to_request
 
 EXAMPLE = REPO / "config" / "example"
 CALLER_ID = "100200"  # a demo account number: the CALLERID lookup finds it
@@ -130,62 +131,17 @@ flows:
 {BENCH_STEPS}
 """
 
-SCENARIO = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="callcenter ivr bench">
-  <send retrans="500" start_rtd="1">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Bench" <sip:{CALLER_ID}@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:{CALLER_ID}@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-      a=sendrecv
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="1" start_rtd="2" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Bench" <sip:{CALLER_ID}@[local_ip]:[local_port]>;tag=[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:{CALLER_ID}@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="BYE" rtd="2" timeout="15000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-</scenario>
-"""
+SCENARIO = (
+    '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="callcenter ivr bench">\n'
+    + invite(CALLER_ID, dtmf=False, send_attrs='retrans="500" start_rtd="1"')
+    + PROVISIONAL
+    # rtd 1: INVITE->200; rtd 2: 200->BYE (the IVR's own time).
+    + '  <recv response="200" rtd="1" start_rtd="2" rrs="true"/>\n'
+    + in_dialog("ACK", CALLER_ID, 1)
+    + '  <recv request="BYE" rtd="2" timeout="15000"/>\n'
+    + ok_to_request()
+    + "</scenario>\n"
+)
 
 
 class BenchError(RuntimeError):

@@ -20,11 +20,15 @@ from xml.sax.saxutils import escape
 
 __all__ = [
     "PCAP_DIR",
+    "PROVISIONAL",
     "Caller",
     "Keypress",
     "SippError",
     "SippResult",
     "build_scenario",
+    "in_dialog",
+    "invite",
+    "ok_to_request",
     "run_call",
     "write_dtmf_pcaps",
 ]
@@ -98,25 +102,20 @@ def write_dtmf_pcaps(keys: tuple[Keypress, ...], directory: Path) -> list[Path]:
     return paths
 
 
-def build_scenario(caller: Caller, pcaps: list[Path]) -> str:
-    """The sipp XML scenario for one call; ``pcaps`` from :func:`write_dtmf_pcaps`."""
-    from_user = escape(caller.caller_id)
-    keys = "".join(
-        f'  <pause milliseconds="{k.delay_ms}"/>\n'
-        f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
-        for k, pcap in zip(caller.keys, pcaps, strict=True)
-    )
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="callcenter caller">
-  <send retrans="500">
+def invite(from_user: str, *, dtmf: bool = True, send_attrs: str = 'retrans="500"') -> str:
+    """A ``<send>`` of the INVITE, offering PCMU (and RFC 2833 events when ``dtmf``)."""
+    user = escape(from_user)
+    events = ("a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n      "
+              if dtmf else "")
+    return f"""  <send {send_attrs}>
     <![CDATA[
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test" <sip:{from_user}@[local_ip]:[local_port]>;tag=[call_number]
+      From: "Test" <sip:{user}@[local_ip]:[local_port]>;tag=[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 INVITE
-      Contact: <sip:{from_user}@[local_ip]:[local_port]>
+      Contact: <sip:{user}@[local_ip]:[local_port]>
       Max-Forwards: 70
       Content-Type: application/sdp
       Content-Length: [len]
@@ -126,32 +125,38 @@ def build_scenario(caller: Caller, pcaps: list[Path]) -> str:
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 0 101
+      m=audio [media_port] RTP/AVP 0{" 101" if dtmf else ""}
       a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
+      {events}a=sendrecv
     ]]>
   </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send>
+"""
+
+
+def in_dialog(method: str, from_user: str, cseq: int, *, send_attrs: str = "") -> str:
+    """A ``<send>`` of ACK or BYE inside the call's dialog."""
+    user = escape(from_user)
+    attrs = f" {send_attrs}" if send_attrs else ""
+    return f"""  <send{attrs}>
     <![CDATA[
-      ACK [next_url] SIP/2.0
+      {method} [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test" <sip:{from_user}@[local_ip]:[local_port]>;tag=[call_number]
+      From: "Test" <sip:{user}@[local_ip]:[local_port]>;tag=[call_number]
       [last_To:]
       Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:{from_user}@[local_ip]:[local_port]>
+      CSeq: {cseq} {method}
+      Contact: <sip:{user}@[local_ip]:[local_port]>
       Max-Forwards: 70
       Content-Length: 0
     ]]>
   </send>
-{keys}  <recv request="BYE" timeout="{caller.hold_ms}" ontimeout="local_bye"/>
-  <send next="done">
+"""
+
+
+def ok_to_request(*, send_attrs: str = "") -> str:
+    """A ``<send>`` of 200 OK to the request just received (Asterisk's BYE)."""
+    attrs = f" {send_attrs}" if send_attrs else ""
+    return f"""  <send{attrs}>
     <![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -162,24 +167,36 @@ def build_scenario(caller: Caller, pcaps: list[Path]) -> str:
       Content-Length: 0
     ]]>
   </send>
-  <label id="local_bye"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test" <sip:{from_user}@[local_ip]:[local_port]>;tag=[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:{from_user}@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-  <label id="done"/>
-</scenario>
 """
+
+
+#: Provisional responses an INVITE may get before its 200.
+PROVISIONAL = """  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+"""
+
+
+def build_scenario(caller: Caller, pcaps: list[Path]) -> str:
+    """The sipp XML scenario for one call; ``pcaps`` from :func:`write_dtmf_pcaps`."""
+    keys = "".join(
+        f'  <pause milliseconds="{k.delay_ms}"/>\n'
+        f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+        for k, pcap in zip(caller.keys, pcaps, strict=True)
+    )
+    return (
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="callcenter caller">\n'
+        + invite(caller.caller_id)
+        + PROVISIONAL
+        + '  <recv response="200" rtd="true" rrs="true"/>\n'
+        + in_dialog("ACK", caller.caller_id, 1)
+        + keys
+        + f'  <recv request="BYE" timeout="{caller.hold_ms}" ontimeout="local_bye"/>\n'
+        + ok_to_request(send_attrs='next="done"')
+        + '  <label id="local_bye"/>\n'
+        + in_dialog("BYE", caller.caller_id, 2, send_attrs='retrans="500"')
+        + '  <recv response="200" crlf="true"/>\n  <label id="done"/>\n</scenario>\n'
+    )
 
 
 async def run_call(
