@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -312,6 +313,7 @@ class AsteriskInstance:
         if self.is_running():
             return 0.0
         inst = self.installation
+        self._check_ports_free()
         self.write_runtime_config()
         began = time.monotonic()
         out = open(self.log_dir / "console.log", "ab")  # noqa: SIM115 - owned by the child
@@ -340,6 +342,31 @@ class AsteriskInstance:
             time.sleep(0.1)
         proc.kill()
         raise InstanceError(f"Asterisk did not finish booting within {timeout:.0f} s")
+
+    def _check_ports_free(self) -> None:
+        """Fail clearly when another process (often the PBX already running on this
+        host) holds one of our ports: Asterisk would start and silently not listen."""
+        s = self.settings
+        host = _connect_host(s.bind)
+        wanted = [("SIP", s.sip_port, socket.SOCK_DGRAM), ("SIP", s.sip_port, socket.SOCK_STREAM),
+                  ("HTTP/ARI", s.http_port, socket.SOCK_STREAM),
+                  ("AMI", s.ami_port, socket.SOCK_STREAM)]
+        busy = []
+        for what, port, kind in wanted:
+            with socket.socket(socket.AF_INET, kind) as probe:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((host, port))
+                except OSError:
+                    proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+                    busy.append(f"{what} {host}:{port}/{proto}")
+        if busy:
+            raise InstanceError(
+                "already in use by another process: " + ", ".join(busy)
+                + "; pick other ports with 'callcenter asterisk install --sip-port N "
+                "--http-port N --ami-port N'"
+            )
 
     def stop(self, *, timeout: float = 20.0) -> bool:
         """Stop Asterisk; True if it was running."""

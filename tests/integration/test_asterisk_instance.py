@@ -117,3 +117,21 @@ async def test_cli_status_of_a_stopped_instance(tmp_path, asterisk_installation)
     result = await asyncio.to_thread(CliRunner().invoke, main,
                                      ["--home", str(tmp_path), "asterisk", "status"])
     assert result.exit_code == 3 and result.output.startswith("stopped"), result.output
+
+
+async def test_start_refuses_ports_held_by_another_process(tmp_path, asterisk_installation) -> None:
+    """Another PBX on the same host holding our SIP port: a clear error, no silent start."""
+    import socket
+
+    from callcenter.asterisk.instance import AsteriskInstance, InstanceError, InstanceSettings
+    from callcenter.testing.ports import free_port, free_udp_tcp_port
+
+    sip = free_udp_tcp_port()
+    instance = AsteriskInstance(tmp_path)
+    instance.setup(asterisk_installation, InstanceSettings(
+        sip_port=sip, http_port=free_port(), ami_port=free_port()))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", sip))
+        with pytest.raises(InstanceError, match=rf"SIP 127\.0\.0\.1:{sip}/udp"):
+            await asyncio.to_thread(instance.start)
+    assert instance.pid is None
