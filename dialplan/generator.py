@@ -215,12 +215,13 @@ class _Renderer:
                 c.comments.append(ep.description)
             e = c.ext("s")
             e.add(f"NoOp(callcenter entry {name} from {_filtered_caller()})")
-            e.add("Answer()")
             e.add(f"Set(CHANNEL(language)={ep.language or s.language})")
             e.add(f"Set({V.ENTRY}={name})")
             e.add(f"Set({V.PRIORITY}=0)")
             if self.c.caller_id_rules:
+                # Before Answer(): a blocked caller is rejected (403), never connected.
                 e.add("Gosub(cc-caller-rules,s,1)")
+            e.add("Answer()")
             e.add(f"Goto({flow_context(ep.flow)},s,1)")
             out.append(c)
         if self.c.caller_id_rules:

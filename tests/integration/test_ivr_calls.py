@@ -111,6 +111,16 @@ class Result:
     simulated: Simulation
     sipp_rc: int
     sipp_err: str
+    sip_messages: list[str]
+
+    def invite_final_response(self) -> str:
+        """Status line of the first final response to the INVITE (200, 403...)."""
+        for message in self.sip_messages:
+            for line in message.splitlines():
+                line = line.strip()
+                if line.startswith("SIP/2.0 ") and not line.startswith("SIP/2.0 1"):
+                    return line
+        return ""
 
 
 async def _place_all(pbx: PBX, observer: RouteObserver, cases: list[Case], base: int) -> dict:
@@ -129,7 +139,8 @@ async def _place_all(pbx: PBX, observer: RouteObserver, cases: list[Case], base:
             Caller("5551000", caller_id=caller_id, keys=case.sipp_keys(), hold_ms=case.hold_ms),
             sip_port=pbx.sip_port, local_port=sip, media_port=media, timeout=90)
         observed = await observer.wait_outcome(caller_id, timeout=5)
-        return case.name, Result(observed, sim, res.returncode, res.stderr[-2000:])
+        return case.name, Result(observed, sim, res.returncode, res.stderr[-2000:],
+                                 res.messages)
 
     try:
         pairs = await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
@@ -161,3 +172,14 @@ async def test_real_call_matches_simulation(case: Case, ivr_results: dict[str, R
     assert r.observed.route == r.simulated.route, detail
     if case.route is not None:
         assert tuple(r.observed.route) == case.route, detail
+
+
+async def test_blocked_caller_is_rejected_before_answer(ivr_results: dict[str, Result]) -> None:
+    """Blocked numbers get 403 Forbidden: the call is never connected (nor billed)."""
+    r = ivr_results["blocked_caller"]
+    assert r.invite_final_response().startswith("SIP/2.0 403"), r.sip_messages[:3]
+    assert "Answer" not in " ".join(r.observed.apps())
+
+
+async def test_callers_are_answered_once_admitted(ivr_results: dict[str, Result]) -> None:
+    assert ivr_results["sales"].invite_final_response().startswith("SIP/2.0 200")
