@@ -40,6 +40,7 @@ from callcenter.config.models import (
     BackDest,
     BranchStep,
     CallCenterConfig,
+    CollectSpec,
     CollectStep,
     Destination,
     ExtensionDest,
@@ -330,7 +331,8 @@ class _Renderer:
         ctx.extensions.extend(branches)
         return ctx
 
-    def _collect(self, e: _Ext, i: int, spec, branch: Callable[[str, Destination], str]) -> None:
+    def _collect(self, e: _Ext, i: int, spec: CollectSpec,
+                 branch: Callable[[str, Destination], str]) -> None:
         n = i + 1
         tries = f"CC_TRIES_{n}"
         opts = {"#": "", "*": "t(*)", "": "t()"}[spec.terminator]

@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from callcenter.asterisk.provision import AsteriskInstallation, ProvisionError
+from callcenter.asterisk.provision import AsteriskInstallation
 
 __all__ = [
     "AsteriskInstance",
@@ -450,8 +450,3 @@ def _write_if_changed(path: Path, text: str) -> None:
     tmp.write_text(text)
     tmp.replace(path)
 
-
-def require_installation(installation: AsteriskInstallation | None) -> AsteriskInstallation:
-    if installation is None:
-        raise ProvisionError("Asterisk is not installed: run 'callcenter asterisk install'")
-    return installation

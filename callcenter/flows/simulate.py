@@ -123,6 +123,8 @@ class _Walker:
         self.vars: dict[str, str] = {}
         self.back: dict[str, str] = {}
         self.steps = 0
+        #: Invalid keys + timeouts in the current menu (CC_TRIES in the dialplan).
+        self.tries = 0
 
     def event(self, kind: str, name: str, detail: str = "") -> None:
         self.sim.events.append(SimEvent(kind, name, detail))
