@@ -281,6 +281,9 @@ class StepResult:
     ivr_ms: list[float]
     left_channels: int
     wall: float
+    #: CPU milliseconds per completed call, of Asterisk and of the FastAGI server.
+    asterisk_cpu_ms: float = float("nan")
+    fastagi_cpu_ms: float = float("nan")
 
     @property
     def p99(self) -> float:
@@ -349,9 +352,22 @@ def run_sipp(workdir: Path, scenario: Path, sip_port: int, number: str, *, rate:
 
 # -- the benchmark -----------------------------------------------------------
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process and its reaped children, from /proc."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return float("nan")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 class Bench:
-    def __init__(self, instance: AsteriskInstance, workdir: Path) -> None:
+    def __init__(self, instance: AsteriskInstance, workdir: Path,
+                 fastagi_pid: int | None = None) -> None:
         self.instance = instance
+        self.fastagi_pid = fastagi_pid
         self.workdir = workdir
         self.scenario = workdir / "ivr-caller.xml"
         self.scenario.write_text(SCENARIO)
@@ -375,16 +391,19 @@ class Bench:
 
     def step(self, ivr: str, rate: float, count: int, limit: int) -> StepResult:
         began = time.monotonic()
+        cpu_before = (cpu_seconds(self.instance.pid), cpu_seconds(self.fastagi_pid))
         ok, failed, inv, ivr_ms, err = run_sipp(
             self.workdir, self.scenario, self.instance.settings.sip_port, NUMBERS[ivr],
             rate=rate, count=count, limit=limit, timeout=count / rate + 25)
         left = self.wait_no_channels()
+        cpu_after = (cpu_seconds(self.instance.pid), cpu_seconds(self.fastagi_pid))
+        per_call = [(a - b) * 1000 / max(1, ok) for a, b in zip(cpu_after, cpu_before)]
         failed += max(0, count - ok - failed)  # never completed (sipp timeout)
         self.completed[ivr] += ok
         if err and failed:
             print(f"    sipp ({ivr} @ {rate:g}/s): {err.splitlines()[-1][:200]}", flush=True)
         return StepResult(ivr, int(rate), count, ok, failed, inv, ivr_ms, left,
-                          time.monotonic() - began)
+                          time.monotonic() - began, per_call[0], per_call[1])
 
 
 def _fmt(x: float) -> str:
@@ -393,12 +412,15 @@ def _fmt(x: float) -> str:
 
 def print_table(results: list[StepResult]) -> None:
     print(f"{'IVR':8} {'rate/s':>6} {'calls':>6} {'failed':>6} "
-          f"{'200 avg':>8} {'200 p99':>8} {'200 max':>8} {'IVR avg':>8} {'left':>4}  clean")
+          f"{'200 avg':>8} {'200 p99':>8} {'200 max':>8} {'IVR avg':>8} {'left':>4}  clean"
+          "   CPU ms/call: Asterisk  FastAGI")
     for r in results:
         print(f"{r.ivr:8} {r.rate:>6} {r.calls:>6} {r.failed:>6} "
               f"{_fmt(_mean(r.invite_200_ms)):>8} {_fmt(r.p99):>8} "
               f"{_fmt(max(r.invite_200_ms, default=float('nan'))):>8} "
-              f"{_fmt(_mean(r.ivr_ms)):>8} {r.left_channels:>4}  {'yes' if r.clean else 'NO'}")
+              f"{_fmt(_mean(r.ivr_ms)):>8} {r.left_channels:>4}  "
+              f"{'yes' if r.clean else 'NO ':3}  {'':13}{r.asterisk_cpu_ms:>8.2f} "
+              f"{r.fastagi_cpu_ms:>8.2f}")
 
 
 def part_a(bench: Bench, rates: list[int], step_seconds: float, deadline: float) -> None:
@@ -516,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             with fastagi_process(home, config_dir, agi_log) as agi:
                 instance.start()
                 apply_files(instance, files)
-                bench = Bench(instance, work)
+                bench = Bench(instance, work, fastagi_pid=agi.pid)
                 s = instance.settings
                 print(f"Asterisk {installation.version} pid {instance.pid} "
                       f"(SIP 127.0.0.1:{s.sip_port}); FastAGI server pid {agi.pid} "

@@ -561,3 +561,34 @@ async def test_set_variables_batches_safe_values_into_one_mset(server: FastAGISe
         await ast.expect_closed()
     finally:
         await ast.close()
+
+
+def test_serves_on_uvloop_with_a_header_split_in_every_line() -> None:
+    """The CLI runs the server on uvloop, whose transports are not asyncio classes;
+    and Asterisk sends the header one line per segment."""
+    import uvloop
+
+    async def scenario() -> None:
+        srv = FastAGIServer(HANDLERS, AGIContext(config=None), port=0, header_timeout=2,
+                            read_timeout=2)
+        await srv.start()
+        try:
+            ast = await FakeAsterisk.connect(srv.port)
+            try:
+                for line in header("lookup", "42").splitlines(keepends=True):
+                    await ast.send(line)
+                    await asyncio.sleep(0.001)
+                await ast.expect(b'GET VARIABLE "CC_ACCOUNT"\n')
+                await ast.send(b"200 result=1 (42)\n")
+                await ast.expect(b'SET VARIABLE "CC_TIER" "gold"\n')
+                await ast.send(b"200 result=1\n")
+                await ast.expect(b'VERBOSE "tier gold for 42" "3"\n')
+                await ast.send(b"200 result=1\n")
+                await ast.expect_closed()
+            finally:
+                await ast.close()
+        finally:
+            await srv.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(asyncio.wait_for(scenario(), 10))

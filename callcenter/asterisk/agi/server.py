@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
 
-from .context import DEFAULT_READ_TIMEOUT, AGICall, AGIContext, read_request
+from .connection import FastAGIConnection
+from .context import DEFAULT_READ_TIMEOUT, AGICall, AGIContext
 from .protocol import ConnectionClosed, ProtocolError
 from .registry import Handler, dispatch
 
@@ -84,8 +85,10 @@ class FastAGIServer:
         """Bind and start accepting connections."""
         if self._server is not None:
             raise RuntimeError("FastAGIServer already started")
-        self._server = await asyncio.start_server(
-            self._on_connect, self._host, self._requested_port
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: FastAGIConnection(loop, self._on_connect), self._host,
+            self._requested_port,
         )
         log.info(
             "FastAGI listening on %s:%d (%d scripts)",
@@ -132,34 +135,30 @@ class FastAGIServer:
     ) -> None:
         await self.stop()
 
-    def _on_connect(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        # A plain function, not a coroutine: asyncio.start_server would otherwise run
-        # the coroutine in a task nobody owns. Ours are tracked in self._tasks.
+    def _on_connect(self, conn: FastAGIConnection) -> None:
+        # Called by the protocol on connect; the task serving it is ours, tracked in
+        # self._tasks, cancelled and awaited by stop().
         if self._server is None:  # stopping: accepted just before close()
-            writer.transport.abort()
+            conn.abort()
             return
         if len(self._tasks) >= self.max_connections:
             log.warning(
                 "FastAGI connection refused: %d connections already active",
                 len(self._tasks),
             )
-            writer.transport.abort()
+            conn.abort()
             return
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        task = asyncio.get_running_loop().create_task(self._serve(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _serve(self, conn: FastAGIConnection) -> None:
         started = time.monotonic()
-        peer = writer.get_extra_info("peername")
+        peer = conn.get_extra_info("peername")
         try:
             try:
                 async with asyncio.timeout(self.header_timeout):
-                    request, rest = await read_request(reader)
+                    request, rest = await conn.header()
             except ConnectionClosed as exc:
                 # Port checks and health probes connect and close: not worth a warning.
                 log.debug("FastAGI %s: %s", peer, exc)
@@ -178,7 +177,7 @@ class FastAGIServer:
                 log.debug("FastAGI %s: %s before the header", peer, type(exc).__name__)
                 return
             call = AGICall(
-                request, reader, writer, read_timeout=self.read_timeout, buffered=rest
+                request, conn, conn, read_timeout=self.read_timeout, buffered=rest
             )
             ok = await dispatch(
                 call, self._handlers, self._ctx, script_timeout=self.script_timeout
@@ -194,14 +193,14 @@ class FastAGIServer:
         except Exception:  # last line of defence: one bad call must not kill the server
             log.exception("FastAGI %s: unexpected error", peer)
         finally:
-            await _close(writer)
+            await _close(conn)
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
+async def _close(conn: FastAGIConnection) -> None:
     """Close the socket; Asterisk then continues the dialplan. Bounded in time."""
-    writer.close()
+    conn.close()
     try:
         async with asyncio.timeout(_CLOSE_TIMEOUT):
-            await writer.wait_closed()
+            await conn.wait_closed()
     except (TimeoutError, OSError):
-        writer.transport.abort()  # peer not reading what we wrote: drop it
+        conn.abort()  # peer not reading what we wrote: drop it
