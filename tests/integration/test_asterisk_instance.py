@@ -123,7 +123,11 @@ async def test_start_refuses_ports_held_by_another_process(tmp_path, asterisk_in
     """Another PBX on the same host holding our SIP port: a clear error, no silent start."""
     import socket
 
-    from callcenter.asterisk.instance import AsteriskInstance, InstanceError, InstanceSettings
+    from callcenter.asterisk.instance import (
+        AsteriskInstance,
+        InstanceError,
+        InstanceSettings,
+    )
     from callcenter.testing.ports import free_port, free_udp_tcp_port
 
     sip = free_udp_tcp_port()
