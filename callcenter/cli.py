@@ -470,27 +470,41 @@ async def _run_classic(obj: _Obj, config: Any, script: str | None, db: str | Non
 @click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL.")
 @click.option("--seed-demo/--no-seed-demo", default=True, help="Insert demo accounts.")
+@click.option("--keep-asterisk", is_flag=True, help="Leave Asterisk running on exit.")
 @pass_obj
-def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool) -> None:
-    """Install and start Asterisk, apply CONFIG_DIR, serve FastAGI until Ctrl-C."""
-    from callcenter.apply import apply_files
+def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
+        keep_asterisk: bool) -> None:
+    """Install and start Asterisk, apply CONFIG_DIR, serve FastAGI until Ctrl-C.
+
+    On exit (Ctrl-C, SIGTERM) the FastAGI server stops, and Asterisk with it
+    unless --keep-asterisk.
+    """
+    from callcenter.apply import ApplyError, apply_files
     from dialplan.generator import render
 
     inst = obj.instance
-    if not inst.is_installed():
-        inst.setup(install())
     loaded = _load(obj, config_dir)
-    if seed_demo:
-        asyncio.run(_seed(obj.db_url(db)))
-    inst.start()
-    result = apply_files(inst, render(loaded.config, loaded.where))
+    try:
+        if not inst.is_installed():
+            inst.setup(install())
+        if seed_demo:
+            asyncio.run(_seed(obj.db_url(db)))
+        inst.start()
+        result = apply_files(inst, render(loaded.config, loaded.where))
+    except (ProvisionError, InstanceError, ApplyError) as exc:
+        raise click.ClickException(str(exc)) from None
     s = inst.settings
+    first = next(iter(loaded.config.entry_points.values())).numbers[0]
     numbers = ", ".join(n for ep in loaded.config.entry_points.values() for n in ep.numbers)
     click.echo(f"Asterisk running; dialplan generation {result.generation} loaded.")
     click.echo(f"Call it: a softphone sending SIP to {s.bind}:{s.sip_port} "
-               f"(e.g. sip:{numbers.split(',')[0]}@{s.bind}:{s.sip_port}); numbers: {numbers}")
-    click.echo("Ctrl-C stops the FastAGI server; 'callcenter asterisk stop' stops Asterisk.")
+               f"(sip:{first}@{s.bind}:{s.sip_port}; numbers: {numbers}),")
+    click.echo(f"  or: sipp {s.bind}:{s.sip_port} -s {first} -sn uac -m 1")
+    click.echo("Ctrl-C stops the call center.")
     try:
         _run_service(_serve_agi(obj, loaded.config, db))
     except KeyboardInterrupt:
         pass
+    finally:
+        if not keep_asterisk and inst.stop():
+            click.echo("Asterisk stopped")
