@@ -38,12 +38,14 @@ class _Obj:
         self.instance = AsteriskInstance(home)
 
     def sounds(self) -> dict[str, Path] | None:
-        """Installed sound dirs by language, when an Asterisk is installed."""
-        try:
-            return self.instance.installation.sound_languages()
-        except InstanceError:
-            found = find_installation()
-            return found.sound_languages() if found else None
+        """Sound dirs by language: the instance's (with the site's own recordings),
+        else the cached Asterisk tree's; None when no Asterisk is installed."""
+        if self.instance.is_installed():
+            dirs = self.instance.sound_dirs()
+            if dirs:
+                return dirs
+        found = find_installation()
+        return found.sound_languages() if found else None
 
     def db_url(self, url: str | None) -> str:
         from callcenter.storage import default_sqlite_url

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -148,6 +149,15 @@ class AsteriskInstance:
                 f"Asterisk tree {s.asterisk_root} is gone: run 'callcenter asterisk install'"
             )
         return inst
+
+    def sound_dirs(self) -> dict[str, Path]:
+        """Language -> this instance's sounds directory (the packaged prompts are
+        linked in; a site's own recordings go beside them, e.g. ``sounds/custom``)."""
+        sounds = self.dir / "data" / "sounds"
+        if not sounds.is_dir():
+            return {}
+        return {p.name: p for p in sorted(sounds.iterdir())
+                if p.is_dir() and re.fullmatch(r"[a-z]{2}(_[A-Z]{2})?", p.name)}
 
     @property
     def ari_url(self) -> str:

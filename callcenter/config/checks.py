@@ -418,8 +418,8 @@ def _languages(c: CallCenterConfig) -> dict[str, Path]:
 def _sounds(c: CallCenterConfig, sounds: dict[str, FsPath]) -> Iterator[Problem]:
     """Each prompt must exist in every language a call can be in.
 
-    Prompts under ``custom/`` are the site's own recordings and are looked up
-    language-independently as well.
+    Like Asterisk, a prompt is found under ``sounds/<lang>/`` or, for any
+    language, under ``sounds/`` itself (a site's own ``custom/`` recordings).
     """
     introduced = _languages(c)
     langs = sorted(introduced)
@@ -436,8 +436,11 @@ def _sounds(c: CallCenterConfig, sounds: dict[str, FsPath]) -> Iterator[Problem]
                 continue
             key = (lang, sound)
             if key not in cache:
-                base = sounds[lang] / sound
-                cache[key] = any(base.with_name(base.name + ext).exists() for ext in _SOUND_EXTS)
+                # Asterisk tries sounds/<lang>/<name>, then sounds/<name> (any language).
+                cache[key] = any(
+                    base.with_name(base.name + ext).exists()
+                    for base in (sounds[lang] / sound, sounds[lang].parent / sound)
+                    for ext in _SOUND_EXTS)
             if not cache[key]:
                 missing.append(lang)
         if missing:

@@ -793,3 +793,30 @@ def test_language_without_sounds(tmp_path: Path, sounds_en: dict[str, Path]) -> 
     assert error.message == "no sounds installed for language 'fr' (installed: en)"
     # Located at the YAML that makes calls speak French, not at the directory.
     assert (Path(error.file).name, error.line) == ("flows.yaml", 4), str(error)
+
+
+def test_site_recordings_beside_the_language_dirs_count_for_every_language(
+    tmp_path: Path,
+) -> None:
+    """sounds/custom/welcome.gsm serves every language, as Asterisk's lookup does."""
+    sounds = tmp_path / "sounds"
+    for lang in ("en",):
+        (sounds / lang).mkdir(parents=True)
+        for name in ("hello-world", "vm-press", "tt-somethingwrong", "pbx-invalid",
+                     "vm-goodbye"):
+            (sounds / lang / f"{name}.gsm").write_bytes(b"")
+    (sounds / "custom").mkdir()
+    (sounds / "custom" / "welcome.gsm").write_bytes(b"")
+    flows = """\
+        flows:
+          start:
+            steps:
+              - play: [custom/welcome, hello-world]
+              - menu: main
+        """
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "bad").mkdir()
+    load_config(write(tmp_path / "ok", flows=flows), sounds={"en": sounds / "en"})
+    errs = errors(tmp_path / "bad", sounds={"en": sounds / "en"},
+                  flows=flows.replace("custom/welcome", "custom/missing"))
+    assert "sound 'custom/missing' is not installed" in str(errs)
