@@ -97,9 +97,14 @@ def validate(obj: _Obj, config_dir: Path) -> None:
     loaded = _load(obj, config_dir)
     c = loaded.config
     sounds = "checked" if obj.sounds() is not None else "not checked (no Asterisk installed)"
-    click.echo(f"{config_dir}: OK — {len(c.entry_points)} entry points, {len(c.flows)} flows, "
-               f"{len(c.menus)} menus, {len(c.queues)} queues, {len(c.agents)} agents; "
-               f"sounds {sounds}")
+    counts = ", ".join(_plural(len(items), what) for items, what in (
+        (c.entry_points, "entry point"), (c.flows, "flow"), (c.menus, "menu"),
+        (c.queues, "queue"), (c.agents, "agent")))
+    click.echo(f"{config_dir}: OK — {counts}; sounds {sounds}")
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 @main.command()
