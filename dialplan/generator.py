@@ -406,6 +406,9 @@ class _Renderer:
         e = ctx.ext("s")
         override = f"GLOBAL({V.CLOCK_OVERRIDE})"
         now = f'${{IF($["${{{override}}}" != ""]?${{{override}}}:${{EPOCH}})}}'
+        # A forgotten override would freeze the opening hours: say so on every check.
+        e.add(f'ExecIf($["${{{override}}}" != ""]?Log(WARNING,{V.CLOCK_OVERRIDE} is set: '
+              f"schedule {name} uses ${{{override}}} instead of the clock))")
         # Channel variables, not LOCAL(): the check also runs outside a Gosub (tests).
         e.add(f"Set({V.SCHED_LOCALTIME}=${{STRFTIME({now},{tz},%Y%m%d-%u-%H%M)}})")
         for h in sched.holidays:
