@@ -170,7 +170,7 @@ def simulate(obj: _Obj, config_dir: Path, entry: str, caller_id: str, at: str | 
         raise click.BadParameter(str(exc)) from None
 
     async def go() -> Any:
-        async with _services(obj, loaded.config, db) as services:
+        async with _ServiceScope(obj, loaded.config, db) as services:
             return await run_simulation(loaded.config, entry, keys=tokens, caller_id=caller_id,
                                         now=now, lookup=services.lookup)
 
@@ -208,7 +208,7 @@ class _Services:
                                     accounts=self.accounts, http=self.http)
 
 
-class _services:
+class _ServiceScope:
     """Database engine + HTTP session for one command, closed on exit."""
 
     def __init__(self, obj: _Obj, config: Any, db: str | None) -> None:
@@ -422,7 +422,7 @@ async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
     from agi_scripts import __name__ as scripts_pkg
     from callcenter.asterisk.agi import AGIContext, FastAGIServer, discover
 
-    async with _services(obj, config, db) as services:
+    async with _ServiceScope(obj, config, db) as services:
         ctx = AGIContext(config=config, db=services.sessionmaker, accounts=services.accounts,
                          http=services.http)
         fa = config.settings.fastagi
@@ -465,7 +465,7 @@ async def _run_classic(obj: _Obj, config: Any, script: str | None, db: str | Non
     from agi_scripts import __name__ as scripts_pkg
     from callcenter.asterisk.agi import AGIContext, discover, run_stdio
 
-    async with _services(obj, config, db) as services:
+    async with _ServiceScope(obj, config, db) as services:
         ctx = AGIContext(config=config, db=services.sessionmaker, accounts=services.accounts,
                          http=services.http)
         return await run_stdio(discover(scripts_pkg), ctx, script)
