@@ -1,1 +1,1 @@
-"""callcenter/web."""
+"""aiohttp web app: API, wallboard, agent console. Roadmap: after the dialer."""
