@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 
-from callcenter.storage.models import Account, AccountStatus, normalise_phone
+from callcenter.storage.models import Account, AccountStatus, caller_phone
 
 __all__ = ["AccountDirectory", "AccountSummary"]
 
@@ -95,11 +95,8 @@ class AccountDirectory:
 
     async def by_phone(self, phone: str | None) -> AccountSummary | None:
         """The one account registered for this caller ID (digits compared, see
-        :func:`normalise_phone`); ``None`` when none or several share it."""
-        try:
-            canonical = normalise_phone(phone)
-        except ValueError:
-            return None
+        :func:`caller_phone`); ``None`` when none or several share it."""
+        canonical = caller_phone(phone)
         if canonical is None:
             return None
         return await self._run(self._query_by_phone, canonical)

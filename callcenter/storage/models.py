@@ -60,6 +60,7 @@ __all__ = [
     "CallEventKind",
     "DestinationKind",
     "UTCDateTime",
+    "caller_phone",
     "normalise_phone",
     "parse_account_number",
     "parse_language",
@@ -120,6 +121,16 @@ def normalise_phone(raw: str | None) -> str | None:
     if len(digits) + 1 > PHONE_MAX:
         raise ValueError(f"expected at most {PHONE_MAX - 1} digits, got {raw!r}")
     return "+" + digits
+
+
+def caller_phone(raw: str | None) -> str | None:
+    """A caller ID as a look-up key: :func:`normalise_phone`, or ``None`` for what
+    cannot be a number (``anonymous``, ``Restricted``, empty) instead of an error:
+    a withheld number simply finds no account."""
+    try:
+        return normalise_phone(raw)
+    except ValueError:
+        return None
 
 
 def parse_account_number(raw: str) -> str:

@@ -26,6 +26,7 @@ from callcenter.storage.models import (
     CallEvent,
     CallEventKind,
     DestinationKind,
+    caller_phone,
     normalise_phone,
     parse_account_number,
     parse_language,
@@ -80,10 +81,7 @@ class AccountRepository:
         picking one would greet the caller with someone else's account, so the IVR should
         fall back to asking for the account number.
         """
-        try:
-            canonical = normalise_phone(phone)
-        except ValueError:
-            return None
+        canonical = caller_phone(phone)
         if canonical is None:
             return None
         result = await self._session.execute(
