@@ -502,8 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     step_seconds = 2.0 if args.quick else 4.0
     budget = 60.0 if args.quick else 300.0
 
+    import agi_scripts
     from callcenter.apply import apply_files
-    from callcenter.asterisk.agi import discover
     from callcenter.asterisk.provision import install
     from callcenter.config.loader import load_config
     from dialplan.generator import render
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         ))
         config_dir = bench_config(work / "config", free_port())
         loaded = load_config(config_dir, sounds=installation.sound_languages(),
-                             agi_scripts=discover("agi_scripts").keys())
+                             agi_scripts=agi_scripts.handlers().keys())
         fa = loaded.config.settings.fastagi
         wrapper = classic_wrapper(work / "cc-agi", home, config_dir)
         files = twin_dialplan(render(loaded.config, loaded.where),

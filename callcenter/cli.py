@@ -58,13 +58,12 @@ pass_obj = click.make_pass_decorator(_Obj)
 
 
 def _load(obj: _Obj, config_dir: Path):
-    from agi_scripts import __name__ as scripts_pkg
-    from callcenter.asterisk.agi import discover
+    import agi_scripts
     from callcenter.config.loader import load_config
 
     try:
         return load_config(config_dir, sounds=obj.sounds(),
-                           agi_scripts=discover(scripts_pkg).keys())
+                           agi_scripts=agi_scripts.handlers().keys())
     except ConfigErrors as errors:
         for error in errors.errors:
             click.echo(str(error), err=True)
@@ -419,14 +418,14 @@ def _run_service(coro: Any) -> None:
 
 
 async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
-    from agi_scripts import __name__ as scripts_pkg
-    from callcenter.asterisk.agi import AGIContext, FastAGIServer, discover
+    import agi_scripts
+    from callcenter.asterisk.agi import AGIContext, FastAGIServer
 
     async with _ServiceScope(obj, config, db) as services:
         ctx = AGIContext(config=config, db=services.sessionmaker, accounts=services.accounts,
                          http=services.http)
         fa = config.settings.fastagi
-        server = FastAGIServer(discover(scripts_pkg), ctx, host=fa.host, port=fa.port)
+        server = FastAGIServer(agi_scripts.handlers(), ctx, host=fa.host, port=fa.port)
         await server.start()
         click.echo(f"FastAGI listening on {fa.host}:{server.port}")
         stop = asyncio.Event()
@@ -462,13 +461,13 @@ def agi_run(obj: _Obj, config_dir: Path, script: str | None, script_args: tuple[
 
 
 async def _run_classic(obj: _Obj, config: Any, script: str | None, db: str | None) -> int:
-    from agi_scripts import __name__ as scripts_pkg
-    from callcenter.asterisk.agi import AGIContext, discover, run_stdio
+    import agi_scripts
+    from callcenter.asterisk.agi import AGIContext, run_stdio
 
     async with _ServiceScope(obj, config, db) as services:
         ctx = AGIContext(config=config, db=services.sessionmaker, accounts=services.accounts,
                          http=services.http)
-        return await run_stdio(discover(scripts_pkg), ctx, script)
+        return await run_stdio(agi_scripts.handlers(), ctx, script)
 
 
 # -- the whole center --------------------------------------------------------

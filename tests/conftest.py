@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import agi_scripts
 from callcenter.asterisk import variables as V
-from callcenter.asterisk.agi import AGIContext, FastAGIServer, discover
+from callcenter.asterisk.agi import AGIContext, FastAGIServer
 from callcenter.asterisk.ami.client import AMIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import install
@@ -135,7 +136,7 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
     ))
     config_dir = _example_copy(tmp_path_factory.mktemp("config") / "example", free_port())
     loaded = load_config(config_dir, sounds=asterisk_installation.sound_languages(),
-                         agi_scripts=discover("agi_scripts").keys())
+                         agi_scripts=agi_scripts.handlers().keys())
 
     db_url = default_sqlite_url(home)
     await upgrade(db_url)
@@ -148,7 +149,7 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
     accounts = AccountDirectory(db_url)
     ctx = AGIContext(config=loaded.config, clock=clock, db=sessionmaker, accounts=accounts)
     fa = loaded.config.settings.fastagi
-    agi = FastAGIServer(discover("agi_scripts"), ctx, host=fa.host, port=fa.port)
+    agi = FastAGIServer(agi_scripts.handlers(), ctx, host=fa.host, port=fa.port)
     await agi.start()
 
     apply_files(instance, render(loaded.config, loaded.where))
