@@ -374,28 +374,13 @@ class Bench:
         #: Calls that completed, per IVR (to check the FastAGI server saw every dip).
         self.completed = {ivr: 0 for ivr in NUMBERS}
 
-    def active_channels(self) -> int:
-        _, out = self.instance.cli("core show channels count", check=False)
-        for line in out.splitlines():
-            if "active channel" in line:
-                return int(line.split()[0])
-        raise BenchError(f"unexpected 'core show channels count' output: {out!r}")
-
-    def wait_no_channels(self, timeout: float = 20.0) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            n = self.active_channels()
-            if n == 0 or time.monotonic() > deadline:
-                return n
-            time.sleep(0.2)
-
     def step(self, ivr: str, rate: float, count: int, limit: int) -> StepResult:
         began = time.monotonic()
         cpu_before = (cpu_seconds(self.instance.pid), cpu_seconds(self.fastagi_pid))
         ok, failed, inv, ivr_ms, err = run_sipp(
             self.workdir, self.scenario, self.instance.settings.sip_port, NUMBERS[ivr],
             rate=rate, count=count, limit=limit, timeout=count / rate + 25)
-        left = self.wait_no_channels()
+        left = self.instance.wait_no_channels()
         cpu_after = (cpu_seconds(self.instance.pid), cpu_seconds(self.fastagi_pid))
         per_call = [(a - b) * 1000 / max(1, ok) for a, b in zip(cpu_after, cpu_before)]
         failed += max(0, count - ok - failed)  # never completed (sipp timeout)

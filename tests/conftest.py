@@ -86,21 +86,9 @@ class PBX:
         self.clock.now = when
         self.instance.cli(f"dialplan set global {V.CLOCK_OVERRIDE} {int(when.timestamp())}")
 
-    def active_channels(self) -> int:
-        _, out = self.instance.cli("core show channels count", check=False)
-        for line in out.splitlines():
-            if "active channel" in line:
-                return int(line.split()[0])
-        raise AssertionError(f"unexpected 'core show channels count' output: {out!r}")
-
     async def wait_no_channels(self, timeout: float = 10.0) -> int:
         """Wait until Asterisk has no channel; return how many remain."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            n = await asyncio.to_thread(self.active_channels)
-            if n == 0 or asyncio.get_running_loop().time() > deadline:
-                return n
-            await asyncio.sleep(0.2)
+        return await asyncio.to_thread(self.instance.wait_no_channels, timeout)
 
 
 def _example_copy(dest: Path, fastagi_port: int) -> Path:

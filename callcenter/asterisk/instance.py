@@ -414,6 +414,23 @@ class AsteriskInstance:
             )
         return proc.returncode, proc.stdout
 
+    def active_channels(self) -> int:
+        """How many channels Asterisk has now (``core show channels count``)."""
+        _, out = self.cli("core show channels count", check=False)
+        for line in out.splitlines():
+            if "active channel" in line:
+                return int(line.split()[0])
+        raise InstanceError(f"unexpected 'core show channels count' output: {out!r}")
+
+    def wait_no_channels(self, timeout: float = 20.0) -> int:
+        """Wait until Asterisk has no channel (bounded); return how many remain."""
+        deadline = time.monotonic() + timeout
+        while True:
+            n = self.active_channels()
+            if n == 0 or time.monotonic() > deadline:
+                return n
+            time.sleep(0.2)
+
     def _tail_console(self, lines: int = 20) -> str:
         try:
             text = (self.log_dir / "console.log").read_text(errors="replace")
