@@ -157,6 +157,10 @@ class _Renderer:
         loc = self.locate(path)
         return f"{dotted} ({loc})" if loc else dotted
 
+    def sourced(self, context: str, section: str, name: str, description: str) -> _Context:
+        """A context headed by the YAML that produced it, and its description."""
+        return _Context(context, [self.where(section, name)] + ([description] if description else []))
+
     # -- destinations --------------------------------------------------------
 
     def destination(self, dest: Destination, *, menu: str | None = None) -> list[str]:
@@ -211,9 +215,7 @@ class _Renderer:
                 ctx.ext(number).add(f"Goto({entrypoint_context(name)},s,1)")
         out = [ctx]
         for name, ep in sorted(self.c.entry_points.items()):
-            c = _Context(entrypoint_context(name), [self.where("entry_points", name)])
-            if ep.description:
-                c.comments.append(ep.description)
+            c = self.sourced(entrypoint_context(name), "entry_points", name, ep.description)
             e = c.ext("s")
             e.add(f"NoOp(callcenter entry {name} from {_filtered_caller()})")
             e.add(f"Set(CHANNEL(language)={ep.language or s.language})")
@@ -262,9 +264,7 @@ class _Renderer:
 
     def flow(self, name: str) -> _Context:
         flow = self.c.flows[name]
-        ctx = _Context(flow_context(name), [self.where("flows", name)])
-        if flow.description:
-            ctx.comments.append(flow.description)
+        ctx = self.sourced(flow_context(name), "flows", name, flow.description)
         main = ctx.ext("s")
         main.add(f"NoOp(callcenter flow {name})")
         branches: list[_Ext] = []
@@ -355,9 +355,7 @@ class _Renderer:
     # -- menus ---------------------------------------------------------------
 
     def menu(self, name: str, menu: Menu) -> _Context:
-        ctx = _Context(menu_context(name), [self.where("menus", name)])
-        if menu.description:
-            ctx.comments.append(menu.description)
+        ctx = self.sourced(menu_context(name), "menus", name, menu.description)
         s = ctx.ext("s")
         s.add(f"NoOp(callcenter menu {name})")
         s.add(f"Set({V.MENU}={name})")
