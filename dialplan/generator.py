@@ -36,31 +36,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from callcenter.asterisk import variables as V
-from callcenter.config.models import (
-    BackDest,
-    BranchStep,
-    CallCenterConfig,
-    CollectSpec,
-    CollectStep,
-    Destination,
-    ExtensionDest,
-    ExternalDest,
-    FlowDest,
-    GotoStep,
-    HangupDest,
-    HangupStep,
-    LookupStep,
-    Menu,
-    MenuDest,
-    MenuStep,
-    PlayStep,
-    QueueDest,
-    RepeatDest,
-    ScheduleStep,
-    SetLanguageStep,
-    TimeRange,
-    TransferStep,
-    VoicemailDest,
+from callcenter.config.models import CallCenterConfig, TimeRange
+from callcenter.flows.callflow import (
+    Branch,
+    CallFlow,
+    CheckSchedule,
+    Collect,
+    Edge,
+    FallOff,
+    FlowProgram,
+    Jump,
+    Lookup,
+    MenuProgram,
+    Play,
+    SetLanguage,
+    Target,
+    ToBack,
+    ToExtension,
+    ToExternal,
+    ToFlow,
+    ToHangup,
+    ToMenu,
+    ToQueue,
+    ToRepeat,
+    ToVoicemail,
+    compile_callflow,
+    needs_answer,
 )
 
 __all__ = ["FILES", "VOICEMAIL_CONTEXT", "Locator", "render"]
@@ -76,10 +77,22 @@ _HEADER = (
     "; 'callcenter apply'. Every context starts with the YAML that produced it.\n"
 )
 
+#: Characters a comment keeps; anything else (``;`` ``$`` ``{`` ``[`` ``\\`` ``"``,
+#: control characters) becomes ``?``. Asterisk's config parser reads ``;--`` as
+#: the start of a block comment and ``\\;`` as an escaped semicolon; with
+#: neither character present a comment can only end at its own newline.
+_COMMENT_PUNCTUATION = frozenset(" ._,:/()'+@!?=&*#%<>|~^-")
+
 
 def _comment(text: str) -> str:
-    """Free text on one comment line: no newline can end the comment early."""
-    return " ".join(text.split())
+    """Free text (descriptions, file names) on one harmless comment line.
+
+    File and directory names come from outside (a config directory may hold
+    ``queues${SHELL(id)}.yaml``): they only ever appear in comments, and
+    through this filter.
+    """
+    flat = " ".join(text.split()).replace(";", ",")
+    return "".join(ch if ch.isalnum() or ch in _COMMENT_PUNCTUATION else "?" for ch in flat)
 
 
 def flow_context(name: str) -> str:
@@ -112,11 +125,17 @@ class _Ext:
 
     name: str
     lines: list[str] = field(default_factory=list)
+    priorities: int = 0
 
     def add(self, app: str, label: str | None = None) -> _Ext:
-        prio = ("1" if not self.lines else "n") + (f"({label})" if label else "")
-        head = f"exten => {self.name}," if not self.lines else " same => "
+        prio = ("1" if not self.priorities else "n") + (f"({label})" if label else "")
+        head = f"exten => {self.name}," if not self.priorities else " same => "
         self.lines.append(f"{head}{prio},{app}")
+        self.priorities += 1
+        return self
+
+    def comment(self, text: str) -> _Ext:
+        self.lines.append(f"; {_comment(text)}")
         return self
 
     def extend(self, apps: Iterable[str]) -> _Ext:
@@ -149,103 +168,97 @@ class _Context:
 class _Renderer:
     def __init__(self, config: CallCenterConfig, locate: Locator | None) -> None:
         self.c = config
+        self.flow_model: CallFlow = compile_callflow(config)
         self.locate = locate or (lambda path: "")
         self.agi = f"agi://{config.settings.fastagi.host}:{config.settings.fastagi.port}"
 
     def where(self, *path: str | int) -> str:
+        """``menus.main (config/menus.yaml:14)``: for comments only, never app data."""
         dotted = ".".join(str(p) for p in path)
-        loc = self.locate(path)
+        loc = self.locate(tuple(path))
         return f"{dotted} ({loc})" if loc else dotted
 
-    def sourced(self, context: str, section: str, name: str, description: str) -> _Context:
+    def sourced(self, context: str, path: tuple[str | int, ...], description: str) -> _Context:
         """A context headed by the YAML that produced it, and its description."""
-        return _Context(context, [self.where(section, name)] + ([description] if description else []))
+        return _Context(context, [self.where(*path)] + ([description] if description else []))
 
-    # -- destinations --------------------------------------------------------
+    # -- targets ---------------------------------------------------------------
 
-    def destination(self, dest: Destination, *, menu: str | None = None) -> list[str]:
-        """Dialplan applications that send the call to ``dest``.
-
-        ``menu`` is the menu the call is in, for ``back``/``repeat`` and to
-        remember where ``back`` returns from a sub-menu.
-        """
-        match dest:
-            case MenuDest(menu=target):
-                apps = []
-                if menu is not None and menu != target:
-                    apps.append(f"Set({V.back_variable(target)}={menu})")
-                return apps + [f"Goto({menu_context(target)},s,1)"]
-            case FlowDest(flow=target):
-                return [f"Goto({flow_context(target)},s,1)"]
-            case QueueDest(queue=q, skills=skills, priority=prio):
-                queue = self.c.queues[q]
-                skills = skills or queue.skills
+    def go(self, target: Target) -> list[str]:
+        """Dialplan applications that send the call to ``target``."""
+        match target:
+            case ToMenu(menu=m, from_menu=parent):
+                apps = [f"Set({V.back_variable(m)}={parent})"] if parent else []
+                return apps + [f"Goto({menu_context(m)},s,1)"]
+            case ToFlow(flow=f):
+                return [f"Goto({flow_context(f)},s,1)"]
+            case ToQueue(queue=q, skills=skills, priority=prio):
                 return [
                     f"Set({V.QUEUE_SKILLS}={'+'.join(skills)})",
-                    f"Set({V.QUEUE_PRIORITY}={prio + queue.priority})",
+                    f"Set({V.QUEUE_PRIORITY}={prio})",
                     f"Goto(cc-queue,{q},1)",
                 ]
-            case ExtensionDest(extension=ext):
+            case ToExtension(extension=ext):
                 return [f"Goto({self.c.settings.extensions_context},{ext},1)"]
-            case ExternalDest(external=number):
+            case ToExternal(number=number):
                 return [f"Goto(cc-external,{number.lstrip('+')},1)"]
-            case VoicemailDest(voicemail=box):
+            case ToVoicemail(box=box):
                 return [f"Goto(cc-voicemail,{box},1)"]
-            case HangupDest(cause=cause):
+            case ToHangup(cause=cause):
                 return [f"Hangup({cause})"]
-            case BackDest():
-                assert menu is not None, "checks reject 'back' outside menus"
+            case ToBack(menu=menu):
                 var = V.back_variable(menu)
                 return [
                     f'GotoIf($["${{{var}}}" = ""]?cc-failure,s,1)',
                     f"Goto(cc-menu-${{{var}}},s,1)",
                 ]
-            case RepeatDest():
-                assert menu is not None, "checks reject 'repeat' outside menus"
+            case ToRepeat(menu=menu):
                 return [f"Goto({menu_context(menu)},s,prompt)"]
-        raise AssertionError(f"unhandled destination {dest!r}")
+        raise AssertionError(f"unhandled target {target!r}")
 
     # -- entry points and caller ID rules -------------------------------------
 
     def entry(self) -> list[_Context]:
         s = self.c.settings
+        model = self.flow_model
         ctx = _Context(s.entry_context, ["Inbound calls land here (pjsip endpoint cc-inbound)."])
-        for name, ep in sorted(self.c.entry_points.items()):
+        for ep in model.entry_points.values():
             for number in ep.numbers:
-                ctx.ext(number).add(f"Goto({entrypoint_context(name)},s,1)")
+                ctx.ext(number).add(f"Goto({entrypoint_context(ep.name)},s,1)")
         out = [ctx]
-        for name, ep in sorted(self.c.entry_points.items()):
-            c = self.sourced(entrypoint_context(name), "entry_points", name, ep.description)
+        for ep in model.entry_points.values():
+            c = self.sourced(entrypoint_context(ep.name), ("entry_points", ep.name), ep.description)
             e = c.ext("s")
-            e.add(f"NoOp(callcenter entry {name} from {_filtered_caller()})")
-            e.add(f"Set(CHANNEL(language)={ep.language or s.language})")
-            e.add(f"Set({V.ENTRY}={name})")
+            e.add(f"NoOp(callcenter entry {ep.name} from {_filtered_caller()})")
+            e.add(f"Set(CHANNEL(language)={ep.language})")
+            e.add(f"Set({V.ENTRY}={ep.name})")
             e.add(f"Set({V.PRIORITY}=0)")
-            if self.c.caller_id_rules:
+            if model.caller_rules:
                 # Before Answer(): a blocked caller is rejected (403), never connected.
                 e.add("Gosub(cc-caller-rules,s,1)")
             e.add("Answer()")
             e.add(f"Goto({flow_context(ep.flow)},s,1)")
             out.append(c)
-        if self.c.caller_id_rules:
+        if model.caller_rules:
             out.append(self.caller_rules())
         return out
 
     def caller_rules(self) -> _Context:
         """First matching rule wins; compared on the caller's digits only."""
+        rules = self.flow_model.caller_rules
         c = _Context("cc-caller-rules", ["Subroutine: caller_id_rules, first match wins."])
         e = c.ext("s")
         e.add(f"Set({V.CALLER}={_filtered_caller()})")
-        for i, rule in enumerate(self.c.caller_id_rules):
-            label = f"rule{i}"
-            for number in rule.digits():
+        for rule in rules:
+            label = f"rule{rule.index}"
+            for number in rule.digits:
                 e.add(f'GotoIf($["${{{V.CALLER}}}" = "{number}"]?{label})')
             for prefix in rule.prefixes:
                 e.add(f'GotoIf($["${{{V.CALLER}:0:{len(prefix)}}}" = "{prefix}"]?{label})')
         e.add("Return()")
-        for i, rule in enumerate(self.c.caller_id_rules):
-            label = f"rule{i}"
-            e.add(f"NoOp(caller_id_rules[{i}] {rule.name} matched)", label=label)
+        for rule in rules:
+            e.add(f"NoOp(caller_id_rules[{rule.index}] {rule.name} matched)",
+                  label=f"rule{rule.index}")
             e.add(f"Set({V.RULE}={rule.name})")
             if rule.block:
                 e.add("StackPop()")
@@ -255,122 +268,108 @@ class _Renderer:
                 e.add(f"Set({V.PRIORITY}={rule.priority})")
             if rule.destination is not None:
                 e.add("StackPop()")
-                e.extend(self.destination(rule.destination))
+                # The entry point answers after the rules; a rule that sends the
+                # call elsewhere answers the same way (one answer policy).
+                if needs_answer(rule.destination):
+                    e.add("Answer()")
+                e.extend(self.go(rule.destination))
             else:
                 e.add("Return()")
         return c
 
     # -- flows ---------------------------------------------------------------
 
-    def flow(self, name: str) -> _Context:
-        flow = self.c.flows[name]
-        ctx = self.sourced(flow_context(name), "flows", name, flow.description)
+    def flow(self, program: FlowProgram) -> _Context:
+        ctx = self.sourced(flow_context(program.name), program.path, program.description)
         main = ctx.ext("s")
-        main.add(f"NoOp(callcenter flow {name})")
-        branches: list[_Ext] = []
-
-        def branch(ext_name: str, dest: Destination) -> str:
-            b = _Ext(ext_name).extend(self.destination(dest))
-            branches.append(b)
-            return f"{ext_name},1"
-
-        for i, step in enumerate(flow.steps):
-            main.add(f"NoOp(step {i + 1}: {next(iter(type(step).model_fields))})")
-            match step:
-                case PlayStep(play=prompts):
-                    main.add(f"Playback({'&'.join(prompts)})")
-                case SetLanguageStep(set_language=lang):
-                    main.add(f"Set(CHANNEL(language)={lang})")
-                case CollectStep(collect=spec):
-                    self._collect(main, i, spec, branch)
-                case LookupStep(lookup=spec):
-                    lookup = self.c.lookups[spec.lookup]
-                    script = getattr(lookup, "script", "account_lookup")
-                    value = _filtered_caller() if spec.input == "CALLERID" else _filtered(spec.input)
-                    main.add(f"Set({V.LOOKUP_STATUS}=)")
-                    main.add(f"AGI({self.agi}/{script},{spec.lookup},{value})")
-                    error = branch(f"lookup{i + 1}-error", spec.error) if spec.error else None
-                    if error:
-                        main.add(f'GotoIf($["${{AGISTATUS}}" != "SUCCESS"]?{error})')
-                    for status in ("found", "not_found", "error"):
-                        dest = getattr(spec, status)
-                        if dest is None:
-                            continue
-                        target = error if status == "error" else branch(
-                            f"lookup{i + 1}-{status.replace('_', '-')}", dest)
-                        main.add(
-                            f'GotoIf($["${{{V.LOOKUP_STATUS}}}" = "{status}"]?{target})'
-                        )
-                case BranchStep(branch=spec):
-                    for value, dest in sorted(spec.cases.items()):
-                        target = branch(f"branch{i + 1}-{_ext_safe(value)}", dest)
-                        main.add(f'GotoIf($["${{{spec.variable}}}" = "{value}"]?{target})')
-                    if spec.default is not None:
-                        main.extend(self.destination(spec.default))
-                case ScheduleStep(check_schedule=spec):
-                    main.add(f"Gosub({schedule_context(spec.schedule)},s,1)")
-                    main.add(f"Set({V.SCHEDULE}=${{GOSUB_RETVAL}})")
-                    holiday = spec.holiday or spec.closed
-                    main.add(f'GotoIf($["${{{V.SCHEDULE}}}" = "holiday"]?'
-                             f"{branch(f'schedule{i + 1}-holiday', holiday)})")
-                    main.add(f'GotoIf($["${{{V.SCHEDULE}}}" = "closed"]?'
-                             f"{branch(f'schedule{i + 1}-closed', spec.closed)})")
-                    if spec.open is not None:
-                        main.extend(self.destination(spec.open))
-                case TransferStep(transfer=dest):
-                    main.extend(self.destination(dest))
-                case MenuStep(menu=target):
-                    main.extend(self.destination(MenuDest(menu=target)))
-                case GotoStep(goto=target):
-                    main.extend(self.destination(FlowDest(flow=target)))
-                case HangupStep(hangup=h):
-                    main.extend(self.destination(h if isinstance(h, HangupDest) else HangupDest()))
-        if not isinstance(flow.steps[-1], (TransferStep, MenuStep, GotoStep, HangupStep)):
-            # A call never falls off the dialplan.
-            main.add("Hangup(16)")
-        ctx.extensions.extend(branches)
+        main.add(f"NoOp(callcenter flow {program.name})")
+        for op in program.ops:
+            if not isinstance(op, FallOff):
+                # op.path is ("flows", name, "steps", i, <the step's YAML key>, ...)
+                main.add(f"NoOp(step {int(op.path[3]) + 1}: {op.path[4]})")
+            self.op(main, op)
+        for edge in program.edges():
+            ctx.ext(edge.label).extend(self.go(edge.target))
         return ctx
 
-    def _collect(self, e: _Ext, i: int, spec: CollectSpec,
-                 branch: Callable[[str, Destination], str]) -> None:
-        n = i + 1
+    def op(self, main: _Ext, op: object) -> None:
+        match op:
+            case Play(prompts=prompts):
+                main.add(f"Playback({'&'.join(prompts)})")
+            case SetLanguage(language=lang):
+                main.add(f"Set(CHANNEL(language)={lang})")
+            case Collect():
+                self._collect(main, op)
+            case Lookup(edges=edges):
+                value = _filtered_caller() if op.input is None else _filtered(op.input)
+                main.add(f"Set({V.LOOKUP_STATUS}=)")
+                main.add(f"AGI({self.agi}/{op.script},{op.lookup},{value})")
+                error = edges.get("error")
+                if error:
+                    # FastAGI down or the script failed: the error branch, not a dead call.
+                    main.add(f'GotoIf($["${{AGISTATUS}}" != "SUCCESS"]?{error.label},1)')
+                for status, edge in edges.items():
+                    main.add(f'GotoIf($["${{{V.LOOKUP_STATUS}}}" = "{status}"]?{edge.label},1)')
+            case Branch(variable=var, cases=cases, default=default):
+                for value, edge in cases:
+                    main.add(f'GotoIf($["${{{var}}}" = "{value}"]?{edge.label},1)')
+                if default is not None:
+                    main.extend(self.go(default))
+            case CheckSchedule(schedule=name, holiday=holiday, closed=closed, open=open_):
+                main.add(f"Gosub({schedule_context(name)},s,1)")
+                main.add(f"Set({V.SCHEDULE}=${{GOSUB_RETVAL}})")
+                main.add(f'GotoIf($["${{{V.SCHEDULE}}}" = "holiday"]?{holiday.label},1)')
+                main.add(f'GotoIf($["${{{V.SCHEDULE}}}" = "closed"]?{closed.label},1)')
+                if open_ is not None:
+                    main.extend(self.go(open_))
+            case Jump(target=target):
+                main.extend(self.go(target))
+            case FallOff(cause=cause):
+                # A call never falls off the dialplan.
+                main.add(f"Hangup({cause})")
+            case _:
+                raise AssertionError(f"unhandled op {op!r}")
+
+    def _collect(self, e: _Ext, op: Collect) -> None:
+        n, spec = op.n, op.spec
         tries = f"CC_TRIES_{n}"
         opts = {"#": "", "*": "t(*)", "": "t()"}[spec.terminator]
-        failure = branch(f"collect{n}-failure", spec.on_failure)
         e.add(f"Set({tries}=0)")
         e.add(f"Set({tries}=$[${{{tries}}} + 1])", label=f"collect{n}")
         e.add(f"Read({V.RAW_DIGITS},{'&'.join(spec.prompts)},{spec.max_digits},{opts},1,"
               f"{_seconds(spec.timeout)})")
         e.add(f"Set({spec.variable}={_filtered(V.RAW_DIGITS)})")
         e.add(f"GotoIf($[${{LEN(${{{spec.variable}}})}} < {spec.min_digits}]?collect{n}-bad)")
-        if spec.pattern:
-            e.add(f'GotoIf($[${{REGEX("{spec.pattern}" ${{{spec.variable}}})}} = 0]'
+        if op.pattern:
+            # The canonical form (callcenter.flows.digit_pattern): balanced, no backslash.
+            e.add(f'GotoIf($[${{REGEX("{op.pattern}" ${{{spec.variable}}})}} = 0]'
                   f"?collect{n}-bad)")
         e.add(f"Goto(collect{n}-ok)")
-        e.add(f"GotoIf($[${{{tries}}} >= {spec.retries}]?{failure})", label=f"collect{n}-bad")
+        e.add(f"GotoIf($[${{{tries}}} >= {spec.retries}]?{op.failure.label},1)",
+              label=f"collect{n}-bad")
         e.add(f"Playback({'&'.join(spec.invalid_prompts)})")
         e.add(f"Goto(collect{n})")
         e.add(f"NoOp(collected {spec.variable})", label=f"collect{n}-ok")
 
     # -- menus ---------------------------------------------------------------
 
-    def menu(self, name: str, menu: Menu) -> _Context:
-        ctx = self.sourced(menu_context(name), "menus", name, menu.description)
+    def menu(self, menu: MenuProgram) -> _Context:
+        ctx = self.sourced(menu_context(menu.name), menu.path, menu.description)
         s = ctx.ext("s")
-        s.add(f"NoOp(callcenter menu {name})")
-        s.add(f"Set({V.MENU}={name})")
+        s.add(f"NoOp(callcenter menu {menu.name})")
+        s.add(f"Set({V.MENU}={menu.name})")
         s.add(f"Set({V.TRIES}=0)")
         s.add(f"Background({'&'.join(menu.prompts)})", label="prompt")
         s.add(f"WaitExten({_seconds(menu.timeout)})")
-        for key in sorted(menu.options, key=_key_order):
-            ctx.ext(key).extend(self.destination(menu.options[key], menu=name))
+        for key, target in menu.options:
+            ctx.ext(key).extend(self.go(target))
         for ext, prompts, immediate in (
             ("i", menu.invalid_prompts, menu.on_invalid),
             ("t", menu.timeout_prompts, menu.on_timeout),
         ):
             e = ctx.ext(ext)
             if immediate is not None:
-                e.extend(self.destination(immediate, menu=name))
+                e.extend(self.go(immediate))
                 continue
             e.add(f"Set({V.TRIES}=$[${{{V.TRIES}}} + 1])")
             e.add(f"GotoIf($[${{{V.TRIES}}} >= {menu.max_retries}]?exhausted,1)")
@@ -380,7 +379,7 @@ class _Renderer:
         ex = ctx.ext("exhausted")
         if menu.exhausted_prompts:
             ex.add(f"Playback({'&'.join(menu.exhausted_prompts)})")
-        ex.extend(self.destination(menu.on_exhausted, menu=name))
+        ex.extend(self.go(menu.on_exhausted))
         return ctx
 
     # -- schedules -----------------------------------------------------------
@@ -440,7 +439,12 @@ class _Renderer:
         ])
         for name, q in sorted(self.c.queues.items()):
             e = ctx.ext(name)
-            e.add(f"NoOp(callcenter queue {name}: {self.where('queues', name)})")
+            # The source location only ever goes in a comment: file names come from outside.
+            e.comment(self.where("queues", name))
+            e.add(f"NoOp(callcenter queue {name})")
+            # One answer policy: the router gets an answered channel, whichever
+            # way the call came (flow, menu, caller-ID rule, the admin's own dialplan).
+            e.add("Answer()")
             args = ",".join([
                 name,
                 f"skills=${{{V.QUEUE_SKILLS}}}",
@@ -453,7 +457,7 @@ class _Renderer:
             e.add('GotoIf($["${STASISSTATUS}" = "FAILED"]?fallback)')
             e.add("Hangup(16)")
             e.add(f"Log(WARNING,queue router {app} not running: {name} fallback)", label="fallback")
-            e.extend(self.destination(q.fallback))
+            e.extend(self.go(self.flow_model.queue_fallbacks[name]))
         return ctx
 
     def voicemail(self) -> _Context:
@@ -468,8 +472,8 @@ class _Renderer:
     def external(self) -> _Context:
         ctx = _Context("cc-external", ["External transfers through settings.outbound_trunk."])
         trunk = self.c.settings.outbound_trunk
-        numbers = sorted({d.external for d in _all_destinations(self.c)
-                          if isinstance(d, ExternalDest)})
+        numbers = sorted({t.number for t, _, _ in self.flow_model.targets()
+                          if isinstance(t, ToExternal)})
         for number in numbers:
             e = ctx.ext(number.lstrip("+"))
             e.add(f"Dial(PJSIP/{number}@{trunk},60)")
@@ -498,8 +502,8 @@ class _Renderer:
 
     def extensions_conf(self) -> str:
         contexts = self.entry()
-        contexts += [self.flow(n) for n in sorted(self.c.flows)]
-        contexts += [self.menu(n, m) for n, m in sorted(self.c.menus.items())]
+        contexts += [self.flow(f) for f in self.flow_model.flows.values()]
+        contexts += [self.menu(m) for m in self.flow_model.menus.values()]
         contexts += [self.schedule(n) for n in sorted(self.c.schedules)]
         contexts.append(self.queues())
         contexts.append(self.voicemail())
@@ -562,20 +566,6 @@ def _range_test(r: TimeRange) -> str:
 
 def _seconds(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
-
-
-def _key_order(key: str) -> tuple[int, str]:
-    return (0 if key.isdigit() else 1, key)
-
-
-def _ext_safe(value: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in value)
-
-
-def _all_destinations(config: CallCenterConfig) -> list[Destination]:
-    from callcenter.config.walk import destinations  # local: avoid an import cycle
-
-    return [d for d, _ in destinations(config)]
 
 
 def render(config: CallCenterConfig, locate: Locator | None = None) -> dict[str, str]:

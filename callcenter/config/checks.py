@@ -159,15 +159,34 @@ def _skills(c: CallCenterConfig) -> Iterator[Problem]:
 
 def _menu_rules(c: CallCenterConfig) -> Iterator[Problem]:
     parents = _menu_parents(c)
+    direct = _entered_directly(c)
     for name, menu in c.menus.items():
         for key, dest in menu.options.items():
-            if isinstance(dest, BackDest) and not parents.get(name):
+            if not isinstance(dest, BackDest):
+                continue
+            if not parents.get(name):
                 yield Problem(("menus", name, "options", key),
                               f"'back' in menu '{name}', but no other menu leads to it")
+            elif name in direct:
+                # The dialplan only knows where to go back to when a menu led here.
+                yield Problem(("menus", name, "options", key),
+                              f"'back' in menu '{name}', which {direct[name]} enters directly: "
+                              "a caller coming that way has no menu to go back to; "
+                              "use {menu: ...} to name the menu instead")
         for key in ("on_invalid", "on_timeout", "on_exhausted"):
             if isinstance(getattr(menu, key), RepeatDest):
                 yield Problem(("menus", name, key),
                               f"'repeat' as {key} would never end; use a retry count instead")
+
+
+def _entered_directly(c: CallCenterConfig) -> dict[str, str]:
+    """Menus entered from something other than a menu (a flow, a caller-ID rule,
+    a queue's fallback) -> the first such place, as a dotted YAML path."""
+    out: dict[str, str] = {}
+    for dest, path in destinations(c):
+        if isinstance(dest, MenuDest) and path[0] != "menus" and dest.menu not in out:
+            out[dest.menu] = ".".join(str(p) for p in path)
+    return out
 
 
 def _menu_parents(c: CallCenterConfig) -> dict[str, set[str]]:

@@ -194,10 +194,11 @@ class CollectSpec(_Model):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
+            # Python and Asterisk's REGEX() must read it the same way: only what
+            # the generator can render in the shared grammar is accepted.
+            from callcenter.flows.digit_pattern import canonical_pattern
+
+            canonical_pattern(value)
         return value
 
     @model_validator(mode="after")

@@ -98,8 +98,8 @@ async def test_account_lookup_gets_collected_digits(example: CallCenterConfig) -
     lookup = FakeLookup()
     sim = await run(example, "1,1,100200#", lookup=lookup)
     assert lookup.calls == [("account", "100200")]
-    assert sim.variables == {"ACCOUNT": "100200"}
-    assert any(e.kind == "lookup" and e.detail == "100200 -> found" for e in sim.events)
+    assert sim.variables["ACCOUNT"] == "100200"
+    assert any(e.kind == "lookup" and e.detail.startswith("100200 -> found") for e in sim.events)
 
 
 async def test_lookup_error_takes_error_branch(example: CallCenterConfig) -> None:
@@ -174,7 +174,7 @@ async def test_language_menu_exhausted_goes_english(example: CallCenterConfig) -
 
 async def test_collect_with_terminator(example: CallCenterConfig) -> None:
     sim = await run(example, "1,1,1002003#,2")
-    assert sim.variables == {"ACCOUNT": "1002003"}
+    assert sim.variables["ACCOUNT"] == "1002003"
     assert [e.detail for e in sim.events if e.kind == "collect"] == ["1002003 ok"]
 
 
@@ -182,7 +182,7 @@ async def test_collect_max_digits_without_terminator(example: CallCenterConfig) 
     lookup = FakeLookup()
     # max_digits 8: Read() returns after the 8th digit; the 9th key is not part of it.
     sim = await run(example, "1,1,100200301", lookup=lookup)
-    assert sim.variables == {"ACCOUNT": "10020030"}
+    assert sim.variables["ACCOUNT"] == "10020030"
     assert lookup.calls == [("account", "10020030")]
 
 
