@@ -151,43 +151,89 @@ def apply(obj: _Obj, config_dir: Path) -> None:
 @click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--entry", required=True, help="Entry point name.")
 @click.option("--caller-id", default="", help="Caller's number.")
-@click.option("--at", "at", default=None, help="ISO time, e.g. 2026-11-25T10:00:00-05:00.")
-@click.option("--keys", default="", help="Keys pressed, e.g. 1,3,# ; t = wait for timeout.")
+@click.option("--at", "at", default=None,
+              help="ISO time with offset, e.g. 2026-11-25T10:00:00-05:00 (default: now).")
+@click.option("--keys", default="", help="Keys pressed, e.g. 1,3,# ; t = wait for the timeout.")
+@click.option("--lookup", "stubs", multiple=True, metavar="NAME=STATUS[:FIELD=VALUE,...]",
+              help="Answer lookup NAME without its backend, e.g. account=found:VIP=1,LANGUAGE=es "
+                   "(repeatable; other lookups use the database or HTTP).")
 @click.option("--db", default=None, help="Database URL for lookups (default: the home's).")
 @pass_obj
 def simulate(obj: _Obj, config_dir: Path, entry: str, caller_id: str, at: str | None,
-             keys: str, db: str | None) -> None:
-    """Walk a call through the flows without a PBX."""
-    from callcenter.flows.simulate import SimulationError, parse_keys
+             keys: str, stubs: tuple[str, ...], db: str | None) -> None:
+    """Walk a call through the flows without a PBX, the way the dialplan runs it."""
+    from callcenter.flows.simulate import (
+        SimulationError,
+        parse_keys,
+        parse_lookup_stub,
+        stubbed_lookups,
+    )
     from callcenter.flows.simulate import simulate as run_simulation
 
     loaded = _load(obj, config_dir)
+    config = loaded.config
     try:
         tokens = parse_keys(keys)
         now = _parse_at(at)
-    except (SimulationError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from None
+        stubbed = dict(parse_lookup_stub(text) for text in stubs)
+    except SimulationError as exc:
+        raise click.UsageError(str(exc)) from None
+    unknown = sorted(set(stubbed) - set(config.lookups))
+    if unknown:
+        raise click.UsageError(f"--lookup {unknown[0]!r}: no such lookup "
+                                 f"(known: {', '.join(sorted(config.lookups)) or 'none'})")
 
     async def go() -> Any:
-        async with _ServiceScope(obj, loaded.config, db) as services:
-            return await run_simulation(loaded.config, entry, keys=tokens, caller_id=caller_id,
-                                        now=now, lookup=services.lookup)
+        if stubbed and set(stubbed) >= set(config.lookups):
+            lookup = stubbed_lookups(stubbed)  # fully offline: no database needed
+            return await run_simulation(config, entry, keys=tokens, caller_id=caller_id,
+                                        now=now, lookup=lookup)
+        async with _ServiceScope(obj, config, db) as services:
+            lookup = stubbed_lookups(stubbed, services.lookup)
+            return await run_simulation(config, entry, keys=tokens, caller_id=caller_id,
+                                        now=now, lookup=lookup)
 
     try:
         sim = asyncio.run(go())
     except SimulationError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.UsageError(str(exc)) from None
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(config.settings.timezone))
+    click.echo(f"at {now.isoformat(timespec='seconds')} ({local:%a %Y-%m-%d %H:%M} "
+               f"{config.settings.timezone}){'' if at else ', now: --at to choose'}")
     for event in sim.events:
         click.echo(str(event))
     click.echo(f"=> {sim.outcome}")
+    if sim.outcome is not None and sim.outcome.kind == "queue":
+        fallback = config.queues[sim.outcome.target].fallback
+        click.echo(f"   (while the queue router '{config.settings.queue_app}' is not running, "
+                   f"this queue falls back to {_describe(fallback)})")
+    unused = [k for k in sim.unused_keys if k != "t"]
+    if unused:
+        click.echo(f"warning: keys not used, the call ended before them: {','.join(unused)}",
+                   err=True)
+
+
+def _describe(dest: Any) -> str:
+    """``voicemail general``: a destination as a user wrote it."""
+    data = dest.model_dump(exclude_defaults=True) or dest.model_dump()
+    return ", ".join(f"{k} {v}" for k, v in data.items())
 
 
 def _parse_at(at: str | None) -> dt.datetime:
+    from callcenter.flows.simulate import SimulationError
+
     if at is None:
         return dt.datetime.now(dt.UTC)
-    when = dt.datetime.fromisoformat(at)
+    try:
+        when = dt.datetime.fromisoformat(at)
+    except ValueError:
+        raise SimulationError(f"--at {at!r} is not a time: expected ISO 8601 with a UTC "
+                              "offset, e.g. 2026-11-25T10:00:00-05:00 or 2026-11-25T15:00:00Z"
+                              ) from None
     if when.tzinfo is None:
-        raise ValueError(f"--at {at!r} needs a UTC offset, e.g. {at}-05:00 or {at}Z")
+        raise SimulationError(f"--at {at!r} needs a UTC offset, e.g. {at}-05:00 or {at}Z")
     return when
 
 

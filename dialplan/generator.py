@@ -64,7 +64,7 @@ from callcenter.flows.callflow import (
     needs_answer,
 )
 
-__all__ = ["FILES", "VOICEMAIL_CONTEXT", "Locator", "render"]
+__all__ = ["FILES", "VOICEMAIL_CONTEXT", "Locator", "pattern_mismatch", "render"]
 
 #: Returns "file:line" for a config path, for comments; or "" when unknown.
 Locator = Callable[[tuple[str | int, ...]], str]
@@ -341,9 +341,7 @@ class _Renderer:
         e.add(f"Set({spec.variable}={_filtered(V.RAW_DIGITS)})")
         e.add(f"GotoIf($[${{LEN(${{{spec.variable}}})}} < {spec.min_digits}]?collect{n}-bad)")
         if op.pattern:
-            # The canonical form (callcenter.flows.digit_pattern): balanced, no backslash.
-            e.add(f'GotoIf($[${{REGEX("{op.pattern}" ${{{spec.variable}}})}} = 0]'
-                  f"?collect{n}-bad)")
+            e.add(f"GotoIf({pattern_mismatch(op.pattern, spec.variable)}?collect{n}-bad)")
         e.add(f"Goto(collect{n}-ok)")
         e.add(f"GotoIf($[${{{tries}}} >= {spec.retries}]?{op.failure.label},1)",
               label=f"collect{n}-bad")
@@ -562,6 +560,16 @@ def _hhmm(t: dt.time) -> str:
 def _range_test(r: TimeRange) -> str:
     """``HHMM >= 0800 & HHMM < 2000``: HHMM compares as an integer."""
     return f"{_HHMM} >= {_hhmm(r.start)} & {_HHMM} < {_hhmm(r.end)}"
+
+
+def pattern_mismatch(pattern: str, variable: str) -> str:
+    """``$[...]`` that is 1 when ``variable`` does not match ``pattern``.
+
+    ``pattern`` is the canonical form (:mod:`callcenter.flows.digit_pattern`):
+    its brackets and braces are balanced and it has no backslash or quote, so
+    it cannot end the ``${REGEX(...)}`` or the ``$[...]`` early.
+    """
+    return f'$[${{REGEX("{pattern}" ${{{variable}}})}} = 0]'
 
 
 def _seconds(value: float) -> str:

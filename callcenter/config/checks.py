@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
+from callcenter.config.errors import format_path
 from callcenter.config.models import (
     AgiLookup,
     BackDest,
@@ -185,7 +186,7 @@ def _entered_directly(c: CallCenterConfig) -> dict[str, str]:
     out: dict[str, str] = {}
     for dest, path in destinations(c):
         if isinstance(dest, MenuDest) and path[0] != "menus" and dest.menu not in out:
-            out[dest.menu] = ".".join(str(p) for p in path)
+            out[dest.menu] = format_path(path)
     return out
 
 

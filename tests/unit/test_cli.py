@@ -111,7 +111,7 @@ def test_simulate(cli) -> None:
                  "--at", "2026-11-25T10:00:00-05:00", "--caller-id", "15550001111")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[-1] == "=> queue sales skills=sales priority=5 language=en"
+    assert "=> queue sales skills=sales priority=5 language=en" in lines
     assert any(line.startswith("schedule") and "(open)" in line for line in lines)
     assert (cli.home / "callcenter.sqlite3").exists()  # the home's DB, migrated
 
@@ -123,8 +123,8 @@ def test_simulate_lookup_uses_the_database(cli) -> None:
     assert result.exit_code == 0, result.output
     assert "100200 -> not_found" in result.stdout
     assert "flow       unknown_account" in result.stdout
-    assert result.stdout.splitlines()[-1] == \
-        "=> queue customer_service skills=billing priority=0 language=en"
+    assert "=> queue customer_service skills=billing priority=0 language=en" in \
+        result.stdout.splitlines()
 
 
 def test_simulate_after_hours(cli) -> None:
@@ -132,6 +132,8 @@ def test_simulate_after_hours(cli) -> None:
                  "--at", "2026-11-29T10:00:00-05:00")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "=> voicemail general"
+    assert result.stdout.splitlines()[0] == \
+        "at 2026-11-29T10:00:00-05:00 (Sun 2026-11-29 10:00 America/New_York)"
 
 
 def test_simulate_at_needs_offset(cli) -> None:
@@ -145,7 +147,8 @@ def test_simulate_at_needs_offset(cli) -> None:
 def test_simulate_bad_at(cli) -> None:
     result = cli("simulate", str(EXAMPLE), "--entry", "main_line", "--at", "tomorrow")
     assert result.exit_code == 2
-    assert "Invalid value" in result.stderr
+    assert "--at 'tomorrow' is not a time: expected ISO 8601 with a UTC offset" in result.stderr
+    assert "isoformat" not in result.stderr  # not Python's own message
 
 
 def test_simulate_bad_keys(cli) -> None:
@@ -158,3 +161,45 @@ def test_simulate_unknown_entry(cli) -> None:
     result = cli("simulate", str(EXAMPLE), "--entry", "nope", "--at", "2026-11-25T15:00:00Z")
     assert result.exit_code == 2
     assert "unknown entry point 'nope' (known: main_line)" in result.stderr
+
+
+def test_simulate_without_at_says_which_time(cli) -> None:
+    result = cli("simulate", str(EXAMPLE), "--entry", "main_line", "--keys", "1,2")
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("at 20") and first.endswith("now: --at to choose"), first
+
+
+def test_simulate_reports_unused_keys(cli) -> None:
+    result = cli("simulate", str(EXAMPLE), "--entry", "main_line", "--keys", "1,2,5,6",
+                 "--at", "2026-11-25T15:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert "keys not used, the call ended before them: 5,6" in result.stderr
+
+
+def test_simulate_says_queue_falls_back_without_router(cli) -> None:
+    result = cli("simulate", str(EXAMPLE), "--entry", "main_line", "--keys", "1,2",
+                 "--at", "2026-11-25T15:00:00Z")
+    assert "while the queue router 'cc-queue' is not running, this queue falls back to " \
+           "voicemail general" in result.stdout
+
+
+def test_simulate_lookup_stub_sets_variables(cli) -> None:
+    result = cli("simulate", str(EXAMPLE), "--entry", "main_line", "--keys", "1,1,100200#",
+                 "--at", "2026-11-25T15:00:00Z", "--lookup", "account=found:VIP=1,LANGUAGE=es")
+    assert result.exit_code == 0, result.output
+    assert "100200 -> found; CC_ACCOUNT_LANGUAGE=es, CC_ACCOUNT_VIP=1" in result.stdout
+    assert not (cli.home / "callcenter.sqlite3").exists()  # every lookup stubbed: offline
+
+
+@pytest.mark.parametrize("stub, message", [
+    ("acc=found", "--lookup 'acc': no such lookup (known: account)"),
+    ("account=maybe", "invalid lookup status 'maybe'"),
+    ("account=found:COLOUR=red", "invalid lookup field 'COLOUR=red'"),
+    ("account=not_found:VIP=1", "only a 'found' result has fields"),
+])
+def test_simulate_bad_lookup_stub(cli, stub: str, message: str) -> None:
+    result = cli("simulate", str(EXAMPLE), "--entry", "main_line", "--lookup", stub)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
