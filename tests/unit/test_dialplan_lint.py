@@ -111,7 +111,8 @@ def lint(dialplan: str | None, workdir: Path) -> list[Finding]:
         if not raw.strip():
             continue
         match = _FINDING.match(raw)
-        assert match, f"asterisklint printed something that is not a finding:\n{report}"
+        assert match, (f"asterisklint printed something that is not a finding (is the test "
+                       f"extra installed? pip install -e '.[test]'):\n{report}")
         findings.append(_finding(match, workdir))
     assert proc.returncode == (1 if findings else 0), f"asterisklint failed:\n{report}"
     return findings
