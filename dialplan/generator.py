@@ -201,7 +201,8 @@ class _Renderer:
             case ToExtension(extension=ext):
                 return [f"Goto({self.c.settings.extensions_context},{ext},1)"]
             case ToExternal(number=number):
-                return [f"Goto(cc-external,{number.lstrip('+')},1)"]
+                # As written, '+' included: +1555... and 1555... are two numbers.
+                return [f"Goto(cc-external,{number},1)"]
             case ToVoicemail(box=box):
                 return [f"Goto(cc-voicemail,{box},1)"]
             case ToHangup(cause=cause):
@@ -473,7 +474,7 @@ class _Renderer:
         numbers = sorted({t.number for t, _, _ in self.flow_model.targets()
                           if isinstance(t, ToExternal)})
         for number in numbers:
-            e = ctx.ext(number.lstrip("+"))
+            e = ctx.ext(number)
             e.add(f"Dial(PJSIP/{number}@{trunk},60)")
             e.add("Goto(cc-failure,s,1)")
         return ctx

@@ -207,6 +207,9 @@ flows:
             found: {menu: top}
             "1": {flow: start}
             "*#": {voicemail: box}
+            "#*": {hangup: true}
+            "a_b": {hangup: true, cause: 17}
+            "a-b": {hangup: true, cause: 18}
           default: {queue: q, skills: [a, b], priority: 7}
   looper:
     steps:
@@ -220,6 +223,7 @@ menus:
       "2": {menu: sub}
       "#": {hangup: true, cause: 21}
       "*": {external: "5551234"}
+      "3": {external: "+5551234"}
     timeout: 1.5
     max_retries: 1
     invalid_prompts: []
