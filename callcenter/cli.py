@@ -81,9 +81,22 @@ def _load(obj: _Obj, config_dir: Path):
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, verbose: int) -> None:
     """Turn a real Asterisk into a contact center."""
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(verbose)
     ctx.obj = _Obj((home or default_home()).resolve())
+
+
+#: Loggers of this project; ``-v`` opens these only (alembic, aiohttp, asyncio stay at
+#: WARNING unless ``-vv``, or every migration check prints alembic's INFO lines).
+_OWN_LOGGERS = ("callcenter", "agi_scripts", "ari_apps", "dialplan")
+
+
+def _configure_logging(verbose: int) -> None:
+    """-v: our INFO lines; -vv: everyone's DEBUG; otherwise warnings only."""
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    own = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    for name in _OWN_LOGGERS:
+        logging.getLogger(name).setLevel(own)
 
 
 # -- config ------------------------------------------------------------------
@@ -139,6 +152,11 @@ def apply(obj: _Obj, config_dir: Path) -> None:
     from dialplan.generator import render
 
     loaded = _load(obj, config_dir)
+    if not obj.instance.is_installed():
+        # Writing into an empty home would create a half instance and report success.
+        raise click.ClickException(
+            f"no Asterisk instance in {obj.home}: create one with 'callcenter asterisk install' "
+            "(or point --home / CALLCENTER_HOME at an existing one)")
     try:
         result = apply_files(obj.instance, render(loaded.config, loaded.where))
     except (ApplyError, InstanceError) as exc:
@@ -446,9 +464,12 @@ async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
 @pass_obj
 def agi_run(obj: _Obj, config_dir: Path, script: str | None, script_args: tuple[str, ...],
             db: str | None) -> None:
-    """Classic AGI over stdin/stdout, one process per call:
+    """Classic AGI over stdin/stdout, one process per call.
 
-    AGI(/path/to/callcenter,--home,H,agi,run,CONFIG_DIR,account_lookup,account,${X})
+    From the dialplan:
+
+    \b
+        AGI(/path/to/callcenter,--home,H,agi,run,CONFIG_DIR,account_lookup,account,${X})
 
     SCRIPT_ARGS are accepted and ignored: the script reads its arguments from the
     AGI header (agi_arg_N), where Asterisk also puts them.

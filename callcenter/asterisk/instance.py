@@ -408,11 +408,16 @@ class AsteriskInstance:
             if check:
                 raise InstanceError(f"CLI command {command!r} timed out") from None
             return 124, ""
-        if check and proc.returncode != 0:
+        rc = proc.returncode
+        if rc == 0 and proc.stdout.startswith("No such command"):
+            # ``asterisk -rx`` exits 0 for a command it does not know; a typo in a
+            # script must not pass for success.
+            rc = 1
+        if check and rc != 0:
             raise InstanceError(
                 f"CLI command {command!r} failed: {(proc.stderr or proc.stdout).strip()}"
             )
-        return proc.returncode, proc.stdout
+        return rc, proc.stdout
 
     def active_channels(self) -> int:
         """How many channels Asterisk has now (``core show channels count``)."""

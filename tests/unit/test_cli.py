@@ -7,7 +7,10 @@ database there for lookups), so nothing is written into the repository.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +161,38 @@ def test_simulate_unknown_entry(cli) -> None:
     result = cli("simulate", str(EXAMPLE), "--entry", "nope", "--at", "2026-11-25T15:00:00Z")
     assert result.exit_code == 2
     assert "unknown entry point 'nope' (known: main_line)" in result.stderr
+
+
+def _cli_subprocess(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process: logging is configured as a user sees it (in-process,
+    pytest's own log handlers make ``logging.basicConfig`` a no-op)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    return subprocess.run(
+        [sys.executable, "-c", "from callcenter.cli import main; main()", "--home", str(home),
+         *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO, env=env)
+
+
+def test_verbose_shows_our_info_but_not_alembics(tmp_path: Path) -> None:
+    one = _cli_subprocess(tmp_path / "home", "-v", "db", "upgrade")
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == "database at revision 0001\n"
+    assert "alembic" not in one.stderr, one.stderr
+    two = _cli_subprocess(tmp_path / "home2", "-vv", "db", "upgrade")
+    assert two.returncode == 0, two.stderr
+    assert "INFO alembic.runtime.migration: Running upgrade" in two.stderr, two.stderr
+
+
+def test_agi_run_help_keeps_the_dialplan_line_whole(cli) -> None:
+    result = cli("agi", "run", "--help")
+    assert result.exit_code == 0
+    assert ("      AGI(/path/to/callcenter,--home,H,agi,run,CONFIG_DIR,account_lookup,"
+            "account,${X})\n") in result.stdout, result.stdout
+
+
+def test_apply_without_an_instance_is_an_error(cli) -> None:
+    result = cli("apply", str(EXAMPLE))
+    assert result.exit_code == 1, result.output
+    assert f"no Asterisk instance in {cli.home}" in result.stderr
+    assert "callcenter asterisk install" in result.stderr and "--home" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (cli.home / "asterisk").exists()
