@@ -293,20 +293,32 @@ async def _seed(url: str) -> int:
 
 
 @db.command("import-accounts")
-@click.argument("csv_file", type=click.File("r", encoding="utf-8", errors="replace"))
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig", errors="replace"))
 @click.option("--db", "url", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@click.option("--update", is_flag=True,
+              help="Overwrite accounts that exist already (default: report them, change nothing).")
 @pass_obj
-def db_import(obj: _Obj, csv_file: Any, url: str | None) -> None:
-    """Import accounts from CSV (account_number,name,phone,language,vip)."""
-    report = asyncio.run(_import(obj.db_url(url), csv_file))
+def db_import(obj: _Obj, csv_file: Any, url: str | None, update: bool) -> None:
+    """Import accounts from CSV (account_number,name,phone,language,vip).
+
+    Bad rows are reported by line and skipped; good rows are kept.
+    """
+    report = asyncio.run(_import(obj.db_url(url), csv_file, update))
     for error in report.errors:
         click.echo(f"{csv_file.name}: {error}", err=True)
-    click.echo(f"imported {len(report.accepted)} accounts, {len(report.errors)} rejected")
+    if report.existing:
+        n = len(report.existing)
+        click.echo(f"{_plural(n, 'account')} already existed and {'was' if n == 1 else 'were'} "
+                   "left unchanged; --update overwrites them", err=True)
+    summary = f"imported {_plural(len(report.accepted), 'account')}"
+    if update:
+        summary += f", updated {len(report.updated)}"
+    click.echo(f"{summary}, {len(report.errors)} rejected")
     if report.errors:
         sys.exit(1)
 
 
-async def _import(url: str, rows: Any) -> Any:
+async def _import(url: str, rows: Any, update: bool) -> Any:
     from callcenter.storage import make_engine, make_sessionmaker
     from callcenter.storage.migrate import upgrade
     from callcenter.storage.repositories import import_csv
@@ -315,7 +327,7 @@ async def _import(url: str, rows: Any) -> Any:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            return await import_csv(session, rows)
+            return await import_csv(session, rows, update=update)
     finally:
         await engine.dispose()
 

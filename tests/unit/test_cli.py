@@ -6,9 +6,11 @@ database there for lookups), so nothing is written into the repository.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +198,56 @@ def test_apply_without_an_instance_is_an_error(cli) -> None:
     assert "callcenter asterisk install" in result.stderr and "--home" in result.stderr
     assert "Traceback" not in result.output
     assert not (cli.home / "asterisk").exists()
+
+
+def _accounts(home: Path) -> dict[str, str]:
+    """account_number -> name, read straight from the home's SQLite file."""
+    with contextlib.closing(sqlite3.connect(home / "callcenter.sqlite3")) as db:
+        return dict(db.execute("SELECT account_number, name FROM accounts"))
+
+
+def test_import_accounts_one_new(cli, tmp_path: Path) -> None:
+    csv_file = tmp_path / "one.csv"
+    csv_file.write_text("account_number,name\n900001,Katherine Johnson\n")
+    result = cli("db", "import-accounts", str(csv_file))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "imported 1 account, 0 rejected\n"
+    assert _accounts(cli.home) == {"900001": "Katherine Johnson"}
+
+
+def test_import_accounts_reports_existing_and_updates_only_when_asked(cli, tmp_path: Path) -> None:
+    assert cli("db", "seed-demo").exit_code == 0
+    csv_file = tmp_path / "accounts.csv"
+    csv_file.write_text("account_number,name\n100200,Ada King\n900001,Katherine Johnson\n")
+
+    result = cli("db", "import-accounts", str(csv_file))
+    assert result.exit_code == 1, result.output
+    assert (f"{csv_file}: line 2: column 'account_number': account '100200' already exists"
+            in result.stderr.splitlines())
+    assert "1 account already existed and was left unchanged; --update overwrites them" \
+        in result.stderr
+    assert result.stdout == "imported 1 account, 1 rejected\n"
+    stored = _accounts(cli.home)
+    assert stored["100200"] == "Ada Lovelace" and stored["900001"] == "Katherine Johnson"
+    assert len(stored) == 4  # three demo accounts + one new, nothing duplicated
+
+    csv_file.write_text("account_number,name\n100200,Ada King\n900001,K. Johnson\n")
+    result = cli("db", "import-accounts", "--update", str(csv_file))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "imported 0 accounts, updated 2, 0 rejected\n"
+    stored = _accounts(cli.home)
+    assert stored["100200"] == "Ada King" and stored["900001"] == "K. Johnson"
+    assert len(stored) == 4
+
+
+def test_import_accounts_reports_an_unclosed_quote_with_its_line(cli, tmp_path: Path) -> None:
+    csv_file = tmp_path / "quote.csv"
+    csv_file.write_text('account_number,name\n900001,Katherine Johnson\n'
+                        '900002,"Dorothy Vaughan\n900003,Mary Jackson\n')
+    result = cli("db", "import-accounts", str(csv_file))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"{csv_file}: line 3: unclosed quote: the quoted field that starts here runs to the "
+        "end of the file (lines 3-4 not imported)"]
+    assert result.stdout == "imported 1 account, 1 rejected\n"
+    assert _accounts(cli.home) == {"900001": "Katherine Johnson"}
