@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from callcenter.asterisk.instance import (
 )
 from callcenter.asterisk.provision import ProvisionError, find_installation, install
 from callcenter.config.errors import ConfigErrors
+from callcenter.portcheck import PortsBusyError, PortUse, check_free
 
 __all__ = ["main"]
 
@@ -339,29 +341,65 @@ def asterisk() -> None:
     """A real Asterisk 22 on 127.0.0.1, no Docker needed."""
 
 
+class _PortRange(click.ParamType):
+    """``START-END``: the UDP ports Asterisk may use for RTP (rtp.conf)."""
+
+    name = "START-END"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        m = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", str(value))
+        start, end = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        if not m or not 1024 <= start < end <= 65535:
+            self.fail(f"{value!r}: expected START-END with 1024 <= START < END <= 65535, "
+                      "e.g. 10000-10999 (each call uses two ports)", param, ctx)
+        return start, end
+
+
+_PORT = click.IntRange(1, 65535)
+
+
 @asterisk.command("install")
 @click.option("--force", is_flag=True, help="Download and unpack again.")
-@click.option("--sip-port", type=int, default=None)
-@click.option("--http-port", type=int, default=None, help="HTTP/ARI port.")
-@click.option("--ami-port", type=int, default=None)
+@click.option("--sip-port", type=_PORT, default=None, help="SIP port, UDP and TCP (5060).")
+@click.option("--http-port", type=_PORT, default=None, help="HTTP/ARI port (8088).")
+@click.option("--ami-port", type=_PORT, default=None, help="AMI port (5038).")
+@click.option("--rtp-ports", type=_PortRange(), default=None,
+              help="UDP range for the calls' audio (10000-10999).")
 @click.option("--bind", default=None, help="Address to listen on (default 127.0.0.1).")
 @pass_obj
 def asterisk_install(obj: _Obj, force: bool, sip_port: int | None, http_port: int | None,
-                     ami_port: int | None, bind: str | None) -> None:
-    """Download Asterisk from Debian unstable, unpack it and configure an instance."""
+                     ami_port: int | None, rtp_ports: tuple[int, int] | None,
+                     bind: str | None) -> None:
+    """Download Asterisk from Debian unstable, unpack it and configure an instance.
+
+    Options given are stored with the instance (asterisk/instance.json); a later
+    install keeps the ones not given.
+    """
     try:
-        installation = install(force=force)
+        installation = install(force=force, progress=_progress)
     except ProvisionError as exc:
         raise click.ClickException(str(exc)) from None
     inst = obj.instance
     base = inst.settings if inst.is_installed() else InstanceSettings()
-    changes = {"sip_port": sip_port, "http_port": http_port, "ami_port": ami_port, "bind": bind}
+    changes: dict[str, Any] = {"sip_port": sip_port, "http_port": http_port,
+                               "ami_port": ami_port, "bind": bind}
+    if rtp_ports is not None:
+        changes["rtp_start"], changes["rtp_end"] = rtp_ports
     inst.setup(installation, dataclasses.replace(
         base, **{k: v for k, v in changes.items() if v is not None}))
     s = inst.settings
     click.echo(f"Asterisk {installation.version} ready in {inst.dir}")
-    click.echo(f"  SIP {s.bind}:{s.sip_port}  ARI {inst.ari_url}  AMI {s.bind}:{s.ami_port}")
+    click.echo(f"  SIP {s.bind}:{s.sip_port}  ARI {inst.ari_url}  AMI {s.bind}:{s.ami_port}  "
+               f"RTP {s.rtp_start}-{s.rtp_end}/udp")
     click.echo(f"  credentials: {inst.home / 'secrets.json'} (mode 0600)")
+
+
+def _progress(line: str) -> None:
+    """Download progress goes to stderr, so stdout stays the result."""
+    click.echo(line, err=True)
 
 
 @asterisk.command("start")
@@ -435,6 +473,9 @@ def agi_serve(obj: _Obj, config_dir: Path, db: str | None) -> None:
     _run_service(_serve_agi(obj, loaded.config, db))
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _run_service(coro: Any) -> None:
     """Run a long-lived server on uvloop when installed (measured here: about a
     quarter less CPU per FastAGI call than the stock loop), else on asyncio's."""
@@ -456,11 +497,17 @@ async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
                          http=services.http)
         fa = config.settings.fastagi
         server = FastAGIServer(agi_scripts.handlers(), ctx, host=fa.host, port=fa.port)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise click.ClickException(
+                f"FastAGI cannot listen on {fa.host}:{fa.port}: {exc.strerror or exc}; "
+                f"choose another port: settings.fastagi.port") from None
         click.echo(f"FastAGI listening on {fa.host}:{server.port}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops us as Ctrl-C does.
+        for sig in _STOP_SIGNALS:
             loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
@@ -515,35 +562,62 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
         keep_asterisk: bool) -> None:
     """Install and start Asterisk, apply CONFIG_DIR, serve FastAGI until Ctrl-C.
 
-    On exit (Ctrl-C, SIGTERM) the FastAGI server stops, and Asterisk with it
-    unless --keep-asterisk.
+    Every port (SIP, HTTP/ARI, AMI, RTP, FastAGI) is checked before anything
+    starts. On exit (Ctrl-C, SIGTERM, SIGHUP) the FastAGI server stops, and
+    Asterisk with it unless --keep-asterisk.
     """
     from callcenter.apply import ApplyError, apply_files
     from dialplan.generator import render
 
     inst = obj.instance
     loaded = _load(obj, config_dir)
+    # Until the FastAGI server installs its own handlers, SIGTERM and SIGHUP unwind
+    # like Ctrl-C, so the finally below stops an Asterisk we started.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    started = False
     try:
-        if not inst.is_installed():
-            inst.setup(install())
-        if seed_demo:
-            asyncio.run(_seed(obj.db_url(db)))
-        inst.start()
-        result = apply_files(inst, render(loaded.config, loaded.where))
-    except (ProvisionError, InstanceError, ApplyError) as exc:
-        raise click.ClickException(str(exc)) from None
-    s = inst.settings
-    first = next(iter(loaded.config.entry_points.values())).numbers[0]
-    numbers = ", ".join(n for ep in loaded.config.entry_points.values() for n in ep.numbers)
-    click.echo(f"Asterisk running; dialplan generation {result.generation} loaded.")
-    click.echo(f"Call it: a softphone sending SIP to {s.bind}:{s.sip_port} "
-               f"(sip:{first}@{s.bind}:{s.sip_port}; numbers: {numbers}),")
-    click.echo(f"  or: sipp {s.bind}:{s.sip_port} -s {first} -sn uac -m 1")
-    click.echo("Ctrl-C stops the call center.")
-    try:
+        try:
+            check_free(_run_port_uses(inst, loaded))
+            if not inst.is_installed():
+                inst.setup(install(progress=_progress))
+            if seed_demo:
+                asyncio.run(_seed(obj.db_url(db)))
+            started = inst.start() > 0
+            result = apply_files(inst, render(loaded.config, loaded.where))
+        except (ProvisionError, InstanceError, ApplyError, PortsBusyError) as exc:
+            raise click.ClickException(str(exc)) from None
+        s = inst.settings
+        first = next(iter(loaded.config.entry_points.values())).numbers[0]
+        numbers = ", ".join(n for ep in loaded.config.entry_points.values() for n in ep.numbers)
+        click.echo(f"Asterisk running; dialplan generation {result.generation} loaded.")
+        click.echo(f"Call it: a softphone sending SIP to {s.bind}:{s.sip_port} "
+                   f"(sip:{first}@{s.bind}:{s.sip_port}; numbers: {numbers}),")
+        click.echo(f"  or: callcenter call {first} --keys 1,2   (a real SIP call, with sipp)")
+        click.echo(f"Asterisk's log: {inst.log_dir / 'messages.log'}")
+        click.echo("Ctrl-C stops the call center.")
+        started = True
         _run_service(_serve_agi(obj, loaded.config, db))
     except KeyboardInterrupt:
         pass
     finally:
-        if not keep_asterisk and inst.stop():
+        if started and not keep_asterisk and inst.stop():
             click.echo("Asterisk stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_port_uses(inst: AsteriskInstance, loaded: Any) -> list[PortUse]:
+    """Every port ``run`` will bind: Asterisk's (unless it runs already) and FastAGI's."""
+    uses = []
+    if not inst.is_installed():
+        uses = inst.port_uses(InstanceSettings())
+    elif not inst.is_running():
+        uses = inst.port_uses()
+    fa = loaded.config.settings.fastagi
+    where = loaded.sources.locate(("settings", "fastagi", "port"))
+    uses.append(PortUse("FastAGI", fa.host, fa.port, "tcp", f"settings.fastagi.port ({where})"))
+    return uses

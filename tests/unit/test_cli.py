@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +19,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
+from callcenter.asterisk.provision import AsteriskInstallation
 from callcenter.cli import main
+from callcenter.testing.ports import free_port, free_udp_tcp_port
+from tests.conftest import _example_copy
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example"
@@ -251,3 +256,58 @@ def test_import_accounts_reports_an_unclosed_quote_with_its_line(cli, tmp_path: 
         "end of the file (lines 3-4 not imported)"]
     assert result.stdout == "imported 1 account, 1 rejected\n"
     assert _accounts(cli.home) == {"900001": "Katherine Johnson"}
+
+
+@pytest.fixture
+def idle_instance(cli, tmp_path: Path) -> AsteriskInstance:
+    """An instance on free ports whose Asterisk tree is never run (the port check
+    comes first), with RTP 31000-31009."""
+    instance = AsteriskInstance(cli.home)
+    instance.setup(AsteriskInstallation("22.0.0", tmp_path / "no-tree"), InstanceSettings(
+        sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
+        rtp_start=31000, rtp_end=31009))
+    return instance
+
+
+def test_run_names_every_busy_port_before_starting_anything(
+        cli, idle_instance: AsteriskInstance, tmp_path: Path) -> None:
+    s = idle_instance.settings
+    fastagi = free_port()
+    config = _example_copy(tmp_path / "example", fastagi)
+    with contextlib.ExitStack() as held:
+        def hold(kind: int, port: int) -> None:
+            sock = held.enter_context(socket.socket(socket.AF_INET, kind))
+            sock.bind(("127.0.0.1", port))
+            if kind == socket.SOCK_STREAM:
+                sock.listen()
+        hold(socket.SOCK_DGRAM, s.sip_port)
+        hold(socket.SOCK_DGRAM, 31004)
+        hold(socket.SOCK_STREAM, fastagi)
+        result = cli("run", str(config))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        "Error: ports in use by another process (nothing was started):",
+        f"  SIP 127.0.0.1:{s.sip_port}/udp; choose another: callcenter asterisk install "
+        "--sip-port N",
+        "  RTP 127.0.0.1:31000-31009/udp: 1 port taken (31004); choose another: "
+        "callcenter asterisk install --rtp-ports START-END",
+        f"  FastAGI 127.0.0.1:{fastagi}/tcp; choose another: settings.fastagi.port "
+        f"({config / 'settings.yaml'}:7:11)",
+    ]
+    assert not (idle_instance.run_dir / "asterisk.pid").exists()
+
+
+def test_run_with_only_fastagi_busy_is_a_clear_error(
+        cli, idle_instance: AsteriskInstance, tmp_path: Path) -> None:
+    fastagi = free_port()
+    config = _example_copy(tmp_path / "example", fastagi)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", fastagi))
+        other.listen()
+        result = cli("run", str(config))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"FastAGI 127.0.0.1:{fastagi}/tcp; choose another: settings.fastagi.port" \
+        in result.stderr
+    assert "Asterisk" not in result.stdout
