@@ -456,6 +456,63 @@ def asterisk_cli(obj: _Obj, command: str) -> None:
     sys.exit(rc)
 
 
+@main.command("call")
+@click.argument("number")
+@click.option("--keys", default="", help="Keys to press, e.g. 1,2 or 1,1,100200# (a comma "
+              "waits for the next prompt).")
+@click.option("--caller-id", default="15550001111", show_default=True,
+              help="The caller's number (VIP and blocked numbers are in entry.yaml).")
+@click.option("--hold", type=click.FloatRange(0, 600), default=10.0, show_default=True,
+              help="Seconds to stay on after the last key before hanging up.")
+@pass_obj
+def call(obj: _Obj, number: str, keys: str, caller_id: str, hold: float) -> None:
+    """Place a real SIP call (sipp) to NUMBER on the running instance and say where it
+    went, as Asterisk reports it over AMI (route, destination, hangup cause).
+
+    \b
+    Example, with the demo accounts of 'callcenter db seed-demo':
+        callcenter call 5551000 --keys 1,2                  # English, sales
+        callcenter call 5551000 --keys 1,1,100200# --caller-id +15551230001
+    """
+    from callcenter.testing.trial import TrialError, keypresses, place_call
+
+    if not re.fullmatch(r"[0-9A-Za-z*#+._-]{1,40}", number):
+        raise click.BadParameter(f"{number!r}: expected digits (or a SIP user name)",
+                                 param_hint="NUMBER")
+    if not re.fullmatch(r"\+?[0-9A-Za-z._-]{1,40}", caller_id):
+        raise click.BadParameter(f"{caller_id!r}: expected a number such as +15551230001",
+                                 param_hint="--caller-id")
+    try:
+        presses = keypresses(keys)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--keys") from None
+    inst = obj.instance
+    try:
+        if not inst.is_running():
+            raise click.ClickException(
+                f"Asterisk is not running in {obj.home}: start the center with "
+                "'callcenter run CONFIG_DIR' (or 'callcenter asterisk start')")
+        s = inst.settings
+        click.echo(f"calling {number} at {s.bind}:{s.sip_port} from {caller_id}"
+                   + (f", keys {keys}" if keys else ""))
+        result = asyncio.run(place_call(inst, number, caller_id=caller_id, keys=presses,
+                                        hold_s=hold))
+    except (InstanceError, TrialError) as exc:
+        raise click.ClickException(str(exc)) from None
+    r = result.route
+    click.echo(f"SIP: {result.final_response or 'no final response'}")
+    click.echo("route: " + (" > ".join(r.route) or "(no flow entered)"))
+    for i, where in enumerate(r.destinations):
+        click.echo(f"{'destination' if i == 0 else 'then'}: {where}")
+    if not result.final_response.startswith("2"):
+        who = "Asterisk rejected the call"
+    elif result.remote_hangup:
+        who = "Asterisk hung up"
+    else:
+        who = f"we hung up after {hold:g} s"
+    click.echo(f"hangup: {who} (cause {r.cause} {r.cause_text})")
+
+
 # -- FastAGI -----------------------------------------------------------------
 
 @main.group()

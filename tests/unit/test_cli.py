@@ -311,3 +311,21 @@ def test_run_with_only_fastagi_busy_is_a_clear_error(
     assert f"FastAGI 127.0.0.1:{fastagi}/tcp; choose another: settings.fastagi.port" \
         in result.stderr
     assert "Asterisk" not in result.stdout
+
+
+def test_call_needs_a_running_asterisk(cli, idle_instance: AsteriskInstance) -> None:
+    result = cli("call", "5551000", "--keys", "1,2")
+    assert result.exit_code == 1, result.output
+    assert f"Asterisk is not running in {cli.home}" in result.stderr
+    assert "callcenter run CONFIG_DIR" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("5551000;x",), "'5551000;x': expected digits"),
+    (("5551000", "--caller-id", "1\r\nX-Injected: 1"), "expected a number such as"),
+    (("5551000", "--keys", "1,t"), "invalid keys 't'"),
+])
+def test_call_rejects_bad_input_before_dialling(cli, args: tuple[str, ...], message: str) -> None:
+    result = cli("call", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
