@@ -649,7 +649,8 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
         click.echo(f"Asterisk running; dialplan generation {result.generation} loaded.")
         click.echo(f"Call it: a softphone sending SIP to {s.bind}:{s.sip_port} "
                    f"(sip:{first}@{s.bind}:{s.sip_port}; numbers: {numbers}),")
-        click.echo(f"  or: callcenter call {first} --keys 1,2   (a real SIP call, with sipp)")
+        click.echo(f"  or, from another terminal: {_program()} call {first} --keys 1,2   "
+                   "(a real SIP call, with sipp)")
         click.echo(f"Asterisk's log: {inst.log_dir / 'messages.log'}")
         click.echo("Ctrl-C stops the call center.")
         started = True
@@ -661,6 +662,12 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
             click.echo("Asterisk stopped")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _program() -> str:
+    """How the user started us (``.venv/bin/callcenter``), to repeat in hints."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    return argv0 if Path(argv0).name == "callcenter" else "callcenter"
 
 
 def _interrupt(signum: int, frame: object) -> None:
