@@ -14,6 +14,7 @@ package registry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,8 @@ ASTERISK_PACKAGES: tuple[str, ...] = (
 )
 
 _SUITE = "sid"
+#: Seconds between two "MB downloaded" lines.
+PROGRESS_EVERY = 3.0
 _COMPLETE_MARK = ".complete"
 
 
@@ -328,8 +332,9 @@ def install(
 
     log.info("downloading Asterisk %s and its libraries from Debian %s", version, _SUITE)
     say(f"Asterisk {version}: downloading it and its libraries into {root}")
-    apt.run("apt-get", "-q", "-y", "install", "--download-only", *ASTERISK_PACKAGES,
-            on_line=lambda line: _report_download(line, say))
+    with _ByteCounter(apt.archives, say):
+        apt.run("apt-get", "-q", "-y", "install", "--download-only", *ASTERISK_PACKAGES,
+                on_line=lambda line: _report_download(line, say))
     debs = sorted(apt.archives.glob("*.deb"))
     if not debs:
         raise ProvisionError("apt resolved no packages to unpack")
@@ -372,6 +377,40 @@ def download_progress(line: str) -> str | None:
         return None
     size = f" ({m.group(4)})" if m.group(4) else ""
     return f"  [{m.group(1)}] {m.group(2)} {m.group(3)}{size}"
+
+
+class _ByteCounter:
+    """While apt downloads, say every few seconds how many MB are on disk (complete and
+    partial .debs): progress even if apt holds its own lines back in a pipe buffer."""
+
+    def __init__(self, archives: Path, say: Callable[[str], None]) -> None:
+        self.archives, self.say, self.every = archives, say, PROGRESS_EVERY
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="download-progress", daemon=True)
+
+    def __enter__(self) -> _ByteCounter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def downloaded(self) -> int:
+        total = 0
+        for d in (self.archives, self.archives / "partial"):
+            for deb in d.glob("*.deb"):
+                with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                    total += deb.stat().st_size
+        return total
+
+    def _run(self) -> None:
+        shown = 0
+        while not self._stop.wait(self.every):
+            now = self.downloaded()
+            if now != shown:
+                self.say(f"  {now / 1e6:.1f} MB downloaded")
+                shown = now
 
 
 def _report_download(line: str, say: Callable[[str], None]) -> None:

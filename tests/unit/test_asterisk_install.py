@@ -9,6 +9,7 @@ install path runs without a network.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from callcenter.asterisk import provision
 from callcenter.asterisk.provision import download_progress
 from callcenter.cli import main
 
@@ -24,6 +26,7 @@ PACKAGES = [("asterisk", "1,234 kB"), ("libssl3t64", "2,240 kB"), ("asterisk-mod
 
 _APT_GET = f"""
 import sys
+import time
 from pathlib import Path
 args = sys.argv[1:]
 opts = dict(a.split("=", 1) for a in args if "::" in a)
@@ -34,7 +37,10 @@ print("Need to get 8,474 kB of archives.", flush=True)
 for i, (name, size) in enumerate({PACKAGES!r}, 1):
     print(f"Get:{{i}} http://127.0.0.1:9/debian sid/main amd64 {{name}} amd64 {VERSION} [{{size}}]",
           flush=True)
-    (archives / f"{{name}}_amd64.deb").write_bytes(b"")
+    partial = archives / "partial" / f"{{name}}_amd64.deb"
+    partial.write_bytes(b"\\0" * 1_000_000)
+    time.sleep(0.3)  # the network's time, for the byte counter to see
+    partial.rename(archives / partial.name)
 print("Download complete and in download only mode", flush=True)
 """
 
@@ -66,6 +72,7 @@ def fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CALLCENTER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CALLCENTER_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
     monkeypatch.delenv("CALLCENTER_HOME", raising=False)
+    monkeypatch.setattr(provision, "PROGRESS_EVERY", 0.05)
     return tmp_path / "home"
 
 
@@ -81,6 +88,9 @@ def test_install_shows_each_package_and_stores_the_rtp_range(fake_apt: Path) -> 
         f"  [3] asterisk-modules {VERSION} (5,000 kB)",
     ]
     assert any(line.endswith("unpacking 3 packages") for line in progress), progress
+    counted = [float(m.group(1)) for line in progress
+               if (m := re.fullmatch(r"  (\d+\.\d) MB downloaded", line))]
+    assert counted and counted == sorted(counted) and counted[-1] <= 3.0, progress
     assert "RTP 31000-31099/udp" in result.stdout
     settings = json.loads((fake_apt / "asterisk" / "instance.json").read_text())
     assert (settings["rtp_start"], settings["rtp_end"]) == (31000, 31099)
