@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["PortUse", "PortsBusyError", "check_free", "taken"]
+from callcenter.procnet import holders
+
+__all__ = ["Conflict", "PortUse", "PortsBusyError", "check_free", "describe", "taken"]
 
 
 @dataclass(frozen=True)
@@ -37,25 +39,36 @@ class PortUse:
         return f"{self.what} {self.host}:{span}/{self.proto}"
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """Ports of one use that are taken, and the processes seen holding them."""
+
+    use: PortUse
+    ports: tuple[int, ...]
+    holders: tuple[tuple[int, str], ...] = ()
+
+
 class PortsBusyError(RuntimeError):
     """One or more ports are held by another process; the message names each."""
 
-    def __init__(self, conflicts: list[tuple[PortUse, list[int]]]) -> None:
+    def __init__(self, conflicts: list[Conflict]) -> None:
         self.conflicts = conflicts
         super().__init__(describe(conflicts))
 
 
-def describe(conflicts: list[tuple[PortUse, list[int]]]) -> str:
-    """One line per service whose ports are taken, with how to choose others."""
+def describe(conflicts: list[Conflict]) -> str:
+    """One line per service whose ports are taken: by whom, and how to choose others."""
     lines = ["ports in use by another process (nothing was started):"]
-    for use, ports in conflicts:
-        if use.last:
-            shown = ", ".join(map(str, ports[:5])) + (", ..." if len(ports) > 5 else "")
-            n = len(ports)
-            lines.append(f"  {use}: {n} port{'s' if n != 1 else ''} taken ({shown}); "
-                         f"choose another: {use.fix}")
+    for c in conflicts:
+        held = ", ".join(f"pid {pid} {name}" for pid, name in c.holders)
+        by = f" (held by {held})" if held else ""
+        if c.use.last:
+            shown = ", ".join(map(str, c.ports[:5])) + (", ..." if len(c.ports) > 5 else "")
+            n = len(c.ports)
+            lines.append(f"  {c.use}: {n} port{'s' if n != 1 else ''} taken ({shown}){by}; "
+                         f"choose another: {c.use.fix}")
         else:
-            lines.append(f"  {use}; choose another: {use.fix}")
+            lines.append(f"  {c.use}{by}; choose another: {c.use.fix}")
     return "\n".join(lines)
 
 
@@ -72,13 +85,17 @@ def _is_free(host: str, port: int, proto: str) -> bool:
     return True
 
 
-def taken(uses: Iterable[PortUse]) -> list[tuple[PortUse, list[int]]]:
-    """For each use with a port held by someone else: the use and those ports."""
+def taken(uses: Iterable[PortUse]) -> list[Conflict]:
+    """For each use with a port held by someone else: those ports, and who holds them
+    (looked up in /proc for the first few)."""
     out = []
     for use in uses:
-        busy = [p for p in use.ports() if not _is_free(use.host, p, use.proto)]
+        busy = tuple(p for p in use.ports() if not _is_free(use.host, p, use.proto))
         if busy:
-            out.append((use, busy))
+            seen: dict[int, str] = {}
+            for port in busy[:5]:
+                seen.update(holders(port, use.proto))
+            out.append(Conflict(use, busy, tuple(sorted(seen.items()))))
     return out
 
 

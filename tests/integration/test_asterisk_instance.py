@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from callcenter.apply import ApplyError, apply_files
-from callcenter.testing.sockets import BoundSocket, bound_sockets
+from callcenter.procnet import BoundSocket, bound_sockets
 from dialplan.generator import render
 from tests.conftest import PBX
 

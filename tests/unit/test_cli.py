@@ -286,13 +286,14 @@ def test_run_names_every_busy_port_before_starting_anything(
         result = cli("run", str(config))
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
+    me = f"held by pid {os.getpid()} {Path('/proc/self/comm').read_text().strip()}"
     assert result.stderr.splitlines() == [
         "Error: ports in use by another process (nothing was started):",
-        f"  SIP 127.0.0.1:{s.sip_port}/udp; choose another: callcenter asterisk install "
-        "--sip-port N",
-        "  RTP 127.0.0.1:31000-31009/udp: 1 port taken (31004); choose another: "
+        f"  SIP 127.0.0.1:{s.sip_port}/udp ({me}); choose another: callcenter asterisk "
+        "install --sip-port N",
+        f"  RTP 127.0.0.1:31000-31009/udp: 1 port taken (31004) ({me}); choose another: "
         "callcenter asterisk install --rtp-ports START-END",
-        f"  FastAGI 127.0.0.1:{fastagi}/tcp; choose another: settings.fastagi.port "
+        f"  FastAGI 127.0.0.1:{fastagi}/tcp ({me}); choose another: settings.fastagi.port "
         f"({config / 'settings.yaml'}:7:11)",
     ]
     assert not (idle_instance.run_dir / "asterisk.pid").exists()
@@ -308,8 +309,8 @@ def test_run_with_only_fastagi_busy_is_a_clear_error(
         result = cli("run", str(config))
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    assert f"FastAGI 127.0.0.1:{fastagi}/tcp; choose another: settings.fastagi.port" \
-        in result.stderr
+    assert f"FastAGI 127.0.0.1:{fastagi}/tcp (held by pid {os.getpid()} " in result.stderr
+    assert "; choose another: settings.fastagi.port" in result.stderr
     assert "Asterisk" not in result.stdout
 
 
