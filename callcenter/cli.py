@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -558,7 +559,8 @@ async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
             await server.start()
         except OSError as exc:
             raise click.ClickException(
-                f"FastAGI cannot listen on {fa.host}:{fa.port}: {exc.strerror or exc}; "
+                f"FastAGI cannot listen on {fa.host}:{fa.port}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}; "
                 f"choose another port: settings.fastagi.port") from None
         click.echo(f"FastAGI listening on {fa.host}:{server.port}")
         stop = asyncio.Event()

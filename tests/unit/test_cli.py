@@ -330,3 +330,16 @@ def test_call_rejects_bad_input_before_dialling(cli, args: tuple[str, ...], mess
     result = cli("call", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+def test_agi_serve_on_a_busy_port_is_a_clear_error(cli, tmp_path: Path) -> None:
+    fastagi = free_port()
+    config = _example_copy(tmp_path / "example", fastagi)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", fastagi))
+        other.listen()
+        result = cli("agi", "serve", str(config))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"Error: FastAGI cannot listen on 127.0.0.1:{fastagi}: Address already in use; " \
+        "choose another port: settings.fastagi.port" in result.stderr
