@@ -505,7 +505,9 @@ def call(obj: _Obj, number: str, keys: str, caller_id: str, hold: float) -> None
     click.echo("route: " + (" > ".join(r.route) or "(no flow entered)"))
     for i, where in enumerate(r.destinations):
         click.echo(f"{'destination' if i == 0 else 'then'}: {where}")
-    if not result.final_response.startswith("2"):
+    if not result.final_response:
+        who = "the INVITE got no final response"
+    elif not result.final_response.startswith("2"):
         who = "Asterisk rejected the call"
     elif result.remote_hangup:
         who = "Asterisk hung up"
@@ -678,7 +680,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run_port_uses(inst: AsteriskInstance, loaded: Any) -> list[PortUse]:
     """Every port ``run`` will bind: Asterisk's (unless it runs already) and FastAGI's."""
-    uses = []
+    uses: list[PortUse] = []
     if not inst.is_installed():
         uses = inst.port_uses(InstanceSettings())
     elif not inst.is_running():
