@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +28,7 @@ from callcenter.asterisk.instance import (
 )
 from callcenter.asterisk.provision import ProvisionError, find_installation, install
 from callcenter.config.errors import ConfigErrors
+from callcenter.portcheck import PortsBusyError, PortUse, check_free
 
 __all__ = ["main"]
 
@@ -81,9 +84,22 @@ def _load(obj: _Obj, config_dir: Path):
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, verbose: int) -> None:
     """Turn a real Asterisk into a contact center."""
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(verbose)
     ctx.obj = _Obj((home or default_home()).resolve())
+
+
+#: Loggers of this project; ``-v`` opens these only (alembic, aiohttp, asyncio stay at
+#: WARNING unless ``-vv``, or every migration check prints alembic's INFO lines).
+_OWN_LOGGERS = ("callcenter", "agi_scripts", "ari_apps", "dialplan")
+
+
+def _configure_logging(verbose: int) -> None:
+    """-v: our INFO lines; -vv: everyone's DEBUG; otherwise warnings only."""
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    own = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    for name in _OWN_LOGGERS:
+        logging.getLogger(name).setLevel(own)
 
 
 # -- config ------------------------------------------------------------------
@@ -139,6 +155,11 @@ def apply(obj: _Obj, config_dir: Path) -> None:
     from dialplan.generator import render
 
     loaded = _load(obj, config_dir)
+    if not obj.instance.is_installed():
+        # Writing into an empty home would create a half instance and report success.
+        raise click.ClickException(
+            f"no Asterisk instance in {obj.home}: create one with 'callcenter asterisk install' "
+            "(or point --home / CALLCENTER_HOME at an existing one)")
     try:
         result = apply_files(obj.instance, render(loaded.config, loaded.where))
     except (ApplyError, InstanceError) as exc:
@@ -321,20 +342,32 @@ async def _seed(url: str) -> int:
 
 
 @db.command("import-accounts")
-@click.argument("csv_file", type=click.File("r", encoding="utf-8", errors="replace"))
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig", errors="replace"))
 @click.option("--db", "url", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@click.option("--update", is_flag=True,
+              help="Overwrite accounts that exist already (default: report them, change nothing).")
 @pass_obj
-def db_import(obj: _Obj, csv_file: Any, url: str | None) -> None:
-    """Import accounts from CSV (account_number,name,phone,language,vip)."""
-    report = asyncio.run(_import(obj.db_url(url), csv_file))
+def db_import(obj: _Obj, csv_file: Any, url: str | None, update: bool) -> None:
+    """Import accounts from CSV (account_number,name,phone,language,vip).
+
+    Bad rows are reported by line and skipped; good rows are kept.
+    """
+    report = asyncio.run(_import(obj.db_url(url), csv_file, update))
     for error in report.errors:
         click.echo(f"{csv_file.name}: {error}", err=True)
-    click.echo(f"imported {len(report.accepted)} accounts, {len(report.errors)} rejected")
+    if report.existing:
+        n = len(report.existing)
+        click.echo(f"{_plural(n, 'account')} already existed and {'was' if n == 1 else 'were'} "
+                   "left unchanged; --update overwrites them", err=True)
+    summary = f"imported {_plural(len(report.accepted), 'account')}"
+    if update:
+        summary += f", updated {len(report.updated)}"
+    click.echo(f"{summary}, {len(report.errors)} rejected")
     if report.errors:
         sys.exit(1)
 
 
-async def _import(url: str, rows: Any) -> Any:
+async def _import(url: str, rows: Any, update: bool) -> Any:
     from callcenter.storage import make_engine, make_sessionmaker
     from callcenter.storage.migrate import upgrade
     from callcenter.storage.repositories import import_csv
@@ -343,7 +376,7 @@ async def _import(url: str, rows: Any) -> Any:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            return await import_csv(session, rows)
+            return await import_csv(session, rows, update=update)
     finally:
         await engine.dispose()
 
@@ -355,29 +388,65 @@ def asterisk() -> None:
     """A real Asterisk 22 on 127.0.0.1, no Docker needed."""
 
 
+class _PortRange(click.ParamType):
+    """``START-END``: the UDP ports Asterisk may use for RTP (rtp.conf)."""
+
+    name = "START-END"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        m = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", str(value))
+        start, end = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        if not m or not 1024 <= start < end <= 65535:
+            self.fail(f"{value!r}: expected START-END with 1024 <= START < END <= 65535, "
+                      "e.g. 10000-10999 (each call uses two ports)", param, ctx)
+        return start, end
+
+
+_PORT = click.IntRange(1, 65535)
+
+
 @asterisk.command("install")
 @click.option("--force", is_flag=True, help="Download and unpack again.")
-@click.option("--sip-port", type=int, default=None)
-@click.option("--http-port", type=int, default=None, help="HTTP/ARI port.")
-@click.option("--ami-port", type=int, default=None)
+@click.option("--sip-port", type=_PORT, default=None, help="SIP port, UDP and TCP (5060).")
+@click.option("--http-port", type=_PORT, default=None, help="HTTP/ARI port (8088).")
+@click.option("--ami-port", type=_PORT, default=None, help="AMI port (5038).")
+@click.option("--rtp-ports", type=_PortRange(), default=None,
+              help="UDP range for the calls' audio (10000-10999).")
 @click.option("--bind", default=None, help="Address to listen on (default 127.0.0.1).")
 @pass_obj
 def asterisk_install(obj: _Obj, force: bool, sip_port: int | None, http_port: int | None,
-                     ami_port: int | None, bind: str | None) -> None:
-    """Download Asterisk from Debian unstable, unpack it and configure an instance."""
+                     ami_port: int | None, rtp_ports: tuple[int, int] | None,
+                     bind: str | None) -> None:
+    """Download Asterisk from Debian unstable, unpack it and configure an instance.
+
+    Options given are stored with the instance (asterisk/instance.json); a later
+    install keeps the ones not given.
+    """
     try:
-        installation = install(force=force)
+        installation = install(force=force, progress=_progress)
     except ProvisionError as exc:
         raise click.ClickException(str(exc)) from None
     inst = obj.instance
     base = inst.settings if inst.is_installed() else InstanceSettings()
-    changes = {"sip_port": sip_port, "http_port": http_port, "ami_port": ami_port, "bind": bind}
+    changes: dict[str, Any] = {"sip_port": sip_port, "http_port": http_port,
+                               "ami_port": ami_port, "bind": bind}
+    if rtp_ports is not None:
+        changes["rtp_start"], changes["rtp_end"] = rtp_ports
     inst.setup(installation, dataclasses.replace(
         base, **{k: v for k, v in changes.items() if v is not None}))
     s = inst.settings
     click.echo(f"Asterisk {installation.version} ready in {inst.dir}")
-    click.echo(f"  SIP {s.bind}:{s.sip_port}  ARI {inst.ari_url}  AMI {s.bind}:{s.ami_port}")
+    click.echo(f"  SIP {s.bind}:{s.sip_port}  ARI {inst.ari_url}  AMI {s.bind}:{s.ami_port}  "
+               f"RTP {s.rtp_start}-{s.rtp_end}/udp")
     click.echo(f"  credentials: {inst.home / 'secrets.json'} (mode 0600)")
+
+
+def _progress(line: str) -> None:
+    """Download progress goes to stderr, so stdout stays the result."""
+    click.echo(line, err=True)
 
 
 @asterisk.command("start")
@@ -434,6 +503,65 @@ def asterisk_cli(obj: _Obj, command: str) -> None:
     sys.exit(rc)
 
 
+@main.command("call")
+@click.argument("number")
+@click.option("--keys", default="", help="Keys to press, e.g. 1,2 or 1,1,100200# (a comma "
+              "waits for the next prompt).")
+@click.option("--caller-id", default="15550001111", show_default=True,
+              help="The caller's number (VIP and blocked numbers are in entry.yaml).")
+@click.option("--hold", type=click.FloatRange(0, 600), default=10.0, show_default=True,
+              help="Seconds to stay on after the last key before hanging up.")
+@pass_obj
+def call(obj: _Obj, number: str, keys: str, caller_id: str, hold: float) -> None:
+    """Place a real SIP call (sipp) to NUMBER on the running instance and say where it
+    went, as Asterisk reports it over AMI (route, destination, hangup cause).
+
+    \b
+    Example, with the demo accounts of 'callcenter db seed-demo':
+        callcenter call 5551000 --keys 1,2                  # English, sales
+        callcenter call 5551000 --keys 1,1,100200# --caller-id +15551230001
+    """
+    from callcenter.testing.trial import TrialError, keypresses, place_call
+
+    if not re.fullmatch(r"[0-9A-Za-z*#+._-]{1,40}", number):
+        raise click.BadParameter(f"{number!r}: expected digits (or a SIP user name)",
+                                 param_hint="NUMBER")
+    if not re.fullmatch(r"\+?[0-9A-Za-z._-]{1,40}", caller_id):
+        raise click.BadParameter(f"{caller_id!r}: expected a number such as +15551230001",
+                                 param_hint="--caller-id")
+    try:
+        presses = keypresses(keys)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--keys") from None
+    inst = obj.instance
+    try:
+        if not inst.is_running():
+            raise click.ClickException(
+                f"Asterisk is not running in {obj.home}: start the center with "
+                "'callcenter run CONFIG_DIR' (or 'callcenter asterisk start')")
+        s = inst.settings
+        click.echo(f"calling {number} at {s.bind}:{s.sip_port} from {caller_id}"
+                   + (f", keys {keys}" if keys else ""))
+        result = asyncio.run(place_call(inst, number, caller_id=caller_id, keys=presses,
+                                        hold_s=hold))
+    except (InstanceError, TrialError) as exc:
+        raise click.ClickException(str(exc)) from None
+    r = result.route
+    click.echo(f"SIP: {result.final_response or 'no final response'}")
+    click.echo("route: " + (" > ".join(r.route) or "(no flow entered)"))
+    for i, where in enumerate(r.destinations):
+        click.echo(f"{'destination' if i == 0 else 'then'}: {where}")
+    if not result.final_response:
+        who = "the INVITE got no final response"
+    elif not result.final_response.startswith("2"):
+        who = "Asterisk rejected the call"
+    elif result.remote_hangup:
+        who = "Asterisk hung up"
+    else:
+        who = f"we hung up after {hold:g} s"
+    click.echo(f"hangup: {who} (cause {r.cause} {r.cause_text})")
+
+
 # -- FastAGI -----------------------------------------------------------------
 
 @main.group()
@@ -449,6 +577,9 @@ def agi_serve(obj: _Obj, config_dir: Path, db: str | None) -> None:
     """Serve agi_scripts/ over FastAGI at settings.fastagi."""
     loaded = _load(obj, config_dir)
     _run_service(_serve_agi(obj, loaded.config, db))
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _run_service(coro: Any) -> None:
@@ -472,11 +603,18 @@ async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
                          http=services.http)
         fa = config.settings.fastagi
         server = FastAGIServer(agi_scripts.handlers(), ctx, host=fa.host, port=fa.port)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise click.ClickException(
+                f"FastAGI cannot listen on {fa.host}:{fa.port}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}; "
+                f"choose another port: settings.fastagi.port") from None
         click.echo(f"FastAGI listening on {fa.host}:{server.port}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops us as Ctrl-C does.
+        for sig in _STOP_SIGNALS:
             loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
@@ -492,9 +630,12 @@ async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
 @pass_obj
 def agi_run(obj: _Obj, config_dir: Path, script: str | None, script_args: tuple[str, ...],
             db: str | None) -> None:
-    """Classic AGI over stdin/stdout, one process per call:
+    """Classic AGI over stdin/stdout, one process per call.
 
-    AGI(/path/to/callcenter,--home,H,agi,run,CONFIG_DIR,account_lookup,account,${X})
+    From the dialplan:
+
+    \b
+        AGI(/path/to/callcenter,--home,H,agi,run,CONFIG_DIR,account_lookup,account,${X})
 
     SCRIPT_ARGS are accepted and ignored: the script reads its arguments from the
     AGI header (agi_arg_N), where Asterisk also puts them.
@@ -528,35 +669,69 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
         keep_asterisk: bool) -> None:
     """Install and start Asterisk, apply CONFIG_DIR, serve FastAGI until Ctrl-C.
 
-    On exit (Ctrl-C, SIGTERM) the FastAGI server stops, and Asterisk with it
-    unless --keep-asterisk.
+    Every port (SIP, HTTP/ARI, AMI, RTP, FastAGI) is checked before anything
+    starts. On exit (Ctrl-C, SIGTERM, SIGHUP) the FastAGI server stops, and
+    Asterisk with it unless --keep-asterisk.
     """
     from callcenter.apply import ApplyError, apply_files
     from dialplan.generator import render
 
     inst = obj.instance
     loaded = _load(obj, config_dir)
+    # Until the FastAGI server installs its own handlers, SIGTERM and SIGHUP unwind
+    # like Ctrl-C, so the finally below stops an Asterisk we started.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    started = False
     try:
-        if not inst.is_installed():
-            inst.setup(install())
-        if seed_demo:
-            asyncio.run(_seed(obj.db_url(db)))
-        inst.start()
-        result = apply_files(inst, render(loaded.config, loaded.where))
-    except (ProvisionError, InstanceError, ApplyError) as exc:
-        raise click.ClickException(str(exc)) from None
-    s = inst.settings
-    first = next(iter(loaded.config.entry_points.values())).numbers[0]
-    numbers = ", ".join(n for ep in loaded.config.entry_points.values() for n in ep.numbers)
-    click.echo(f"Asterisk running; dialplan generation {result.generation} loaded.")
-    click.echo(f"Call it: a softphone sending SIP to {s.bind}:{s.sip_port} "
-               f"(sip:{first}@{s.bind}:{s.sip_port}; numbers: {numbers}),")
-    click.echo(f"  or: sipp {s.bind}:{s.sip_port} -s {first} -sn uac -m 1")
-    click.echo("Ctrl-C stops the call center.")
-    try:
+        try:
+            check_free(_run_port_uses(inst, loaded))
+            if not inst.is_installed():
+                inst.setup(install(progress=_progress))
+            if seed_demo:
+                asyncio.run(_seed(obj.db_url(db)))
+            started = inst.start() > 0
+            result = apply_files(inst, render(loaded.config, loaded.where))
+        except (ProvisionError, InstanceError, ApplyError, PortsBusyError) as exc:
+            raise click.ClickException(str(exc)) from None
+        s = inst.settings
+        first = next(iter(loaded.config.entry_points.values())).numbers[0]
+        numbers = ", ".join(n for ep in loaded.config.entry_points.values() for n in ep.numbers)
+        click.echo(f"Asterisk running; dialplan generation {result.generation} loaded.")
+        click.echo(f"Call it: a softphone sending SIP to {s.bind}:{s.sip_port} "
+                   f"(sip:{first}@{s.bind}:{s.sip_port}; numbers: {numbers}),")
+        click.echo(f"  or, from another terminal: {_program()} call {first} --keys 1,2   "
+                   "(a real SIP call, with sipp)")
+        click.echo(f"Asterisk's log: {inst.log_dir / 'messages.log'}")
+        click.echo("Ctrl-C stops the call center.")
+        started = True
         _run_service(_serve_agi(obj, loaded.config, db))
     except KeyboardInterrupt:
         pass
     finally:
-        if not keep_asterisk and inst.stop():
+        if started and not keep_asterisk and inst.stop():
             click.echo("Asterisk stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _program() -> str:
+    """How the user started us (``.venv/bin/callcenter``), to repeat in hints."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    return argv0 if Path(argv0).name == "callcenter" else "callcenter"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_port_uses(inst: AsteriskInstance, loaded: Any) -> list[PortUse]:
+    """Every port ``run`` will bind: Asterisk's (unless it runs already) and FastAGI's."""
+    uses: list[PortUse] = []
+    if not inst.is_installed():
+        uses = inst.port_uses(InstanceSettings())
+    elif not inst.is_running():
+        uses = inst.port_uses()
+    fa = loaded.config.settings.fastagi
+    where = loaded.sources.locate(("settings", "fastagi", "port"))
+    uses.append(PortUse("FastAGI", fa.host, fa.port, "tcp", f"settings.fastagi.port ({where})"))
+    return uses

@@ -23,13 +23,13 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from callcenter.asterisk.provision import AsteriskInstallation
+from callcenter.portcheck import PortsBusyError, PortUse, check_free
 
 __all__ = [
     "AsteriskInstance",
@@ -353,30 +353,28 @@ class AsteriskInstance:
         proc.kill()
         raise InstanceError(f"Asterisk did not finish booting within {timeout:.0f} s")
 
+    def port_uses(self, settings: InstanceSettings | None = None) -> list[PortUse]:
+        """Every port this Asterisk binds: SIP (UDP and TCP), HTTP/ARI, AMI, the RTP range
+        (with ``settings`` those an instance not yet installed would bind)."""
+        s = settings or self.settings
+        host = _connect_host(s.bind)
+        install = "callcenter asterisk install"
+        return [
+            PortUse("SIP", host, s.sip_port, "udp", f"{install} --sip-port N"),
+            PortUse("SIP", host, s.sip_port, "tcp", f"{install} --sip-port N"),
+            PortUse("HTTP/ARI", host, s.http_port, "tcp", f"{install} --http-port N"),
+            PortUse("AMI", host, s.ami_port, "tcp", f"{install} --ami-port N"),
+            PortUse("RTP", host, s.rtp_start, "udp", f"{install} --rtp-ports START-END",
+                    last=s.rtp_end),
+        ]
+
     def _check_ports_free(self) -> None:
         """Fail clearly when another process (often the PBX already running on this
         host) holds one of our ports: Asterisk would start and silently not listen."""
-        s = self.settings
-        host = _connect_host(s.bind)
-        wanted = [("SIP", s.sip_port, socket.SOCK_DGRAM), ("SIP", s.sip_port, socket.SOCK_STREAM),
-                  ("HTTP/ARI", s.http_port, socket.SOCK_STREAM),
-                  ("AMI", s.ami_port, socket.SOCK_STREAM)]
-        busy = []
-        for what, port, kind in wanted:
-            with socket.socket(socket.AF_INET, kind) as probe:
-                if kind == socket.SOCK_STREAM:
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind((host, port))
-                except OSError:
-                    proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
-                    busy.append(f"{what} {host}:{port}/{proto}")
-        if busy:
-            raise InstanceError(
-                "already in use by another process: " + ", ".join(busy)
-                + "; pick other ports with 'callcenter asterisk install --sip-port N "
-                "--http-port N --ami-port N'"
-            )
+        try:
+            check_free(self.port_uses())
+        except PortsBusyError as exc:
+            raise InstanceError(str(exc)) from None
 
     def stop(self, *, timeout: float = 20.0) -> bool:
         """Stop Asterisk; True if it was running."""
@@ -408,11 +406,16 @@ class AsteriskInstance:
             if check:
                 raise InstanceError(f"CLI command {command!r} timed out") from None
             return 124, ""
-        if check and proc.returncode != 0:
+        rc = proc.returncode
+        if rc == 0 and proc.stdout.startswith("No such command"):
+            # ``asterisk -rx`` exits 0 for a command it does not know; a typo in a
+            # script must not pass for success.
+            rc = 1
+        if check and rc != 0:
             raise InstanceError(
                 f"CLI command {command!r} failed: {(proc.stderr or proc.stdout).strip()}"
             )
-        return proc.returncode, proc.stdout
+        return rc, proc.stdout
 
     def active_channels(self) -> int:
         """How many channels Asterisk has now (``core show channels count``)."""

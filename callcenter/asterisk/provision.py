@@ -14,6 +14,7 @@ package registry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,6 +23,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,7 @@ __all__ = [
     "AsteriskInstallation",
     "ProvisionError",
     "cache_root",
+    "download_progress",
     "find_debian_mirror",
     "find_installation",
     "install",
@@ -50,6 +54,8 @@ ASTERISK_PACKAGES: tuple[str, ...] = (
 )
 
 _SUITE = "sid"
+#: Seconds between two "MB downloaded" lines.
+PROGRESS_EVERY = 3.0
 _COMPLETE_MARK = ".complete"
 
 
@@ -240,14 +246,29 @@ class _PrivateApt:
             out += ["-o", f"{key}={value}"]
         return out
 
-    def run(self, tool: str, *args: str) -> str:
+    def run(self, tool: str, *args: str, on_line: Callable[[str], None] | None = None) -> str:
+        """Run ``tool``; with ``on_line``, hand it each line of output as it comes."""
         cmd = [tool, *self._options(), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if on_line is None:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            stdout, stderr = proc.stdout, proc.stderr
+        else:
+            with tempfile.TemporaryFile("w+") as err, subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=err, text=True, errors="replace"
+            ) as proc:
+                assert proc.stdout is not None
+                lines = []
+                for line in proc.stdout:
+                    lines.append(line)
+                    on_line(line)
+                proc.wait()
+                err.seek(0)
+                stdout, stderr = "".join(lines), err.read()
         if proc.returncode != 0:
             raise ProvisionError(
-                f"{tool} {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+                f"{tool} {' '.join(args)} failed (exit {proc.returncode}):\n{stderr[-2000:]}"
             )
-        return proc.stdout
+        return stdout
 
     def candidate_version(self, package: str) -> str:
         out = self.run("apt-cache", "policy", package)
@@ -270,13 +291,22 @@ def _cache_key(version: str) -> str:
     return f"asterisk-{re.sub(r'[^A-Za-z0-9.]+', '_', upstream)}-{_dpkg_arch()}-{packages}"
 
 
-def install(*, force: bool = False, mirror: str | None = None) -> AsteriskInstallation:
+def install(
+    *,
+    force: bool = False,
+    mirror: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AsteriskInstallation:
     """Resolve, download and unpack Asterisk from Debian unstable into the cache.
 
     Idempotent: when the current candidate version is already unpacked, this
     costs one ``apt-get update`` of a private list. When the archive cannot be
     reached but a tree is cached, the cached tree is used.
+
+    ``progress`` gets a line per step and per package downloaded (the first
+    install fetches some 80 packages, a minute or more on a slow line).
     """
+    say = progress or (lambda line: None)
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):
         if shutil.which(tool) is None:
             raise ProvisionError(f"{tool} not found: provisioning needs a Debian-based host")
@@ -285,6 +315,7 @@ def install(*, force: bool = False, mirror: str | None = None) -> AsteriskInstal
     root.mkdir(parents=True, exist_ok=True)
     apt = _PrivateApt(root / "apt", mirror)
     try:
+        say(f"Asterisk: reading the package list of Debian {_SUITE} from {mirror}")
         apt.run("apt-get", "-q", "update")
         version = apt.candidate_version("asterisk")
     except ProvisionError:
@@ -300,10 +331,14 @@ def install(*, force: bool = False, mirror: str | None = None) -> AsteriskInstal
         return AsteriskInstallation(version, tree / "root")
 
     log.info("downloading Asterisk %s and its libraries from Debian %s", version, _SUITE)
-    apt.run("apt-get", "-q", "-y", "install", "--download-only", *ASTERISK_PACKAGES)
+    say(f"Asterisk {version}: downloading it and its libraries into {root}")
+    with _ByteCounter(apt.archives, say):
+        apt.run("apt-get", "-q", "-y", "install", "--download-only", *ASTERISK_PACKAGES,
+                on_line=lambda line: _report_download(line, say))
     debs = sorted(apt.archives.glob("*.deb"))
     if not debs:
         raise ProvisionError("apt resolved no packages to unpack")
+    say(f"Asterisk {version}: unpacking {len(debs)} packages")
     # Unpack into a temporary sibling and rename: a half-unpacked tree is never
     # mistaken for a complete one, even if this process is killed.
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
@@ -323,4 +358,62 @@ def install(*, force: bool = False, mirror: str | None = None) -> AsteriskInstal
     if not Path(installation.command()[0]).exists():
         raise ProvisionError(f"unpacked tree has no dynamic loader at {installation.command()[0]}")
     log.info("Asterisk %s unpacked in %s", version, tree)
+    say(f"Asterisk {version}: ready in {tree}")
     return installation
+
+
+def download_progress(line: str) -> str | None:
+    """apt-get's output line -> a progress line, or None for the rest.
+
+    ``Get:12 http://… sid/main amd64 libssl3t64 amd64 3.3.2-2 [2,240 kB]`` becomes
+    ``  [12] libssl3t64 3.3.2-2 (2,240 kB)``; ``Need to get 85.2 MB of archives.``
+    is kept as it is.
+    """
+    line = line.strip()
+    if line.startswith("Need to get "):
+        return line
+    m = re.match(r"Get:(\d+)\s+\S+\s+\S+\s+\S+\s+(\S+)\s+\S+\s+(\S+)(?:\s+\[(.+)\])?", line)
+    if m is None:
+        return None
+    size = f" ({m.group(4)})" if m.group(4) else ""
+    return f"  [{m.group(1)}] {m.group(2)} {m.group(3)}{size}"
+
+
+class _ByteCounter:
+    """While apt downloads, say every few seconds how many MB are on disk (complete and
+    partial .debs): progress even if apt holds its own lines back in a pipe buffer."""
+
+    def __init__(self, archives: Path, say: Callable[[str], None]) -> None:
+        self.archives, self.say, self.every = archives, say, PROGRESS_EVERY
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="download-progress", daemon=True)
+
+    def __enter__(self) -> _ByteCounter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def downloaded(self) -> int:
+        total = 0
+        for d in (self.archives, self.archives / "partial"):
+            for deb in d.glob("*.deb"):
+                with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                    total += deb.stat().st_size
+        return total
+
+    def _run(self) -> None:
+        shown = 0
+        while not self._stop.wait(self.every):
+            now = self.downloaded()
+            if now != shown:
+                self.say(f"  {now / 1e6:.1f} MB downloaded")
+                shown = now
+
+
+def _report_download(line: str, say: Callable[[str], None]) -> None:
+    shown = download_progress(line)
+    if shown is not None:
+        say(shown)

@@ -261,7 +261,8 @@ class RowError:
 
 @dataclass(frozen=True, slots=True)
 class AcceptedRow:
-    """A row that was inserted."""
+    """A row that was inserted (or, in :attr:`ImportReport.updated`, applied to an
+    existing account)."""
 
     line: int
     account_number: str
@@ -269,10 +270,17 @@ class AcceptedRow:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
-    """What :func:`import_csv` did: rows inserted, and every error with its location."""
+    """What :func:`import_csv` did: rows inserted, and every error with its location.
+
+    ``existing`` lists the rows whose account was already there and was left unchanged
+    (each is also an error), so a tool can say how to overwrite them; with
+    ``update=True`` those rows land in ``updated`` instead.
+    """
 
     accepted: tuple[AcceptedRow, ...]
     errors: tuple[RowError, ...]
+    updated: tuple[AcceptedRow, ...] = ()
+    existing: tuple[AcceptedRow, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -335,7 +343,9 @@ async def _existing_numbers(session: AsyncSession, numbers: Sequence[str]) -> se
     return existing
 
 
-async def import_csv(session: AsyncSession, rows: Iterable[str]) -> ImportReport:
+async def import_csv(
+    session: AsyncSession, rows: Iterable[str], *, update: bool = False
+) -> ImportReport:
     """Import accounts from CSV text lines (an open file, or ``text.splitlines()``).
 
     The first line is the header: ``account_number`` and ``name`` are required, ``phone``,
@@ -345,12 +355,18 @@ async def import_csv(session: AsyncSession, rows: Iterable[str]) -> ImportReport
 
     Every row is validated on its own and every problem is reported with its line and
     column (``line 4: column 'vip': expected true/false, got 'maybe'``); a bad row never
-    costs the good ones. Account numbers already in the database or repeated in the file
-    are errors, not updates, so an import never overwrites a customer by accident.
+    costs the good ones. Account numbers repeated in the file are errors. Account numbers
+    already in the database are errors too (listed in ``existing``), so an import never
+    overwrites a customer by accident, unless ``update`` is true: then the row's columns
+    overwrite the account's (columns the file leaves out keep their values).
+
+    Quoting is strict: a quote left open is reported at the line where its record starts
+    (with the lines it swallowed), never imported as one account whose name runs over the
+    following rows.
 
     Accepted rows are added and flushed, not committed (see the module docstring).
     """
-    reader = csv.reader(rows)
+    reader = csv.reader(rows, strict=True)
     try:
         header = [column.strip().lstrip("\ufeff") for column in next(reader)]
     except StopIteration:
@@ -365,9 +381,18 @@ async def import_csv(session: AsyncSession, rows: Iterable[str]) -> ImportReport
     candidates: list[tuple[int, dict[str, Any]]] = []
     first_line_of: dict[str, int] = {}
     line_end = reader.line_num
-    for record in reader:
+    while True:
         # A quoted field may span lines: report where the record starts.
-        line, line_end = line_end + 1, reader.line_num
+        line = line_end + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(_quote_error(line, reader.line_num, exc))
+            line_end = reader.line_num
+            continue
+        line_end = reader.line_num
         if not record or all(not field.strip() for field in record):
             continue
         if len(record) != len(header):
@@ -406,19 +431,49 @@ async def import_csv(session: AsyncSession, rows: Iterable[str]) -> ImportReport
     existing = await _existing_numbers(
         session, [v["account_number"] for _, v in candidates]
     )
+    stored = await _accounts_by_number(session, sorted(existing)) if update else {}
     accepted: list[AcceptedRow] = []
+    updated: list[AcceptedRow] = []
+    unchanged: list[AcceptedRow] = []
     for line, values in candidates:
         number = values["account_number"]
-        if number in existing:
+        if number in stored:
+            for column, value in values.items():
+                setattr(stored[number], column, value)
+            updated.append(AcceptedRow(line, number))
+        elif number in existing:
             errors.append(
                 RowError(line, "account_number", f"account {number!r} already exists")
             )
-            continue
-        session.add(Account(**values))
-        accepted.append(AcceptedRow(line, number))
+            unchanged.append(AcceptedRow(line, number))
+        else:
+            session.add(Account(**values))
+            accepted.append(AcceptedRow(line, number))
     await session.flush()
     errors.sort(key=lambda error: error.line)
-    return ImportReport(tuple(accepted), tuple(errors))
+    return ImportReport(tuple(accepted), tuple(errors), tuple(updated), tuple(unchanged))
+
+
+def _quote_error(line: int, last_line: int, exc: csv.Error) -> RowError:
+    """The csv module's complaint, said in terms of the file."""
+    if "unexpected end of data" in str(exc):
+        swallowed = f"line {line}" if last_line <= line else f"lines {line}-{last_line}"
+        return RowError(line, None, f"unclosed quote: the quoted field that starts here "
+                                    f"runs to the end of the file ({swallowed} not imported)")
+    return RowError(line, None, f"bad quoting ({exc}): is a quote left open on this line?")
+
+
+async def _accounts_by_number(
+    session: AsyncSession, numbers: Sequence[str]
+) -> dict[str, Account]:
+    found: dict[str, Account] = {}
+    for start in range(0, len(numbers), _EXISTS_CHUNK):
+        chunk = numbers[start : start + _EXISTS_CHUNK]
+        result = await session.execute(
+            select(Account).where(Account.account_number.in_(chunk))
+        )
+        found.update((a.account_number, a) for a in result.scalars())
+    return found
 
 
 # --------------------------------------------------------------------------- demo data

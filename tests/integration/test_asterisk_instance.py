@@ -7,38 +7,36 @@ import json
 import os
 import re
 import stat
-import subprocess
 
 import pytest
 
 from callcenter.apply import ApplyError, apply_files
+from callcenter.procnet import BoundSocket, bound_sockets
 from dialplan.generator import render
 from tests.conftest import PBX
 
 pytestmark = pytest.mark.integration
 
 
-def _listening_sockets(pid: int) -> list[str]:
-    """Local addresses of every socket the process listens on (TCP) or binds (UDP)."""
-    out = subprocess.run(["ss", "-H", "-lntup"], capture_output=True, text=True, check=True)
-    return [line.split()[4] for line in out.stdout.splitlines() if f"pid={pid}," in line]
+def _listening_sockets(pid: int) -> list[BoundSocket]:
+    """Every socket the process listens on (TCP) or binds (UDP), from /proc (a minimal
+    Debian has no ``ss``)."""
+    return [s for s in bound_sockets(pid) if s.listening]
 
 
 async def test_every_listener_is_on_loopback(pbx: PBX) -> None:
     pid = pbx.instance.pid
     assert pid is not None
     s = pbx.instance.settings
-    addresses = await asyncio.to_thread(_listening_sockets, pid)
-    ports = {int(a.rsplit(":", 1)[1]) for a in addresses}
+    sockets = await asyncio.to_thread(_listening_sockets, pid)
+    addresses = [str(b) for b in sockets]
+    ports = {b.port for b in sockets}
     assert {s.sip_port, s.http_port, s.ami_port} <= ports, addresses
     # RTP is bound per call; everything that accepts connections is loopback.
-    tcp = await asyncio.to_thread(subprocess.run, ["ss", "-H", "-lntp"], capture_output=True,
-                                  text=True, check=True)
-    listeners = [line.split()[3] for line in tcp.stdout.splitlines() if f"pid={pid}," in line]
+    listeners = [str(b) for b in sockets if b.proto == "tcp"]
     assert listeners and all(a.startswith("127.0.0.1:") for a in listeners), listeners
     # Every fixed port (SIP, ARI, AMI) is bound to loopback only, UDP included.
-    fixed = [a for a in addresses if int(a.rsplit(":", 1)[1]) in
-             (s.sip_port, s.http_port, s.ami_port)]
+    fixed = [str(b) for b in sockets if b.port in (s.sip_port, s.http_port, s.ami_port)]
     assert fixed and all(a.startswith("127.0.0.1:") for a in fixed), fixed
 
 

@@ -1,13 +1,15 @@
 """``callcenter run``, the README's demo command, end to end in a subprocess.
 
 Installs into a fresh home on free ports, runs the example center, waits for it
-to say it listens, checks Asterisk loaded the dialplan, then stops it with
-SIGTERM: FastAGI and Asterisk must both be gone.
+to say it listens, checks Asterisk loaded the dialplan and the instance's RTP
+range, then stops it with SIGTERM (a service manager) or SIGHUP (its terminal
+closed): FastAGI and Asterisk must both be gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 
@@ -20,11 +22,15 @@ from tests.conftest import EXAMPLE, _example_copy
 pytestmark = pytest.mark.integration
 
 
-async def test_run_serves_the_example_and_stops_on_sigterm(tmp_path, asterisk_installation) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+async def test_run_serves_the_example_and_stops_on_signal(
+        tmp_path, asterisk_installation, stop_signal: signal.Signals) -> None:
     home = tmp_path / "home"
     instance = AsteriskInstance(home)
+    rtp = 32000 + (free_port() % 100) * 20
     instance.setup(asterisk_installation, InstanceSettings(
-        sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port()))
+        sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
+        rtp_start=rtp, rtp_end=rtp + 19))
     config = _example_copy(tmp_path / "example", free_port())
     assert EXAMPLE.exists()
     proc = await asyncio.create_subprocess_exec(
@@ -43,7 +49,10 @@ async def test_run_serves_the_example_and_stops_on_sigterm(tmp_path, asterisk_in
         assert instance.is_running()
         _, shown = await asyncio.to_thread(instance.cli, "dialplan show s@cc-menu-main")
         assert "background(" in shown.lower()
-        proc.send_signal(signal.SIGTERM)
+        _, rtp_settings = await asyncio.to_thread(instance.cli, "rtp show settings")
+        assert re.search(rf"Port start:\s+{rtp}\n", rtp_settings), rtp_settings
+        assert re.search(rf"Port end:\s+{rtp + 19}\n", rtp_settings), rtp_settings
+        proc.send_signal(stop_signal)
         async with asyncio.timeout(30):
             rest, _ = await proc.communicate()
     finally:

@@ -6,14 +6,24 @@ database there for lookups), so nothing is written into the repository.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import socket
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
+from callcenter.asterisk.provision import AsteriskInstallation
 from callcenter.cli import main
+from callcenter.testing.ports import free_port, free_udp_tcp_port
+from tests.conftest import _example_copy
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example"
@@ -203,3 +213,178 @@ def test_simulate_bad_lookup_stub(cli, stub: str, message: str) -> None:
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+def _cli_subprocess(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process: logging is configured as a user sees it (in-process,
+    pytest's own log handlers make ``logging.basicConfig`` a no-op)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    return subprocess.run(
+        [sys.executable, "-c", "from callcenter.cli import main; main()", "--home", str(home),
+         *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO, env=env)
+
+
+def test_verbose_shows_our_info_but_not_alembics(tmp_path: Path) -> None:
+    one = _cli_subprocess(tmp_path / "home", "-v", "db", "upgrade")
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == "database at revision 0001\n"
+    assert "alembic" not in one.stderr, one.stderr
+    two = _cli_subprocess(tmp_path / "home2", "-vv", "db", "upgrade")
+    assert two.returncode == 0, two.stderr
+    assert "INFO alembic.runtime.migration: Running upgrade" in two.stderr, two.stderr
+
+
+def test_agi_run_help_keeps_the_dialplan_line_whole(cli) -> None:
+    result = cli("agi", "run", "--help")
+    assert result.exit_code == 0
+    assert ("      AGI(/path/to/callcenter,--home,H,agi,run,CONFIG_DIR,account_lookup,"
+            "account,${X})\n") in result.stdout, result.stdout
+
+
+def test_apply_without_an_instance_is_an_error(cli) -> None:
+    result = cli("apply", str(EXAMPLE))
+    assert result.exit_code == 1, result.output
+    assert f"no Asterisk instance in {cli.home}" in result.stderr
+    assert "callcenter asterisk install" in result.stderr and "--home" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (cli.home / "asterisk").exists()
+
+
+def _accounts(home: Path) -> dict[str, str]:
+    """account_number -> name, read straight from the home's SQLite file."""
+    with contextlib.closing(sqlite3.connect(home / "callcenter.sqlite3")) as db:
+        return dict(db.execute("SELECT account_number, name FROM accounts"))
+
+
+def test_import_accounts_one_new(cli, tmp_path: Path) -> None:
+    csv_file = tmp_path / "one.csv"
+    csv_file.write_text("account_number,name\n900001,Katherine Johnson\n")
+    result = cli("db", "import-accounts", str(csv_file))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "imported 1 account, 0 rejected\n"
+    assert _accounts(cli.home) == {"900001": "Katherine Johnson"}
+
+
+def test_import_accounts_reports_existing_and_updates_only_when_asked(cli, tmp_path: Path) -> None:
+    assert cli("db", "seed-demo").exit_code == 0
+    csv_file = tmp_path / "accounts.csv"
+    csv_file.write_text("account_number,name\n100200,Ada King\n900001,Katherine Johnson\n")
+
+    result = cli("db", "import-accounts", str(csv_file))
+    assert result.exit_code == 1, result.output
+    assert (f"{csv_file}: line 2: column 'account_number': account '100200' already exists"
+            in result.stderr.splitlines())
+    assert "1 account already existed and was left unchanged; --update overwrites them" \
+        in result.stderr
+    assert result.stdout == "imported 1 account, 1 rejected\n"
+    stored = _accounts(cli.home)
+    assert stored["100200"] == "Ada Lovelace" and stored["900001"] == "Katherine Johnson"
+    assert len(stored) == 4  # three demo accounts + one new, nothing duplicated
+
+    csv_file.write_text("account_number,name\n100200,Ada King\n900001,K. Johnson\n")
+    result = cli("db", "import-accounts", "--update", str(csv_file))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "imported 0 accounts, updated 2, 0 rejected\n"
+    stored = _accounts(cli.home)
+    assert stored["100200"] == "Ada King" and stored["900001"] == "K. Johnson"
+    assert len(stored) == 4
+
+
+def test_import_accounts_reports_an_unclosed_quote_with_its_line(cli, tmp_path: Path) -> None:
+    csv_file = tmp_path / "quote.csv"
+    csv_file.write_text('account_number,name\n900001,Katherine Johnson\n'
+                        '900002,"Dorothy Vaughan\n900003,Mary Jackson\n')
+    result = cli("db", "import-accounts", str(csv_file))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"{csv_file}: line 3: unclosed quote: the quoted field that starts here runs to the "
+        "end of the file (lines 3-4 not imported)"]
+    assert result.stdout == "imported 1 account, 1 rejected\n"
+    assert _accounts(cli.home) == {"900001": "Katherine Johnson"}
+
+
+@pytest.fixture
+def idle_instance(cli, tmp_path: Path) -> AsteriskInstance:
+    """An instance on free ports whose Asterisk tree is never run (the port check
+    comes first), with RTP 31000-31009."""
+    instance = AsteriskInstance(cli.home)
+    instance.setup(AsteriskInstallation("22.0.0", tmp_path / "no-tree"), InstanceSettings(
+        sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
+        rtp_start=31000, rtp_end=31009))
+    return instance
+
+
+def test_run_names_every_busy_port_before_starting_anything(
+        cli, idle_instance: AsteriskInstance, tmp_path: Path) -> None:
+    s = idle_instance.settings
+    fastagi = free_port()
+    config = _example_copy(tmp_path / "example", fastagi)
+    with contextlib.ExitStack() as held:
+        def hold(kind: int, port: int) -> None:
+            sock = held.enter_context(socket.socket(socket.AF_INET, kind))
+            sock.bind(("127.0.0.1", port))
+            if kind == socket.SOCK_STREAM:
+                sock.listen()
+        hold(socket.SOCK_DGRAM, s.sip_port)
+        hold(socket.SOCK_DGRAM, 31004)
+        hold(socket.SOCK_STREAM, fastagi)
+        result = cli("run", str(config))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    me = f"held by pid {os.getpid()} {Path('/proc/self/comm').read_text().strip()}"
+    assert result.stderr.splitlines() == [
+        "Error: ports in use by another process (nothing was started):",
+        f"  SIP 127.0.0.1:{s.sip_port}/udp ({me}); choose another: callcenter asterisk "
+        "install --sip-port N",
+        f"  RTP 127.0.0.1:31000-31009/udp: 1 port taken (31004) ({me}); choose another: "
+        "callcenter asterisk install --rtp-ports START-END",
+        f"  FastAGI 127.0.0.1:{fastagi}/tcp ({me}); choose another: settings.fastagi.port "
+        f"({config / 'settings.yaml'}:7:11)",
+    ]
+    assert not (idle_instance.run_dir / "asterisk.pid").exists()
+
+
+def test_run_with_only_fastagi_busy_is_a_clear_error(
+        cli, idle_instance: AsteriskInstance, tmp_path: Path) -> None:
+    fastagi = free_port()
+    config = _example_copy(tmp_path / "example", fastagi)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", fastagi))
+        other.listen()
+        result = cli("run", str(config))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"FastAGI 127.0.0.1:{fastagi}/tcp (held by pid {os.getpid()} " in result.stderr
+    assert "; choose another: settings.fastagi.port" in result.stderr
+    assert "Asterisk" not in result.stdout
+
+
+def test_call_needs_a_running_asterisk(cli, idle_instance: AsteriskInstance) -> None:
+    result = cli("call", "5551000", "--keys", "1,2")
+    assert result.exit_code == 1, result.output
+    assert f"Asterisk is not running in {cli.home}" in result.stderr
+    assert "callcenter run CONFIG_DIR" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("5551000;x",), "'5551000;x': expected digits"),
+    (("5551000", "--caller-id", "1\r\nX-Injected: 1"), "expected a number such as"),
+    (("5551000", "--keys", "1,t"), "invalid keys 't'"),
+])
+def test_call_rejects_bad_input_before_dialling(cli, args: tuple[str, ...], message: str) -> None:
+    result = cli("call", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_agi_serve_on_a_busy_port_is_a_clear_error(cli, tmp_path: Path) -> None:
+    fastagi = free_port()
+    config = _example_copy(tmp_path / "example", fastagi)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", fastagi))
+        other.listen()
+        result = cli("agi", "serve", str(config))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"Error: FastAGI cannot listen on 127.0.0.1:{fastagi}: Address already in use; " \
+        "choose another port: settings.fastagi.port" in result.stderr
