@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["free_port", "free_udp_tcp_port"]
+__all__ = ["free_port", "free_udp_range", "free_udp_tcp_port"]
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -26,3 +26,29 @@ def free_udp_tcp_port() -> int:
         except OSError:
             continue
     raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
+
+
+def free_udp_range(count: int, *, low: int = 44000, high: int = 60000) -> tuple[int, int]:
+    """``(first, last)``: ``count`` consecutive UDP ports all free now (an RTP range).
+
+    Asterisk refuses to start when its RTP range is taken (``callcenter`` checks it
+    first), so parallel test instances each need a range nobody holds.
+    """
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(low, high - count) & ~1  # RTP ports start even
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return first, first + count - 1
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free UDP ports on 127.0.0.1")

@@ -20,7 +20,7 @@ from pathlib import Path
 from callcenter.asterisk.ami.client import AMIClient, AMIMessage
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import AsteriskInstallation
-from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
 
 __all__ = ["CallTrace", "ScratchPBX", "scratch_pbx"]
 
@@ -87,10 +87,10 @@ class ScratchPBX:
 async def scratch_pbx(home: Path, installation: AsteriskInstallation) -> AsyncIterator[ScratchPBX]:
     """Asterisk in ``home`` on free loopback ports, started, with an AMI connection."""
     instance = AsteriskInstance(home)
-    rtp = 26000 + (free_port() % 100) * 40
+    rtp_start, rtp_end = free_udp_range(40)
     instance.setup(installation, InstanceSettings(
         sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
-        rtp_start=rtp, rtp_end=rtp + 39,
+        rtp_start=rtp_start, rtp_end=rtp_end,
     ))
     await asyncio.to_thread(instance.start)
     try:
