@@ -7,39 +7,36 @@ import json
 import os
 import re
 import stat
-import subprocess
+from ipaddress import IPv4Address
 
 import pytest
 
 from callcenter.apply import ApplyError, apply_files
 from dialplan.generator import render
 from tests.conftest import PBX
+from tests.proc_net import bound_sockets
 
 pytestmark = pytest.mark.integration
 
-
-def _listening_sockets(pid: int) -> list[str]:
-    """Local addresses of every socket the process listens on (TCP) or binds (UDP)."""
-    out = subprocess.run(["ss", "-H", "-lntup"], capture_output=True, text=True, check=True)
-    return [line.split()[4] for line in out.stdout.splitlines() if f"pid={pid}," in line]
+LOOPBACK = IPv4Address("127.0.0.1")
 
 
 async def test_every_listener_is_on_loopback(pbx: PBX) -> None:
+    """What accepts peers (TCP listeners, unconnected UDP sockets on our fixed ports) is
+    bound to 127.0.0.1, read from /proc: a minimal Debian has no ``ss``."""
     pid = pbx.instance.pid
     assert pid is not None
     s = pbx.instance.settings
-    addresses = await asyncio.to_thread(_listening_sockets, pid)
-    ports = {int(a.rsplit(":", 1)[1]) for a in addresses}
-    assert {s.sip_port, s.http_port, s.ami_port} <= ports, addresses
+    sockets = [x for x in await asyncio.to_thread(bound_sockets, pid) if x.accepts_peers]
+    shown = [str(x) for x in sockets]
+    ours = {("udp", s.sip_port), ("tcp", s.sip_port), ("tcp", s.http_port), ("tcp", s.ami_port)}
+    assert ours <= {(x.protocol.rstrip("6"), x.port) for x in sockets}, shown
     # RTP is bound per call; everything that accepts connections is loopback.
-    tcp = await asyncio.to_thread(subprocess.run, ["ss", "-H", "-lntp"], capture_output=True,
-                                  text=True, check=True)
-    listeners = [line.split()[3] for line in tcp.stdout.splitlines() if f"pid={pid}," in line]
-    assert listeners and all(a.startswith("127.0.0.1:") for a in listeners), listeners
+    listeners = [x for x in sockets if x.protocol.startswith("tcp")]
+    assert listeners and all(x.address == LOOPBACK for x in listeners), shown
     # Every fixed port (SIP, ARI, AMI) is bound to loopback only, UDP included.
-    fixed = [a for a in addresses if int(a.rsplit(":", 1)[1]) in
-             (s.sip_port, s.http_port, s.ami_port)]
-    assert fixed and all(a.startswith("127.0.0.1:") for a in fixed), fixed
+    fixed = [x for x in sockets if (x.protocol.rstrip("6"), x.port) in ours]
+    assert fixed and all(x.address == LOOPBACK for x in fixed), shown
 
 
 async def test_secrets_are_generated_private_and_not_logged(pbx: PBX) -> None:
