@@ -12,6 +12,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from callcenter.apply import ApplyError, apply_files
+from callcenter.asterisk.ami import AMIAuthenticationError, AMIClient
 from dialplan.generator import render
 from tests.conftest import PBX
 from tests.proc_net import bound_sockets
@@ -60,9 +61,17 @@ async def test_cli_reports_version_and_modules(pbx: PBX) -> None:
     assert "res_pjsip.so" in modules and "Running" in modules
 
 
-async def test_ami_login_with_generated_credentials(ami) -> None:
-    response = await ami.action("Command", Command="core show uptime seconds")
-    assert "System uptime" in str(response) or response.get("Response") in ("Success", "Follows")
+async def test_ami_login_with_generated_credentials(pbx: PBX, ami: AMIClient) -> None:
+    """The generated secret opens AMI (the session client logged in with it and runs a
+    command) and nothing else does."""
+    uptime = await ami.command("core show uptime seconds")
+    assert re.search(r"^System uptime: \d+$", uptime, re.MULTILINE), uptime
+    creds = pbx.instance.credentials
+    # (Asterisk holds each failed login for a second: one is enough.)
+    with pytest.raises(AMIAuthenticationError):
+        async with AMIClient("127.0.0.1", pbx.instance.settings.ami_port,
+                             username=creds.ami_user, secret=creds.ami_secret[:-1]):
+            pass
 
 
 async def test_apply_confirms_generation_and_keeps_previous(pbx: PBX) -> None:
