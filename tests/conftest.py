@@ -38,7 +38,8 @@ from tests.aio import cancel_and_wait
 if TYPE_CHECKING:
     from callcenter.asterisk.ari import ARIClient
     from tests.integration.agent_phone import AgentPhone
-    from tests.integration.route import QueueRouterStub, RouteObserver
+    from tests.integration.queue_router import QueueRouterStub
+    from tests.integration.route import RouteObserver
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
@@ -207,7 +208,7 @@ async def ami_observer(ami: AMIClient) -> AsyncIterator[RouteObserver]:
 @pytest.fixture
 async def queue_router(pbx: PBX) -> AsyncIterator[QueueRouterStub]:
     """The test plays the queue router: records each StasisStart, hangs the call up."""
-    from tests.integration.route import queue_router_stub
+    from tests.integration.queue_router import queue_router_stub
 
     creds = pbx.instance.credentials
     async with queue_router_stub(pbx.instance.ari_url, username=creds.ari_user,

@@ -10,25 +10,21 @@ AMI gives, per caller number:
 - ``Hangup`` of the caller's channel (``PJSIP/cc-inbound-…``) with its Q.850 cause;
   it is the last event of the call, so waiting for it is waiting for the call to end.
 
-The queue hand-off (ARI ``StasisStart`` and its args) and the voicemail message left
-(the box's spool) complete the picture: :class:`QueueRouterStub`, :func:`voicemail_left`.
+The voicemail message left (the box's spool, :func:`voicemail_left`) and the queue
+hand-off (:mod:`tests.integration.queue_router`) complete the picture.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from callcenter.asterisk.ami.client import AMIMessage, AMISubscription
-from callcenter.asterisk.ari import ARIClient, ARIEventStream, ARINotFound, StasisStart
-from tests.aio import cancel_and_wait
+from callcenter.asterisk.ami.client import AMISubscription
 
-__all__ = ["INBOUND_CHANNEL", "ObservedCall", "QueueRouterStub", "RouteObserver",
-           "queue_outcome", "queue_router_stub", "voicemail_left"]
+__all__ = ["INBOUND_CHANNEL", "ObservedCall", "RouteObserver", "voicemail_left"]
 
 #: Channel name prefix of calls arriving on the generated ``cc-inbound`` endpoint.
 INBOUND_CHANNEL = "PJSIP/cc-inbound-"
@@ -132,48 +128,6 @@ class RouteObserver:
             raise AssertionError(f"no Hangup of {caller}'s channel within {timeout:g} s; "
                                  f"steps: {call.apps()}") from None
         return call
-
-
-def queue_outcome(start: StasisStart) -> str:
-    """``simulate``'s words for what the queue router received."""
-    args = dict(a.split("=", 1) for a in start.args[1:] if "=" in a)
-    return (f"queue {start.args[0]} skills={args.get('skills', '')} "
-            f"priority={args.get('priority', '')} language={args.get('language', '')}")
-
-
-class QueueRouterStub:
-    """Plays the queue router (``settings.queue_app``): records each call's StasisStart
-    by caller number, then hangs the call up (cause 16), as a router with no agent
-    would after its own checks."""
-
-    def __init__(self, ari: ARIClient) -> None:
-        self.ari = ari
-        self.starts: dict[str, StasisStart] = {}
-
-    async def run(self, events: ARIEventStream) -> None:
-        async for event in events:
-            if isinstance(event, StasisStart):
-                self.starts[event.channel.caller.number] = event
-                try:
-                    await self.ari.channels.hangup(event.channel.id)
-                except ARINotFound:
-                    pass  # the caller hung up first: normal
-
-
-@asynccontextmanager
-async def queue_router_stub(ari_url: str, *, username: str, password: str,
-                            app: str) -> AsyncIterator[QueueRouterStub]:
-    """A registered stub router: Asterisk knows the app before the body runs, so a
-    ``Stasis()`` in the body cannot fail for lack of it."""
-    async with ARIClient(ari_url, username=username, password=password, app=app) as ari, \
-            ari.events() as events:
-        await ari.applications.get(app)  # ARINotFound unless registered
-        stub = QueueRouterStub(ari)
-        task = asyncio.create_task(stub.run(events), name="queue-router-stub")
-        try:
-            yield stub
-        finally:
-            await cancel_and_wait(task)
 
 
 def voicemail_left(spool: Path) -> dict[str, list[str]]:

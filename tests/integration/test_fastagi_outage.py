@@ -12,7 +12,8 @@ import pytest
 
 from callcenter.testing.sipp import Caller, Keypress, run_call
 from tests.conftest import PBX
-from tests.integration.route import QueueRouterStub, RouteObserver, queue_outcome
+from tests.integration.queue_router import QueueRouterStub, queue_outcome
+from tests.integration.route import RouteObserver
 
 pytestmark = pytest.mark.integration
 

@@ -37,14 +37,8 @@ from callcenter.storage.directory import AccountDirectory
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
 from tests.conftest import OPEN_TIME, PBX
 from tests.integration.agent_phone import AgentPhoneCall
-from tests.integration.route import (
-    ObservedCall,
-    QueueRouterStub,
-    RouteObserver,
-    queue_outcome,
-    queue_router_stub,
-    voicemail_left,
-)
+from tests.integration.queue_router import QueueRouterStub, queue_outcome, queue_router_stub
+from tests.integration.route import ObservedCall, RouteObserver, voicemail_left
 
 pytestmark = pytest.mark.integration
 
