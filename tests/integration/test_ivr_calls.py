@@ -270,3 +270,20 @@ async def test_operator_key_rings_carmen_who_answers(ivr_results: dict[str, Resu
     assert r.observed.answered_by == "PJSIP/carmen", r.detail()
     assert not r.sipp.remote_hangup  # the caller hung up, not Asterisk
     assert r.observed.hangup_cause == 16, r.detail()
+
+
+async def test_data_dip_result_reaches_the_queue_router(pbx: PBX,
+                                                        ivr_results: dict[str, Result]) -> None:
+    """The account the dip found rides along to the router; an unknown one does not."""
+    accounts = AccountDirectory(pbx.db_url)
+    try:
+        found = await perform_lookup(pbx.loaded.config.lookups["account"], "100200",
+                                     accounts=accounts)
+    finally:
+        await accounts.close()
+    assert found.status == "found", found
+    for case, account in (("account_found", found.fields["account_id"]),
+                          ("account_not_found", "")):
+        start = ivr_results[case].stasis
+        assert start is not None, ivr_results[case].detail()
+        assert dict(a.split("=", 1) for a in start.args[1:])["account"] == account, start.args
