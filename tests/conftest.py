@@ -18,6 +18,7 @@ import datetime as dt
 import shutil
 import socket
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -93,6 +94,15 @@ class PBX:
         from tests.integration.agent_phone import AgentPhone
 
         return AgentPhone(self.agent_ports[agent], self.sipp_ports()[1])
+
+    def queue_router(self) -> AbstractAsyncContextManager[QueueRouterStub]:
+        """The test playing the queue router, registered on entry (ARI, settings.queue_app)."""
+        from tests.integration.queue_router import queue_router_stub
+
+        creds = self.instance.credentials
+        return queue_router_stub(self.instance.ari_url, username=creds.ari_user,
+                                 password=creds.ari_password,
+                                 app=self.loaded.config.settings.queue_app)
 
     def set_clock(self, when: dt.datetime) -> None:
         """Move time for the dialplan's schedule checks (the ``CC_CLOCK_OVERRIDE``
@@ -208,12 +218,7 @@ async def ami_observer(ami: AMIClient) -> AsyncIterator[RouteObserver]:
 @pytest.fixture
 async def queue_router(pbx: PBX) -> AsyncIterator[QueueRouterStub]:
     """The test plays the queue router: records each StasisStart, hangs the call up."""
-    from tests.integration.queue_router import queue_router_stub
-
-    creds = pbx.instance.credentials
-    async with queue_router_stub(pbx.instance.ari_url, username=creds.ari_user,
-                                 password=creds.ari_password,
-                                 app=pbx.loaded.config.settings.queue_app) as stub:
+    async with pbx.queue_router() as stub:
         yield stub
 
 

@@ -37,7 +37,7 @@ from callcenter.storage.directory import AccountDirectory
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
 from tests.conftest import OPEN_TIME, PBX
 from tests.integration.agent_phone import AgentPhoneCall
-from tests.integration.queue_router import QueueRouterStub, queue_outcome, queue_router_stub
+from tests.integration.queue_router import QueueRouterStub, queue_outcome
 from tests.integration.route import ObservedCall, RouteObserver, voicemail_left
 
 pytestmark = pytest.mark.integration
@@ -218,10 +218,7 @@ async def _place_all(pbx: PBX, observer: RouteObserver, router: QueueRouterStub,
 @pytest.fixture(scope="session")
 async def ivr_results(pbx: PBX, ami_observer: RouteObserver) -> dict[str, Result]:
     results: dict[str, Result] = {}
-    creds = pbx.instance.credentials
-    async with queue_router_stub(pbx.instance.ari_url, username=creds.ari_user,
-                                 password=creds.ari_password,
-                                 app=pbx.loaded.config.settings.queue_app) as router:
+    async with pbx.queue_router() as router:
         await asyncio.to_thread(pbx.set_clock, OPEN_TIME)
         results.update(await _place_all(pbx, ami_observer, router, CASES, 0))
         for i, case in enumerate(AFTER_HOURS):
