@@ -276,6 +276,19 @@ async def test_messages_fed_one_byte_at_a_time(fake):
     assert second["Value"] == "Grüße 日本語 ☎"
 
 
+async def test_a_read_may_end_at_any_byte(fake):
+    # Every position of the message, the terminator's included, as the end of a read:
+    # the first part goes with a marker event, the rest once the client dispatched it.
+    data = VARSET.encode()
+    async with client(fake) as ami, ami.subscribe("VarSet", "UserEvent") as events:
+        for cut in range(1, len(data)):
+            await fake.push(marker(cut).encode() + data[:cut])
+            assert (await events.get(timeout=2))["UserEvent"] == f"Mark{cut}"
+            await fake.push(data[cut:])
+            event = await events.get(timeout=2)
+            assert (event.event, event["Value"]) == ("VarSet", "Grüße 日本語 ☎"), cut
+
+
 def test_parse_message_fields():
     message = parse_message(
         b"Event: UserEvent\r\nAccountCode: \r\nUserEvent: HelperTest\r\n"
