@@ -5,18 +5,20 @@ The ``pbx`` fixture installs Asterisk from Debian unstable (cached in
 free loopback ports in a temporary home, applies ``config/example`` (with the
 FastAGI port moved to a free one), seeds a SQLite database with the demo
 accounts, starts a FastAGI server in the test event loop with a controllable
-clock, and starts Asterisk. Nothing is skipped when a part is missing: the
+clock, defines a softphone endpoint for the agent the operator key rings (``carmen``,
+answered by a sipp UAS when a test starts one: ``pbx.agent_phone("carmen")``), and
+starts Asterisk. Nothing is skipped when a part is missing: the
 fixture fails, so CI can never pass without the real PBX.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import shutil
 import socket
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -32,13 +34,18 @@ from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import install
 from callcenter.config.loader import LoadedConfig, load_config
 from callcenter.testing.ports import free_port, free_udp_tcp_port
+from tests.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from callcenter.asterisk.ari import ARIClient
+    from tests.integration.agent_phone import AgentPhone
+    from tests.integration.queue_router import QueueRouterStub
     from tests.integration.route import RouteObserver
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
+#: Agents whose phone a test can answer (the example's operator key rings carmen).
+TEST_AGENTS = ("carmen",)
 
 #: A Wednesday at 10:00 in New York: the example center is open.
 OPEN_TIME = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -62,6 +69,8 @@ class PBX:
     clock: FakeClock
     agi: FastAGIServer
     db_url: str
+    #: Agent name -> the loopback SIP port its test phone answers on.
+    agent_ports: dict[str, int] = field(default_factory=dict)
     _ports: count[int] = field(default_factory=lambda: count(0))
 
     @property
@@ -79,6 +88,21 @@ class PBX:
                 return sip, media
             except OSError:
                 continue
+
+    def agent_phone(self, agent: str) -> AgentPhone:
+        """The agent's softphone (a sipp UAS on its PJSIP endpoint's contact port)."""
+        from tests.integration.agent_phone import AgentPhone
+
+        return AgentPhone(self.agent_ports[agent], self.sipp_ports()[1])
+
+    def queue_router(self) -> AbstractAsyncContextManager[QueueRouterStub]:
+        """The test playing the queue router, registered on entry (ARI, settings.queue_app)."""
+        from tests.integration.queue_router import queue_router_stub
+
+        creds = self.instance.credentials
+        return queue_router_stub(self.instance.ari_url, username=creds.ari_user,
+                                 password=creds.ari_password,
+                                 app=self.loaded.config.settings.queue_app)
 
     def set_clock(self, when: dt.datetime) -> None:
         """Move time for the dialplan's schedule checks (the ``CC_CLOCK_OVERRIDE``
@@ -140,9 +164,14 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
     agi = FastAGIServer(agi_scripts.handlers(), ctx, host=fa.host, port=fa.port)
     await agi.start()
 
+    from tests.integration.agent_phone import pjsip_endpoint
+
+    agent_ports = {name: free_port(socket.SOCK_DGRAM) for name in TEST_AGENTS}
+    (instance.etc / "pjsip_custom.conf").write_text(
+        "".join(pjsip_endpoint(name, port) for name, port in agent_ports.items()))
     apply_files(instance, render(loaded.config, loaded.where))
     await asyncio.to_thread(instance.start)
-    pbx = PBX(instance, loaded, config_dir, clock, agi, db_url)
+    pbx = PBX(instance, loaded, config_dir, clock, agi, db_url, agent_ports)
     await asyncio.to_thread(pbx.set_clock, OPEN_TIME)
     try:
         yield pbx
@@ -173,17 +202,24 @@ async def ami(pbx: PBX) -> AsyncIterator[AMIClient]:
 
 @pytest.fixture(scope="session")
 async def ami_observer(ami: AMIClient) -> AsyncIterator[RouteObserver]:
-    """Where each call goes (AMI Newexten), per caller number."""
+    """What happens to each call (AMI Newexten, DialEnd, Hangup), per caller number."""
     from tests.integration.route import RouteObserver
 
     observer = RouteObserver()
-    task = asyncio.create_task(observer.run(ami), name="route-observer")
-    try:
-        yield observer
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # Subscribed before the fixture returns: no event of a test's call can be missed.
+    with ami.subscribe(*RouteObserver.EVENTS) as subscription:
+        task = asyncio.create_task(observer.run(subscription), name="route-observer")
+        try:
+            yield observer
+        finally:
+            await cancel_and_wait(task)
+
+
+@pytest.fixture
+async def queue_router(pbx: PBX) -> AsyncIterator[QueueRouterStub]:
+    """The test plays the queue router: records each StasisStart, hangs the call up."""
+    async with pbx.queue_router() as stub:
+        yield stub
 
 
 @pytest.fixture

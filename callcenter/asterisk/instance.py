@@ -276,7 +276,9 @@ class AsteriskInstance:
             "pjsip.conf": _ini("global", type="global", user_agent="callcenter")
             + _ini("transport-udp", type="transport", protocol="udp", bind=f"{s.bind}:{s.sip_port}")
             + _ini("transport-tcp", type="transport", protocol="tcp", bind=f"{s.bind}:{s.sip_port}")
-            + '#include "callcenter/pjsip_callcenter.conf"\n',
+            + '#include "callcenter/pjsip_callcenter.conf"\n'
+            + "; pjsip_custom.conf is yours (never written by callcenter): phones, trunks.\n"
+            + '#tryinclude "pjsip_custom.conf"\n',
             "voicemail.conf": _ini("general", format="wav49|wav", attach="no", maxmsg=100)
             + '#include "callcenter/voicemail_callcenter.conf"\n',
             "extensions.conf": _ini("general", static="yes", writeprotect="yes",

@@ -11,6 +11,7 @@ import stat
 import pytest
 
 from callcenter.apply import ApplyError, apply_files
+from callcenter.asterisk.ami import AMIAuthenticationError, AMIClient
 from callcenter.procnet import BoundSocket, bound_sockets
 from dialplan.generator import render
 from tests.conftest import PBX
@@ -25,13 +26,15 @@ def _listening_sockets(pid: int) -> list[BoundSocket]:
 
 
 async def test_every_listener_is_on_loopback(pbx: PBX) -> None:
+    """What accepts peers (TCP listeners, unconnected UDP sockets on our fixed ports) is
+    bound to 127.0.0.1, read from /proc: a minimal Debian has no ``ss``."""
     pid = pbx.instance.pid
     assert pid is not None
     s = pbx.instance.settings
     sockets = await asyncio.to_thread(_listening_sockets, pid)
-    addresses = [str(b) for b in sockets]
-    ports = {b.port for b in sockets}
-    assert {s.sip_port, s.http_port, s.ami_port} <= ports, addresses
+    addresses = [f"{b.proto} {b}" for b in sockets]
+    ours = {("udp", s.sip_port), ("tcp", s.sip_port), ("tcp", s.http_port), ("tcp", s.ami_port)}
+    assert ours <= {(b.proto, b.port) for b in sockets}, addresses
     # RTP is bound per call; everything that accepts connections is loopback.
     listeners = [str(b) for b in sockets if b.proto == "tcp"]
     assert listeners and all(a.startswith("127.0.0.1:") for a in listeners), listeners
@@ -61,9 +64,17 @@ async def test_cli_reports_version_and_modules(pbx: PBX) -> None:
     assert "res_pjsip.so" in modules and "Running" in modules
 
 
-async def test_ami_login_with_generated_credentials(ami) -> None:
-    response = await ami.action("Command", Command="core show uptime seconds")
-    assert "System uptime" in str(response) or response.get("Response") in ("Success", "Follows")
+async def test_ami_login_with_generated_credentials(pbx: PBX, ami: AMIClient) -> None:
+    """The generated secret opens AMI (the session client logged in with it and runs a
+    command) and nothing else does."""
+    uptime = await ami.command("core show uptime seconds")
+    assert re.search(r"^System uptime: \d+$", uptime, re.MULTILINE), uptime
+    creds = pbx.instance.credentials
+    # (Asterisk holds each failed login for a second: one is enough.)
+    with pytest.raises(AMIAuthenticationError):
+        async with AMIClient("127.0.0.1", pbx.instance.settings.ami_port,
+                             username=creds.ami_user, secret=creds.ami_secret[:-1]):
+            pass
 
 
 async def test_apply_confirms_generation_and_keeps_previous(pbx: PBX) -> None:

@@ -31,6 +31,22 @@ sys.exit(main(sys.argv[1:], {"echo": echo, "boom": boom}, AGIContext(config=None
 """
 
 
+# The same child, saying on stderr when its event loop has taken SIGHUP (the runner's
+# handler marks the call hung up through AGICall.notify_hangup; this wraps it).
+CHILD_REPORTING_SIGHUP = r"""
+import sys
+from callcenter.asterisk.agi import AGICall
+
+_notify_hangup = AGICall.notify_hangup
+
+def notify_hangup(self):
+    _notify_hangup(self)
+    print("SIGHUP taken", file=sys.stderr, flush=True)
+
+AGICall.notify_hangup = notify_hangup
+""" + CHILD
+
+
 def header(request: str, *args: str) -> bytes:
     lines = [
         f"agi_request: {request}",
@@ -108,11 +124,11 @@ def test_hangup_line_stops_the_script(answers: bytes, written: bytes) -> None:
 
 async def test_sighup_stops_the_next_command() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, "echo",
+        sys.executable, "-c", CHILD_REPORTING_SIGHUP, "echo",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
         async with asyncio.timeout(20):
             proc.stdin.write(header("echo"))
@@ -121,7 +137,9 @@ async def test_sighup_stops_the_next_command() -> None:
             # The handler is installed before the header is read, so this is the
             # channel hanging up while the script waits for an answer.
             proc.send_signal(signal.SIGHUP)
-            await asyncio.sleep(0.3)  # let the child's loop take the signal first
+            # The answer must arrive after the child's loop took the signal.
+            while (line := await proc.stderr.readline()) != b"SIGHUP taken\n":
+                assert line, "child's stderr ended before it took SIGHUP"
             proc.stdin.write(b"200 result=1 (x)\n")
             await proc.stdin.drain()
             assert await proc.stdout.read() == b""  # SET VARIABLE never sent

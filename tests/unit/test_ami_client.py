@@ -2,8 +2,11 @@
 
 The fake listens on 127.0.0.1:0 and answers each action from a script; the byte blocks
 below were recorded from a real Asterisk 22.10.1 (``{id}`` stands for the ActionID the
-client chose). The key case: a UTF-8 character split across two TCP writes, with a drain
-and a sleep between, must arrive whole (panoramisk 1.4 drops it).
+client chose). The key case: a UTF-8 character split across two TCP writes, the second
+sent only once the client has read the first, must arrive whole (panoramisk 1.4 drops it).
+
+No sleeps: the fake says when it has read an action (:meth:`FakeAMI.received`), and a
+marker event written together with a first half says when the client has read it.
 """
 
 from __future__ import annotations
@@ -88,13 +91,19 @@ VARSET = (
 )
 
 CLOSE = object()  # script item: the fake drops the connection
-Script = list[bytes | str | float | object]
+Script = list[bytes | str | object]
+
+
+def marker(n: int) -> str:
+    """A complete event to write just before a partial message: once a subscriber has it,
+    the client has read that write."""
+    return f"Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: Mark{n}\r\n\r\n"
 
 
 class FakeAMI:
     """A protocol-speaking AMI peer: greeting, then each action answered by ``responder``.
 
-    A script item is bytes/str (written, then drained), a float (sleep) or CLOSE.
+    A script item is bytes/str (written, then drained) or CLOSE.
     ``push`` sends unsolicited items (events) to the connected client.
     """
 
@@ -106,6 +115,7 @@ class FakeAMI:
         self.secret = "s3cret"
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
+        self._arrived = asyncio.Condition()
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -128,9 +138,6 @@ class FakeAMI:
             if item is CLOSE:
                 writer.close()
                 return False
-            if isinstance(item, float):
-                await asyncio.sleep(item)
-                continue
             data = (
                 item.replace("{id}", action_id).encode()
                 if isinstance(item, str)
@@ -150,7 +157,9 @@ class FakeAMI:
         try:
             while True:
                 action = parse_message((await reader.readuntil(b"\r\n\r\n"))[:-4])
-                self.actions.append(action)
+                async with self._arrived:
+                    self.actions.append(action)
+                    self._arrived.notify_all()
                 aid = action["ActionID"]
                 name = action["Action"]
                 if name == "Login":
@@ -166,6 +175,17 @@ class FakeAMI:
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
+
+    async def received(self, name: str, timeout: float = 2.0) -> AMIMessage:
+        """The last action ``name`` the fake has read, once it has."""
+        def last() -> AMIMessage | None:
+            return next((a for a in reversed(self.actions) if a["Action"] == name), None)
+
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: last() is not None)
+        found = last()
+        assert found is not None
+        return found
 
     async def push(self, *items: object) -> None:
         await self._connected.wait()
@@ -197,7 +217,7 @@ def responder(action: AMIMessage) -> Iterable[object]:
             CHANNELS_COMPLETE,
         ]
     if name == "Originate":
-        return [ORIGINATE_QUEUED, 0.01, ORIGINATE_RESPONSE]
+        return [ORIGINATE_QUEUED, ORIGINATE_RESPONSE]  # two writes, as Asterisk sends them
     if name == "Ping":
         return [
             "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1795596132.0\r\n\r\n"
@@ -235,11 +255,15 @@ async def test_utf8_character_split_across_two_writes_arrives_whole(fake):
     raw = VARSET.encode()
     cut_u = raw.index("ü".encode()) + 1  # between the 2 bytes of ü
     cut_j = raw.index("日".encode()) + 2  # inside the 3 bytes of 日
-    async with client(fake) as ami, ami.subscribe("VarSet") as varsets:
-        await fake.push(raw[:cut_u], 0.05, raw[cut_u:cut_j], 0.05, raw[cut_j:])
-        event = await varsets.get(timeout=2)
-    assert event["Value"] == "Grüße 日本語 ☎"
-    assert event["Variable"] == "GREETING"
+    async with client(fake) as ami, ami.subscribe("VarSet", "UserEvent") as events:
+        for n, cut in enumerate((cut_u, cut_j)):
+            await fake.push(marker(n).encode() + raw[:cut])
+            # The marker came in the same write as the first half: it has been read.
+            assert (await events.get(timeout=2))["UserEvent"] == f"Mark{n}"
+            await fake.push(raw[cut:])
+            event = await events.get(timeout=2)
+            assert (event.event, event["Variable"]) == ("VarSet", "GREETING")
+            assert event["Value"] == "Grüße 日本語 ☎"
 
 
 async def test_messages_fed_one_byte_at_a_time(fake):
@@ -250,6 +274,19 @@ async def test_messages_fed_one_byte_at_a_time(fake):
         second = await events.wait_for("VarSet", timeout=2)
     assert first["AppData"] == "GREETING=Grüße 日本語 ☎"
     assert second["Value"] == "Grüße 日本語 ☎"
+
+
+async def test_a_read_may_end_at_any_byte(fake):
+    # Every position of the message, the terminator's included, as the end of a read:
+    # the first part goes with a marker event, the rest once the client dispatched it.
+    data = VARSET.encode()
+    async with client(fake) as ami, ami.subscribe("VarSet", "UserEvent") as events:
+        for cut in range(1, len(data)):
+            await fake.push(marker(cut).encode() + data[:cut])
+            assert (await events.get(timeout=2))["UserEvent"] == f"Mark{cut}"
+            await fake.push(data[cut:])
+            event = await events.get(timeout=2)
+            assert (event.event, event["Value"]) == ("VarSet", "Grüße 日本語 ☎"), cut
 
 
 def test_parse_message_fields():
@@ -341,7 +378,7 @@ async def test_list_values_repeat_the_header_and_line_breaks_are_refused(fake):
     async with client(fake) as ami:
         with pytest.raises(AMITimeoutError):
             await ami.action("Setvar", Variable=["A=1", "B=2"], timeout=0.1)
-        assert fake.actions[-1].getall("Variable") == ["A=1", "B=2"]
+        assert (await fake.received("Setvar")).getall("Variable") == ["A=1", "B=2"]
         with pytest.raises(ValueError):
             await ami.action("Originate", Channel="Local/s@x\r\nAction: Hangup")
 
@@ -351,9 +388,8 @@ async def test_timeout_then_late_answer_is_ignored(fake):
         with pytest.raises(AMITimeoutError):
             await ami.action("Status", timeout=0.1)
         assert isinstance(AMITimeoutError("x"), TimeoutError)
-        await fake.push(
-            f"Response: Success\r\nActionID: {fake.actions[-1]['ActionID']}\r\n\r\n"
-        )
+        late = (await fake.received("Status"))["ActionID"]
+        await fake.push(f"Response: Success\r\nActionID: {late}\r\n\r\n")
         assert (await ami.action("Ping"))["Ping"] == "Pong"  # still in sync
 
 
@@ -366,7 +402,7 @@ async def test_connection_drop_fails_pending_actions_and_subscriptions(fake):
     try:
         subscription = ami.subscribe("*")
         pending = asyncio.ensure_future(ami.action("Status", timeout=5))
-        await asyncio.sleep(0.05)
+        await fake.received("Status")  # sent and waiting for its answer
         await fake.push(NEWEXTEN, CLOSE)
         with pytest.raises(AMIConnectionError):
             await pending
