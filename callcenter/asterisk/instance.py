@@ -36,6 +36,7 @@ __all__ = [
     "Credentials",
     "InstanceError",
     "InstanceSettings",
+    "check_config_path",
     "default_home",
 ]
 
@@ -108,6 +109,23 @@ class InstanceSettings:
     asterisk_version: str = ""
 
 
+#: What a directory path may hold to be written into Asterisk's config files: ``;``
+#: starts a comment there, a newline a new directive, and ``${...}`` is substituted
+#: in dialplan; the home and cache paths come from outside (``--home``, the environment).
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/._+@,=~-]+")
+
+
+def check_config_path(path: Path, what: str) -> None:
+    """Refuse a path that Asterisk's config syntax could read as something else."""
+    text = str(path)
+    if not _SAFE_PATH.fullmatch(text):
+        bad = sorted({ch for ch in text if not _SAFE_PATH.fullmatch(ch)})
+        shown = ", ".join(repr(ch) for ch in bad)
+        raise InstanceError(
+            f"{what} {text!r} contains {shown}, which Asterisk's config files cannot hold "
+            "safely; choose a path of letters, digits and / . _ - + @ , = ~")
+
+
 class AsteriskInstance:
     """Configure, start, stop and talk to one Asterisk process."""
 
@@ -175,6 +193,8 @@ class AsteriskInstance:
         Secrets are generated once and kept across re-installs, so running
         clients keep working after an upgrade.
         """
+        check_config_path(self.home, "the home directory (--home, CALLCENTER_HOME)")
+        check_config_path(installation.root, "the Asterisk cache (CALLCENTER_CACHE)")
         base = settings or (self.settings if self._settings_file.exists() else InstanceSettings())
         base = replace(
             base, asterisk_root=str(installation.root), asterisk_version=installation.version
@@ -207,6 +227,8 @@ class AsteriskInstance:
         """(Re)write every .conf this instance owns; generated dialplan is
         written separately by ``apply`` into ``etc/callcenter``."""
         s = self.settings
+        check_config_path(self.home, "the home directory (--home, CALLCENTER_HOME)")
+        check_config_path(Path(s.asterisk_root), "the Asterisk cache (CALLCENTER_CACHE)")
         c = self.credentials
         inst = AsteriskInstallation(s.asterisk_version, Path(s.asterisk_root))
         d = self.dir

@@ -1,0 +1,39 @@
+"""Paths from outside (``--home``, ``CALLCENTER_CACHE``) never reach Asterisk's config.
+
+``asterisk.conf`` names the instance's directories; a ``;`` in a path starts a
+comment there (Asterisk would read another directory), a newline adds a
+directive. Such a home is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callcenter.asterisk.instance import AsteriskInstance, InstanceError, check_config_path
+from callcenter.asterisk.provision import AsteriskInstallation
+
+
+@pytest.mark.parametrize("name", ["x;y", "x\nastetcdir => /etc", "x${SHELL(id)}", "my home",
+                                  'x"y', "x\\y", "x#y"])
+def test_hostile_home_is_refused_before_anything_is_written(tmp_path: Path, name: str) -> None:
+    home = tmp_path / name
+    installation = AsteriskInstallation("22", tmp_path / "tree")
+    with pytest.raises(InstanceError, match="the home directory .* which Asterisk's config "
+                                            "files cannot hold safely"):
+        AsteriskInstance(home).setup(installation)
+    assert not home.exists()
+
+
+def test_hostile_cache_is_refused(tmp_path: Path) -> None:
+    installation = AsteriskInstallation("22", tmp_path / "cache;x" / "tree")
+    with pytest.raises(InstanceError, match=r"the Asterisk cache \(CALLCENTER_CACHE\) .* ';'"):
+        AsteriskInstance(tmp_path / "home").setup(installation)
+
+
+@pytest.mark.parametrize("path", ["/var/lib/callcenter", "/tmp/pytest-of-root/pytest-1/home0",
+                                  "/root/.cache/callcenter/asterisk-22.10.1-amd64-1a2b/root",
+                                  "/srv/cc_2026+test@site,a=b~"])
+def test_ordinary_paths_pass(path: str) -> None:
+    check_config_path(Path(path), "the home directory")
