@@ -40,6 +40,16 @@ class LoadedConfig:
         return f"{rel}:{pos.line}"
 
 
+def _not_at(reported: list[ConfigError], found: Iterable[ConfigError]) -> list[ConfigError]:
+    """``found`` without errors at a spot the YAML loader already reported.
+
+    A number too large or a lone surrogate is kept as text after its error, so the models
+    would only add "expected an integer" or "invalid key" about the same value.
+    """
+    spots = {(e.file, e.line, e.column) for e in reported}
+    return [e for e in found if (e.file, e.line, e.column) not in spots]
+
+
 def load_config(
     directory: str | Path,
     *,
@@ -55,7 +65,7 @@ def load_config(
     try:
         config = parse_model(CallCenterConfig, data, smap)
     except ConfigErrors as invalid:
-        raise ConfigErrors(errors + list(invalid.errors)) from None
+        raise ConfigErrors(errors + _not_at(errors, invalid.errors)) from None
     problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts)
     errors += [located(smap, p.path, p.message) for p in problems]
     if errors:

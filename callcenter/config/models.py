@@ -27,10 +27,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     StringConstraints,
+    Strict,
     Tag,
     field_validator,
     model_validator,
@@ -77,6 +79,21 @@ Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")]
 Prompts = Annotated[tuple[Sound, ...], Field(max_length=20)]
 
 
+def _only_true(value: Any) -> Any:
+    """YAML's ``true`` only: pydantic's ``Literal[True]`` would take 1 and 1.0 as well."""
+    if value is not True:
+        shown = repr(value) if isinstance(value, str) else str(value).lower()
+        raise ValueError(f"expected true, got {shown} (only true/false are booleans)")
+    return value
+
+
+#: A boolean written ``true`` or ``false`` and nothing else: pydantic's lax mode would
+#: take ``yes``, ``on``, ``1`` and ``"true"``, which the YAML loader keeps as strings.
+Flag = Annotated[bool, Strict()]
+#: A key whose only value is ``true`` (``hangup: true``, ``back: true``).
+TrueFlag = Annotated[Literal[True], BeforeValidator(_only_true)]
+
+
 def _prompts(value: Any) -> Any:
     """Accept one sound name where a list of prompts is expected."""
     return (value,) if isinstance(value, str) else value
@@ -113,7 +130,7 @@ class VoicemailDest(_Model):
 
 
 class HangupDest(_Model):
-    hangup: Literal[True] = True
+    hangup: TrueFlag = True
     #: Q.850 cause: 16 normal clearing, 21 call rejected, 17 busy.
     cause: int = Field(16, ge=1, le=127)
 
@@ -121,13 +138,13 @@ class HangupDest(_Model):
 class BackDest(_Model):
     """Return to the menu the caller came from (menus only)."""
 
-    back: Literal[True]
+    back: TrueFlag
 
 
 class RepeatDest(_Model):
     """Play the current menu again (menus only)."""
 
-    repeat: Literal[True]
+    repeat: TrueFlag
 
 
 DESTINATION_KINDS: tuple[str, ...] = (
@@ -196,7 +213,7 @@ class CollectSpec(_Model):
         if value is not None:
             try:
                 re.compile(value)
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:  # OverflowError: x{99999999999}
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return value
 
@@ -264,7 +281,7 @@ class GotoStep(_Model):
 
 
 class HangupStep(_Model):
-    hangup: Literal[True] | HangupDest
+    hangup: TrueFlag | HangupDest
 
 
 STEP_KINDS: tuple[str, ...] = (
@@ -532,7 +549,7 @@ class CallerIdRule(_Model):
     #: Number prefixes, digits only.
     prefixes: tuple[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}$")], ...] = ()
     priority: int | None = Field(None, ge=1, le=100)
-    block: bool = False
+    block: Flag = False
     #: Where matched callers go instead of the entry point's flow.
     destination: Destination | None = None
 

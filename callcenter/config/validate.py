@@ -404,6 +404,8 @@ class _Translator:
     def _message(self, issue: _Issue) -> str:
         error, schema = issue.error, issue.schema
         kind, value = error["type"], error["input"]
+        if kind in ("bool_type", "bool_parsing"):
+            return f"expected true or false, got {_describe(value)} (only true/false are booleans)"
         if kind in _EXPECTED:
             return f"expected {_EXPECTED[kind]}, got {_describe(value)}"
         if kind in ("literal_error", "enum"):
