@@ -8,15 +8,19 @@ problem: an admin fixes a whole file in one round.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
+from callcenter.asterisk import variables as V
 from callcenter.config.models import (
+    TERMINAL_STEPS,
     AgiLookup,
     BackDest,
+    BranchStep,
     CallCenterConfig,
     CollectStep,
     Destination,
@@ -72,6 +76,7 @@ def check_config(
     problems += _menu_rules(config)
     problems += _uniqueness(config)
     problems += _variables(config)
+    problems += _dead_steps(config)
     problems += _schedules(config)
     problems += _reachability(config)
     problems += _loops(config)
@@ -207,9 +212,35 @@ def _uniqueness(c: CallCenterConfig) -> Iterator[Problem]:
         yield Problem(("skills",), f"skills listed twice: {', '.join(dupes)}")
 
 
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _set_variables(c: CallCenterConfig) -> dict[str, str]:
+    """Variable -> what sets it, for every variable a step of this config can branch on."""
+    steps = [s for f in c.flows.values() for s in f.steps]
+    out = dict.fromkeys(V.ASTERISK_VARIABLES, "Asterisk")
+    out.update(dict.fromkeys(V.SET_AT_ENTRY, "the call center, at entry"))
+    if any(isinstance(s, ScheduleStep) for s in steps):
+        out.update(dict.fromkeys(V.SET_BY_SCHEDULE, "check_schedule"))
+    if any(isinstance(s, LookupStep) for s in steps):
+        out.update(dict.fromkeys(V.SET_BY_LOOKUP, "lookup"))
+    out.update((s.collect.variable, "collect") for s in steps if isinstance(s, CollectStep))
+    return out
+
+
 def _variables(c: CallCenterConfig) -> Iterator[Problem]:
+    """Lookups read, and branches test, only variables something sets.
+
+    A misspelt variable (``CC_ACOUNT_VIP``) is empty at run time, so the branch would
+    silently take its default; the dialplan cannot tell, so validation must.
+    """
     collected = {s.collect.variable for f in c.flows.values() for s in f.steps
                  if isinstance(s, CollectStep)}
+    available = _set_variables(c)
+    every = {**dict.fromkeys(V.SET_BY_SCHEDULE, "check_schedule"),
+             **dict.fromkeys(V.SET_BY_LOOKUP, "lookup"), **available}
     for name, flow in c.flows.items():
         for i, step in enumerate(flow.steps):
             if isinstance(step, LookupStep):
@@ -218,7 +249,29 @@ def _variables(c: CallCenterConfig) -> Iterator[Problem]:
                     yield Problem(("flows", name, "steps", i, "lookup", "input"),
                                   f"variable '{var}' is never collected "
                                   f"(collected: {', '.join(sorted(collected)) or 'none'}; "
-                                  "or CALLERID)")
+                                  f"or CALLERID){_did_you_mean(var, collected | {'CALLERID'})}")
+            if isinstance(step, BranchStep):
+                var = step.branch.variable
+                path = ("flows", name, "steps", i, "branch", "variable")
+                if var in available:
+                    continue
+                if var in every:
+                    yield Problem(path, f"variable '{var}' is set by a {every[var]} step, "
+                                        "and no flow has one")
+                else:
+                    yield Problem(path, f"variable '{var}' is set by no step and is not an "
+                                        f"Asterisk variable{_did_you_mean(var, every)}")
+
+
+def _dead_steps(c: CallCenterConfig) -> Iterator[Problem]:
+    """Steps after one that ends the flow never run: a mistake, not a comment."""
+    for name, flow in c.flows.items():
+        for i, step in enumerate(flow.steps[:-1]):
+            if isinstance(step, TERMINAL_STEPS):
+                kind = next(iter(type(step).model_fields))
+                yield Problem(("flows", name, "steps", i + 1),
+                              f"step never runs: steps[{i}] ({kind}) ends the flow")
+                break
 
 
 def _agi_scripts(c: CallCenterConfig, scripts: set[str]) -> Iterator[Problem]:
