@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -31,12 +32,17 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     Strict,
     Tag,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from callcenter.asterisk import variables as V
 
 __all__ = [
     "DESTINATION_KINDS",
@@ -61,13 +67,34 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
 
+@dataclass(frozen=True)
+class _AlsoWritten:
+    """JSON Schema: the value may also be written as ``alternative``.
+
+    For fields whose before-validator accepts a shorthand (one sound for a list, hours as
+    ``"08:00-20:00"``): the editor's schema must accept what admins write, not only the
+    shape the model ends up with.
+    """
+
+    alternative: tuple[tuple[str, Any], ...]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [dict(self.alternative), handler(core_schema)]}
+
+
+def _also_written(**alternative: Any) -> _AlsoWritten:
+    return _AlsoWritten(tuple(alternative.items()))
+
+
 # -- alphabets ---------------------------------------------------------------
 
 #: Names of menus, flows, queues, ...: they become dialplan context names.
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 #: Asterisk sound names, relative to the sounds dir, without extension.
-Sound = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
-                                         max_length=120)]
+_SOUND_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
+Sound = Annotated[str, StringConstraints(pattern=_SOUND_PATTERN, max_length=120)]
 #: Channel variable names set by collect steps.
 VarName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
 #: A dialled extension or DID, as Asterisk would match it (no patterns).
@@ -76,7 +103,9 @@ Number = Annotated[str, StringConstraints(pattern=r"^[0-9*#+]{1,32}$|^s$")]
 ExternalNumber = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{3,20}$")]
 MenuKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")]
-Prompts = Annotated[tuple[Sound, ...], Field(max_length=20)]
+#: One sound or a list of them (a single name is read as a one-item list).
+Prompts = Annotated[tuple[Sound, ...], Field(max_length=20),
+                    _also_written(type="string", pattern=_SOUND_PATTERN, maxLength=120)]
 
 
 def _only_true(value: Any) -> Any:
@@ -230,8 +259,18 @@ class CollectStep(_Model):
     collect: CollectSpec
 
 
+def _described(variables: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {meaning}" for name, meaning in variables.items())
+
+
+_LOOKUP_SETS = (
+    "A data dip: run a lookup and branch on its result (found / not_found / error). "
+    f"It sets {_described(V.SET_BY_LOOKUP)}. A later branch step can test any of them."
+)
+
+
 class LookupSpec(_Model):
-    """A data dip: run a lookup and branch on its result."""
+    __doc__ = _LOOKUP_SETS
 
     lookup: Name
     #: Variable holding the key to look up; ``CALLERID`` for the caller's number.
@@ -246,7 +285,13 @@ class LookupStep(_Model):
 
 
 class BranchSpec(_Model):
-    variable: VarName
+    """Go where the variable's value says; ``default`` (or the next step) otherwise."""
+
+    variable: Annotated[VarName, Field(description=(
+        "A variable some step sets: a collect step's variable; after a lookup step "
+        f"{', '.join(V.SET_BY_LOOKUP)}; after check_schedule {', '.join(V.SET_BY_SCHEDULE)}; "
+        f"always {', '.join(V.SET_AT_ENTRY)}; or Asterisk's {', '.join(V.ASTERISK_VARIABLES)}."
+    ))]
     cases: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_*#+-]{1,32}$")],
                 Destination]
     default: Destination | None = None
@@ -376,7 +421,11 @@ def _parse_ranges(value: Any) -> Any:
     return tuple(out)
 
 
-Ranges = Annotated[tuple[TimeRange, ...], Field(max_length=8)]
+_TIME = r"(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)"
+_RANGE = rf"{_TIME}\s*-\s*{_TIME}"
+#: Opening hours: ``"08:00-12:00, 13:00-18:00"``, ``closed``, or a list of start/end.
+Ranges = Annotated[tuple[TimeRange, ...], Field(max_length=8), _also_written(
+    type="string", pattern=rf"^\s*(closed|{_RANGE}(\s*,\s*{_RANGE})*)\s*$")]
 
 
 def _parse_date(value: Any) -> Any:
@@ -423,7 +472,8 @@ class Schedule(_Model):
     #: IANA time zone; defaults to ``settings.timezone``.
     timezone: str | None = None
     #: Weekly hours by day or day range (``mon-fri``), ``closed`` allowed.
-    hours: dict[str, Ranges]
+    hours: Annotated[dict[str, Ranges], Field(json_schema_extra={"propertyNames": {
+        "pattern": "^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$"}})]
     holidays: tuple[Holiday, ...] = ()
     special_days: tuple[SpecialDay, ...] = ()
 
