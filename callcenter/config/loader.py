@@ -14,7 +14,7 @@ from pathlib import Path
 
 from callcenter.config.checks import check_config
 from callcenter.config.errors import ConfigError, ConfigErrors
-from callcenter.config.models import CallCenterConfig
+from callcenter.config.models import PATTERN_WORDS, CallCenterConfig
 from callcenter.config.source import SourceMap, load_dir_partial
 from callcenter.config.validate import located, parse_model
 
@@ -63,7 +63,7 @@ def load_config(
     if not complete:  # a file could not be parsed: validating the rest would only add noise
         raise ConfigErrors(errors)
     try:
-        config = parse_model(CallCenterConfig, data, smap)
+        config = parse_model(CallCenterConfig, data, smap, pattern_words=PATTERN_WORDS)
     except ConfigErrors as invalid:
         raise ConfigErrors(errors + _not_at(errors, invalid.errors)) from None
     problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts)

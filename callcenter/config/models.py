@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -103,6 +104,37 @@ Number = Annotated[str, StringConstraints(pattern=r"^[0-9*#+]{1,32}$|^s$")]
 ExternalNumber = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{3,20}$")]
 MenuKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")]
+#: Each pattern above and below in words, for error messages: an admin reads "a name:
+#: lowercase letter, ..." more easily than the regular expression.
+PATTERN_WORDS: dict[str, str] = {
+    r"^[a-z][a-z0-9_]{0,47}$":
+        "a name: a lowercase letter, then lowercase letters, digits or _, at most 48 characters",
+    _SOUND_PATTERN:
+        "a sound name: letters, digits, _ or -, in parts separated by / (digits/1), "
+        "without extension",
+    r"^[A-Z][A-Z0-9_]{0,31}$":
+        "a variable name: an uppercase letter, then uppercase letters, digits or _, "
+        "at most 32 characters",
+    r"^[0-9*#+]{1,32}$|^s$": "a number: 1 to 32 of the characters 0-9 * # +, or s",
+    r"^\+?[0-9]{3,20}$": "a phone number: an optional +, then 3 to 20 digits",
+    r"^[a-z]{2}(_[A-Z]{2})?$":
+        "a language: two lowercase letters, optionally _ and a country (en, pt_BR)",
+    r"^[0-9]{2,10}$": "2 to 10 digits",
+    r"^\^?[0-9*#\[\]{},?+|()-]+\$?$":
+        "a regular expression over DTMF digits: 0-9 * # and [ ] { } , ? + | ( ) -, "
+        "optionally between ^ and $",
+    r"^[A-Za-z0-9_*#+-]{1,32}$": "a value: 1 to 32 letters, digits or _ * # + -",
+    r"^https?://[^\s]+\{value\}[^\s]*$":
+        "an http:// or https:// URL without blanks, with {value} where the key goes",
+    r"^[A-Za-z0-9 ._'-]{1,60}$": "1 to 60 letters, digits, blanks or . _ ' -",
+    r"^\+?[0-9][0-9 ()-]{2,30}$":
+        "a phone number: an optional +, a digit, then 2 to 30 digits, blanks, ( ) or -",
+    r"^[0-9]{1,15}$": "1 to 15 digits",
+    r"^[a-z][a-z0-9_-]{0,47}$":
+        "a lowercase letter, then lowercase letters, digits, _ or -, at most 48 characters",
+    r"^[0-9.]{7,15}(/[0-9]{1,2})?$": "an IPv4 address or network (127.0.0.1/32)",
+}
+
 #: One sound or a list of them (a single name is read as a one-item list).
 Prompts = Annotated[tuple[Sound, ...], Field(max_length=20),
                     _also_written(type="string", pattern=_SOUND_PATTERN, maxLength=120)]
@@ -424,7 +456,9 @@ def _parse_ranges(value: Any) -> Any:
 _TIME = r"(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)"
 _RANGE = rf"{_TIME}\s*-\s*{_TIME}"
 #: Opening hours: ``"08:00-12:00, 13:00-18:00"``, ``closed``, or a list of start/end.
-Ranges = Annotated[tuple[TimeRange, ...], Field(max_length=8), _also_written(
+#: Parsed per value, so a bad time is reported at its own day, not at ``hours:``.
+Ranges = Annotated[tuple[TimeRange, ...], BeforeValidator(_parse_ranges), Field(max_length=8),
+                   _also_written(
     type="string", pattern=rf"^\s*(closed|{_RANGE}(\s*,\s*{_RANGE})*)\s*$")]
 
 
@@ -465,31 +499,16 @@ class SpecialDay(_Model):
     name: str = ""
 
     _date = field_validator("date", mode="before")(_parse_date)
-    _hours = field_validator("hours", mode="before")(_parse_ranges)
 
 
 class Schedule(_Model):
     #: IANA time zone; defaults to ``settings.timezone``.
     timezone: str | None = None
     #: Weekly hours by day or day range (``mon-fri``), ``closed`` allowed.
-    hours: Annotated[dict[str, Ranges], Field(json_schema_extra={"propertyNames": {
+    hours: Annotated[dict[DayKey, Ranges], Field(json_schema_extra={"propertyNames": {
         "pattern": "^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$"}})]
     holidays: tuple[Holiday, ...] = ()
     special_days: tuple[SpecialDay, ...] = ()
-
-    @field_validator("hours", mode="before")
-    @classmethod
-    def _hours(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {k: _parse_ranges(v) for k, v in value.items()}
-
-    @field_validator("hours")
-    @classmethod
-    def _days(cls, value: dict[str, Ranges]) -> dict[str, Ranges]:
-        for key in value:
-            expand_days(key)
-        return value
 
     @field_validator("timezone")
     @classmethod
@@ -505,6 +524,19 @@ class Schedule(_Model):
             for day in expand_days(key):
                 out[day] = out.get(day, ()) + tuple(ranges)
         return out
+
+
+def _day_key(key: str) -> str:
+    try:
+        expand_days(key)
+    except ValueError:
+        raise ValueError(f"expected a day or a range of days of {', '.join(_DAYS)} "
+                         "(e.g. mon-fri)") from None
+    return key
+
+
+#: ``mon``, or a range such as ``mon-fri``; checked per key so the error points at it.
+DayKey = Annotated[str, AfterValidator(_day_key)]
 
 
 def expand_days(key: str) -> list[int]:

@@ -27,7 +27,7 @@ What it does to pydantic's errors:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -91,15 +91,22 @@ _MEMBER_NAMES = {
 _ABSENT = object()  # the data has nothing at this path
 
 
-def parse_model(model_cls: type[ModelT], data: Any, smap: SourceMap) -> ModelT:
+def parse_model(
+    model_cls: type[ModelT],
+    data: Any,
+    smap: SourceMap,
+    *,
+    pattern_words: Mapping[str, str] | None = None,
+) -> ModelT:
     """Validate ``data`` (from :mod:`callcenter.config.source`) as ``model_cls``.
 
     Raises :class:`ConfigErrors` with every validation error located via ``smap``.
+    ``pattern_words`` says each string pattern in words, for the messages.
     """
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        translator = _Translator(model_cls, data, smap)
+        translator = _Translator(model_cls, data, smap, pattern_words or {})
         raise ConfigErrors(
             translator.translate(exc.errors(include_url=False))
         ) from None
@@ -146,7 +153,14 @@ class _Issue:
 class _Translator:
     """Turns one ``ValidationError``'s errors into located :class:`ConfigError` objects."""
 
-    def __init__(self, model_cls: type[BaseModel], data: Any, smap: SourceMap) -> None:
+    def __init__(
+        self,
+        model_cls: type[BaseModel],
+        data: Any,
+        smap: SourceMap,
+        pattern_words: Mapping[str, str],
+    ) -> None:
+        self._words = pattern_words
         self._root: Schema = model_cls.__pydantic_core_schema__
         self._data = data
         self._smap = smap
@@ -155,7 +169,8 @@ class _Translator:
         self._resolve(self._root)  # registers the top-level definitions
 
     def translate(self, errors: Sequence[ErrorDetails]) -> list[ConfigError]:
-        return self._collapse([self._walk(error) for error in errors], 0)
+        issues = [self._walk(error) for error in errors]
+        return self._collapse(_without_knock_ons(issues), 0)
 
     # -- schema navigation ------------------------------------------------------------------
 
@@ -418,9 +433,26 @@ class _Translator:
             return f"invalid value {_describe(value)} (expected one of: {', '.join(allowed)})"
         if kind.startswith("union_tag_") and schema is not None:
             return f"expected one of: {_tags(schema)} (got {_describe_input(value)})"
+        if kind == "string_pattern_mismatch":
+            words = self._words.get(str(error.get("ctx", {}).get("pattern")))
+            if words:
+                return f"expected {words}; got {_describe(value)}"
         if kind in _AUTHORED:
             return error["msg"].removeprefix(_AUTHORED[kind])
         return f"{error['msg'][:1].lower()}{error['msg'][1:]} (got {_describe(value)})"
+
+
+def _without_knock_ons(issues: list[_Issue]) -> list[_Issue]:
+    """Drop "too short" on a list or mapping whose items have errors of their own.
+
+    pydantic counts only the items that validated, so one bad step also reports
+    "steps: tuple should have at least 1 item": a consequence, not a second problem.
+    """
+    def has_inner_error(outer: _Issue) -> bool:
+        n = len(outer.path)
+        return any(len(i.path) > n and i.path[:n] == outer.path for i in issues)
+
+    return [i for i in issues if i.error["type"] != "too_short" or not has_inner_error(i)]
 
 
 def _key(name: str, spec: Schema) -> str:
