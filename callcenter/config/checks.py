@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
@@ -36,6 +36,7 @@ from callcenter.config.models import (
     VoicemailDest,
     expand_days,
 )
+from callcenter.config.partial import Broken
 from callcenter.config.walk import (
     Path,
     destinations,
@@ -64,21 +65,28 @@ def check_config(
     *,
     sounds: dict[str, FsPath] | None = None,
     agi_scripts: Iterable[str] | None = None,
+    broken: Broken = Broken(),
 ) -> list[Problem]:
     """Every cross-reference problem in ``config``.
 
     ``sounds`` maps language -> installed sounds directory (when an Asterisk is
-    installed); ``agi_scripts`` are the registered FastAGI script names.
+    installed); ``agi_scripts`` are the registered FastAGI script names. ``broken``
+    names what failed validation and is missing from ``config``
+    (:func:`~callcenter.config.partial.partial_config`): problems that would only be
+    consequences of it are not reported.
     """
     problems: list[Problem] = []
-    problems += _references(config)
-    problems += _skills(config)
-    problems += _menu_rules(config)
+    problems += _references(config, broken)
+    problems += _skills(config, broken)
+    if not broken.touches("menus", "flows"):
+        problems += _menu_rules(config)
     problems += _uniqueness(config)
-    problems += _variables(config)
+    if not broken.touches("flows"):
+        problems += _variables(config)
     problems += _dead_steps(config)
     problems += _schedules(config)
-    problems += _reachability(config)
+    if not broken.touches("entry_points", "caller_id_rules", "flows", "menus", "queues"):
+        problems += _reachability(config)
     problems += _loops(config)
     if agi_scripts is not None:
         problems += _agi_scripts(config, set(agi_scripts))
@@ -89,40 +97,48 @@ def check_config(
 
 # -- references ---------------------------------------------------------------
 
-def _references(c: CallCenterConfig) -> Iterator[Problem]:
+def _references(c: CallCenterConfig, broken: Broken) -> Iterator[Problem]:
+    def unknown(section: str, name: str) -> bool:
+        return name not in getattr(c, section) and not broken.has(section, name)
+
     for name, ep in c.entry_points.items():
-        if ep.flow not in c.flows:
+        if unknown("flows", ep.flow):
             yield Problem(("entry_points", name, "flow"),
                           f"unknown flow '{ep.flow}' {_known(c.flows)}")
     for dest, path in destinations(c):
-        yield from _dest_reference(c, dest, path)
+        yield from _dest_reference(c, dest, path, unknown, broken)
     for name, flow in c.flows.items():
         for i, step in enumerate(flow.steps):
             p = ("flows", name, "steps", i)
-            if isinstance(step, ScheduleStep) and step.check_schedule.schedule not in c.schedules:
+            if isinstance(step, ScheduleStep) and unknown("schedules",
+                                                          step.check_schedule.schedule):
                 yield Problem(p + ("check_schedule", "schedule"),
                               f"unknown schedule '{step.check_schedule.schedule}' "
                               f"{_known(c.schedules)}")
-            if isinstance(step, LookupStep) and step.lookup.lookup not in c.lookups:
+            if isinstance(step, LookupStep) and unknown("lookups", step.lookup.lookup):
                 yield Problem(p + ("lookup", "lookup"),
                               f"unknown lookup '{step.lookup.lookup}' {_known(c.lookups)}")
 
 
-def _dest_reference(c: CallCenterConfig, dest: Destination, path: Path) -> Iterator[Problem]:
+def _dest_reference(c: CallCenterConfig, dest: Destination, path: Path,
+                    unknown: Callable[[str, str], bool], broken: Broken) -> Iterator[Problem]:
     match dest:
-        case MenuDest(menu=m) if m not in c.menus:
+        case MenuDest(menu=m) if unknown("menus", m):
             yield Problem(path if path[-1] == "menu" else path + ("menu",),
                           f"unknown menu '{m}' {_known(c.menus)}")
-        case FlowDest(flow=f) if f not in c.flows:
+        case FlowDest(flow=f) if unknown("flows", f):
             yield Problem(path + ("flow",) if path[-1] != "goto" else path,
                           f"unknown flow '{f}' {_known(c.flows)}")
-        case QueueDest(queue=q) if q not in c.queues:
+        case QueueDest(queue=q) if unknown("queues", q):
             yield Problem(path + ("queue",), f"unknown queue '{q}' {_known(c.queues)}")
-        case VoicemailDest(voicemail=v) if v not in c.voicemail:
+        case VoicemailDest(voicemail=v) if unknown("voicemail", v):
             yield Problem(path + ("voicemail",), f"unknown voicemail box '{v}' {_known(c.voicemail)}")
-        case ExternalDest() if c.settings.outbound_trunk is None:
+        case ExternalDest() if c.settings.outbound_trunk is None and not broken.touches(
+                "settings"):
             yield Problem(path + ("external",),
                           "external transfer needs settings.outbound_trunk (a PJSIP endpoint)")
+        case ExtensionDest() if broken.touches("settings", "agents"):
+            pass
         case ExtensionDest(extension=ext) if c.settings.extensions_context.startswith("cc-"):
             known = {a.extension for a in c.agents.values()}
             if ext not in known:
@@ -135,7 +151,9 @@ def _dest_reference(c: CallCenterConfig, dest: Destination, path: Path) -> Itera
             yield Problem(path, f"'{kind}' is only allowed in menu options")
 
 
-def _skills(c: CallCenterConfig) -> Iterator[Problem]:
+def _skills(c: CallCenterConfig, broken: Broken) -> Iterator[Problem]:
+    if broken.touches("skills"):
+        return  # every skill would look unknown
     declared = set(c.skills)
     for name, q in c.queues.items():
         for i, skill in enumerate(q.skills):
@@ -153,6 +171,8 @@ def _skills(c: CallCenterConfig) -> Iterator[Problem]:
                 if skill not in declared:
                     yield Problem(path + ("skills", i),
                                   f"unknown skill '{skill}' {_known(declared)}")
+    if broken.touches("agents"):
+        return  # the broken agent may be the one with the skill
     agent_skills = {s for a in c.agents.values() for s in a.skills}
     for name, q in c.queues.items():
         missing = [s for s in q.skills if s in declared and s not in agent_skills]

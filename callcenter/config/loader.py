@@ -15,6 +15,7 @@ from pathlib import Path
 from callcenter.config.checks import check_config
 from callcenter.config.errors import ConfigError, ConfigErrors
 from callcenter.config.models import PATTERN_WORDS, CallCenterConfig
+from callcenter.config.partial import Broken, partial_config
 from callcenter.config.source import SourceMap, load_dir_partial
 from callcenter.config.validate import located, parse_model
 
@@ -62,11 +63,14 @@ def load_config(
     data, smap, complete = load_dir_partial(directory, errors)
     if not complete:  # a file could not be parsed: validating the rest would only add noise
         raise ConfigErrors(errors)
+    broken = Broken()
     try:
         config = parse_model(CallCenterConfig, data, smap, pattern_words=PATTERN_WORDS)
     except ConfigErrors as invalid:
-        raise ConfigErrors(errors + _not_at(errors, invalid.errors)) from None
-    problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts)
+        errors += _not_at(errors, invalid.errors)
+        # Cross-check what is valid in the same round; consequences of what is not are muted.
+        config, broken = partial_config(data)
+    problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts, broken=broken)
     errors += [located(smap, p.path, p.message) for p in problems]
     if errors:
         raise ConfigErrors(errors)

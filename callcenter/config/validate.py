@@ -27,6 +27,7 @@ What it does to pydantic's errors:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -392,7 +393,12 @@ class _Translator:
         if kind == "extra_forbidden":
             message = f"unknown key {path[-1]!r}"
             if issue.owner is not None and issue.owner["type"] == "model-fields":
-                message += f" (allowed: {', '.join(sorted(self._keys(issue.owner)))})"
+                allowed = self._keys(issue.owner)
+                close = _close(str(path[-1]), allowed)
+                if close:
+                    message += f" (did you mean {close!r}?)"
+                else:
+                    message += f" (allowed: {', '.join(sorted(allowed))})"
             return _error(self._smap.locate_key(path), parent, message)
         if kind == "missing":
             return _error(
@@ -443,16 +449,38 @@ class _Translator:
 
 
 def _without_knock_ons(issues: list[_Issue]) -> list[_Issue]:
-    """Drop "too short" on a list or mapping whose items have errors of their own.
+    """Drop errors that are consequences of another error, so one typo is one error.
 
-    pydantic counts only the items that validated, so one bad step also reports
-    "steps: tuple should have at least 1 item": a consequence, not a second problem.
+    * "too short" on a list or mapping whose items have errors of their own: pydantic
+      counts only the items that validated, so one bad step also reported
+      "steps: tuple should have at least 1 item";
+    * "missing required key 'steps'" next to an unknown key that is its misspelling
+      (``stepz``): the unknown key's "did you mean 'steps'?" says it all.
     """
     def has_inner_error(outer: _Issue) -> bool:
         n = len(outer.path)
         return any(len(i.path) > n and i.path[:n] == outer.path for i in issues)
 
-    return [i for i in issues if i.error["type"] != "too_short" or not has_inner_error(i)]
+    unknown: dict[ConfigPath, list[str]] = {}
+    for issue in issues:
+        if issue.error["type"] == "extra_forbidden" and issue.path:
+            unknown.setdefault(issue.path[:-1], []).append(str(issue.path[-1]))
+
+    def misspelt(missing: _Issue) -> bool:
+        key = str(missing.path[-1]) if missing.path else ""
+        return any(_close(typo, [key]) for typo in unknown.get(missing.path[:-1], []))
+
+    return [
+        i for i in issues
+        if not (i.error["type"] == "too_short" and has_inner_error(i))
+        and not (i.error["type"] == "missing" and misspelt(i))
+    ]
+
+
+def _close(word: str, candidates: Sequence[str]) -> str | None:
+    """The candidate ``word`` is evidently a misspelling of, if any."""
+    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return found[0] if found else None
 
 
 def _key(name: str, spec: Schema) -> str:
