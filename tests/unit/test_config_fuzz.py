@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from callcenter.cli import main
 from callcenter.config.errors import ConfigErrors
 from callcenter.config.loader import load_config
+from callcenter.config.source import load_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example"
@@ -167,6 +168,38 @@ def test_mutated_example_never_crashes(data: st.DataObject) -> None:
     ))
     files[name] = raw[:start] + insert + raw[end:]
     with config_dir(files) as directory:
+        assert_loads_or_reports(directory)
+
+
+def _paths(node: object, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    if prefix:
+        yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, (*prefix, index))
+
+
+@FUZZ
+@given(data=st.data())
+def test_example_with_values_replaced_never_crashes(data: st.DataObject) -> None:
+    """Valid files with a few values replaced, removed or added: the path where the rest
+    of an invalid config is still cross-checked (config/partial.py)."""
+    files = {path.name: load_file(path)[0] for path in EXAMPLE.glob("*.yaml")}
+    for _ in range(data.draw(st.integers(1, 3))):
+        name = data.draw(st.sampled_from(sorted(files)))
+        path = data.draw(st.sampled_from(list(_paths(files[name]))))
+        parent = files[name]
+        for segment in path[:-1]:
+            parent = parent[segment]
+        if isinstance(parent, dict) and data.draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(documents)
+    raw = {name: as_yaml(doc).encode("utf-8", "surrogatepass") for name, doc in files.items()}
+    with config_dir(raw) as directory:
         assert_loads_or_reports(directory)
 
 
