@@ -60,6 +60,11 @@ def _known(names: Iterable[str]) -> str:
     return f"(known: {', '.join(names)})" if names else "(none defined)"
 
 
+def _close(name: str, names: Iterable[str]) -> str | None:
+    found = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
 def check_config(
     config: CallCenterConfig,
     *,
@@ -393,14 +398,25 @@ def _reachability(c: CallCenterConfig) -> Iterator[Problem]:
     roots += [n for r in c.caller_id_rules if r.destination is not None
               for n in [_target(r.destination, None)] if n is not None]
     roots += [n for q in c.queues.values() for n in [_target(q.fallback, None)] if n is not None]
+    names = {kind: [n for k, n in edges if k == kind] for kind in ("flow", "menu")}
+
+    def meant(node: Node) -> Node | None:
+        """The node a reference names; a misspelt one (already reported as unknown) counts
+        as the node it evidently means, so that node is not also "unreachable"."""
+        if node in edges:
+            return node
+        close = _close(node[1], names[node[0]])
+        return (node[0], close) if close else None
+
     seen: set[Node] = set()
-    stack = [r for r in roots if r in edges]
+    stack = [n for n in map(meant, roots) if n is not None]
     while stack:
         node = stack.pop()
         if node in seen:
             continue
         seen.add(node)
-        stack.extend(t for t, _ in edges.get(node, []) if t is not None and t in edges)
+        stack.extend(n for t, _ in edges.get(node, []) if t is not None
+                     for n in [meant(t)] if n is not None)
     for kind, section in (("menu", "menus"), ("flow", "flows")):
         for name in getattr(c, section):
             if (kind, name) not in seen:

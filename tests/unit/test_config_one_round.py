@@ -119,3 +119,17 @@ def test_dead_step_and_bad_agent_in_one_round(tmp_path: Path) -> None:
         "flows.yaml:5:9", "queues.yaml:5:22"]
     # agent 'alice' is broken, so "no agent has skill 'sales'" would be a knock-on
     assert not any("no agent has skill" in line for line in lines(errs))
+
+
+def test_misspelt_reference_is_not_also_unreachable(tmp_path: Path) -> None:
+    """{menu: mian}: the unknown menu, not also "menu 'main' is unreachable"."""
+    errs = errors(tmp_path, flows="""\
+        flows:
+          start:
+            steps:
+              - play: hello-world
+              - menu: mian
+        """)
+    assert lines(errs) == [
+        "flows.yaml:5:15: flows.start.steps[1].menu: unknown menu 'mian' (known: main)",
+    ]
