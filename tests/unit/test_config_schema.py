@@ -115,3 +115,16 @@ def test_lookup_variables_are_described_in_the_schema() -> None:
     for name in ("CC_LOOKUP_STATUS", "CC_ACCOUNT_ID", "CC_ACCOUNT_NAME", "CC_ACCOUNT_LANGUAGE",
                  "CC_ACCOUNT_VIP"):
         assert name in text, name
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("entry_points: {main: {numbers: [5551000, '+15551000'], flow: start}}", True),
+    ("agents: {alice: {extension: 1001}}", True),
+    ("voicemail: {general: {mailbox: 8000, name: General}}", True),
+    ("agents: {alice: {extension: 7}}", False),       # 2 to 10 digits
+    ("agents: {alice: {extension: -10}}", False),
+])
+def test_unquoted_numbers_as_validate_reads_them(
+        tmp_path: Path, validator: jsonschema.Draft202012Validator, text: str, ok: bool) -> None:
+    """``extension: 1001`` is the string "1001" to the models, so the schema takes it too."""
+    assert (problems(validator, from_yaml(tmp_path, text)) == []) is ok
