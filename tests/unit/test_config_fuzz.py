@@ -112,6 +112,10 @@ def assert_cli_clean(directory: Path) -> None:
         repr(result.exception)
     assert "Traceback" not in result.output
     assert result.output.strip()
+    if result.exit_code == 1:  # every line a located error, then the count
+        *errors, summary = result.stderr.strip().splitlines()
+        assert errors and summary.endswith(f" in {directory}") and "problem" in summary
+        assert all(line.startswith(f"{directory}") for line in errors), result.stderr
 
 
 @contextmanager
