@@ -142,6 +142,8 @@ Prompts = Annotated[tuple[Sound, ...], Field(max_length=20),
 
 def _only_true(value: Any) -> Any:
     """YAML's ``true`` only: pydantic's ``Literal[True]`` would take 1 and 1.0 as well."""
+    if value is False:
+        raise ValueError("expected true, got false (true is the only value this key takes)")
     if value is not True:
         shown = repr(value) if isinstance(value, str) else str(value).lower()
         raise ValueError(f"expected true, got {shown} (only true/false are booleans)")
@@ -501,6 +503,19 @@ class SpecialDay(_Model):
     _date = field_validator("date", mode="before")(_parse_date)
 
 
+def _day_key(key: str) -> str:
+    try:
+        expand_days(key)
+    except ValueError:
+        raise ValueError(f"expected a day or a range of days of {', '.join(_DAYS)} "
+                         "(e.g. mon-fri)") from None
+    return key
+
+
+#: ``mon``, or a range such as ``mon-fri``; checked per key so the error points at it.
+DayKey = Annotated[str, AfterValidator(_day_key)]
+
+
 class Schedule(_Model):
     #: IANA time zone; defaults to ``settings.timezone``.
     timezone: str | None = None
@@ -524,19 +539,6 @@ class Schedule(_Model):
             for day in expand_days(key):
                 out[day] = out.get(day, ()) + tuple(ranges)
         return out
-
-
-def _day_key(key: str) -> str:
-    try:
-        expand_days(key)
-    except ValueError:
-        raise ValueError(f"expected a day or a range of days of {', '.join(_DAYS)} "
-                         "(e.g. mon-fri)") from None
-    return key
-
-
-#: ``mon``, or a range such as ``mon-fri``; checked per key so the error points at it.
-DayKey = Annotated[str, AfterValidator(_day_key)]
 
 
 def expand_days(key: str) -> list[int]:
