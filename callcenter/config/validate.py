@@ -457,9 +457,11 @@ def _without_knock_ons(issues: list[_Issue]) -> list[_Issue]:
     * "missing required key 'steps'" next to an unknown key that is its misspelling
       (``stepz``): the unknown key's "did you mean 'steps'?" says it all.
     """
+    # every path that has an error below it; one pass, as a file may hold thousands of errors
+    above_errors = {i.path[:depth] for i in issues for depth in range(len(i.path))}
+
     def has_inner_error(outer: _Issue) -> bool:
-        n = len(outer.path)
-        return any(len(i.path) > n and i.path[:n] == outer.path for i in issues)
+        return outer.path in above_errors
 
     unknown: dict[ConfigPath, list[str]] = {}
     for issue in issues:
