@@ -286,8 +286,8 @@ LARGE = {
     "deep mappings": "flows: " + "{a: " * 20_000 + "1" + "}" * 20_000 + "\n",
     "huge scalar": "settings:\n  timezone: " + "x" * 4_000_000 + "\n",
     "many entries": "skills:\n" + "".join(f"  - s{i}\n" for i in range(20_000)) + "  - S\n",
-    "many errors": "skills:\n" + "".join(f"  - S{i}\n" for i in range(10_000))
-                   + "flows:\n" + "".join(f"  f{i}: {{steps: [1]}}\n" for i in range(5_000)),
+    "many errors": "skills:\n" + "".join(f"  - S{i}\n" for i in range(2_000))
+                   + "flows:\n" + "".join(f"  f{i}: {{steps: [1]}}\n" for i in range(1_000)),
     "alias bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
                   + "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
                   + "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
