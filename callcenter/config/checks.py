@@ -238,8 +238,8 @@ def _uniqueness(c: CallCenterConfig) -> Iterator[Problem]:
 
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = _close(name, candidates)
+    return f" (did you mean '{close}'?)" if close else ""
 
 
 def _set_variables(c: CallCenterConfig) -> dict[str, str]:
