@@ -18,14 +18,11 @@ from __future__ import annotations
 
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.agi import AGICall, AGIContext
+from callcenter.flows.callflow import LOOKUP_VARIABLES
 from callcenter.flows.lookup import perform_lookup
 
-_FIELDS = {
-    "account_id": V.ACCOUNT_ID,
-    "name": V.ACCOUNT_NAME,
-    "language": V.ACCOUNT_LANGUAGE,
-    "vip": V.ACCOUNT_VIP,
-}
+#: The same mapping simulate applies, so a branch on CC_ACCOUNT_VIP agrees.
+_FIELDS = LOOKUP_VARIABLES
 
 
 async def handle(call: AGICall, ctx: AGIContext) -> None:

@@ -7,6 +7,10 @@ import these names, so a rename is one edit and a typo is an ImportError.
 from __future__ import annotations
 
 __all__ = [
+    "ASTERISK_VARIABLES",
+    "SET_AT_ENTRY",
+    "SET_BY_LOOKUP",
+    "SET_BY_SCHEDULE",
     "ACCOUNT_ID",
     "ACCOUNT_LANGUAGE",
     "ACCOUNT_NAME",
@@ -60,6 +64,51 @@ QUEUE_SKILLS = "CC_QUEUE_SKILLS"
 QUEUE_PRIORITY = "CC_QUEUE_PRIORITY"
 #: Set by the FastAGI server when a script failed or was unknown.
 AGI_ERROR = "CC_AGI_ERROR"
+
+
+# -- which variables a call flow may branch on, and who sets them ----------------------------
+# One table for validation (a ``branch`` on a variable nothing sets is a typo), the
+# compiled call-flow model and the README. Values say what the variable holds.
+
+#: Set by the generated dialplan on every call, at entry, by caller-ID rules and menus.
+SET_AT_ENTRY: dict[str, str] = {
+    ENTRY: "entry point the call came in on",
+    CALLER: "caller's number, digits only",
+    RULE: "caller-ID rule that matched (empty if none)",
+    PRIORITY: "priority from caller-ID rules (VIP)",
+    MENU: "menu the call is in",
+}
+#: Set by a ``check_schedule`` step.
+SET_BY_SCHEDULE: dict[str, str] = {
+    SCHEDULE: "open | closed | holiday",
+}
+#: Set by a ``lookup`` step: ``account_lookup`` (database and http lookups) sets them all;
+#: an ``agi`` lookup's own script sets CC_LOOKUP_STATUS and whichever of the others it knows.
+SET_BY_LOOKUP: dict[str, str] = {
+    LOOKUP_STATUS: "found | not_found | error",
+    ACCOUNT_ID: "account id (found)",
+    ACCOUNT_NAME: "account holder's name (found)",
+    ACCOUNT_LANGUAGE: "account's language, e.g. en (found)",
+    ACCOUNT_VIP: "1 for a VIP account, else 0 (found)",
+    AGI_ERROR: "why the FastAGI script failed, when it did",
+}
+#: Asterisk's own channel variables that make sense to branch on (set by its applications).
+ASTERISK_VARIABLES: dict[str, str] = {
+    "DIALSTATUS": "Dial(): ANSWER | BUSY | NOANSWER | CANCEL | CONGESTION | CHANUNAVAIL ...",
+    "AGISTATUS": "AGI(): SUCCESS | FAILURE | NOTFOUND | HANGUP",
+    "STASISSTATUS": "Stasis(): SUCCESS | FAILED",
+    "READSTATUS": "Read(): OK | ERROR | HANGUP | INTERRUPTED | SKIPPED | TIMEOUT",
+    "VMSTATUS": "VoiceMail(): SUCCESS | USEREXIT | FAILED",
+    "QUEUESTATUS": "Queue(): TIMEOUT | FULL | JOINEMPTY | LEAVEEMPTY ...",
+    "HANGUPCAUSE": "Q.850 cause of the last hangup",
+    "DIALEDTIME": "Dial(): seconds from dial to hangup",
+    "ANSWEREDTIME": "Dial(): seconds the call was answered",
+    "EXTEN": "extension dialled",
+    "CONTEXT": "current dialplan context",
+    "CHANNEL": "channel name",
+    "UNIQUEID": "the channel's unique id",
+    "SYSTEMNAME": "asterisk.conf systemname",
+}
 
 
 def back_variable(menu: str) -> str:

@@ -8,16 +8,20 @@ problem: an admin fixes a whole file in one round.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
 from callcenter.config.errors import format_path
+from callcenter.asterisk import variables as V
 from callcenter.config.models import (
+    TERMINAL_STEPS,
     AgiLookup,
     BackDest,
+    BranchStep,
     CallCenterConfig,
     CollectStep,
     Destination,
@@ -33,6 +37,7 @@ from callcenter.config.models import (
     VoicemailDest,
     expand_days,
 )
+from callcenter.config.partial import Broken
 from callcenter.config.walk import (
     Path,
     destinations,
@@ -56,25 +61,38 @@ def _known(names: Iterable[str]) -> str:
     return f"(known: {', '.join(names)})" if names else "(none defined)"
 
 
+def _close(name: str, names: Iterable[str]) -> str | None:
+    found = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
 def check_config(
     config: CallCenterConfig,
     *,
     sounds: dict[str, FsPath] | None = None,
     agi_scripts: Iterable[str] | None = None,
+    broken: Broken = Broken(),
 ) -> list[Problem]:
     """Every cross-reference problem in ``config``.
 
     ``sounds`` maps language -> installed sounds directory (when an Asterisk is
-    installed); ``agi_scripts`` are the registered FastAGI script names.
+    installed); ``agi_scripts`` are the registered FastAGI script names. ``broken``
+    names what failed validation and is missing from ``config``
+    (:func:`~callcenter.config.partial.partial_config`): problems that would only be
+    consequences of it are not reported.
     """
     problems: list[Problem] = []
-    problems += _references(config)
-    problems += _skills(config)
-    problems += _menu_rules(config)
+    problems += _references(config, broken)
+    problems += _skills(config, broken)
+    if not broken.touches("menus", "flows"):
+        problems += _menu_rules(config)
     problems += _uniqueness(config)
-    problems += _variables(config)
+    if not broken.touches("flows"):
+        problems += _variables(config)
+    problems += _dead_steps(config)
     problems += _schedules(config)
-    problems += _reachability(config)
+    if not broken.touches("entry_points", "caller_id_rules", "flows", "menus", "queues"):
+        problems += _reachability(config)
     problems += _loops(config)
     if agi_scripts is not None:
         problems += _agi_scripts(config, set(agi_scripts))
@@ -85,40 +103,48 @@ def check_config(
 
 # -- references ---------------------------------------------------------------
 
-def _references(c: CallCenterConfig) -> Iterator[Problem]:
+def _references(c: CallCenterConfig, broken: Broken) -> Iterator[Problem]:
+    def unknown(section: str, name: str) -> bool:
+        return name not in getattr(c, section) and not broken.has(section, name)
+
     for name, ep in c.entry_points.items():
-        if ep.flow not in c.flows:
+        if unknown("flows", ep.flow):
             yield Problem(("entry_points", name, "flow"),
                           f"unknown flow '{ep.flow}' {_known(c.flows)}")
     for dest, path in destinations(c):
-        yield from _dest_reference(c, dest, path)
+        yield from _dest_reference(c, dest, path, unknown, broken)
     for name, flow in c.flows.items():
         for i, step in enumerate(flow.steps):
             p = ("flows", name, "steps", i)
-            if isinstance(step, ScheduleStep) and step.check_schedule.schedule not in c.schedules:
+            if isinstance(step, ScheduleStep) and unknown("schedules",
+                                                          step.check_schedule.schedule):
                 yield Problem(p + ("check_schedule", "schedule"),
                               f"unknown schedule '{step.check_schedule.schedule}' "
                               f"{_known(c.schedules)}")
-            if isinstance(step, LookupStep) and step.lookup.lookup not in c.lookups:
+            if isinstance(step, LookupStep) and unknown("lookups", step.lookup.lookup):
                 yield Problem(p + ("lookup", "lookup"),
                               f"unknown lookup '{step.lookup.lookup}' {_known(c.lookups)}")
 
 
-def _dest_reference(c: CallCenterConfig, dest: Destination, path: Path) -> Iterator[Problem]:
+def _dest_reference(c: CallCenterConfig, dest: Destination, path: Path,
+                    unknown: Callable[[str, str], bool], broken: Broken) -> Iterator[Problem]:
     match dest:
-        case MenuDest(menu=m) if m not in c.menus:
+        case MenuDest(menu=m) if unknown("menus", m):
             yield Problem(path if path[-1] == "menu" else path + ("menu",),
                           f"unknown menu '{m}' {_known(c.menus)}")
-        case FlowDest(flow=f) if f not in c.flows:
+        case FlowDest(flow=f) if unknown("flows", f):
             yield Problem(path + ("flow",) if path[-1] != "goto" else path,
                           f"unknown flow '{f}' {_known(c.flows)}")
-        case QueueDest(queue=q) if q not in c.queues:
+        case QueueDest(queue=q) if unknown("queues", q):
             yield Problem(path + ("queue",), f"unknown queue '{q}' {_known(c.queues)}")
-        case VoicemailDest(voicemail=v) if v not in c.voicemail:
+        case VoicemailDest(voicemail=v) if unknown("voicemail", v):
             yield Problem(path + ("voicemail",), f"unknown voicemail box '{v}' {_known(c.voicemail)}")
-        case ExternalDest() if c.settings.outbound_trunk is None:
+        case ExternalDest() if c.settings.outbound_trunk is None and not broken.touches(
+                "settings"):
             yield Problem(path + ("external",),
                           "external transfer needs settings.outbound_trunk (a PJSIP endpoint)")
+        case ExtensionDest() if broken.touches("settings", "agents"):
+            pass
         case ExtensionDest(extension=ext) if c.settings.extensions_context.startswith("cc-"):
             known = {a.extension for a in c.agents.values()}
             if ext not in known:
@@ -131,7 +157,9 @@ def _dest_reference(c: CallCenterConfig, dest: Destination, path: Path) -> Itera
             yield Problem(path, f"'{kind}' is only allowed in menu options")
 
 
-def _skills(c: CallCenterConfig) -> Iterator[Problem]:
+def _skills(c: CallCenterConfig, broken: Broken) -> Iterator[Problem]:
+    if broken.touches("skills"):
+        return  # every skill would look unknown
     declared = set(c.skills)
     for name, q in c.queues.items():
         for i, skill in enumerate(q.skills):
@@ -149,6 +177,8 @@ def _skills(c: CallCenterConfig) -> Iterator[Problem]:
                 if skill not in declared:
                     yield Problem(path + ("skills", i),
                                   f"unknown skill '{skill}' {_known(declared)}")
+    if broken.touches("agents"):
+        return  # the broken agent may be the one with the skill
     agent_skills = {s for a in c.agents.values() for s in a.skills}
     for name, q in c.queues.items():
         missing = [s for s in q.skills if s in declared and s not in agent_skills]
@@ -227,9 +257,35 @@ def _uniqueness(c: CallCenterConfig) -> Iterator[Problem]:
         yield Problem(("skills",), f"skills listed twice: {', '.join(dupes)}")
 
 
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = _close(name, candidates)
+    return f" (did you mean '{close}'?)" if close else ""
+
+
+def _set_variables(c: CallCenterConfig) -> dict[str, str]:
+    """Variable -> what sets it, for every variable a step of this config can branch on."""
+    steps = [s for f in c.flows.values() for s in f.steps]
+    out = dict.fromkeys(V.ASTERISK_VARIABLES, "Asterisk")
+    out.update(dict.fromkeys(V.SET_AT_ENTRY, "the call center, at entry"))
+    if any(isinstance(s, ScheduleStep) for s in steps):
+        out.update(dict.fromkeys(V.SET_BY_SCHEDULE, "check_schedule"))
+    if any(isinstance(s, LookupStep) for s in steps):
+        out.update(dict.fromkeys(V.SET_BY_LOOKUP, "lookup"))
+    out.update((s.collect.variable, "collect") for s in steps if isinstance(s, CollectStep))
+    return out
+
+
 def _variables(c: CallCenterConfig) -> Iterator[Problem]:
+    """Lookups read, and branches test, only variables something sets.
+
+    A misspelt variable (``CC_ACOUNT_VIP``) is empty at run time, so the branch would
+    silently take its default; the dialplan cannot tell, so validation must.
+    """
     collected = {s.collect.variable for f in c.flows.values() for s in f.steps
                  if isinstance(s, CollectStep)}
+    available = _set_variables(c)
+    every = {**dict.fromkeys(V.SET_BY_SCHEDULE, "check_schedule"),
+             **dict.fromkeys(V.SET_BY_LOOKUP, "lookup"), **available}
     for name, flow in c.flows.items():
         for i, step in enumerate(flow.steps):
             if isinstance(step, LookupStep):
@@ -238,7 +294,29 @@ def _variables(c: CallCenterConfig) -> Iterator[Problem]:
                     yield Problem(("flows", name, "steps", i, "lookup", "input"),
                                   f"variable '{var}' is never collected "
                                   f"(collected: {', '.join(sorted(collected)) or 'none'}; "
-                                  "or CALLERID)")
+                                  f"or CALLERID){_did_you_mean(var, collected | {'CALLERID'})}")
+            if isinstance(step, BranchStep):
+                var = step.branch.variable
+                path = ("flows", name, "steps", i, "branch", "variable")
+                if var in available:
+                    continue
+                if var in every:
+                    yield Problem(path, f"variable '{var}' is set by a {every[var]} step, "
+                                        "and no flow has one")
+                else:
+                    yield Problem(path, f"variable '{var}' is set by no step and is not an "
+                                        f"Asterisk variable{_did_you_mean(var, every)}")
+
+
+def _dead_steps(c: CallCenterConfig) -> Iterator[Problem]:
+    """Steps after one that ends the flow never run: a mistake, not a comment."""
+    for name, flow in c.flows.items():
+        for i, step in enumerate(flow.steps[:-1]):
+            if isinstance(step, TERMINAL_STEPS):
+                kind = next(iter(type(step).model_fields))
+                yield Problem(("flows", name, "steps", i + 1),
+                              f"step never runs: steps[{i}] ({kind}) ends the flow")
+                break
 
 
 def _agi_scripts(c: CallCenterConfig, scripts: set[str]) -> Iterator[Problem]:
@@ -340,14 +418,25 @@ def _reachability(c: CallCenterConfig) -> Iterator[Problem]:
     roots += [n for r in c.caller_id_rules if r.destination is not None
               for n in [_target(r.destination, None)] if n is not None]
     roots += [n for q in c.queues.values() for n in [_target(q.fallback, None)] if n is not None]
+    names = {kind: [n for k, n in edges if k == kind] for kind in ("flow", "menu")}
+
+    def meant(node: Node) -> Node | None:
+        """The node a reference names; a misspelt one (already reported as unknown) counts
+        as the node it evidently means, so that node is not also "unreachable"."""
+        if node in edges:
+            return node
+        close = _close(node[1], names[node[0]])
+        return (node[0], close) if close else None
+
     seen: set[Node] = set()
-    stack = [r for r in roots if r in edges]
+    stack = [n for n in map(meant, roots) if n is not None]
     while stack:
         node = stack.pop()
         if node in seen:
             continue
         seen.add(node)
-        stack.extend(t for t, _ in edges.get(node, []) if t is not None and t in edges)
+        stack.extend(n for t, _ in edges.get(node, []) if t is not None
+                     for n in [meant(t)] if n is not None)
     for kind, section in (("menu", "menus"), ("flow", "flows")):
         for name in getattr(c, section):
             if (kind, name) not in seen:

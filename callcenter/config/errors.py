@@ -42,9 +42,10 @@ class ConfigError:
         where = (
             self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
         )
-        if self.path:
-            return f"{where}: {self.path}: {self.message}"
-        return f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        # A message quoting what the admin wrote must still print: a lone surrogate
+        # (YAML "\ud800") cannot be encoded, so it is shown as an escape.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ConfigErrors(Exception):
@@ -70,8 +71,15 @@ def format_path(path: Sequence[str | int]) -> str:
     for segment in path:
         if isinstance(segment, int):
             out += f"[{segment}]"
-        elif _BARE_KEY.fullmatch(segment):
+        elif _BARE_KEY.fullmatch(segment) and segment.isprintable():
             out += f".{segment}" if out else segment
         else:
-            out += f"[{json.dumps(segment, ensure_ascii=False)}]"
+            # Unprintable characters and lone surrogates (from a "\ud800" escape) escaped,
+            # so the path prints on any terminal.
+            ascii_only = not segment.isprintable() or _has_surrogate(segment)
+            out += f"[{json.dumps(segment, ensure_ascii=ascii_only)}]"
     return out
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= char <= "\udfff" for char in text)

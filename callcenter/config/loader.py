@@ -14,7 +14,8 @@ from pathlib import Path
 
 from callcenter.config.checks import check_config
 from callcenter.config.errors import ConfigError, ConfigErrors
-from callcenter.config.models import CallCenterConfig
+from callcenter.config.models import PATTERN_WORDS, CallCenterConfig
+from callcenter.config.partial import Broken, partial_config
 from callcenter.config.source import SourceMap, load_dir_partial
 from callcenter.config.validate import located, parse_model
 
@@ -40,6 +41,16 @@ class LoadedConfig:
         return f"{rel}:{pos.line}"
 
 
+def _not_at(reported: list[ConfigError], found: Iterable[ConfigError]) -> list[ConfigError]:
+    """``found`` without errors at a spot the YAML loader already reported.
+
+    A number too large or a lone surrogate is kept as text after its error, so the models
+    would only add "expected an integer" or "invalid key" about the same value.
+    """
+    spots = {(e.file, e.line, e.column) for e in reported}
+    return [e for e in found if (e.file, e.line, e.column) not in spots]
+
+
 def load_config(
     directory: str | Path,
     *,
@@ -52,11 +63,14 @@ def load_config(
     data, smap, complete = load_dir_partial(directory, errors)
     if not complete:  # a file could not be parsed: validating the rest would only add noise
         raise ConfigErrors(errors)
+    broken = Broken()
     try:
-        config = parse_model(CallCenterConfig, data, smap)
+        config = parse_model(CallCenterConfig, data, smap, pattern_words=PATTERN_WORDS)
     except ConfigErrors as invalid:
-        raise ConfigErrors(errors + list(invalid.errors)) from None
-    problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts)
+        errors += _not_at(errors, invalid.errors)
+        # Cross-check what is valid in the same round; consequences of what is not are muted.
+        config, broken = partial_config(data)
+    problems = check_config(config, sounds=sounds, agi_scripts=agi_scripts, broken=broken)
     errors += [located(smap, p.path, p.message) for p in problems]
     if errors:
         raise ConfigErrors(errors)

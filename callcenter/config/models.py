@@ -22,19 +22,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
+    Strict,
     Tag,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from callcenter.asterisk import variables as V
 
 __all__ = [
     "DESTINATION_KINDS",
@@ -59,13 +68,34 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
 
+@dataclass(frozen=True)
+class _AlsoWritten:
+    """JSON Schema: the value may also be written as ``alternative``.
+
+    For fields whose before-validator accepts a shorthand (one sound for a list, hours as
+    ``"08:00-20:00"``): the editor's schema must accept what admins write, not only the
+    shape the model ends up with.
+    """
+
+    alternative: tuple[tuple[str, Any], ...]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [dict(self.alternative), handler(core_schema)]}
+
+
+def _also_written(**alternative: Any) -> _AlsoWritten:
+    return _AlsoWritten(tuple(alternative.items()))
+
+
 # -- alphabets ---------------------------------------------------------------
 
 #: Names of menus, flows, queues, ...: they become dialplan context names.
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 #: Asterisk sound names, relative to the sounds dir, without extension.
-Sound = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
-                                         max_length=120)]
+_SOUND_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
+Sound = Annotated[str, StringConstraints(pattern=_SOUND_PATTERN, max_length=120)]
 #: Channel variable names set by collect steps.
 VarName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
 #: A dialled extension or DID, as Asterisk would match it (no patterns).
@@ -74,7 +104,57 @@ Number = Annotated[str, StringConstraints(pattern=r"^[0-9*#+]{1,32}$|^s$")]
 ExternalNumber = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{3,20}$")]
 MenuKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")]
-Prompts = Annotated[tuple[Sound, ...], Field(max_length=20)]
+#: Each pattern above and below in words, for error messages: an admin reads "a name:
+#: lowercase letter, ..." more easily than the regular expression.
+PATTERN_WORDS: dict[str, str] = {
+    r"^[a-z][a-z0-9_]{0,47}$":
+        "a name: a lowercase letter, then lowercase letters, digits or _, at most 48 characters",
+    _SOUND_PATTERN:
+        "a sound name: letters, digits, _ or -, in parts separated by / (digits/1), "
+        "without extension",
+    r"^[A-Z][A-Z0-9_]{0,31}$":
+        "a variable name: an uppercase letter, then uppercase letters, digits or _, "
+        "at most 32 characters",
+    r"^[0-9*#+]{1,32}$|^s$": "a number: 1 to 32 of the characters 0-9 * # +, or s",
+    r"^\+?[0-9]{3,20}$": "a phone number: an optional +, then 3 to 20 digits",
+    r"^[a-z]{2}(_[A-Z]{2})?$":
+        "a language: two lowercase letters, optionally _ and a country (en, pt_BR)",
+    r"^[0-9]{2,10}$": "2 to 10 digits",
+    r"^\^?[0-9*#\[\]{},?+|()-]+\$?$":
+        "a regular expression over DTMF digits: 0-9 * # and [ ] { } , ? + | ( ) -, "
+        "optionally between ^ and $",
+    r"^[A-Za-z0-9_*#+-]{1,32}$": "a value: 1 to 32 letters, digits or _ * # + -",
+    r"^https?://[^\s]+\{value\}[^\s]*$":
+        "an http:// or https:// URL without blanks, with {value} where the key goes",
+    r"^[A-Za-z0-9 ._'-]{1,60}$": "1 to 60 letters, digits, blanks or . _ ' -",
+    r"^\+?[0-9][0-9 ()-]{2,30}$":
+        "a phone number: an optional +, a digit, then 2 to 30 digits, blanks, ( ) or -",
+    r"^[0-9]{1,15}$": "1 to 15 digits",
+    r"^[a-z][a-z0-9_-]{0,47}$":
+        "a lowercase letter, then lowercase letters, digits, _ or -, at most 48 characters",
+    r"^[0-9.]{7,15}(/[0-9]{1,2})?$": "an IPv4 address or network (127.0.0.1/32)",
+}
+
+#: One sound or a list of them (a single name is read as a one-item list).
+Prompts = Annotated[tuple[Sound, ...], Field(max_length=20),
+                    _also_written(type="string", pattern=_SOUND_PATTERN, maxLength=120)]
+
+
+def _only_true(value: Any) -> Any:
+    """YAML's ``true`` only: pydantic's ``Literal[True]`` would take 1 and 1.0 as well."""
+    if value is False:
+        raise ValueError("expected true, got false (true is the only value this key takes)")
+    if value is not True:
+        shown = repr(value) if isinstance(value, str) else str(value).lower()
+        raise ValueError(f"expected true, got {shown} (only true/false are booleans)")
+    return value
+
+
+#: A boolean written ``true`` or ``false`` and nothing else: pydantic's lax mode would
+#: take ``yes``, ``on``, ``1`` and ``"true"``, which the YAML loader keeps as strings.
+Flag = Annotated[bool, Strict()]
+#: A key whose only value is ``true`` (``hangup: true``, ``back: true``).
+TrueFlag = Annotated[Literal[True], BeforeValidator(_only_true)]
 
 
 def _prompts(value: Any) -> Any:
@@ -113,7 +193,7 @@ class VoicemailDest(_Model):
 
 
 class HangupDest(_Model):
-    hangup: Literal[True] = True
+    hangup: TrueFlag = True
     #: Q.850 cause: 16 normal clearing, 21 call rejected, 17 busy.
     cause: int = Field(16, ge=1, le=127)
 
@@ -121,13 +201,13 @@ class HangupDest(_Model):
 class BackDest(_Model):
     """Return to the menu the caller came from (menus only)."""
 
-    back: Literal[True]
+    back: TrueFlag
 
 
 class RepeatDest(_Model):
     """Play the current menu again (menus only)."""
 
-    repeat: Literal[True]
+    repeat: TrueFlag
 
 
 DESTINATION_KINDS: tuple[str, ...] = (
@@ -214,8 +294,18 @@ class CollectStep(_Model):
     collect: CollectSpec
 
 
+def _described(variables: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {meaning}" for name, meaning in variables.items())
+
+
+_LOOKUP_SETS = (
+    "A data dip: run a lookup and branch on its result (found / not_found / error). "
+    f"It sets {_described(V.SET_BY_LOOKUP)}. A later branch step can test any of them."
+)
+
+
 class LookupSpec(_Model):
-    """A data dip: run a lookup and branch on its result."""
+    __doc__ = _LOOKUP_SETS
 
     lookup: Name
     #: Variable holding the key to look up; ``CALLERID`` for the caller's number.
@@ -230,7 +320,13 @@ class LookupStep(_Model):
 
 
 class BranchSpec(_Model):
-    variable: VarName
+    """Go where the variable's value says; ``default`` (or the next step) otherwise."""
+
+    variable: Annotated[VarName, Field(description=(
+        "A variable some step sets: a collect step's variable; after a lookup step "
+        f"{', '.join(V.SET_BY_LOOKUP)}; after check_schedule {', '.join(V.SET_BY_SCHEDULE)}; "
+        f"always {', '.join(V.SET_AT_ENTRY)}; or Asterisk's {', '.join(V.ASTERISK_VARIABLES)}."
+    ))]
     cases: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_*#+-]{1,32}$")],
                 Destination]
     default: Destination | None = None
@@ -265,7 +361,7 @@ class GotoStep(_Model):
 
 
 class HangupStep(_Model):
-    hangup: Literal[True] | HangupDest
+    hangup: TrueFlag | HangupDest
 
 
 STEP_KINDS: tuple[str, ...] = (
@@ -360,7 +456,13 @@ def _parse_ranges(value: Any) -> Any:
     return tuple(out)
 
 
-Ranges = Annotated[tuple[TimeRange, ...], Field(max_length=8)]
+_TIME = r"(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)"
+_RANGE = rf"{_TIME}\s*-\s*{_TIME}"
+#: Opening hours: ``"08:00-12:00, 13:00-18:00"``, ``closed``, or a list of start/end.
+#: Parsed per value, so a bad time is reported at its own day, not at ``hours:``.
+Ranges = Annotated[tuple[TimeRange, ...], BeforeValidator(_parse_ranges), Field(max_length=8),
+                   _also_written(
+    type="string", pattern=rf"^\s*(closed|{_RANGE}(\s*,\s*{_RANGE})*)\s*$")]
 
 
 def _parse_date(value: Any) -> Any:
@@ -400,30 +502,29 @@ class SpecialDay(_Model):
     name: str = ""
 
     _date = field_validator("date", mode="before")(_parse_date)
-    _hours = field_validator("hours", mode="before")(_parse_ranges)
+
+
+def _day_key(key: str) -> str:
+    try:
+        expand_days(key)
+    except ValueError:
+        raise ValueError(f"expected a day or a range of days of {', '.join(_DAYS)} "
+                         "(e.g. mon-fri)") from None
+    return key
+
+
+#: ``mon``, or a range such as ``mon-fri``; checked per key so the error points at it.
+DayKey = Annotated[str, AfterValidator(_day_key)]
 
 
 class Schedule(_Model):
     #: IANA time zone; defaults to ``settings.timezone``.
     timezone: str | None = None
     #: Weekly hours by day or day range (``mon-fri``), ``closed`` allowed.
-    hours: dict[str, Ranges]
+    hours: Annotated[dict[DayKey, Ranges], Field(json_schema_extra={"propertyNames": {
+        "pattern": "^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$"}})]
     holidays: tuple[Holiday, ...] = ()
     special_days: tuple[SpecialDay, ...] = ()
-
-    @field_validator("hours", mode="before")
-    @classmethod
-    def _hours(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {k: _parse_ranges(v) for k, v in value.items()}
-
-    @field_validator("hours")
-    @classmethod
-    def _days(cls, value: dict[str, Ranges]) -> dict[str, Ranges]:
-        for key in value:
-            expand_days(key)
-        return value
 
     @field_validator("timezone")
     @classmethod
@@ -533,7 +634,7 @@ class CallerIdRule(_Model):
     #: Number prefixes, digits only.
     prefixes: tuple[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}$")], ...] = ()
     priority: int | None = Field(None, ge=1, le=100)
-    block: bool = False
+    block: Flag = False
     #: Where matched callers go instead of the entry point's flow.
     destination: Destination | None = None
 

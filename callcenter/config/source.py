@@ -16,7 +16,12 @@ Scalar rules (YAML 1.2 core schema, tightened for telephony):
   turning them into ``int`` would silently drop the zero or the plus;
 * floats per 1.2 core (``1.5``, ``.5``, ``1e3``, ``.inf``, ``.nan``);
 * everything else is a string: ``1:30`` (no sexagesimal), ``2026-12-25`` (no timestamps; the
-  models parse dates), ``1_000``.
+  models parse dates), ``1_000``;
+* an integer longer than :data:`MAX_NUMBER_CHARS` is an error: no config value is that large,
+  and Python refuses to print integers past 4300 digits, so one would crash every message
+  that quotes it;
+* a string holding a lone UTF-16 surrogate (``"\\ud800"``, only possible through a double-quoted
+  escape) is an error: it is no text, and printing it fails.
 
 Mapping keys are always strings: the scalar's text as written, after YAML unquoting. ``1: x``,
 ``"1": x`` and ``'1': x`` all give the key ``"1"``; ``"#": x`` gives ``"#"``; ``true: x`` gives
@@ -52,6 +57,7 @@ from callcenter.config.errors import ConfigError, ConfigErrors, format_path
 __all__ = [
     "MAX_ALIAS_NODES",
     "MAX_FILE_BYTES",
+    "MAX_NUMBER_CHARS",
     "ConfigPath",
     "Position",
     "SourceMap",
@@ -69,6 +75,9 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ALIAS_NODES = 100_000
 """Most values a file may produce through aliases and merges, beyond those written out."""
 
+MAX_NUMBER_CHARS = 100
+"""Longest integer accepted, in characters; config numbers are priorities, ports, timeouts."""
+
 # An untagged plain scalar, typed by _plain_value().
 _PLAIN_TAG = "tag:callcenter,2026:plain"
 _STR_TAG = "tag:yaml.org,2002:str"  # quoted and block scalars, and explicit !!str
@@ -83,6 +92,7 @@ _OCTAL_OR_HEX = re.compile(r"0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
 _NAN = re.compile(r"\.(nan|NaN|NAN)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Position(NamedTuple):
@@ -181,8 +191,16 @@ def _compose(text: str) -> Node | None:
         fast = _FAST_LOADER(text)
         try:
             return fast.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            if "nesting depth" in (exc.problem or ""):
+                # libyaml stops at 1000 levels; the pure-Python parser would take
+                # minutes (quadratic in depth) to fail on the same document.
+                raise _TooDeep(exc.problem_mark) from None
+            # other errors are reported by the pure-Python parser below
         except yaml.YAMLError:
-            pass  # reported by the pure-Python parser below
+            pass
+        except RecursionError:
+            raise _TooDeep(None) from None
         finally:
             fast.dispose()
     loader = _Loader(text)
@@ -190,6 +208,14 @@ def _compose(text: str) -> Node | None:
         return loader.get_single_node()
     finally:
         loader.dispose()
+
+
+class _TooDeep(Exception):
+    """Aborts parsing a document nested deeper than the parsers can follow."""
+
+    def __init__(self, mark: yaml.Mark | None) -> None:
+        super().__init__()
+        self.mark = mark
 
 
 class _TooManyAliases(Exception):
@@ -282,7 +308,18 @@ class _Builder:
             raise _TooManyAliases(node)
 
     def _scalar(self, node: ScalarNode, path: ConfigPath) -> Any:
+        self._check_text(node, path)
         if node.tag == _PLAIN_TAG:
+            if len(node.value) > MAX_NUMBER_CHARS and (
+                _DECIMAL.fullmatch(node.value) or _OCTAL_OR_HEX.fullmatch(node.value)
+            ):
+                self.error(
+                    node,
+                    path,
+                    f"number of {len(node.value)} characters is too large "
+                    f"(at most {MAX_NUMBER_CHARS}); quote it if it is text",
+                )
+                return node.value
             return _plain_value(node.value)
         if node.tag != _STR_TAG:
             self.error(
@@ -291,6 +328,17 @@ class _Builder:
                 f"unsupported tag {_short_tag(node.tag)} (only !!str is allowed)",
             )
         return node.value
+
+    def _check_text(self, node: ScalarNode, path: ConfigPath) -> None:
+        """Report a lone surrogate (from a ``"\\udXXX"`` escape): it is no text."""
+        found = _SURROGATE.search(node.value)
+        if found:
+            self.error(
+                node,
+                path,
+                f"invalid character U+{ord(found.group()):04X} (a lone UTF-16 surrogate; "
+                "write the character itself or a \\U escape)",
+            )
 
     def _sequence(self, node: SequenceNode, path: ConfigPath) -> list[Any]:
         if node.tag != _SEQ_TAG:
@@ -347,6 +395,7 @@ class _Builder:
                         f"(first defined at line {first.line})",
                     )
             else:
+                self._check_text(key_node, (*path, key_node.value))
                 written[key_node.value] = (key_node, value_node)
         entries = {key: entry for key, entry in merged.items() if key not in written}
         entries.update(written)
@@ -456,6 +505,9 @@ def _parse(
             mark.column + 1,
             f"aliases expand to more than {MAX_ALIAS_NODES} values ('billion laughs' document?)",
         )
+    except _TooDeep as exc:
+        mark = exc.mark
+        fail(*((mark.line + 1, mark.column + 1) if mark else (0, 0)), "YAML is nested too deeply")
     except RecursionError:
         fail(0, 0, "YAML is nested too deeply")
     return None

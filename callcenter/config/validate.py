@@ -27,7 +27,8 @@ What it does to pydantic's errors:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -91,15 +92,22 @@ _MEMBER_NAMES = {
 _ABSENT = object()  # the data has nothing at this path
 
 
-def parse_model(model_cls: type[ModelT], data: Any, smap: SourceMap) -> ModelT:
+def parse_model(
+    model_cls: type[ModelT],
+    data: Any,
+    smap: SourceMap,
+    *,
+    pattern_words: Mapping[str, str] | None = None,
+) -> ModelT:
     """Validate ``data`` (from :mod:`callcenter.config.source`) as ``model_cls``.
 
     Raises :class:`ConfigErrors` with every validation error located via ``smap``.
+    ``pattern_words`` says each string pattern in words, for the messages.
     """
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        translator = _Translator(model_cls, data, smap)
+        translator = _Translator(model_cls, data, smap, pattern_words or {})
         raise ConfigErrors(
             translator.translate(exc.errors(include_url=False))
         ) from None
@@ -146,7 +154,14 @@ class _Issue:
 class _Translator:
     """Turns one ``ValidationError``'s errors into located :class:`ConfigError` objects."""
 
-    def __init__(self, model_cls: type[BaseModel], data: Any, smap: SourceMap) -> None:
+    def __init__(
+        self,
+        model_cls: type[BaseModel],
+        data: Any,
+        smap: SourceMap,
+        pattern_words: Mapping[str, str],
+    ) -> None:
+        self._words = pattern_words
         self._root: Schema = model_cls.__pydantic_core_schema__
         self._data = data
         self._smap = smap
@@ -155,7 +170,8 @@ class _Translator:
         self._resolve(self._root)  # registers the top-level definitions
 
     def translate(self, errors: Sequence[ErrorDetails]) -> list[ConfigError]:
-        return self._collapse([self._walk(error) for error in errors], 0)
+        issues = [self._walk(error) for error in errors]
+        return self._collapse(_without_knock_ons(issues), 0)
 
     # -- schema navigation ------------------------------------------------------------------
 
@@ -377,7 +393,12 @@ class _Translator:
         if kind == "extra_forbidden":
             message = f"unknown key {path[-1]!r}"
             if issue.owner is not None and issue.owner["type"] == "model-fields":
-                message += f" (allowed: {', '.join(sorted(self._keys(issue.owner)))})"
+                allowed = self._keys(issue.owner)
+                close = _close(str(path[-1]), allowed)
+                if close:
+                    message += f" (did you mean {close!r}?)"
+                else:
+                    message += f" (allowed: {', '.join(sorted(allowed))})"
             return _error(self._smap.locate_key(path), parent, message)
         if kind == "missing":
             return _error(
@@ -404,6 +425,8 @@ class _Translator:
     def _message(self, issue: _Issue) -> str:
         error, schema = issue.error, issue.schema
         kind, value = error["type"], error["input"]
+        if kind in ("bool_type", "bool_parsing"):
+            return f"expected true or false, got {_describe(value)} (only true/false are booleans)"
         if kind in _EXPECTED:
             return f"expected {_EXPECTED[kind]}, got {_describe(value)}"
         if kind in ("literal_error", "enum"):
@@ -416,9 +439,50 @@ class _Translator:
             return f"invalid value {_describe(value)} (expected one of: {', '.join(allowed)})"
         if kind.startswith("union_tag_") and schema is not None:
             return f"expected one of: {_tags(schema)} (got {_describe_input(value)})"
+        if kind == "string_pattern_mismatch":
+            words = self._words.get(str(error.get("ctx", {}).get("pattern")))
+            if words:
+                return f"expected {words}; got {_describe(value)}"
         if kind in _AUTHORED:
             return error["msg"].removeprefix(_AUTHORED[kind])
         return f"{error['msg'][:1].lower()}{error['msg'][1:]} (got {_describe(value)})"
+
+
+def _without_knock_ons(issues: list[_Issue]) -> list[_Issue]:
+    """Drop errors that are consequences of another error, so one typo is one error.
+
+    * "too short" on a list or mapping whose items have errors of their own: pydantic
+      counts only the items that validated, so one bad step also reported
+      "steps: tuple should have at least 1 item";
+    * "missing required key 'steps'" next to an unknown key that is its misspelling
+      (``stepz``): the unknown key's "did you mean 'steps'?" says it all.
+    """
+    # every path that has an error below it; one pass, as a file may hold thousands of errors
+    above_errors = {i.path[:depth] for i in issues for depth in range(len(i.path))}
+
+    def has_inner_error(outer: _Issue) -> bool:
+        return outer.path in above_errors
+
+    unknown: dict[ConfigPath, list[str]] = {}
+    for issue in issues:
+        if issue.error["type"] == "extra_forbidden" and issue.path:
+            unknown.setdefault(issue.path[:-1], []).append(str(issue.path[-1]))
+
+    def misspelt(missing: _Issue) -> bool:
+        key = str(missing.path[-1]) if missing.path else ""
+        return any(_close(typo, [key]) for typo in unknown.get(missing.path[:-1], []))
+
+    return [
+        i for i in issues
+        if not (i.error["type"] == "too_short" and has_inner_error(i))
+        and not (i.error["type"] == "missing" and misspelt(i))
+    ]
+
+
+def _close(word: str, candidates: Sequence[str]) -> str | None:
+    """The candidate ``word`` is evidently a misspelling of, if any."""
+    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return found[0] if found else None
 
 
 def _key(name: str, spec: Schema) -> str:

@@ -238,7 +238,7 @@ class Lookup:
 
     @property
     def sets(self) -> tuple[str, ...]:
-        return (V.LOOKUP_STATUS, *LOOKUP_VARIABLES.values())
+        return tuple(V.SET_BY_LOOKUP)
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ class CheckSchedule:
     open: Target | None
     path: Path
     reads: tuple[str, ...] = ()
-    sets: tuple[str, ...] = (V.SCHEDULE,)
+    sets: tuple[str, ...] = tuple(V.SET_BY_SCHEDULE)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def canonical_pattern(text: str) -> str:
         raise ValueError(f"not a valid regular expression: {exc}") from None
     except RecursionError:
         raise ValueError("pattern is nested too deeply") from None
+    except OverflowError:  # x{99999999999}
+        raise ValueError(f"a repetition over {MAX_DIGITS} can never match") from None
     if parsed.state.flags & ~(C.SRE_FLAG_UNICODE):
         raise ValueError("inline flags such as (?i) are not supported")
     return _sequence(list(parsed))

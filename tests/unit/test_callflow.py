@@ -238,3 +238,14 @@ def test_file_names_only_reach_comments(tmp_path: Path, hostile: str) -> None:
         else:
             assert "SHELL" not in line and "666" not in line, line
     assert "; queues.q (cfg??SHELL(id)?/" in text
+
+
+def test_what_steps_set_is_what_validate_knows() -> None:
+    """The compiled ops and validate's variable check read the same tables."""
+    from callcenter.asterisk import variables as V
+    from callcenter.flows.callflow import LOOKUP_VARIABLES, CheckSchedule, Lookup
+
+    lookup = Lookup(1, "x", "account_lookup", None, {}, ())
+    assert set(lookup.sets) == set(V.SET_BY_LOOKUP)
+    assert set(LOOKUP_VARIABLES.values()) <= set(V.SET_BY_LOOKUP)
+    assert set(CheckSchedule.sets) == set(V.SET_BY_SCHEDULE)

@@ -495,19 +495,25 @@ def test_overlapping_holidays(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("hours, message", [
-    ('{monday: "08:00-18:00"}', "invalid day 'monday'"),
-    ('{tue: "18:00-08:00"}', "time range '18:00-08:00' ends before it starts"),
-    ('{wed: "8-9"}', "invalid time '8': expected HH:MM"),
+@pytest.mark.parametrize("hours, path, at, message", [
+    ('{mon: closed, monday: "08:00-18:00"}', "schedules.office.hours", "monday",
+     "invalid key 'monday': expected a day or a range of days"),
+    ('{mon: closed, tue: "18:00-08:00"}', "schedules.office.hours.tue", '"18:00',
+     "time range '18:00-08:00' ends before it starts"),
+    ('{mon: closed, wed: "8-9"}', "schedules.office.hours.wed", '"8-9',
+     "invalid time '8': expected HH:MM"),
 ])
-def test_invalid_day_and_time(tmp_path: Path, hours: str, message: str) -> None:
+def test_invalid_day_and_time(tmp_path: Path, hours: str, path: str, at: str,
+                              message: str) -> None:
+    """Located at the bad day's key or value, not at ``hours:``."""
     errs = errors(tmp_path, **_with_schedule(f"""\
         schedules:
           office:
             hours: {hours}
         """))
     [error] = errs.errors
-    assert error.path == "schedules.office.hours"
+    assert error.path == path
+    assert (error.line, error.column) == (3, len("    hours: ") + hours.index(at) + 1)
     assert message in error.message
 
 
