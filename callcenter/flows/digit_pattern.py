@@ -18,6 +18,7 @@ eat). Anything else is refused at validate time with a message in words.
 from __future__ import annotations
 
 import re
+import warnings
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
@@ -37,7 +38,10 @@ def canonical_pattern(text: str) -> str:
     if not text:
         raise ValueError("an empty pattern matches everything; leave 'pattern' out instead")
     try:
-        parsed = P.parse(text)
+        with warnings.catch_warnings():
+            # "Possible nested set" for '[[': a '[' inside [..] is refused below anyway.
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = P.parse(text)
     except re.error as exc:
         raise ValueError(f"not a valid regular expression: {exc}") from None
     except RecursionError:
