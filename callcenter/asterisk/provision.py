@@ -33,6 +33,7 @@ __all__ = [
     "AsteriskInstallation",
     "ProvisionError",
     "cache_root",
+    "check_mirror",
     "download_progress",
     "find_debian_mirror",
     "find_installation",
@@ -169,6 +170,18 @@ def find_debian_mirror(sources_dirs: tuple[Path, ...] = (Path("/etc/apt"),)) -> 
         "no Debian archive found in the host's apt sources (/etc/apt); "
         "set CALLCENTER_DEBIAN_MIRROR to the URI of a Debian mirror"
     )
+
+
+_MIRROR = re.compile(r"(https?|file)://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+")
+
+
+def check_mirror(uri: str) -> None:
+    """A mirror URI becomes one line of an apt sources file: a space would add a
+    suite, a newline another source. Only a plain URI passes."""
+    if not _MIRROR.fullmatch(uri):
+        raise ProvisionError(
+            f"invalid Debian mirror {uri!r} (CALLCENTER_DEBIAN_MIRROR or the host's apt "
+            "sources): expected a URI such as http://HOST/debian, without spaces")
 
 
 def _parse_sources(text: str) -> list[tuple[str, list[str]]]:
@@ -311,6 +324,7 @@ def install(
         if shutil.which(tool) is None:
             raise ProvisionError(f"{tool} not found: provisioning needs a Debian-based host")
     mirror = mirror or os.environ.get("CALLCENTER_DEBIAN_MIRROR") or find_debian_mirror()
+    check_mirror(mirror)
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     apt = _PrivateApt(root / "apt", mirror)

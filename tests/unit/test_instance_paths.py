@@ -37,3 +37,19 @@ def test_hostile_cache_is_refused(tmp_path: Path) -> None:
                                   "/srv/cc_2026+test@site,a=b~"])
 def test_ordinary_paths_pass(path: str) -> None:
     check_config_path(Path(path), "the home directory")
+
+
+@pytest.mark.parametrize("uri", ["http://deb.example/debian main\ndeb http://evil/ x",
+                                 "http://x/debian extra-suite", "ftp://x/debian", ""])
+def test_a_mirror_cannot_add_apt_sources(uri: str) -> None:
+    from callcenter.asterisk.provision import ProvisionError, check_mirror
+
+    with pytest.raises(ProvisionError, match="invalid Debian mirror"):
+        check_mirror(uri)
+
+
+def test_a_plain_mirror_passes() -> None:
+    from callcenter.asterisk.provision import check_mirror
+
+    check_mirror("http://mirror.internal:3142/debian")
+    check_mirror("file:///srv/mirror/debian")
