@@ -42,7 +42,6 @@ from callcenter.flows.callflow import (
     CallFlow,
     CheckSchedule,
     Collect,
-    Edge,
     FallOff,
     FlowProgram,
     Jump,

@@ -7,15 +7,12 @@ import these names, so a rename is one edit and a typo is an ImportError.
 from __future__ import annotations
 
 __all__ = [
-    "ASTERISK_VARIABLES",
-    "SET_AT_ENTRY",
-    "SET_BY_LOOKUP",
-    "SET_BY_SCHEDULE",
     "ACCOUNT_ID",
     "ACCOUNT_LANGUAGE",
     "ACCOUNT_NAME",
     "ACCOUNT_VIP",
     "AGI_ERROR",
+    "ASTERISK_VARIABLES",
     "CALLER",
     "CLOCK_OVERRIDE",
     "ENTRY",
@@ -28,6 +25,9 @@ __all__ = [
     "RULE",
     "SCHEDULE",
     "SCHED_LOCALTIME",
+    "SET_AT_ENTRY",
+    "SET_BY_LOOKUP",
+    "SET_BY_SCHEDULE",
     "TRIES",
     "back_variable",
 ]

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
-from callcenter.config.errors import format_path
 from callcenter.asterisk import variables as V
+from callcenter.config.errors import format_path
 from callcenter.config.models import (
     TERMINAL_STEPS,
     AgiLookup,

@@ -40,6 +40,7 @@ from callcenter.config.models import (
     GotoStep,
     HangupDest,
     HangupStep,
+    LookupSpec,
     LookupStep,
     MenuDest,
     MenuStep,
@@ -491,7 +492,7 @@ class _Compiler:
             ops.append(FallOff(base + (len(flow.steps) - 1,)))
         return FlowProgram(name, flow.description, tuple(ops), ("flows", name))
 
-    def lookup(self, n: int, spec, p: Path) -> Lookup:  # noqa: ANN001 - LookupSpec
+    def lookup(self, n: int, spec: LookupSpec, p: Path) -> Lookup:
         lookup = self.c.lookups[spec.lookup]
         script = getattr(lookup, "script", "account_lookup")
         edges: dict[LookupStatus, Edge] = {}

@@ -15,7 +15,12 @@ import re
 import socket
 from dataclasses import dataclass
 
-from callcenter.asterisk.ami.client import AMIClient, AMIError, AMIMessage, AMISubscription
+from callcenter.asterisk.ami.client import (
+    AMIClient,
+    AMIError,
+    AMIMessage,
+    AMISubscription,
+)
 from callcenter.asterisk.instance import AsteriskInstance
 from callcenter.testing.ports import free_udp_tcp_port
 from callcenter.testing.route import CallRoute, is_our_channel, route_of

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from callcenter.asterisk.ami.client import AMISubscription
+from callcenter.testing.route import route_of
 
 __all__ = ["INBOUND_CHANNEL", "ObservedCall", "RouteObserver", "voicemail_left"]
 
@@ -39,12 +40,7 @@ class ObservedCall:
 
     @property
     def route(self) -> list[str]:
-        out = []
-        for s in self.steps:
-            m = re.fullmatch(r"cc-(flow|menu)-(\w+)", s.get("Context", ""))
-            if m and s.get("Extension") == "s" and s.get("Priority") == "1":
-                out.append(f"{m.group(1)}:{m.group(2)}")
-        return out
+        return list(route_of(self.steps, None).route)
 
     @property
     def dialplan_destination(self) -> str | None:
@@ -52,20 +48,7 @@ class ObservedCall:
         skills=sales priority=5 language=en``, ``extension 1000``...). The step was
         reached; whether it worked is :attr:`answered_by`, the Stasis args, the
         voicemail left or :attr:`hangup_cause`."""
-        for s in self.steps:
-            ctx, app, data = s.get("Context", ""), s.get("Application", ""), s.get("AppData", "")
-            if app == "Stasis":
-                parts = data.split(",")
-                args = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
-                return (f"queue {parts[1]} skills={args.get('skills', '')} "
-                        f"priority={args.get('priority', '')} language={args.get('language', '')}")
-            if ctx == "cc-voicemail" and app == "VoiceMail":
-                return f"voicemail {s['Extension']}"
-            if app == "Dial" and data.startswith("PJSIP/") and ctx == "cc-extensions":
-                return f"extension {s['Extension']}"
-            if app == "Hangup" and ctx != "cc-queue":
-                return f"hangup {data or '16'}"
-        return None
+        return next(iter(route_of(self.steps, None).destinations), None)
 
     @property
     def answered_by(self) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from callcenter.asterisk.ami.client import AMIClient, AMIMessage
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import AsteriskInstallation
 from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
+from callcenter.testing.route import route_of
 
 __all__ = ["CallTrace", "ScratchPBX", "scratch_pbx"]
 
@@ -35,12 +35,7 @@ class CallTrace:
     @property
     def route(self) -> list[str]:
         """Flows and menus entered, as ``callcenter simulate`` reports them."""
-        out = []
-        for s in self.steps:
-            m = re.fullmatch(r"cc-(flow|menu)-(\w+)", s.get("Context", ""))
-            if m and s.get("Extension") == "s" and s.get("Priority") == "1":
-                out.append(f"{m.group(1)}:{m.group(2)}")
-        return out
+        return list(route_of(self.steps, self.hangup).route)
 
     def app(self, name: str) -> AMIMessage | None:
         return next((s for s in self.steps if s.get("Application") == name), None)

@@ -136,9 +136,9 @@ async def test_digit_patterns_match_in_asterisk_as_in_python(
     for i, pattern in enumerate(PATTERNS):
         canonical = canonical_pattern(pattern)
         lines += [f"exten => p{i},1,GotoIf({pattern_mismatch(canonical, 'D')}?bad)",
-                  f" same => n,UserEvent(ccregex,id: ${{ID}},match: 1)",
+                  " same => n,UserEvent(ccregex,id: ${ID},match: 1)",
                   " same => n,Hangup()",
-                  f" same => n(bad),UserEvent(ccregex,id: ${{ID}},match: 0)",
+                  " same => n(bad),UserEvent(ccregex,id: ${ID},match: 0)",
                   " same => n,Hangup()"]
     custom = hostile_pbx.instance.etc / "extensions_custom.conf"
     custom.write_text("\n".join(lines) + "\n")

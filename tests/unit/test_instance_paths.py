@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.asterisk.instance import AsteriskInstance, InstanceError, check_config_path
+from callcenter.asterisk.instance import (
+    AsteriskInstance,
+    InstanceError,
+    check_config_path,
+)
 from callcenter.asterisk.provision import AsteriskInstallation
 
 
