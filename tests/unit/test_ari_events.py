@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from callcenter.asterisk.ari import (
+    ARIAuthError,
     ARIClient,
     ARIConnectionError,
     ARIError,
@@ -359,7 +360,8 @@ async def test_rest_errors_map_to_the_hierarchy_and_ids_are_encoded(fake_ari):
 
         with pytest.raises(ARIError) as caught:
             await ari.asterisk_info()
-        assert type(caught.value) is ARIError and caught.value.status == 401
+        # 401/403 have their own type: no retry can fix credentials.
+        assert type(caught.value) is ARIAuthError and caught.value.status == 401
         assert "s3cret-pw" not in str(caught.value) and "s3cret-pw" not in repr(ari)
 
 
