@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.asterisk.stasis_args import KEYS, QueueCall, StasisArgsError, dialplan_args
+from callcenter.asterisk.stasis_args import (
+    KEYS,
+    QueueCall,
+    StasisArgsError,
+    dialplan_args,
+)
 from callcenter.config.loader import load_config
 from dialplan.generator import render
 from tests.conftest import EXAMPLE
