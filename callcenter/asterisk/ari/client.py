@@ -598,8 +598,10 @@ class Channels(_Resource):
 
         Why create + dial rather than originate: the owner of the new channel exists
         (keyed by our ``channel_id``) before Asterisk can send a single event about it,
-        and events between create and dial (the channel entering Stasis) arrive before
-        it rings. ``channel_id`` is therefore required. ``originator`` is the channel
+        and events between create and dial arrive before it rings. The new channel
+        enters Stasis *after* this returns: dial it once its StasisStart (found by our
+        ``channel_id``, hence required) has arrived; a dial before that is a 409 "Channel
+        not in Stasis application" (seen on Asterisk 22). ``originator`` is the channel
         this one is placed for (the caller): Asterisk copies its language and codecs.
         """
         params = {

@@ -7,9 +7,10 @@ bridge, or the application for app-wide events such as device states) and drains
 inbox with its own task in a TaskGroup the dispatcher owns. So events of one channel are
 handled in Asterisk's order, one at a time; different channels never wait on each other.
 
-A key's task ends after its channel's ``ChannelDestroyed`` (bridge: ``BridgeDestroyed``)
-or after ``idle_timeout`` seconds without events, so memory stays bounded by the calls up
-now. A late event for an ended key simply starts a new task.
+A key's task ends after its channel's ``StasisEnd`` or ``ChannelDestroyed`` (bridge:
+``BridgeDestroyed``) or after ``idle_timeout`` seconds without events, so memory stays
+bounded by the calls up now. A late event for an ended key simply starts a new task
+(the old one is gone before it can start: ordering holds).
 
 A handler that raises is logged with its key (the channel id) and the ``fallback`` hook
 runs for that event; :func:`dialplan_fallback` is the usual one: the call is continued
@@ -47,6 +48,7 @@ from callcenter.asterisk.ari.events import (
     Event,
     PlaybackFinished,
     PlaybackStarted,
+    StasisEnd,
     UnknownEvent,
 )
 
@@ -104,10 +106,14 @@ def event_key(event: Event) -> str:
 
 
 def _is_last(key: str, event: Event) -> bool:
-    """After this event, nothing more can happen to the key's channel or bridge."""
-    return (isinstance(event, ChannelDestroyed) and key == f"channel:{event.channel.id}") or (
-        isinstance(event, BridgeDestroyed) and key == f"bridge:{event.bridge.id}"
-    )
+    """After this event the key's owner is usually done: the channel is destroyed, or
+    it left Stasis (a channel that entered Stasis from the dialplan is no longer ours:
+    Asterisk does not even send its ChannelDestroyed), or the bridge is destroyed.
+    Should more come (a channel we created is still reported after its StasisEnd),
+    a new task takes them, in order."""
+    if isinstance(event, ChannelDestroyed | StasisEnd):
+        return key == f"channel:{event.channel.id}"
+    return isinstance(event, BridgeDestroyed) and key == f"bridge:{event.bridge.id}"
 
 
 class EventDispatcher:

@@ -211,6 +211,7 @@ class Application:
     channel_ids: tuple[str, ...]
     bridge_ids: tuple[str, ...]
     endpoint_ids: tuple[str, ...]
+    device_names: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: JSON) -> Application:
@@ -219,6 +220,7 @@ class Application:
             channel_ids=tuple(data.get("channel_ids", ())),
             bridge_ids=tuple(data.get("bridge_ids", ())),
             endpoint_ids=tuple(data.get("endpoint_ids", ())),
+            device_names=tuple(data.get("device_names", ())),
         )
 
 
