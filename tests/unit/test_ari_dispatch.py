@@ -79,14 +79,15 @@ async def test_events_of_one_channel_are_handled_in_order_one_at_a_time() -> Non
         if isinstance(event, ChannelDestroyed):
             destroyed.set()
 
-    async with EventDispatcher(handler) as dispatcher:
+    async with EventDispatcher(handler) as dispatcher, asyncio.timeout(5):
+        # (dispatch itself is inside the timeout: a dispatcher that awaited handlers
+        # would block here, and must fail, not hang.)
         for name in ("StasisStart", "StasisEnd", "ChannelDestroyed"):
             await dispatcher.dispatch(ev(name, "A"))
         # Dispatched after A's three: once it is handled, A's later events had every
         # chance to start had they not been queued behind A's StasisStart.
         await dispatcher.dispatch(ev("StasisStart", "other"))
-        async with asyncio.timeout(5):
-            await other_done.wait()
+        await other_done.wait()
         assert seen == ["StasisStart:start"]
         release.set_result(None)
         async with asyncio.timeout(5):
@@ -108,9 +109,9 @@ async def test_a_slow_channel_does_not_delay_another() -> None:
             b_done.set()
 
     async with EventDispatcher(handler) as dispatcher:
-        await dispatcher.dispatch(ev("StasisStart", "A"))
-        await dispatcher.dispatch(ev("StasisStart", "B"))
         async with asyncio.timeout(5):
+            await dispatcher.dispatch(ev("StasisStart", "A"))
+            await dispatcher.dispatch(ev("StasisStart", "B"))
             await a_blocked.wait()
             await b_done.wait()  # B handled while A's handler is still blocked
         assert not release_a.done()
