@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 
 from callcenter.asterisk.ari import (
     APP_KEY,
+    ARIClient,
     ChannelDestroyed,
     Event,
     EventDispatcher,
     StasisEnd,
     StasisStart,
+    dialplan_fallback,
     event_key,
     parse_event,
 )
@@ -219,3 +224,70 @@ async def test_cancelling_the_owner_cancels_every_task() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert owner_tasks() == set()
+
+
+class FallbackARI:
+    """Answers ``continue`` and ``DELETE /channels/{id}`` with chosen statuses; records
+    every request as (method, path, query)."""
+
+    def __init__(self, continue_status: int, hangup_status: int) -> None:
+        self.statuses = {"POST": continue_status, "DELETE": hangup_status}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        app = web.Application()
+        app.router.add_route("*", "/ari/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append((request.method, request.path, dict(request.query)))
+        status = self.statuses[request.method]
+        if status == 204:
+            return web.Response(status=204)
+        return web.json_response({"message": f"status {status}"}, status=status)
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[ARIClient]:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            async with ARIClient(f"http://127.0.0.1:{self.runner.addresses[0][1]}",
+                                 username="cc", password="pw", app="cc-queue") as ari:
+                yield ari
+        finally:
+            await self.runner.cleanup()
+
+
+@pytest.mark.parametrize(("continue_status", "hangup_status", "expected"), [
+    (204, 204, [("POST", "/ari/channels/A/continue",
+                 {"context": "helper-stasis", "extension": "s", "label": "fallback"})]),
+    # Label missing (404): hang up with the fallback's reason.
+    (404, 204, [("POST", "/ari/channels/A/continue",
+                 {"context": "helper-stasis", "extension": "s", "label": "fallback"}),
+                ("DELETE", "/ari/channels/A", {"reason": "normal_unspecified"})]),
+    # Already out of Stasis (409): nothing more to do.
+    (409, 204, [("POST", "/ari/channels/A/continue",
+                 {"context": "helper-stasis", "extension": "s", "label": "fallback"})]),
+    # Label missing and the channel gone meanwhile (404 on hangup): normal, no error.
+    (404, 404, [("POST", "/ari/channels/A/continue",
+                 {"context": "helper-stasis", "extension": "s", "label": "fallback"}),
+                ("DELETE", "/ari/channels/A", {"reason": "normal_unspecified"})]),
+])
+async def test_dialplan_fallback_continues_or_hangs_up(
+    continue_status: int, hangup_status: int, expected: list[tuple[str, str, dict[str, str]]]
+) -> None:
+    fake = FallbackARI(continue_status, hangup_status)
+    async with fake.client() as ari:
+        fallback = dialplan_fallback(ari)
+        await fallback("channel:A", ev("StasisStart", "A"), RuntimeError("bug"))
+    assert fake.requests == expected
+
+
+async def test_dialplan_fallback_hangs_up_a_channel_outside_the_dialplan() -> None:
+    """A channel whose snapshot shows no Stasis() app (one we created) has no label to
+    continue to: straight to hangup."""
+    fake = FallbackARI(204, 204)
+    event = ev("ChannelDestroyed", "A")  # its snapshot's app_name is ""
+    async with fake.client() as ari:
+        await dialplan_fallback(ari, reason="congestion")("channel:A", event, RuntimeError())
+        await dialplan_fallback(ari)(APP_KEY, event, RuntimeError())  # not a call: nothing
+    assert fake.requests == [("DELETE", "/ari/channels/A", {"reason": "congestion"})]
