@@ -81,7 +81,7 @@ class QueueCall:
     """What the dialplan tells the router about one queued call.
 
     ``priority`` is the queue's base priority plus the caller's (VIP rules); higher is
-    served first. ``language``, ``entry`` and ``account`` are None when the dialplan had
+    served first; 0 when the dialplan sent none (an empty ``priority=``). ``language``, ``entry`` and ``account`` are None when the dialplan had
     none (an account the data dip did not find, a call sent to ``cc-queue`` by the
     admin's own dialplan).
     """
@@ -158,7 +158,10 @@ class QueueCall:
             if len(set(skills)) != len(skills):
                 raise StasisArgsError(index, f"skills: duplicate in {_show(value)}")
         priority = 0
-        if "priority" in seen:
+        # Empty means absent, as for every key: a call sent to cc-queue by the admin's own
+        # dialplan has no CC_QUEUE_PRIORITY/CC_PRIORITY, and Asterisk turns `$[ + ]` into ''.
+        # Routing it at priority 0 beats sending it to the fallback.
+        if seen.get("priority", (0, ""))[1]:
             index, value = seen["priority"]
             if not _PRIORITY.fullmatch(value):
                 raise StasisArgsError(

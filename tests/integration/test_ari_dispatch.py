@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Self
 
 import pytest
 
@@ -32,10 +33,77 @@ from tests.integration.route import RouteObserver
 pytestmark = pytest.mark.integration
 
 
-def client(pbx: PBX, app: str, password: str | None = None) -> ARIClient:
+def client(pbx: PBX, app: str, password: str | None = None,
+           base_url: str | None = None) -> ARIClient:
     creds = pbx.instance.credentials
-    return ARIClient(pbx.instance.ari_url, username=creds.ari_user,
+    return ARIClient(base_url or pbx.instance.ari_url, username=creds.ari_user,
                      password=creds.ari_password if password is None else password, app=app)
+
+
+class FlakyProxy:
+    """A TCP proxy to the real Asterisk's HTTP port that answers the first ``refuse``
+    requests itself with 503 (as Asterisk does while it starts) and pipes the rest;
+    :meth:`drop` cuts every piped connection (a lost websocket)."""
+
+    def __init__(self, target_port: int, refuse: int) -> None:
+        self.target_port = target_port
+        self.refuse = refuse
+        self.attempts: list[str] = []
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.drop()
+        await self._server.wait_closed()
+
+    def drop(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if self.refuse > 0:
+                self.refuse -= 1
+                self.attempts.append("503")
+                writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+                await writer.drain()
+                return
+            self.attempts.append("piped")
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            self._writers.add(up_writer)
+            up_writer.write(head)
+
+            async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+                dst.close()
+
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(copy(reader, up_writer))
+                    tg.create_task(copy(up_reader, writer))
+            except* (ConnectionError, OSError):
+                pass  # a side went away: the pipe is over
+            finally:
+                self._writers.discard(up_writer)
+                up_writer.close()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
 
 
 @asynccontextmanager
@@ -197,6 +265,58 @@ async def test_application_replaced_ends_the_first_loop(pbx: PBX) -> None:
                 assert loop.done() and loop.exception() is None
                 # The app is still registered, by the second connection.
                 assert (await second.applications.get(app)).name == app
+        finally:
+            loop.cancel()
+            await asyncio.wait([loop])
+
+
+async def test_event_loop_retries_503_registers_on_the_real_asterisk_and_reconnects(
+    clean_pbx: PBX, ari_app: ARIClient
+) -> None:
+    """Handshakes answered 503 are retried until Asterisk itself answers; the app is then
+    really registered (a queued call reaches it), and after the websocket is cut the
+    loop registers again and the next call reaches it too."""
+    pbx = clean_pbx
+    app = pbx.loaded.config.settings.queue_app
+    connections: asyncio.Queue[int] = asyncio.Queue()
+    starts: asyncio.Queue[StasisStart] = asyncio.Queue()
+    count = 0
+
+    async def on_connected() -> None:
+        nonlocal count
+        count += 1
+        connections.put_nowait(count)
+
+    async def handler(event: Event) -> None:
+        if isinstance(event, StasisStart) and event.args[:1] == ("sales",):
+            starts.put_nowait(event)
+
+    async def queued_call_reaches_us() -> None:
+        one = f"cc-test-retry-{uuid.uuid4().hex[:8]}"
+        await ari_app.channels.originate("Local/sales@cc-queue", app=app,
+                                         app_args=["offer"], channel_id=one)
+        async with asyncio.timeout(10):
+            start = await starts.get()
+        assert start.channel.id == f"{one};2"
+        # Sent to cc-queue without the flow's variables: nothing but queue and language.
+        assert QueueCall.parse(start.args) == QueueCall(queue="sales", language="en")
+        await ari_app.channels.hangup(start.channel.id)
+
+    port = pbx.instance.settings.http_port
+    async with FlakyProxy(port, refuse=2) as proxy, \
+            client(pbx, app, base_url=proxy.url) as proxied:
+        loop = asyncio.create_task(proxied.run_event_loop(
+            handler, reconnect_delay=0.05, max_reconnect_delay=0.2, on_connected=on_connected))
+        try:
+            async with asyncio.timeout(10):
+                assert await connections.get() == 1
+            assert proxy.attempts == ["503", "503", "piped"]
+            await queued_call_reaches_us()
+            proxy.drop()  # the websocket is lost
+            async with asyncio.timeout(10):
+                assert await connections.get() == 2
+            assert proxy.attempts == ["503", "503", "piped", "piped"]
+            await queued_call_reaches_us()
         finally:
             loop.cancel()
             await asyncio.wait([loop])

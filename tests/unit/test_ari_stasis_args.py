@@ -69,6 +69,13 @@ def test_empty_values_mean_none() -> None:
     assert QueueCall.parse(args) == QueueCall(queue="sales", language="en")
 
 
+def test_empty_priority_is_zero() -> None:
+    """What Asterisk sends for a call that reached cc-queue without the flow's variables
+    (``$[ + ]`` evaluates to ''), seen in tests/integration/test_ari_dispatch.py."""
+    args = ["sales", "skills=", "priority=", "language=en", "entry=", "account="]
+    assert QueueCall.parse(args) == QueueCall(queue="sales", priority=0, language="en")
+
+
 @pytest.mark.parametrize(("args", "index", "fragment"), [
     ([], None, "empty"),
     (["Sales"], 0, "queue name 'Sales'"),
