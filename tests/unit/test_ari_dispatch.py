@@ -291,3 +291,19 @@ async def test_dialplan_fallback_hangs_up_a_channel_outside_the_dialplan() -> No
         await dialplan_fallback(ari, reason="congestion")("channel:A", event, RuntimeError())
         await dialplan_fallback(ari)(APP_KEY, event, RuntimeError())  # not a call: nothing
     assert fake.requests == [("DELETE", "/ari/channels/A", {"reason": "congestion"})]
+
+
+async def test_an_error_in_the_body_propagates_as_itself_and_stops_the_owners() -> None:
+    started = asyncio.Event()
+
+    async def handler(event: Event) -> None:
+        started.set()
+        await asyncio.get_running_loop().create_future()  # a call in progress
+
+    with pytest.raises(ValueError, match="app failed"):
+        async with EventDispatcher(handler) as dispatcher:
+            await dispatcher.dispatch(ev("StasisStart", "A"))
+            async with asyncio.timeout(5):
+                await started.wait()
+            raise ValueError("app failed")
+    assert owner_tasks() == set()

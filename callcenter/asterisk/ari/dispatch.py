@@ -161,7 +161,14 @@ class EventDispatcher:
         for inbox in self._inboxes.values():
             inbox.put_nowait(_END)
         assert self._tg is not None
-        return await self._tg.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # Owners never raise (handler errors are caught), so a group holding only
+            # the body's own error is the TaskGroup wrapping it: let it through as itself.
+            if exc is not None and group.exceptions == (exc,):
+                return False
+            raise
 
     async def dispatch(self, event: Event) -> None:
         """Queue ``event`` for its owner (async only to fit ``run_event_loop``'s handler)."""
