@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from callcenter.asterisk import variables as V
+from callcenter.asterisk.stasis_args import dialplan_args
 from callcenter.config.models import CallCenterConfig, TimeRange
 from callcenter.flows.callflow import (
     Branch,
@@ -443,14 +444,14 @@ class _Renderer:
             # One answer policy: the router gets an answered channel, whichever
             # way the call came (flow, menu, caller-ID rule, the admin's own dialplan).
             e.add("Answer()")
-            args = ",".join([
-                name,
-                f"skills=${{{V.QUEUE_SKILLS}}}",
-                f"priority=$[${{{V.QUEUE_PRIORITY}}} + ${{{V.PRIORITY}}}]",
-                "language=${CHANNEL(language)}",
-                f"entry=${{{V.ENTRY}}}",
-                f"account=${{FILTER(0-9,${{{V.ACCOUNT_ID}}})}}",
-            ])
+            # The router parses these with QueueCall.parse (callcenter.asterisk.stasis_args).
+            args = ",".join(dialplan_args(name, {
+                "skills": f"${{{V.QUEUE_SKILLS}}}",
+                "priority": f"$[${{{V.QUEUE_PRIORITY}}} + ${{{V.PRIORITY}}}]",
+                "language": "${CHANNEL(language)}",
+                "entry": f"${{{V.ENTRY}}}",
+                "account": f"${{FILTER(0-9,${{{V.ACCOUNT_ID}}})}}",
+            }))
             e.add(f"Stasis({app},{args})")
             e.add('GotoIf($["${STASISSTATUS}" = "FAILED"]?fallback)')
             e.add("Hangup(16)")

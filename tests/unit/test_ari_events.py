@@ -21,10 +21,13 @@ import pytest
 from aiohttp import web
 
 from callcenter.asterisk.ari import (
+    ARIAuthError,
     ARIClient,
     ARIConnectionError,
     ARIError,
     ARINotFound,
+    BridgeCreated,
+    BridgeDestroyed,
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelEnteredBridge,
@@ -32,6 +35,11 @@ from callcenter.asterisk.ari import (
     ChannelLeftBridge,
     ChannelStateChange,
     ChannelVarset,
+    ContactStatusChange,
+    DeviceStateChanged,
+    Dial,
+    Endpoint,
+    EndpointStateChange,
     Event,
     PlaybackFinished,
     PlaybackStarted,
@@ -359,7 +367,8 @@ async def test_rest_errors_map_to_the_hierarchy_and_ids_are_encoded(fake_ari):
 
         with pytest.raises(ARIError) as caught:
             await ari.asterisk_info()
-        assert type(caught.value) is ARIError and caught.value.status == 401
+        # 401/403 have their own type: no retry can fix credentials.
+        assert type(caught.value) is ARIAuthError and caught.value.status == 401
         assert "s3cret-pw" not in str(caught.value) and "s3cret-pw" not in repr(ari)
 
 
@@ -398,3 +407,57 @@ async def test_connection_refused_is_ari_connection_error():
             await ari.events().connect()
         await ari.close()
         assert not session.closed  # caller-owned session is left open
+
+
+# ------------------------------------------------------------- events the router needs
+# Shapes of Asterisk 22's ARI models (events.json); Dial, BridgeDestroyed,
+# EndpointStateChange and DeviceStateChanged are also parsed from the real Asterisk in
+# tests/integration/test_ari_rest.py.
+
+CHANNEL = json.loads(RECORDED["StasisStart"])["channel"]
+BRIDGE = json.loads(RECORDED["ChannelEnteredBridge"])["bridge"]
+ENDPOINT = {"technology": "PJSIP", "resource": "carmen", "state": "online",
+            "channel_ids": ["1795595410.7"]}
+
+
+def test_router_events_parse_to_typed_objects(caplog):
+    with caplog.at_level(logging.WARNING):
+        dial = parse_event({"type": "Dial", "peer": CHANNEL | {"id": "offer-1"},
+                            "caller": CHANNEL, "dialstatus": "RINGING",
+                            "dialstring": "carmen"})
+        created = parse_event({"type": "BridgeCreated", "bridge": BRIDGE})
+        destroyed = parse_event({"type": "BridgeDestroyed", "bridge": BRIDGE})
+        endpoint = parse_event({"type": "EndpointStateChange", "endpoint": ENDPOINT})
+        contact = parse_event({"type": "ContactStatusChange", "endpoint": ENDPOINT,
+                               "contact_info": {"uri": "sip:carmen@127.0.0.1:5070",
+                                                "contact_status": "Reachable",
+                                                "aor": "carmen", "roundtrip_usec": "412"}})
+        device = parse_event({"type": "DeviceStateChanged",
+                              "device_state": {"name": "PJSIP/carmen", "state": "INUSE"}})
+    assert caplog.records == []
+    assert isinstance(dial, Dial) and dial.peer.id == "offer-1"
+    assert dial.caller is not None and dial.caller.id == CHANNEL["id"]
+    assert (dial.dialstatus, dial.dialstring, dial.forward) == ("RINGING", "carmen", "")
+    assert isinstance(created, BridgeCreated) and created.bridge.id == BRIDGE["id"]
+    assert isinstance(destroyed, BridgeDestroyed) and destroyed.bridge.bridge_type == "mixing"
+    assert isinstance(endpoint, EndpointStateChange)
+    assert endpoint.endpoint == Endpoint("PJSIP", "carmen", "online", ("1795595410.7",))
+    assert isinstance(contact, ContactStatusChange)
+    assert contact.contact_info.contact_status == "Reachable"
+    assert contact.contact_info.aor == "carmen" and contact.contact_info.roundtrip_usec == "412"
+    assert isinstance(device, DeviceStateChanged)
+    assert device.device_state.state == "INUSE"
+
+
+@pytest.mark.parametrize("data", [
+    {"type": "Dial", "dialstatus": "ANSWER"},  # no peer
+    {"type": "Dial", "peer": CHANNEL, "dialstatus": 5},
+    {"type": "BridgeDestroyed", "bridge": "b-1"},
+    {"type": "ContactStatusChange", "endpoint": ENDPOINT, "contact_info": {"uri": "x"}},
+    {"type": "DeviceStateChanged", "device_state": {"name": "PJSIP/carmen"}},
+])
+def test_router_events_with_bad_shape_become_unknown(data, caplog):
+    with caplog.at_level(logging.WARNING):
+        event = parse_event(data)
+    assert isinstance(event, UnknownEvent) and event.type == data["type"]
+    assert "unexpected shape" in caplog.text

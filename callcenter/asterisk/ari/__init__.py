@@ -1,11 +1,13 @@
-"""ARI (Asterisk REST Interface): a thin typed client and typed events.
+"""ARI (Asterisk REST Interface): a thin typed client, typed events, a per-call dispatcher.
 
 ``ARIClient`` wraps the REST routes a call center uses and the events websocket;
-``events`` holds the frozen resource/event dataclasses and ``parse_event``.
+``events`` holds the frozen resource/event dataclasses and ``parse_event``;
+``dispatch`` orders events per channel/bridge and runs different calls concurrently.
 """
 
 from callcenter.asterisk.ari.client import (
     DEFAULT_BASE_URL,
+    ARIAuthError,
     ARIClient,
     ARIConflict,
     ARIConnectionError,
@@ -14,11 +16,21 @@ from callcenter.asterisk.ari.client import (
     ARINotFound,
     HangupReason,
 )
+from callcenter.asterisk.ari.dispatch import (
+    APP_KEY,
+    EventDispatcher,
+    Fallback,
+    Handler,
+    dialplan_fallback,
+    event_key,
+)
 from callcenter.asterisk.ari.events import (
     Application,
     ApplicationReplaced,
     AsteriskInfo,
     Bridge,
+    BridgeCreated,
+    BridgeDestroyed,
     CallerID,
     Channel,
     ChannelDestroyed,
@@ -28,7 +40,14 @@ from callcenter.asterisk.ari.events import (
     ChannelLeftBridge,
     ChannelStateChange,
     ChannelVarset,
+    ContactInfo,
+    ContactStatusChange,
+    DeviceState,
+    DeviceStateChanged,
+    Dial,
     DialplanCEP,
+    Endpoint,
+    EndpointStateChange,
     Event,
     Playback,
     PlaybackFinished,
@@ -41,7 +60,9 @@ from callcenter.asterisk.ari.events import (
 )
 
 __all__ = [
+    "APP_KEY",
     "DEFAULT_BASE_URL",
+    "ARIAuthError",
     "ARIClient",
     "ARIConflict",
     "ARIConnectionError",
@@ -52,6 +73,8 @@ __all__ = [
     "ApplicationReplaced",
     "AsteriskInfo",
     "Bridge",
+    "BridgeCreated",
+    "BridgeDestroyed",
     "CallerID",
     "Channel",
     "ChannelDestroyed",
@@ -61,8 +84,18 @@ __all__ = [
     "ChannelLeftBridge",
     "ChannelStateChange",
     "ChannelVarset",
+    "ContactInfo",
+    "ContactStatusChange",
+    "DeviceState",
+    "DeviceStateChanged",
+    "Dial",
     "DialplanCEP",
+    "Endpoint",
+    "EndpointStateChange",
     "Event",
+    "EventDispatcher",
+    "Fallback",
+    "Handler",
     "HangupReason",
     "Playback",
     "PlaybackFinished",
@@ -70,6 +103,8 @@ __all__ = [
     "StasisEnd",
     "StasisStart",
     "UnknownEvent",
+    "dialplan_fallback",
+    "event_key",
     "parse_event",
     "parse_event_json",
 ]

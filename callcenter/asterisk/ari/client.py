@@ -6,8 +6,10 @@ HTTP per resource, so we keep it explicit: every method says which ARI route it 
 
 Errors, one hierarchy (see :class:`ARIError`): an HTTP error answer raises ``ARIError``
 (``ARINotFound`` for 404, e.g. a channel that hung up meanwhile; ``ARIConflict`` for 409, e.g.
-"Channel not in Stasis application"); no answer at all (refused, timeout, websocket lost)
-raises ``ARIConnectionError``.
+"Channel not in Stasis application"; ``ARIAuthError`` for 401/403: wrong credentials, which no
+retry fixes); no usable answer (refused, timeout, websocket lost, a websocket handshake
+answered with another error status such as 503 while Asterisk starts) raises
+``ARIConnectionError``, which :meth:`ARIClient.run_event_loop` retries.
 
 Credentials travel only in the ``Authorization`` header of each request, never in a URL or a
 log line, so Asterisk's and our access logs cannot leak the ARI password.
@@ -21,9 +23,10 @@ import asyncio
 import base64
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, NoReturn, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -31,9 +34,12 @@ from yarl import URL
 
 from callcenter.asterisk.ari.events import (
     Application,
+    ApplicationReplaced,
     AsteriskInfo,
     Bridge,
     Channel,
+    DeviceState,
+    Endpoint,
     Event,
     Playback,
     parse_event_json,
@@ -41,6 +47,7 @@ from callcenter.asterisk.ari.events import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "ARIAuthError",
     "ARIClient",
     "ARIConflict",
     "ARIConnectionError",
@@ -104,8 +111,14 @@ class ARIConflict(ARIError):
     """409: the resource is in the wrong state, e.g. the channel is not in a Stasis app."""
 
 
+class ARIAuthError(ARIError):
+    """401/403: ARI refused our credentials (or the user is read-only). Retrying cannot help."""
+
+
 class ARIConnectionError(ARIError):
-    """No usable answer: connection refused or reset, request timeout, events websocket lost."""
+    """No usable answer: connection refused or reset, request timeout, events websocket lost,
+    or a websocket handshake refused with a status that may pass (503 while Asterisk starts).
+    ``status`` is None when there was no HTTP answer at all."""
 
 
 def _segment(value: str) -> str:
@@ -176,6 +189,8 @@ class ARIClient:
         self.bridges = Bridges(self)
         self.playbacks = Playbacks(self)
         self.applications = Applications(self)
+        self.endpoints = Endpoints(self)
+        self.device_states = DeviceStates(self)
 
     def __repr__(self) -> str:
         return f"ARIClient({self.base_url!r}, username={self.username!r}, app={self.apps!r})"
@@ -260,7 +275,12 @@ class ARIClient:
                     message = decoded["message"]
             except ValueError:
                 pass
-            error = {404: ARINotFound, 409: ARIConflict}.get(status, ARIError)
+            error = {
+                401: ARIAuthError,
+                403: ARIAuthError,
+                404: ARINotFound,
+                409: ARIConflict,
+            }.get(status, ARIError)
             raise error(status, message, method, path)
         if not text:
             return None
@@ -315,35 +335,64 @@ class ARIClient:
         *,
         reconnect_delay: float = 1.0,
         max_reconnect_delay: float = 30.0,
+        max_attempts: int | None = None,
         on_connected: Callable[[], Awaitable[None]] | None = None,
-    ) -> NoReturn:
+        rng: random.Random | None = None,
+    ) -> None:
         """Feed every event to ``handler`` in order, reconnecting when the websocket drops.
 
-        Backoff doubles from ``reconnect_delay`` up to ``max_reconnect_delay`` and resets
-        after a successful connection. Events sent while disconnected are lost (Asterisk
-        does not queue them), so ``on_connected`` runs after each (re)connection, before
-        the first event, for the app to resynchronise (e.g. ``channels.list()``).
-        Exceptions from ``handler`` or ``on_connected`` propagate and end the loop: a
-        handler must deal with its own per-call failures. Only cancellation stops it.
+        Connection failures, including a handshake answered 503 (Asterisk starting, its HTTP
+        server up before ARI) or any status but 401/403, are retried: the delay doubles from
+        ``reconnect_delay`` up to ``max_reconnect_delay``, each wait drawn between half and
+        all of it (jitter: routers restarted together by one Asterisk restart do not knock
+        in lockstep), and resets after a successful connection. After ``max_attempts``
+        failed connections in a row (None: never give up) the last ARIConnectionError is
+        raised. 401/403 raise :class:`ARIAuthError` at once: wrong credentials do not heal.
+
+        Events sent while disconnected are lost (Asterisk does not queue them), so
+        ``on_connected`` runs after each (re)connection, before the first event, for the
+        app to resynchronise (``applications.get``, ``channels.list()``).
+
+        ``ApplicationReplaced`` (another websocket registered our app name) is logged and
+        *ends* the loop (returns): re-registering would take the name back, the other
+        process would do the same, and two routers would flap, each owning half the calls.
+        Whoever runs us decides (the other instance may be a deliberate replacement).
+
+        Exceptions from ``handler`` or ``on_connected`` propagate and end the loop: give a
+        handler that cannot fail per call, e.g. :meth:`EventDispatcher.dispatch`.
         """
+        rng = rng or random.Random()
         delay = reconnect_delay
+        failures = 0
         while True:
             try:
                 async with self.events() as stream:
                     delay = reconnect_delay
+                    failures = 0
                     if on_connected is not None:
                         await on_connected()
                     async for event in stream:
+                        if isinstance(event, ApplicationReplaced):
+                            log.error(
+                                "ARI app %s was registered by another connection "
+                                "(ApplicationReplaced): this one stops receiving events",
+                                event.application or self.apps,
+                            )
+                            return
                         await handler(event)
             except ARIConnectionError as exc:
+                failures += 1
+                if max_attempts is not None and failures >= max_attempts:
+                    raise
+                wait = rng.uniform(delay / 2, delay)
                 log.warning(
-                    "ARI events for %s lost (%s); reconnecting in %gs",
-                    self.apps,
-                    exc,
-                    delay,
+                    "ARI events for %s: %s; reconnecting in %.2fs", self.apps, exc, wait
                 )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_reconnect_delay)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, max_reconnect_delay)
+                continue
+            # The stream ended because we closed it (close() from another task).
+            return
 
 
 class ARIEventStream:
@@ -398,8 +447,11 @@ class ARIEventStream:
                 None, f"no websocket within {client.request_timeout:g}s", "GET", path
             ) from None
         except aiohttp.WSServerHandshakeError as exc:
-            error = {404: ARINotFound}.get(exc.status, ARIError)
-            raise error(exc.status, exc.message, "GET", path) from exc
+            if exc.status in (401, 403):
+                raise ARIAuthError(exc.status, exc.message, "GET", path) from exc
+            # Anything else (503 while Asterisk starts, 502 from a proxy, 400 while the
+            # app module reloads) may pass: the caller's retry decides.
+            raise ARIConnectionError(exc.status, exc.message, "GET", path) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise ARIConnectionError(
                 None, str(exc) or type(exc).__name__, "GET", path
@@ -529,6 +581,84 @@ class Channels(_Resource):
         body = {"variables": dict(variables)} if variables else None
         return await self._client._get_one(
             Channel.from_json, "POST", "/channels", params=params, body=body
+        )
+
+    async def create(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str,
+        app: str | None = None,
+        app_args: Sequence[str] = (),
+        other_channel_id: str | None = None,
+        originator: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> Channel:
+        """POST /channels/create: a channel that does not ring yet; :meth:`dial` rings it.
+
+        Why create + dial rather than originate: the owner of the new channel exists
+        (keyed by our ``channel_id``) before Asterisk can send a single event about it,
+        and events between create and dial arrive before it rings. The new channel
+        enters Stasis *after* this returns: dial it once its StasisStart (found by our
+        ``channel_id``, hence required) has arrived; a dial before that is a 409 "Channel
+        not in Stasis application" (seen on Asterisk 22). ``originator`` is the channel
+        this one is placed for (the caller): Asterisk copies its language and codecs.
+        """
+        params = {
+            "endpoint": endpoint,
+            "app": app or self._client.apps[0],
+            "appArgs": _csv(app_args, "app arg") if app_args else None,
+            "channelId": channel_id,
+            "otherChannelId": other_channel_id,
+            "originator": originator,
+        }
+        body = {"variables": dict(variables)} if variables else None
+        return await self._client._get_one(
+            Channel.from_json, "POST", "/channels/create", params=params, body=body
+        )
+
+    async def dial(
+        self, channel_id: str, *, caller: str | None = None, timeout: int | None = None
+    ) -> None:
+        """POST /channels/{id}/dial: ring a created channel for ``timeout`` s. Progress
+        comes as ``Dial`` events (dialstatus RINGING, ANSWER, BUSY, NOANSWER...)."""
+        await self._client.request(
+            "POST",
+            f"/channels/{_segment(channel_id)}/dial",
+            params={"caller": caller, "timeout": timeout},
+        )
+
+    async def ring(self, channel_id: str) -> None:
+        """POST /channels/{id}/ring: ringback to an unanswered caller while we pick an agent."""
+        await self._client.request("POST", f"/channels/{_segment(channel_id)}/ring")
+
+    async def ring_stop(self, channel_id: str) -> None:
+        await self._client.request("DELETE", f"/channels/{_segment(channel_id)}/ring")
+
+    async def snoop(
+        self,
+        channel_id: str,
+        *,
+        snoop_id: str,
+        spy: Literal["none", "in", "out", "both"] = "both",
+        whisper: Literal["none", "in", "out", "both"] = "none",
+        app: str | None = None,
+        app_args: Sequence[str] = (),
+    ) -> Channel:
+        """POST /channels/{id}/snoop: a supervisor's listen (``spy``) or whisper channel on
+        a call, entering Stasis ``app`` under our ``snoop_id``."""
+        params = {
+            "spy": spy,
+            "whisper": whisper,
+            "app": app or self._client.apps[0],
+            "appArgs": _csv(app_args, "app arg") if app_args else None,
+            "snoopId": snoop_id,
+        }
+        return await self._client._get_one(
+            Channel.from_json,
+            "POST",
+            f"/channels/{_segment(channel_id)}/snoop",
+            params=params,
         )
 
     async def answer(self, channel_id: str) -> None:
@@ -708,6 +838,8 @@ class Playbacks(_Resource):
 
 
 class Applications(_Resource):
+    """``/applications``: what an app is subscribed to; on reconnect, what it still owns."""
+
     async def list(self) -> list[Application]:
         return await self._client._get_list(Application.from_json, "/applications")
 
@@ -715,3 +847,59 @@ class Applications(_Resource):
         return await self._client._get_one(
             Application.from_json, "GET", f"/applications/{_segment(name)}"
         )
+
+    async def subscribe(self, name: str, event_source: str | Sequence[str]) -> Application:
+        """POST /applications/{app}/subscription: also receive the events of
+        ``endpoint:PJSIP/carmen``, ``deviceState:PJSIP/carmen``, ``channel:<id>``,
+        ``bridge:<id>`` (e.g. agents' phones, which are never in Stasis while idle)."""
+        return await self._client._get_one(
+            Application.from_json,
+            "POST",
+            f"/applications/{_segment(name)}/subscription",
+            params={"eventSource": _csv(event_source, "event source")},
+        )
+
+    async def unsubscribe(self, name: str, event_source: str | Sequence[str]) -> Application:
+        return await self._client._get_one(
+            Application.from_json,
+            "DELETE",
+            f"/applications/{_segment(name)}/subscription",
+            params={"eventSource": _csv(event_source, "event source")},
+        )
+
+
+class Endpoints(_Resource):
+    """``/endpoints``: is an agent's softphone registered (state online/offline)?"""
+
+    async def list(self, technology: str | None = None) -> list[Endpoint]:
+        path = "/endpoints" if technology is None else f"/endpoints/{_segment(technology)}"
+        return await self._client._get_list(Endpoint.from_json, path)
+
+    async def get(self, technology: str, resource: str) -> Endpoint:
+        return await self._client._get_one(
+            Endpoint.from_json,
+            "GET",
+            f"/endpoints/{_segment(technology)}/{_segment(resource)}",
+        )
+
+
+class DeviceStates(_Resource):
+    """``/deviceStates``: read any device's state; set our own ``Stasis:<name>`` devices
+    (e.g. an agent's availability, which hints and BLF lamps can then show)."""
+
+    async def list(self) -> list[DeviceState]:
+        return await self._client._get_list(DeviceState.from_json, "/deviceStates")
+
+    async def get(self, name: str) -> DeviceState:
+        return await self._client._get_one(
+            DeviceState.from_json, "GET", f"/deviceStates/{_segment(name)}"
+        )
+
+    async def update(self, name: str, state: str) -> None:
+        """PUT /deviceStates/{name}: only ``Stasis:`` devices are ours to set (else 409)."""
+        await self._client.request(
+            "PUT", f"/deviceStates/{_segment(name)}", params={"deviceState": state}
+        )
+
+    async def delete(self, name: str) -> None:
+        await self._client.request("DELETE", f"/deviceStates/{_segment(name)}")

@@ -27,6 +27,8 @@ __all__ = [
     "ApplicationReplaced",
     "AsteriskInfo",
     "Bridge",
+    "BridgeCreated",
+    "BridgeDestroyed",
     "CallerID",
     "Channel",
     "ChannelDestroyed",
@@ -36,7 +38,14 @@ __all__ = [
     "ChannelLeftBridge",
     "ChannelStateChange",
     "ChannelVarset",
+    "ContactInfo",
+    "ContactStatusChange",
+    "DeviceState",
+    "DeviceStateChanged",
+    "Dial",
     "DialplanCEP",
+    "Endpoint",
+    "EndpointStateChange",
     "Event",
     "Playback",
     "PlaybackFinished",
@@ -202,6 +211,7 @@ class Application:
     channel_ids: tuple[str, ...]
     bridge_ids: tuple[str, ...]
     endpoint_ids: tuple[str, ...]
+    device_names: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: JSON) -> Application:
@@ -210,6 +220,59 @@ class Application:
             channel_ids=tuple(data.get("channel_ids", ())),
             bridge_ids=tuple(data.get("bridge_ids", ())),
             endpoint_ids=tuple(data.get("endpoint_ids", ())),
+            device_names=tuple(data.get("device_names", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A PJSIP (or other) endpoint; ``state`` is online, offline or unknown."""
+
+    technology: str
+    resource: str
+    state: str
+    channel_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Endpoint:
+        return cls(
+            technology=_str(data, "technology"),
+            resource=_str(data, "resource"),
+            state=str(data.get("state", "unknown")),
+            channel_ids=tuple(str(c) for c in data.get("channel_ids", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """A device state (``PJSIP/carmen`` or a custom ``Stasis:agent-carmen``): NOT_INUSE,
+    INUSE, BUSY, RINGING, RINGINUSE, ONHOLD, UNAVAILABLE, INVALID or UNKNOWN."""
+
+    name: str
+    state: str
+
+    @classmethod
+    def from_json(cls, data: JSON) -> DeviceState:
+        return cls(name=_str(data, "name"), state=_str(data, "state"))
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInfo:
+    """A SIP contact of an AOR; ``contact_status``: Reachable, Unreachable, NonQualified,
+    Unknown, Created, Removed, Updated."""
+
+    uri: str
+    contact_status: str
+    aor: str
+    roundtrip_usec: str = ""
+
+    @classmethod
+    def from_json(cls, data: JSON) -> ContactInfo:
+        return cls(
+            uri=_str(data, "uri"),
+            contact_status=_str(data, "contact_status"),
+            aor=_str(data, "aor"),
+            roundtrip_usec=str(data.get("roundtrip_usec", "")),
         )
 
 
@@ -325,6 +388,49 @@ class ChannelLeftBridge(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeCreated(Event):
+    bridge: Bridge
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeDestroyed(Event):
+    """The bridge is gone; its owner's inbox can close."""
+
+    bridge: Bridge
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dial(Event):
+    """Progress of a dial: ``peer`` is the channel being dialled, ``caller`` the one dialling
+    (None for ARI's own ``channels/{id}/dial`` without a caller). ``dialstatus`` is empty
+    when the dial starts, then RINGING, PROGRESS, ANSWER, BUSY, NOANSWER, CANCEL, CHANUNAVAIL..."""
+
+    peer: Channel
+    dialstatus: str
+    caller: Channel | None = None
+    dialstring: str = ""
+    forward: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointStateChange(Event):
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactStatusChange(Event):
+    """An agent's softphone registered, went unreachable or was removed."""
+
+    endpoint: Endpoint
+    contact_info: ContactInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceStateChanged(Event):
+    device_state: DeviceState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlaybackStarted(Event):
     playback: Playback
 
@@ -394,6 +500,18 @@ def _varset(data: JSON) -> Event:
     )
 
 
+def _dial(data: JSON) -> Event:
+    caller = data.get("caller")
+    return Dial(
+        **_base(data),
+        peer=Channel.from_json(data["peer"]),
+        dialstatus=_str(data, "dialstatus"),
+        caller=Channel.from_json(caller) if caller else None,
+        dialstring=str(data.get("dialstring", "")),
+        forward=str(data.get("forward", "")),
+    )
+
+
 _PARSERS: dict[str, Callable[[JSON], Event]] = {
     "StasisStart": _stasis_start,
     "StasisEnd": lambda d: StasisEnd(**_base(d), channel=_channel(d)),
@@ -425,6 +543,22 @@ _PARSERS: dict[str, Callable[[JSON], Event]] = {
         **_base(d), playback=Playback.from_json(d["playback"])
     ),
     "ApplicationReplaced": lambda d: ApplicationReplaced(**_base(d)),
+    "BridgeCreated": lambda d: BridgeCreated(**_base(d), bridge=Bridge.from_json(d["bridge"])),
+    "BridgeDestroyed": lambda d: BridgeDestroyed(
+        **_base(d), bridge=Bridge.from_json(d["bridge"])
+    ),
+    "Dial": _dial,
+    "EndpointStateChange": lambda d: EndpointStateChange(
+        **_base(d), endpoint=Endpoint.from_json(d["endpoint"])
+    ),
+    "ContactStatusChange": lambda d: ContactStatusChange(
+        **_base(d),
+        endpoint=Endpoint.from_json(d["endpoint"]),
+        contact_info=ContactInfo.from_json(d["contact_info"]),
+    ),
+    "DeviceStateChanged": lambda d: DeviceStateChanged(
+        **_base(d), device_state=DeviceState.from_json(d["device_state"])
+    ),
 }
 
 
