@@ -66,7 +66,8 @@ def check_routing(c: CallCenterConfig, broken: Broken = Broken()) -> Iterator[Pr
             yield Problem(base + ("language_required",),
                           f"no agent of queue '{name}' lists languages: every caller with a "
                           "language would wait")
-        if queue.requires is not None and skills_known and not any(
+        if queue.requires is not None and skills_known and _all_known(queue.requires,
+                                                                      declared) and not any(
                 evaluate(parse_expr(queue.requires), c.agents[a].skills) for a in members):
             yield Problem(base + ("requires",),
                           f"no agent of queue '{name}' meets {queue.requires!r}: calls would "
@@ -85,6 +86,10 @@ def _unknown_skills(path: tuple, text: str, declared: set[str]) -> Iterator[Prob
         if has.skill not in declared:
             yield Problem(path, f"unknown skill '{has.skill}' at column {has.column} of the "
                                 f"expression{_hint(has.skill, declared)}")
+
+
+def _all_known(text: str, declared: set[str]) -> bool:
+    return all(has.skill in declared for has in skills_of(parse_expr(text)))
 
 
 def _relax_order(c: CallCenterConfig, name: str) -> Iterator[Problem]:
