@@ -266,9 +266,17 @@ def compile_expr(expr: Expr) -> Predicate:
             inner = compile_expr(item)
             return lambda lv: not inner(lv)
         case All(items=items):
-            parts = tuple(compile_expr(i) for i in items)
-            return lambda lv: all(p(lv) for p in parts)
+            return _chain([compile_expr(i) for i in items], conjunction=True)
         case Any_(items=items):
-            parts = tuple(compile_expr(i) for i in items)
-            return lambda lv: any(p(lv) for p in parts)
+            return _chain([compile_expr(i) for i in items], conjunction=False)
     raise TypeError(f"not an expression: {expr!r}")
+
+
+def _chain(parts: list[Predicate], conjunction: bool) -> Predicate:
+    """``p0 and p1 and ...`` as nested two-operand closures (no generator per call)."""
+    if len(parts) == 1:
+        return parts[0]
+    first, rest = parts[0], _chain(parts[1:], conjunction)
+    if conjunction:
+        return lambda lv: first(lv) and rest(lv)
+    return lambda lv: first(lv) or rest(lv)

@@ -4,7 +4,9 @@ With 10,000 agents a scan evaluates every agent's skills per decision (milliseco
 :class:`Router` keeps, updated on each agent or call change:
 
 * per skill and level ``n``, the set of available agents with that skill at level >= n, so
-  ``billing >= 5`` is one set lookup; an ``and`` takes its smallest operand's set;
+  ``billing >= 5`` is one set lookup, ``and`` intersects from the smallest operand, ``or``
+  unites (``not`` and ``<`` hold for agents without the skill: no set, the walk below);
+* per language, the available agents who speak it;
 * per queue, its available members sorted in the strategy's order, so when the candidates
   are many the first qualifying agent is near the front;
 * per queue, waiting calls sorted by rank (priority, then enqueue time);
@@ -34,9 +36,10 @@ from callcenter.routing.policy import (
 
 __all__ = ["Router"]
 
-#: Up to this many candidates from the skill index are filtered and compared directly;
-#: beyond, the queue's strategy-ordered list is walked until the first that qualifies.
-_FILTER_LIMIT = 128
+#: Up to this many candidates from the skill index are always filtered and compared
+#: directly; beyond, the cheaper of that and walking the strategy-ordered list is chosen.
+_FILTER_LIMIT = 32
+_WALK_FACTOR = 8
 
 _Check = Callable[[AgentView], bool]
 
@@ -50,9 +53,12 @@ class Router:
         self._agents: dict[str, AgentView] = {}
         # skill -> [None, level>=1 set, level>=2 set, ..., level>=10 set]
         self._at_least: dict[str, list[set[str]]] = {}
+        # language base -> available agents speaking it
+        self._speakers: dict[str, set[str]] = {}
         # queue -> sorted [(key, agent id)] of available members; queue -> agent id -> key
         self._order: dict[str, list[tuple[tuple, str]]] = {q: [] for q in self.policies}
         self._keys: dict[str, dict[str, tuple]] = {q: {} for q in self.policies}
+        self._members: dict[str, set[str]] = {q: set() for q in self.policies}
         self._calls: dict[str, list[tuple[tuple, WaitingCall]]] = {q: [] for q in self.policies}
         self._call_rank: dict[str, tuple[str, tuple]] = {}
         #: queue -> agent last offered one of its calls (round robin starts after it).
@@ -71,12 +77,15 @@ class Router:
                 sets = self._at_least[skill] = [set() for _ in range(MAX_LEVEL + 1)]
             for n in range(1, min(level, MAX_LEVEL) + 1):
                 sets[n].add(agent.id)
+        for lang in agent.languages:
+            self._speakers.setdefault(lang, set()).add(agent.id)
         for queue in agent.queues:
             policy = self.policies.get(queue)
             if policy is None:
                 continue
             key = _order_key(agent, policy)
             self._keys[queue][agent.id] = key
+            self._members[queue].add(agent.id)
             insort(self._order[queue], (key, agent.id))
 
     def agent_unavailable(self, agent_id: str) -> None:
@@ -88,9 +97,12 @@ class Router:
             sets = self._at_least[skill]
             for n in range(1, min(level, MAX_LEVEL) + 1):
                 sets[n].discard(agent_id)
+        for lang in agent.languages:
+            self._speakers[lang].discard(agent_id)
         for queue in agent.queues:
             key = self._keys.get(queue, {}).pop(agent_id, None)
             if key is not None:
+                self._members[queue].discard(agent_id)
                 order = self._order[queue]
                 del order[bisect_left(order, (key, agent_id))]
 
@@ -100,7 +112,13 @@ class Router:
     # -- calls ---------------------------------------------------------------------------
 
     def enqueue(self, call: WaitingCall) -> None:
+        """Add a waiting call; its requirement at every relax stage is compiled now, once,
+        so no later decision about it pays for that."""
         self.dequeue(call.id)
+        policy = self.policies[call.queue]
+        for stage in policy.stages:
+            if stage.overflow is None:
+                self._check(call, policy, stage.index)
         insort(self._calls[call.queue], (call.rank, call), key=lambda item: item[0])
         self._call_rank[call.id] = (call.queue, call.rank)
 
@@ -129,8 +147,17 @@ class Router:
             return self._offer(call, [a for _, a in order if check(self._agents[a])], stage.index)
         requirement = call_requirement(call, stage)
         candidates = None if requirement is None else self._candidates(requirement)
-        if candidates is not None and len(candidates) <= _FILTER_LIMIT:
-            keys = self._keys[call.queue]
+        keys = self._keys[call.queue]
+        if candidates is not None and len(candidates) > _FILTER_LIMIT:
+            # available members of this queue (& iterates the smaller set; a dict's keys
+            # view would first be copied into a set)
+            candidates = candidates & self._members[call.queue]
+            if policy.language_required and call.language is not None:
+                candidates &= self._speakers.get(language_base(call.language), set())
+        # Filtering costs one check per candidate; walking the strategy order costs about
+        # len(order) / len(candidates) checks: filter when that is the cheaper.
+        if candidates is not None and (len(candidates) <= _FILTER_LIMIT or len(candidates) ** 2
+                                       <= _WALK_FACTOR * len(order)):
             fit = [a for a in candidates if a in keys and check(self._agents[a])]
             if not fit:
                 return None
@@ -206,7 +233,8 @@ class Router:
         return check
 
     def _candidates(self, expr: Expr) -> set[str] | None:
-        """A superset of the available agents satisfying ``expr`` (None: could be anyone).
+        """A superset of the available agents satisfying ``expr`` (None: could be anyone),
+        as cheap as possible: the decision filters it with the compiled check anyway.
 
         Never mutated by the caller: it may be one of the index's own sets.
         """
@@ -220,22 +248,46 @@ class Router:
                     return set()
                 return sets[low]
             case All(items=items):
-                best: set[str] | None = None
-                for item in items:
-                    found = self._candidates(item)
-                    if found is not None and (best is None or len(found) < len(best)):
-                        best = found
-                return best
+                # From the operand with the fewest agents, intersect the next ones (each
+                # ``&`` iterates the smaller set) until few enough remain for the check.
+                bounded = sorted((b, n) for n, b in enumerate(map(self._bound, items))
+                                 if b is not None)
+                if not bounded:
+                    return None
+                found = self._candidates(items[bounded[0][1]])
+                for _, n in bounded[1:]:
+                    if found is None or len(found) <= _FILTER_LIMIT:
+                        break
+                    more = self._candidates(items[n])
+                    found = found if more is None else found & more
+                return found
             case Any_(items=items):
-                union: set[str] = set()
+                parts = []
                 for item in items:
-                    found = self._candidates(item)
-                    if found is None:
+                    part = self._candidates(item)
+                    if part is None:
                         return None
-                    union = union | found
-                return union
-            case Not():
-                return None
+                    parts.append(part)
+                return set().union(*parts)
+        return None
+
+    def _bound(self, expr: Expr) -> int | None:
+        """How many agents :meth:`_candidates` would return at most, without building it."""
+        match expr:
+            case Has():
+                found = self._candidates(expr)
+                return None if found is None else len(found)
+            case All(items=items):
+                bounds = [b for b in map(self._bound, items) if b is not None]
+                return min(bounds) if bounds else None
+            case Any_(items=items):
+                total = 0
+                for item in items:
+                    bound = self._bound(item)
+                    if bound is None:
+                        return None
+                    total += bound
+                return total
         return None
 
 
