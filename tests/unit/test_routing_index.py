@@ -100,28 +100,35 @@ def test_router_decides_as_the_scan(pols: tuple[QueuePolicy, ...], agent_list: l
                                     call_list: list[WaitingCall], now: float,
                                     leave: list[int], cursor: str | None) -> None:
     by_name = {p.name: p for p in pols}
-    router = Router(by_name)
-    for agent in agent_list:
-        router.agent_available(agent)
-    for call in call_list:
-        router.enqueue(call)
-    # some agents become unavailable again, some calls leave: the indexes follow
     gone = {f"a{i:03d}" for i in leave}
     left = {f"c{i:03d}" for i in leave}
-    for agent_id in gone:
-        router.agent_unavailable(agent_id)
-    for call_id in left:
-        router.dequeue(call_id)
     available = [a for a in agent_list if a.id not in gone]
     waiting = [c for c in call_list if c.id not in left]
-    if cursor is not None:
-        for queue in QUEUES:
-            router.offered(queue, cursor)
+    # read_out_limit 0: always walk the strategy order; 1000: always read the bitmap out
+    for limit in (0, 1000):
+        router = Router(by_name, read_out_limit=limit)
+        for agent in agent_list:
+            router.agent_available(agent)
+        for call in call_list:
+            router.enqueue(call)
+        # some agents become unavailable again, some calls leave: the indexes follow;
+        # an agent that comes back takes a freed slot
+        for agent_id in sorted(gone):
+            router.agent_unavailable(agent_id)
+        for call_id in left:
+            router.dequeue(call_id)
+        for agent in agent_list[:2]:
+            if agent.id in gone:
+                router.agent_available(agent)
+                router.agent_unavailable(agent.id)
+        if cursor is not None:
+            for queue in QUEUES:
+                router.offered(queue, cursor)
 
-    for call in call_list:
-        expected = select_agent(call, available, by_name[call.queue], now, cursor)
-        assert router.select_agent(call, now) == expected
-    for agent in agent_list:
-        assert router.select_call(agent, now) == select_call(agent, waiting, by_name, now)
-    assert sorted(c.id for c in router.waiting()) == sorted(c.id for c in waiting)
-    assert sorted(a.id for a in router.available()) == sorted(a.id for a in available)
+        for call in call_list:
+            expected = select_agent(call, available, by_name[call.queue], now, cursor)
+            assert router.select_agent(call, now) == expected
+        for agent in agent_list:
+            assert router.select_call(agent, now) == select_call(agent, waiting, by_name, now)
+        assert sorted(c.id for c in router.waiting()) == sorted(c.id for c in waiting)
+        assert sorted(a.id for a in router.available()) == sorted(a.id for a in available)
