@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         router.agent_available(a)
     enqueue = []
     for c in calls:
-        enqueue.append(timed(lambda: router.enqueue(c))[0])
+        enqueue.append(timed(lambda c=c: router.enqueue(c))[0])
     print(f"{len(agents)} agents, {args.skills} skills, {len(policies)} queues "
           f"(avg {sum(len(a.queues) for a in agents) / len(policies):.0f} members), "
           f"{len(calls)} waiting calls; index built in {time.perf_counter() - t0:.2f} s")
@@ -147,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     # Pass 1: the Router alone (the scan in between would evict its data from the caches).
     for c, a in zip(picks, frees):
         cursor = router.cursors.get(c.queue)
-        ns, fast = timed(lambda: router.select_agent(c, NOW))
+        ns, fast = timed(lambda c=c: router.select_agent(c, NOW))
         fast_agent.append(ns)
-        ns, fast_c = timed(lambda: router.select_call(a, NOW))
+        ns, fast_c = timed(lambda a=a: router.select_call(a, NOW))
         fast_call.append(ns)
         answers.append((fast, fast_c, cursor))
         if isinstance(fast, Offer):
@@ -163,12 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         upkeep.append(time.perf_counter_ns() - start)
     # Pass 2: the scan on the same inputs (round-robin cursor as the Router had it).
     for (c, a), (fast, fast_c, cursor) in list(zip(zip(picks, frees), answers))[:args.scans]:
-        ns, scanned = timed(lambda: select_agent(c, agents, policies[c.queue], NOW, cursor))
+        ns, scanned = timed(lambda c=c, cursor=cursor: select_agent(
+            c, agents, policies[c.queue], NOW, cursor))
         scan_agent.append(ns)
         if scanned != fast:
             print(f"MISMATCH select_agent {c}: router {fast}, scan {scanned}")
             return 1
-        ns, scanned_c = timed(lambda: select_call(a, calls, policies, NOW))
+        ns, scanned_c = timed(lambda a=a: select_call(a, calls, policies, NOW))
         scan_call.append(ns)
         if scanned_c != fast_c:
             print(f"MISMATCH select_call {a.id}: router {fast_c}, scan {scanned_c}")

@@ -24,9 +24,10 @@ __all__ = ["RING_ALL_MAX", "check_routing"]
 
 #: ring_all rings every qualifying phone at once: fine for a small team, a storm beyond.
 RING_ALL_MAX = 20
+_NOTHING_BROKEN = Broken()
 
 
-def check_routing(c: CallCenterConfig, broken: Broken = Broken()) -> Iterator[Problem]:
+def check_routing(c: CallCenterConfig, broken: Broken = _NOTHING_BROKEN) -> Iterator[Problem]:
     """Every problem in the queues' routing rules."""
     for i, skill in enumerate(c.skills):
         if skill in KEYWORDS:

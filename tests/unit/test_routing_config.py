@@ -68,8 +68,8 @@ sales:
   requires: sales >= 5 and (englsh or sales > 8)
 """)
     assert lines(errors(tmp_path, queues=text)) == [
-        "queues.yaml:5:15: queues.sales.requires: unknown skill 'englsh' at column 17 of the "
-        "expression (did you mean 'english'?)",
+        ("queues.yaml:5:15: queues.sales.requires: unknown skill 'englsh' at column 17 of the "
+         "expression (did you mean 'english'?)"),
     ]
 
 
@@ -84,14 +84,14 @@ sales:
     - {after: 120, overflow: {queue: nosuch}}
 """)
     assert lines(errors(tmp_path, queues=text)) == [
-        "queues.yaml:7:17: queues.sales.relax[1].after: after: 30 is not later than the step "
-        "before (after: 60); relax steps go in increasing after",
-        "queues.yaml:8:31: queues.sales.relax[2].overflow: overflow ends the wait in this "
-        "queue: it must be the last relax step",
-        "queues.yaml:8:39: queues.sales.relax[2].overflow.queue: queue 'sales' overflows to "
-        "itself",
-        "queues.yaml:9:40: queues.sales.relax[3].overflow.queue: unknown queue 'nosuch' "
-        "(known: sales)",
+        ("queues.yaml:7:17: queues.sales.relax[1].after: after: 30 is not later than the step "
+         "before (after: 60); relax steps go in increasing after"),
+        ("queues.yaml:8:31: queues.sales.relax[2].overflow: overflow ends the wait in this "
+         "queue: it must be the last relax step"),
+        ("queues.yaml:8:39: queues.sales.relax[2].overflow.queue: queue 'sales' overflows to "
+         "itself"),
+        ("queues.yaml:9:40: queues.sales.relax[3].overflow.queue: unknown queue 'nosuch' "
+         "(known: sales)"),
     ]
 
 
@@ -105,14 +105,14 @@ sales:
     - {after: 0, requires: 'sales >'}
 """)
     assert lines(errors(tmp_path, queues=text)) == [
-        "queues.yaml:6:9: queues.sales.relax[0]: a relax step needs exactly one of requires, "
-        "any_agent, overflow (got requires, any_agent)",
-        "queues.yaml:7:9: queues.sales.relax[1]: a relax step needs exactly one of requires, "
-        "any_agent, overflow",
-        "queues.yaml:8:17: queues.sales.relax[2].after: input should be greater than or equal "
-        "to 1 (got 0)",
-        "queues.yaml:8:30: queues.sales.relax[2].requires: invalid skill expression 'sales >': "
-        "expected a level 0 to 10 after '>', got the end at column 8 of the expression",
+        ("queues.yaml:6:9: queues.sales.relax[0]: a relax step needs exactly one of requires, "
+         "any_agent, overflow (got requires, any_agent)"),
+        ("queues.yaml:7:9: queues.sales.relax[1]: a relax step needs exactly one of requires, "
+         "any_agent, overflow"),
+        ("queues.yaml:8:17: queues.sales.relax[2].after: input should be greater than or equal "
+         "to 1 (got 0)"),
+        ("queues.yaml:8:30: queues.sales.relax[2].requires: invalid skill expression 'sales >': "
+         "expected a level 0 to 10 after '>', got the end at column 8 of the expression"),
     ]
 
 
@@ -128,12 +128,12 @@ sales:
     got = lines(errors(tmp_path, queues=text))
     assert got == [
         "queues.yaml:5:21: queues.sales.agents[1]: unknown agent 'alicia' (known: alice)",
-        "queues.yaml:6:15: queues.sales.requires: no agent of queue 'sales' meets "
-        "'sales >= 9': calls would wait for a relax step",
-        "queues.yaml:7:34: queues.sales.preferred.salse: unknown skill 'salse' (did you mean "
-        "'sales'?)",
-        "queues.yaml:8:24: queues.sales.language_required: no agent of queue 'sales' lists "
-        "languages: every caller with a language would wait",
+        ("queues.yaml:6:15: queues.sales.requires: no agent of queue 'sales' meets "
+         "'sales >= 9': calls would wait for a relax step"),
+        ("queues.yaml:7:34: queues.sales.preferred.salse: unknown skill 'salse' (did you mean "
+         "'sales'?)"),
+        ("queues.yaml:8:24: queues.sales.language_required: no agent of queue 'sales' lists "
+         "languages: every caller with a language would wait"),
     ]
 
 

@@ -9,7 +9,13 @@ import random
 import pytest
 
 from callcenter.config.models import QueueDest, VoicemailDest
-from callcenter.routing.decide import Offer, Overflow, next_change, select_agent, select_call
+from callcenter.routing.decide import (
+    Offer,
+    Overflow,
+    next_change,
+    select_agent,
+    select_call,
+)
 from callcenter.routing.expr import parse_expr
 from callcenter.routing.index import Router
 from callcenter.routing.policy import AgentView, QueuePolicy, Stage, WaitingCall
