@@ -166,7 +166,8 @@ class Router:
 
     def select_agent(self, call: WaitingCall, now: float) -> Offer | Overflow | None:
         """:func:`~callcenter.routing.decide.select_agent` over the available agents, with
-        the queue's round-robin cursor (:meth:`offered` moves it)."""
+        the queue's round-robin cursor (:meth:`offered` moves it). ``call.queue`` must be
+        one of the policies' (the router checks the Stasis args first: KeyError otherwise)."""
         policy = self.policies[call.queue]
         stage = policy.stage_at(now - call.enqueued_at)
         if stage.overflow is not None:

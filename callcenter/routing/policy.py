@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from callcenter.config.models import CallCenterConfig, Destination, Queue
+from callcenter.config.models import Agent, CallCenterConfig, Destination, Queue
 from callcenter.routing.expr import All, Expr, Has, parse_expr
 
 __all__ = [
@@ -58,6 +58,14 @@ class QueuePolicy:
     ring_timeout: int = 15
     wrapup: int = 10
     auto_pause_after: int = 3
+    #: The queue's base priority (``Queue.priority``).
+    priority: int = 0
+
+    def call_priority(self, stasis_priority: int) -> int:
+        """A call's priority: the queue's base plus the Stasis ``priority`` arg (the
+        destination's priority plus the caller's, e.g. VIP, as the dialplan adds them), so
+        an agent serving several queues takes calls of a higher-priority queue first."""
+        return self.priority + stasis_priority
 
     def stage_at(self, waited: float) -> Stage:
         """The stage in force after ``waited`` seconds: relaxation is a function of time only,
@@ -78,7 +86,7 @@ class QueuePolicy:
                                 bool(step.any_agent), step.overflow))
         return cls(name, tuple(stages), queue.strategy, tuple(queue.preferred.items()),
                    queue.language_required, queue.ring_timeout, queue.wrapup,
-                   queue.auto_pause_after)
+                   queue.auto_pause_after, queue.priority)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +104,15 @@ class AgentView:
     #: Calls answered today, for fewest_calls.
     calls_taken: int = 0
 
+    @classmethod
+    def from_config(cls, name: str, agent: Agent, queues: frozenset[str], *,
+                    idle_since: float, calls_taken: int = 0) -> AgentView:
+        """The view of a configured agent (``queues`` from :func:`memberships`, the times
+        and counts from the agent-state store); languages reduced to their base."""
+        return cls(name, dict(agent.skills), queues,
+                   frozenset(language_base(lang) for lang in agent.languages),
+                   idle_since, calls_taken)
+
 
 @dataclass(frozen=True)
 class WaitingCall:
@@ -104,7 +121,7 @@ class WaitingCall:
     id: str
     queue: str
     enqueued_at: float
-    #: Higher first; the queue's base priority plus the caller's (VIP), as the dialplan sent it.
+    #: Higher first: :meth:`QueuePolicy.call_priority` of the Stasis ``priority`` arg.
     priority: int = 0
     #: Skills the IVR asked for (``{queue: x, skills: [...]}``): each needs level >= 1.
     skills: tuple[str, ...] = ()

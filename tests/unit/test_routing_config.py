@@ -11,7 +11,7 @@ from pathlib import Path
 from callcenter.config.loader import load_config
 from callcenter.config.models import QueueDest, VoicemailDest
 from callcenter.routing.expr import All, Has
-from callcenter.routing.policy import memberships, policies
+from callcenter.routing.policy import AgentView, memberships, policies
 from tests.unit.test_checks import EXAMPLE, errors, find, lines, load
 
 VOICEMAIL = """\
@@ -46,11 +46,23 @@ def test_the_example_compiles_to_policies() -> None:
     assert cs.stages[1].requires == Has("billing", ">=", 3, 1)
     assert cs.stages[2].any_agent and cs.stages[3].overflow == VoicemailDest(voicemail="general")
     assert pols["tech_support"].stages[1].overflow == QueueDest(queue="customer_service")
+    # sales' base priority 5 comes on top of the Stasis priority (a VIP's 10 included)
+    assert (pols["sales"].call_priority(10), cs.call_priority(10)) == (15, 10)
     assert memberships(config) == {
         "alice": frozenset({"customer_service", "sales"}),
         "bob": frozenset({"tech_support"}),
         "carmen": frozenset({"customer_service", "sales"}),
     }
+
+
+def test_agent_view_from_the_config(tmp_path: Path) -> None:
+    config = load(tmp_path, queues=queues(
+        "sales: {skills: [sales]}",
+        'alice: {extension: "1001", skills: {sales: 5}, languages: [pt_BR, en]}')).config
+    view = AgentView.from_config("alice", config.agents["alice"], memberships(config)["alice"],
+                                 idle_since=12.5, calls_taken=3)
+    assert (view.skills, view.queues, view.languages, view.idle_since, view.calls_taken) == (
+        {"sales": 5}, frozenset({"sales"}), frozenset({"pt", "en"}), 12.5, 3)
 
 
 def test_syntax_error_is_located_with_its_column(tmp_path: Path) -> None:
