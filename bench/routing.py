@@ -137,6 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     # generations so a collection does not walk 10,000 agents inside a decision.
     gc.collect()
     gc.freeze()
+    try:
+        return _measure(args, rng, router, policies, agents, calls, enqueue)
+    finally:
+        gc.unfreeze()
+
+
+def _measure(args: argparse.Namespace, rng: random.Random, router: Router,
+             policies: dict[str, QueuePolicy], agents: list[AgentView],
+             calls: list[WaitingCall], enqueue: list[int]) -> int:
 
     by_id = {a.id: a for a in agents}
     fast_agent, fast_call, scan_agent, scan_call, upkeep = [], [], [], [], []

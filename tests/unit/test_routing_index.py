@@ -132,3 +132,21 @@ def test_router_decides_as_the_scan(pols: tuple[QueuePolicy, ...], agent_list: l
             assert router.select_call(agent, now) == select_call(agent, waiting, by_name, now)
         assert sorted(c.id for c in router.waiting()) == sorted(c.id for c in waiting)
         assert sorted(a.id for a in router.available()) == sorted(a.id for a in available)
+
+
+def test_the_benchmark_finds_router_and_scan_agree(capsys: object) -> None:
+    """bench/routing.py on a small center: every Router answer equals the scan's (exit 1
+    and MISMATCH otherwise); the timing goal is not judged at this size."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "routing.py"
+    spec = importlib.util.spec_from_file_location("bench_routing", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    code = bench.main(["--agents", "400", "--skills", "30", "--calls", "40",
+                       "--decisions", "80", "--scans", "80", "--seed", "3"])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert code in (0, 2) and "MISMATCH" not in out, out
+    assert "80 decisions each way (80 also by the scan, all identical" in out
