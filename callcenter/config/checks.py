@@ -98,6 +98,9 @@ def check_config(
         problems += _agi_scripts(config, set(agi_scripts))
     if sounds is not None:
         problems += _sounds(config, sounds)
+    from callcenter.config.routing_checks import check_routing  # it builds on Problem
+
+    problems += check_routing(config, broken)
     return problems
 
 
@@ -418,6 +421,8 @@ def _reachability(c: CallCenterConfig) -> Iterator[Problem]:
     roots += [n for r in c.caller_id_rules if r.destination is not None
               for n in [_target(r.destination, None)] if n is not None]
     roots += [n for q in c.queues.values() for n in [_target(q.fallback, None)] if n is not None]
+    roots += [n for q in c.queues.values() for step in q.relax if step.overflow is not None
+              for n in [_target(step.overflow, None)] if n is not None]
     names = {kind: [n for k, n in edges if k == kind] for kind in ("flow", "menu")}
 
     def meant(node: Node) -> Node | None:

@@ -57,6 +57,7 @@ __all__ = [
     "Lookup",
     "Menu",
     "Queue",
+    "RelaxStep",
     "Schedule",
     "Settings",
     "Step",
@@ -600,13 +601,73 @@ class AgiLookup(_Model):
 Lookup = Annotated[DatabaseLookup | HttpLookup | AgiLookup, Field(discriminator="source")]
 
 
+def _skill_expression(value: str) -> str:
+    """Parse now, so a malformed requirement is a located error at validate time."""
+    from callcenter.routing.expr import ExprError, parse_expr
+
+    try:
+        parse_expr(value)
+    except ExprError as exc:
+        raise ValueError(f"invalid skill expression {value!r}: {exc}") from None
+    return value
+
+
+#: A requirement over agent skills: ``billing >= 5 and (english or spanish >= 7)``
+#: (and / or / not, parentheses, comparisons with levels 0-10; a bare skill is level >= 1).
+SkillExpression = Annotated[str, StringConstraints(max_length=1000),
+                            AfterValidator(_skill_expression)]
+
+#: How the queue router picks among the agents that qualify for a call.
+Strategy = Literal["longest_idle", "fewest_calls", "round_robin", "best_skill", "ring_all"]
+
+
+class RelaxStep(_Model):
+    """After ``after`` seconds of waiting, one of: a looser ``requires``, ``any_agent`` of
+    the queue, or ``overflow`` to another destination. Applies to callers already waiting."""
+
+    after: int = Field(ge=1, le=86400)
+    #: Replaces the queue's ``requires`` (the call's own skills stay required).
+    requires: SkillExpression | None = None
+    #: Any agent of the queue (the call's skills and the queue's ``requires`` dropped).
+    any_agent: TrueFlag | None = None
+    #: Leave the queue: another queue, voicemail, ...
+    overflow: Destination | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> RelaxStep:
+        given = [k for k in ("requires", "any_agent", "overflow") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a relax step needs exactly one of requires, any_agent, overflow"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+
 class Queue(_Model):
     description: str = ""
+    #: Who serves the queue, unless ``agents`` lists them: agents having any of these
+    #: skills (every agent when empty).
     skills: tuple[Name, ...] = ()
     #: Base priority of calls in this queue (VIP rules add to it).
     priority: int = Field(0, ge=0, le=100)
     #: Where a call goes when the queue router is not running.
     fallback: Destination = HangupDest(cause=34)
+    #: The agents who serve the queue, by name (instead of by ``skills``).
+    agents: tuple[Name, ...] = ()
+    #: What an agent needs to be offered a call of this queue (none: any member).
+    requires: SkillExpression | None = None
+    #: Skill -> weight 1..10; best_skill scores an agent as the sum of weight x level.
+    preferred: dict[Name, Annotated[int, Field(ge=1, le=10)]] = {}
+    strategy: Strategy = "longest_idle"
+    #: Only agents speaking the caller's language (the call's ``language`` Stasis arg).
+    language_required: Flag = False
+    #: Looser requirements as the wait grows, in increasing ``after``.
+    relax: Annotated[tuple[RelaxStep, ...], Field(max_length=10)] = ()
+    #: Seconds an agent's phone rings before the next agent is offered.
+    ring_timeout: int = Field(15, ge=5, le=120)
+    #: Seconds of wrap-up after each call before the agent is offered another.
+    wrapup: int = Field(10, ge=0, le=3600)
+    #: Pause an agent after this many offers in a row not answered (0: never).
+    auto_pause_after: int = Field(3, ge=0, le=100)
 
 
 class Agent(_Model):

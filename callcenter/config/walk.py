@@ -77,6 +77,9 @@ def destinations(config: CallCenterConfig) -> Iterator[tuple[Destination, Path]]
         yield from menu_destinations(config, name)
     for name, queue in config.queues.items():
         yield queue.fallback, ("queues", name, "fallback")
+        for i, step in enumerate(queue.relax):
+            if step.overflow is not None:
+                yield step.overflow, ("queues", name, "relax", i, "overflow")
     for i, rule in enumerate(config.caller_id_rules):
         if rule.destination is not None:
             yield rule.destination, ("caller_id_rules", i, "destination")

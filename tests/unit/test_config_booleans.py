@@ -65,6 +65,28 @@ FIELDS = {
                 steps: [{hangup: {value}}]
             """},
         "flows.other.steps[0].hangup"),
+    "Queue.language_required": (
+        {"queues": """\
+            skills: [sales]
+            queues:
+              sales: {skills: [sales], language_required: {value}}
+            agents:
+              alice: {extension: "1001", skills: {sales: 5}, languages: [en]}
+            voicemail:
+              general: {mailbox: "8000", name: General}
+            """},
+        "queues.sales.language_required"),
+    "RelaxStep.any_agent": (
+        {"queues": """\
+            skills: [sales]
+            queues:
+              sales: {skills: [sales], relax: [{after: 30, any_agent: {value}}]}
+            agents:
+              alice: {extension: "1001", skills: {sales: 5}}
+            voicemail:
+              general: {mailbox: "8000", name: General}
+            """},
+        "queues.sales.relax[0].any_agent"),
 }
 
 
