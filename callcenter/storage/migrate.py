@@ -11,6 +11,14 @@ failing migration leaves the database at the previous revision, on SQLite too. O
 foreign-key enforcement is off while migrating (see ``make_engine(foreign_keys=...)``) and
 ``PRAGMA foreign_key_check`` must come back clean before the transaction commits.
 
+Migrations never race. Several processes may start on one fresh database at once (two
+routers, a router and ``callcenter serve``); each :func:`upgrade` first takes a lock held
+until its transaction ends, then lets Alembic read the revision: the first applies the
+migrations, the others wait, find the database at head and do nothing. On PostgreSQL the
+lock is a transaction-scoped advisory lock (:data:`ADVISORY_LOCK_KEY`); on SQLite the
+transaction starts with ``BEGIN IMMEDIATE`` (the database's write lock), with a busy
+timeout of :data:`SQLITE_LOCK_TIMEOUT_MS` to wait for the migration in progress.
+
 For developers, ``python -m callcenter.storage.migrate --url URL COMMAND``:
 ``upgrade [REV]``, ``downgrade REV``, ``current``, ``check`` (models vs database) and
 ``revision -m MESSAGE`` (autogenerate the next numbered migration from the models).
@@ -30,14 +38,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from callcenter.storage.engine import make_engine
 from callcenter.storage.models import Base
 
 __all__ = [
+    "ADVISORY_LOCK_KEY",
     "MIGRATIONS_DIR",
+    "SQLITE_LOCK_TIMEOUT_MS",
     "MigrationError",
     "alembic_config",
     "current_revision",
@@ -52,6 +62,12 @@ MIGRATIONS_DIR: Path = Path(__file__).resolve().with_name("migrations")
 """The Alembic script directory shipped with the package (``package_data`` in setup.cfg)."""
 
 _T = TypeVar("_T")
+
+ADVISORY_LOCK_KEY: int = 0x63616C6C63656E74  # "callcent"
+"""PostgreSQL advisory lock id held by every migration transaction (a 64-bit key; other
+applications sharing the database would have to pick this very number to collide)."""
+SQLITE_LOCK_TIMEOUT_MS: int = 120_000
+"""How long a migration waits on SQLite for another one to finish."""
 
 
 class MigrationError(Exception):
@@ -83,10 +99,22 @@ def head_revision() -> str:
 
 
 async def _in_migration_transaction(url: str, work: Callable[[Connection], _T]) -> _T:
-    """Run *work* on a synchronous connection inside one transaction, then commit."""
-    engine = make_engine(url, foreign_keys=False)
+    """Run *work* on a synchronous connection inside one transaction, then commit.
+
+    The transaction holds the migration lock (see the module docstring) from its start.
+    """
+    engine = make_engine(
+        url,
+        foreign_keys=False,
+        sqlite_immediate=True,
+        busy_timeout_ms=SQLITE_LOCK_TIMEOUT_MS,
+    )
     try:
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                )
             result = await connection.run_sync(work)
             if connection.dialect.name == "sqlite":
                 violations = (
