@@ -10,8 +10,13 @@ The router uses it like this (see each module for details)::
         await store.apply("alice", Ring(caller_channel_id), now)
 
     # every few seconds and after an ARI (re)connect:
-    for fix in reconcile(await store.all(), live_channels, contacts, now, limits):
-        await store.apply(fix.agent, fix.event, now)    # each fix is a legal event
+    fixes = reconcile(await store.all(), live_channels, contacts, now, limits,
+                      owned_calls=...)                  # see callcenter.agents.reconcile
+    for fix, outcome in await store.apply_corrections(fixes, now):
+        ...carry out outcome.effects...
+
+``callcenter.agents.store`` is imported on its own (it needs the storage layer, which
+itself imports the pure :mod:`callcenter.agents.state`).
 """
 
 from callcenter.agents.reconcile import (

@@ -6,12 +6,18 @@ agent whose softphone unregistered would still be offered calls that cannot ring
 router therefore, after every (re)connect and every few seconds (the watchdog), asks
 Asterisk what exists and feeds it here:
 
-* ``live_channels``: the ids of the channels in Asterisk (``GET /channels``, or the
-  application's channels), kept current from ``StasisStart`` / ``ChannelDestroyed``;
-* ``contacts``: per agent, the status of its phone's contact (``ContactStatusChange``
-  events; ``GET /endpoints/PJSIP/{agent}`` at start). An agent missing from the mapping
-  has no contact at all (never registered, or ``Removed``). An agent whose device lives on
-  the user's own PBX without registration is passed as ``NonQualified``.
+* ``live_channels``: the ids of the channels in this node's Asterisk (``GET /channels``,
+  kept current from ``StasisStart`` / ``ChannelDestroyed``);
+* ``contacts``: for each agent whose phone registers on this node, the status of its
+  contact (``ContactStatusChange`` events; ``GET /endpoints/PJSIP/{agent}`` at start), or
+  ``None`` when it has no contact at all (never registered, expired, ``Removed``). An
+  agent whose device lives on the user's own PBX without registration is passed as
+  ``NonQualified``. Agents that are not keys are not judged here: their phone registers
+  on another node, whose router judges it.
+* ``owned_calls``: with several nodes, the caller channels this node owns (its queued
+  calls not yet ended, from ``queued_calls.node``); an agent tied to another node's
+  caller is judged only by the watchdog's time limits, since that channel cannot be in
+  this node's ``live_channels``. ``None`` (one node): every caller is this node's.
 
 :func:`reconcile` returns corrections: each is an event for
 :func:`callcenter.agents.state.transition`, legal in the agent's state when applied in
@@ -70,6 +76,9 @@ class WatchdogLimits:
     ringing: timedelta = timedelta(seconds=120)
 
 
+_DEFAULT_LIMITS = WatchdogLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class Correction:
     """Apply *event* to *agent* because of *reason* (logged and stored with the change)."""
@@ -82,27 +91,32 @@ class Correction:
 def reconcile(
     agent_states: Iterable[AgentState],
     live_channels: Collection[str],
-    contacts: Mapping[str, ContactStatus],
+    contacts: Mapping[str, ContactStatus | None],
     now: datetime,
-    limits: WatchdogLimits = WatchdogLimits(),
+    limits: WatchdogLimits = _DEFAULT_LIMITS,
+    *,
+    owned_calls: Collection[str] | None = None,
 ) -> tuple[Correction, ...]:
-    """The corrections that make *agent_states* agree with Asterisk at *now*.
+    """The corrections that make *agent_states* agree with this node's Asterisk at *now*.
 
     Ordered by agent name, then in the order they must be applied. Nothing is returned
-    for agents that already agree, so an idle pass costs no database write.
+    for agents that already agree, so an idle pass costs no database write. Apply each
+    with ``AgentStore.apply(agent, event, now, reason=...)``; an ``IllegalTransition``
+    there means the agent changed since it was read: skip it, the next pass looks again.
     """
     corrections: list[Correction] = []
     for state in sorted(agent_states, key=lambda s: s.agent):
-        corrections += _for_agent(state, live_channels, contacts, now, limits)
+        corrections += _for_agent(state, live_channels, contacts, now, limits, owned_calls)
     return tuple(corrections)
 
 
 def _for_agent(
     state: AgentState,
     live_channels: Collection[str],
-    contacts: Mapping[str, ContactStatus],
+    contacts: Mapping[str, ContactStatus | None],
     now: datetime,
     limits: WatchdogLimits,
+    owned_calls: Collection[str] | None,
 ) -> list[Correction]:
     if state.status is AgentStatus.LOGGED_OUT:
         return []
@@ -113,7 +127,8 @@ def _for_agent(
     if state.call is not None:
         waited = now - state.since
         why = None
-        if state.call not in live_channels:
+        ours = owned_calls is None or state.call in owned_calls
+        if ours and state.call not in live_channels:
             why = f"caller channel {state.call} no longer exists"
         elif status is AgentStatus.RESERVED and waited > limits.reserved:
             why = f"reserved {waited.total_seconds():.0f} s without ringing"
@@ -128,7 +143,9 @@ def _for_agent(
     ):
         fixes.append(Correction(state.agent, Tick(), "wrap-up time is over"))
 
-    contact = contacts.get(state.agent)
+    if state.agent not in contacts:
+        return fixes  # the phone registers on another node
+    contact = contacts[state.agent]
     usable = contact is not None and contact.usable
     if not usable and not phone_lost:
         shown = contact.value if contact is not None else "no contact"

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.agents.reconcile import Correction
 from callcenter.agents.state import (
     AgentEvent,
     AgentState,
@@ -129,6 +130,28 @@ class AgentStore:
         raise StoreConflict(
             f"agent {agent!r} changed {self._max_attempts} times while applying {event.cause}"
         )
+
+    async def apply_corrections(
+        self, corrections: Iterable[Correction], now: datetime
+    ) -> list[tuple[Correction, Outcome]]:
+        """Apply :func:`~callcenter.agents.reconcile.reconcile`'s corrections in order,
+        each stored with its reason; return those applied with their outcomes (whose
+        effects the router carries out: cancel offers, route to freed agents).
+
+        A correction the agent's current state refuses is skipped: the agent changed
+        since the states were read (another router, an event), and the next pass judges
+        it again from fresh state.
+        """
+        applied = []
+        for correction in corrections:
+            try:
+                outcome = await self.apply(
+                    correction.agent, correction.event, now, reason=correction.reason
+                )
+            except IllegalTransition:
+                continue
+            applied.append((correction, outcome))
+        return applied
 
     async def try_reserve(self, agent: str, call: str, now: datetime) -> AgentState | None:
         """Reserve *agent* for the caller on channel *call*: the reserved state if this

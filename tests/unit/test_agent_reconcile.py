@@ -86,12 +86,13 @@ def test_a_long_call_is_left_alone_and_an_expired_wrap_up_ends() -> None:
 
 def test_an_unregistered_phone_stops_offers_and_its_return_restores_them() -> None:
     states = [agent(n, Login()) for n in ("alice", "bob", "carol", "dave", "erin")]
-    contacts = {
+    contacts: dict[str, ContactStatus | None] = {
         "alice": ContactStatus.REACHABLE,
         "bob": ContactStatus.UNREACHABLE,
         "carol": ContactStatus.NON_QUALIFIED,
         "dave": ContactStatus.REMOVED,
-    }  # erin: no contact at all
+        "erin": None,  # no contact at all
+    }
     fixes = reconcile(states, set(), contacts, T0, LIMITS)
     assert [(f.agent, f.event, f.reason) for f in fixes] == [
         ("bob", PhoneLost(), "phone Unreachable"),
@@ -102,12 +103,32 @@ def test_an_unregistered_phone_stops_offers_and_its_return_restores_them() -> No
     assert reconcile([lost], set(), {"bob": UP}, T0, LIMITS) == (
         Correction("bob", PhoneBack(), "phone Reachable"),
     )
-    assert reconcile([agent("zed")], set(), {}, T0, LIMITS) == ()  # logged out: nothing
+    assert reconcile([agent("zed")], set(), {"zed": None}, T0, LIMITS) == ()  # logged out
+
+
+def test_another_nodes_phones_and_callers_are_left_to_it() -> None:
+    """Two nodes: bob's phone registers on the other one, and carol talks to a caller
+    the other node owns; this node judges neither, except by the watchdog's clock."""
+    states = [
+        agent("alice", Login(), Reserve("mine")),
+        agent("bob", Login()),
+        agent("carol", Login(), Reserve("theirs"), Answer("theirs")),
+        agent("dave", Login(), Reserve("theirs2")),
+    ]
+    fixes = reconcile(states, {"other"}, {"alice": UP, "carol": UP}, T0 + timedelta(seconds=5),
+                      LIMITS, owned_calls={"mine"})
+    assert fixes == (Correction("alice", CallGone("mine"), "caller channel mine no longer exists"),)
+    late = reconcile(states, {"other"}, {"alice": UP}, T0 + timedelta(seconds=11), LIMITS,
+                     owned_calls={"mine"})
+    assert [(f.agent, f.reason) for f in late] == [
+        ("alice", "caller channel mine no longer exists"),
+        ("dave", "reserved 11 s without ringing"),
+    ]
 
 
 def test_a_vanished_call_and_a_lost_phone_come_in_the_order_to_apply() -> None:
     reserved = agent("alice", Login(), Reserve("c1"))
-    fixes = reconcile([reserved], set(), {}, T0, LIMITS)
+    fixes = reconcile([reserved], set(), {"alice": None}, T0, LIMITS)
     assert [f.event for f in fixes] == [CallGone("c1"), PhoneLost()]
     state = reserved
     for fix in fixes:
@@ -141,7 +162,7 @@ def test_corrections_are_legal_and_leave_nothing_stuck(
             except (IllegalTransition, UnknownPauseReason):
                 pass
         states[name] = state
-    contacts = {n: c for n, c in zip(AGENTS, contact_list, strict=True) if c is not None}
+    contacts = dict(zip(AGENTS, contact_list, strict=True))
     now = T0 + timedelta(seconds=elapsed)
 
     for fix in reconcile(states.values(), live, contacts, now, LIMITS):
@@ -154,7 +175,8 @@ def test_corrections_are_legal_and_leave_nothing_stuck(
             assert now - state.since <= LIMITS.reserved
         if state.status is AgentStatus.WRAP_UP:
             assert state.wrap_up_until is not None and now < state.wrap_up_until
-        usable = name in contacts and contacts[name].usable
+        contact = contacts[name]
+        usable = contact is not None and contact.usable
         if not usable and state.status is not AgentStatus.LOGGED_OUT:
             assert state.phone_lost
             assert state.status not in {AgentStatus.AVAILABLE, AgentStatus.RESERVED,
