@@ -74,7 +74,7 @@ class AgentStateRepository:
         """Store *state* for a new agent; ``False`` (and nothing written) if the agent
         exists already, e.g. created by another router at the same moment."""
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[
-            self._session.bind.dialect.name
+            self._session.get_bind().dialect.name
         ]
         statement = (
             insert(AgentStateRecord)

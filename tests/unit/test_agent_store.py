@@ -4,6 +4,7 @@ the concurrency scenarios is in tests/integration/test_storage_postgres.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,13 +17,20 @@ from callcenter.agents import (
     AgentState,
     AgentStatus,
     Answer,
+    CallGone,
+    CancelOffer,
+    ContactStatus,
     Hangup,
     IllegalTransition,
     Login,
+    OfferFailed,
     Pause,
+    PhoneLost,
+    ReadyForCalls,
     Reserve,
     Ring,
     UnknownPauseReason,
+    reconcile,
 )
 from callcenter.agents.store import AgentStore
 from callcenter.storage import (
@@ -154,15 +162,9 @@ async def test_compare_and_set_refuses_a_stale_version(
         assert await repository.compare_and_set(base, available, cause="login", at=T0)
         assert not await repository.compare_and_set(base, available, cause="login", at=T0)
         with pytest.raises(ValueError, match="does not follow"):
-            await repository.compare_and_set(base, replace_version(available, 5), cause="x", at=T0)
+            await repository.compare_and_set(base, replace(available, version=5), cause="x", at=T0)
     async with sessions() as session:
         assert await AgentStateRepository(session).get("erin") == available
-
-
-def replace_version(state: AgentState, version: int) -> AgentState:
-    from dataclasses import replace
-
-    return replace(state, version=version)
 
 
 async def test_an_inconsistent_row_is_reported_not_used(
@@ -246,3 +248,38 @@ async def test_queued_calls_refuse_out_of_order_records(
     with pytest.raises(IntegrityError):
         async with sessions.begin() as session:
             await QueuedCallRepository(session).enter("x", "sales", entered_at=T0)
+
+
+async def test_reconcile_corrections_are_stored_and_stale_ones_skipped(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = AgentStore(sessions, RULES, node="pbx1")
+    for name in ("alice", "bob"):
+        await store.apply(name, Login(), T0)
+        await store.try_reserve(name, f"{name}-caller", T0)
+    states = await store.all()
+    # Between the read and the corrections, another router ends bob's offer and reserves
+    # him for a caller that is alive.
+    await store.apply("bob", OfferFailed("bob-caller", "no_answer"), T0)
+    await store.try_reserve("bob", "bob-caller2", T0)
+    fixes = reconcile(states, {"bob-caller2"},
+                      {"alice": None, "bob": ContactStatus.REACHABLE}, T0)
+    assert [(f.agent, f.event) for f in fixes] == [
+        ("alice", CallGone("alice-caller")), ("alice", PhoneLost()),
+        ("bob", CallGone("bob-caller"))]
+
+    applied = await store.apply_corrections(fixes, T0 + timedelta(seconds=1))
+
+    assert [(fix.agent, outcome.state.status, outcome.effects) for fix, outcome in applied] == [
+        ("alice", AgentStatus.AVAILABLE,
+         (CancelOffer("alice", "alice-caller"), ReadyForCalls("alice"))),
+        ("alice", AgentStatus.PAUSED, ()),
+    ]
+    bob = await store.get("bob", T0)
+    assert (bob.status, bob.call) == (AgentStatus.RESERVED, "bob-caller2")
+    async with sessions() as session:
+        log = await AgentStateRepository(session).transitions("alice")
+    assert [(t.cause, t.reason) for t in log][-2:] == [
+        ("call_gone", "caller channel alice-caller no longer exists"),
+        ("phone_lost", "phone no contact"),
+    ]
