@@ -49,7 +49,9 @@ async def stores(url: str, count: int = 2) -> AsyncIterator[list[AgentStore]]:
     engines = [make_engine(url) for _ in range(count)]
     try:
         yield [
-            AgentStore(make_sessionmaker(engine), RULES, node=f"pbx{i + 1}")
+            # Each lost compare-and-set means another writer committed: with at most a few
+            # hundred writes per scenario, 1000 attempts can never run out.
+            AgentStore(make_sessionmaker(engine), RULES, node=f"pbx{i + 1}", max_attempts=1000)
             for i, engine in enumerate(engines)
         ]
     finally:
@@ -170,7 +172,8 @@ async def concurrent_upgrades_apply_once(url: str, *, count: int) -> None:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    assert [r for r in results if r is not None] == []
+    failures = [repr(r) for r in results if r is not None]
+    assert failures == [], failures
     assert [m.split(",")[0] for m in handler.applied] == [
         "Running upgrade  -> 0001",
         "Running upgrade 0001 -> 0002",

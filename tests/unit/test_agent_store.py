@@ -283,3 +283,24 @@ async def test_reconcile_corrections_are_stored_and_stale_ones_skipped(
         ("call_gone", "caller channel alice-caller no longer exists"),
         ("phone_lost", "phone no contact"),
     ]
+
+
+async def test_a_migration_waits_for_the_lock_and_gives_up_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the SQLite migration lock keeps upgrade() from touching
+    the database; past the timeout it says who holds what."""
+    import fcntl
+
+    from callcenter.storage import MigrationError, current_revision, migrate
+
+    url = default_sqlite_url(tmp_path)
+    monkeypatch.setattr(migrate, "LOCK_TIMEOUT_S", 0.2)
+    lock = tmp_path / "callcenter.sqlite3.migrate-lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(MigrationError, match=r"migrate-lock for over 0 s"):
+            await upgrade(url)
+    assert not (tmp_path / "callcenter.sqlite3").exists()
+    await upgrade(url)
+    assert await current_revision(url) == "0002"
