@@ -304,3 +304,39 @@ async def test_a_migration_waits_for_the_lock_and_gives_up_with_a_clear_error(
     assert not (tmp_path / "callcenter.sqlite3").exists()
     await upgrade(url)
     assert await current_revision(url) == "0002"
+
+
+async def test_upgrades_in_separate_processes_apply_once(tmp_path: Path) -> None:
+    """Four processes (as four services starting together) migrate one fresh SQLite file:
+    all succeed and the migrations run in exactly one of them."""
+    import asyncio
+    import os
+    import sys
+
+    url = default_sqlite_url(tmp_path)
+    program = (
+        "import asyncio, logging, sys\n"
+        "logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format='%(message)s')\n"
+        "logging.getLogger('alembic.runtime.migration').setLevel(logging.INFO)\n"
+        "from callcenter.storage.migrate import upgrade\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"  # every process imported: start together
+        "asyncio.run(upgrade(sys.argv[1]))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", program, url, env=env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        for _ in range(4)
+    ]
+    async with asyncio.timeout(120):
+        for process in processes:
+            assert process.stdout is not None
+            assert await process.stdout.readline() == b"ready\n"
+        outputs = await asyncio.gather(*(p.communicate(b"go\n") for p in processes))
+    assert [process.returncode for process in processes] == [0] * 4, outputs
+    applied = [line for _, err in outputs for line in err.decode().splitlines()
+               if line.startswith("Running upgrade")]
+    assert [line.split(",")[0] for line in applied] == [
+        "Running upgrade  -> 0001", "Running upgrade 0001 -> 0002"]
