@@ -3,7 +3,7 @@
 A config directory holds YAML files whose top-level keys are the sections of
 :class:`CallCenterConfig` (``settings``, ``entry_points``, ``flows``, ``menus``,
 ``schedules``, ``lookups``, ``queues``, ``skills``, ``agents``, ``voicemail``,
-``caller_id_rules``). Shape and types are checked here; cross-references
+``caller_id_rules``, ``pause_reasons``). Shape and types are checked here; cross-references
 (undefined targets, reachability, loops, sounds) in :mod:`callcenter.config.checks`.
 
 Every name that ends up in the dialplan (menu, flow, queue names, sound names,
@@ -56,6 +56,7 @@ __all__ = [
     "Flow",
     "Lookup",
     "Menu",
+    "PauseReason",
     "Queue",
     "RelaxStep",
     "Schedule",
@@ -134,6 +135,7 @@ PATTERN_WORDS: dict[str, str] = {
     r"^[a-z][a-z0-9_-]{0,47}$":
         "a lowercase letter, then lowercase letters, digits, _ or -, at most 48 characters",
     r"^[0-9.]{7,15}(/[0-9]{1,2})?$": "an IPv4 address or network (127.0.0.1/32)",
+    r"^[0-9]{1,4}$": "1 to 4 digits",
 }
 
 #: One sound or a list of them (a single name is read as a one-item list).
@@ -678,6 +680,29 @@ class Agent(_Model):
     languages: tuple[Language, ...] = ()
 
 
+#: Pause reasons the agent state machine sets by itself (``callcenter.agents.state``):
+#: a config reason must not take these names.
+SYSTEM_PAUSE_REASONS: tuple[str, ...] = ("no_answer", "unregistered")
+
+
+def _not_a_system_reason(name: str) -> str:
+    if name in SYSTEM_PAUSE_REASONS:
+        raise ValueError(
+            f"'{name}' is a pause reason the system sets by itself "
+            f"(reserved: {', '.join(SYSTEM_PAUSE_REASONS)})"
+        )
+    return name
+
+
+class PauseReason(_Model):
+    """A reason code agents pause with (``callcenter agents pause alice lunch``, or the
+    pause feature code followed by :attr:`code` on the softphone)."""
+
+    description: str = ""
+    #: Digits keyed after the pause feature code to pick this reason.
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}$")] | None = None
+
+
 class Voicemail(_Model):
     mailbox: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,10}$")]
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 ._'-]{1,60}$")]
@@ -772,3 +797,16 @@ class CallCenterConfig(_Model):
     queues: dict[Name, Queue] = {}
     agents: dict[Name, Agent] = {}
     voicemail: dict[Name, Voicemail] = {}
+    pause_reasons: dict[Annotated[Name, AfterValidator(_not_a_system_reason)], PauseReason] = {}
+
+    @field_validator("pause_reasons")
+    @classmethod
+    def _pause_codes_differ(cls, reasons: dict[str, PauseReason]) -> dict[str, PauseReason]:
+        by_code: dict[str, list[str]] = {}
+        for name, reason in reasons.items():
+            if reason.code is not None:
+                by_code.setdefault(reason.code, []).append(name)
+        shared = [f"{code} ({', '.join(names)})" for code, names in by_code.items() if len(names) > 1]
+        if shared:
+            raise ValueError(f"pause reasons share a code: {'; '.join(shared)}")
+        return reasons

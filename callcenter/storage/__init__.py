@@ -12,6 +12,7 @@ Typical start-up::
         account = await AccountRepository(session).find_by_phone(caller_id)
 """
 
+from callcenter.storage.agent_states import AgentStateRepository
 from callcenter.storage.engine import default_sqlite_url, make_engine, make_sessionmaker
 from callcenter.storage.migrate import (
     MigrationError,
@@ -24,13 +25,20 @@ from callcenter.storage.migrate import (
 from callcenter.storage.models import (
     Account,
     AccountStatus,
+    AgentStateRecord,
+    AgentTransition,
     Base,
     Call,
     CallEvent,
     CallEventKind,
+    CallOffer,
     DestinationKind,
+    OfferResult,
+    QueuedCall,
+    QueueOutcome,
     normalise_phone,
 )
+from callcenter.storage.queued_calls import QueuedCallError, QueuedCallRepository
 from callcenter.storage.repositories import (
     DEMO_ACCOUNTS,
     AcceptedRow,
@@ -48,14 +56,23 @@ __all__ = [
     "Account",
     "AccountRepository",
     "AccountStatus",
+    "AgentStateRecord",
+    "AgentStateRepository",
+    "AgentTransition",
     "Base",
     "Call",
     "CallEvent",
     "CallEventKind",
+    "CallOffer",
     "CallRepository",
     "DestinationKind",
     "ImportReport",
     "MigrationError",
+    "OfferResult",
+    "QueueOutcome",
+    "QueuedCall",
+    "QueuedCallError",
+    "QueuedCallRepository",
     "RowError",
     "current_revision",
     "default_sqlite_url",

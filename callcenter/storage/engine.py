@@ -67,6 +67,7 @@ def make_engine(
     foreign_keys: bool = True,
     busy_timeout_ms: int = 5000,
     echo: bool = False,
+    sqlite_immediate: bool = False,
 ) -> AsyncEngine:
     """Create the async engine for *url* (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
 
@@ -77,6 +78,9 @@ def make_engine(
             cascades to the rows that reference it. Keep the default everywhere else.
         busy_timeout_ms: SQLite only: how long a connection waits for a lock.
         echo: log every SQL statement (debugging).
+        sqlite_immediate: SQLite only: every transaction takes the database's write lock
+            at ``BEGIN IMMEDIATE`` (waiting up to *busy_timeout_ms* for it), so it runs
+            alone among writers from its first statement: what migrations need.
 
     The caller owns the engine and must ``await engine.dispose()`` when done.
     """
@@ -87,17 +91,23 @@ def make_engine(
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
-        _tune_sqlite(engine, foreign_keys=foreign_keys, busy_timeout_ms=busy_timeout_ms)
+        _tune_sqlite(
+            engine,
+            foreign_keys=foreign_keys,
+            busy_timeout_ms=busy_timeout_ms,
+            immediate=sqlite_immediate,
+        )
     log.debug("storage engine for %s", engine.url.render_as_string(hide_password=True))
     return engine
 
 
 def _tune_sqlite(
-    engine: AsyncEngine, *, foreign_keys: bool, busy_timeout_ms: int
+    engine: AsyncEngine, *, foreign_keys: bool, busy_timeout_ms: int, immediate: bool = False
 ) -> None:
     """Install the per-connection SQLite settings described in the module docstring."""
     foreign_keys_value = "ON" if foreign_keys else "OFF"
     busy_timeout = int(busy_timeout_ms)
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -117,7 +127,7 @@ def _tune_sqlite(
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(begin)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -11,6 +11,18 @@ failing migration leaves the database at the previous revision, on SQLite too. O
 foreign-key enforcement is off while migrating (see ``make_engine(foreign_keys=...)``) and
 ``PRAGMA foreign_key_check`` must come back clean before the transaction commits.
 
+Migrations never race. Several processes may start on one fresh database at once (two
+routers, a router and ``callcenter serve``); each :func:`upgrade` first takes a lock held
+until its transaction ends, then lets Alembic read the revision: the first applies the
+migrations, the others wait, find the database at head and do nothing. On PostgreSQL the
+lock is a transaction-scoped advisory lock (:data:`ADVISORY_LOCK_KEY`). On SQLite it is an
+exclusive ``flock`` on ``<database>.migrate-lock`` next to the database file, taken before
+the first connection: the first connection to a fresh file switches it to WAL, and
+SQLite answers a concurrent switch with "database is locked" at once, without waiting
+for its busy timeout. The transaction then also starts with ``BEGIN IMMEDIATE``, so a
+migration never interleaves with the application's writers. Both wait at most
+:data:`LOCK_TIMEOUT_S` for the migration in progress.
+
 For developers, ``python -m callcenter.storage.migrate --url URL COMMAND``:
 ``upgrade [REV]``, ``downgrade REV``, ``current``, ``check`` (models vs database) and
 ``revision -m MESSAGE`` (autogenerate the next numbered migration from the models).
@@ -20,8 +32,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
+import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,13 +46,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
-from sqlalchemy.engine import Connection
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection, make_url
 
 from callcenter.storage.engine import make_engine
 from callcenter.storage.models import Base
 
 __all__ = [
+    "ADVISORY_LOCK_KEY",
+    "LOCK_TIMEOUT_S",
     "MIGRATIONS_DIR",
     "MigrationError",
     "alembic_config",
@@ -52,6 +70,14 @@ MIGRATIONS_DIR: Path = Path(__file__).resolve().with_name("migrations")
 """The Alembic script directory shipped with the package (``package_data`` in setup.cfg)."""
 
 _T = TypeVar("_T")
+
+ADVISORY_LOCK_KEY: int = 0x63616C6C63656E74  # "callcent"
+"""PostgreSQL advisory lock id held by every migration transaction (a 64-bit key; other
+applications sharing the database would have to pick this very number to collide)."""
+LOCK_TIMEOUT_S: float = 120.0
+"""How long a migration waits for another one to finish (SQLite; PostgreSQL waits on
+its advisory lock for as long as the other transaction runs)."""
+_LOCK_POLL_S = 0.02
 
 
 class MigrationError(Exception):
@@ -82,11 +108,64 @@ def head_revision() -> str:
     return head
 
 
+@asynccontextmanager
+async def _sqlite_file_lock(url: str) -> AsyncIterator[None]:
+    """Hold the exclusive ``flock`` of the SQLite database at *url* (nothing for an
+    in-memory database, which no other connection can see).
+
+    ``flock`` locks belong to one open file, so two tasks of one process exclude each
+    other as two processes do. Waiting polls with ``LOCK_NB`` rather than blocking a
+    thread: a cancelled wait then leaves nothing behind.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise MigrationError(
+                        f"another migration of {database} has held {lock_path} "
+                        f"for over {LOCK_TIMEOUT_S:.0f} s"
+                    ) from None
+                await asyncio.sleep(_LOCK_POLL_S)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 async def _in_migration_transaction(url: str, work: Callable[[Connection], _T]) -> _T:
-    """Run *work* on a synchronous connection inside one transaction, then commit."""
-    engine = make_engine(url, foreign_keys=False)
+    """Run *work* on a synchronous connection inside one transaction, then commit.
+
+    The migration lock (see the module docstring) is held from before the first
+    connection until the transaction has ended.
+    """
+    if make_url(url).get_backend_name() == "sqlite":
+        async with _sqlite_file_lock(url):
+            return await _locked_migration_transaction(url, work)
+    return await _locked_migration_transaction(url, work)
+
+
+async def _locked_migration_transaction(url: str, work: Callable[[Connection], _T]) -> _T:
+    engine = make_engine(
+        url,
+        foreign_keys=False,
+        sqlite_immediate=True,
+        busy_timeout_ms=int(LOCK_TIMEOUT_S * 1000),
+    )
     try:
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                )
             result = await connection.run_sync(work)
             if connection.dialect.name == "sqlite":
                 violations = (

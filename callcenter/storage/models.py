@@ -40,6 +40,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import (
@@ -50,15 +51,24 @@ from sqlalchemy.orm import (
     validates,
 )
 
+from callcenter.agents.state import AgentStatus
+
 __all__ = [
+    "AGENT_NAME_MAX",
     "NAMING_CONVENTION",
     "Account",
     "AccountStatus",
+    "AgentStateRecord",
+    "AgentTransition",
     "Base",
     "Call",
     "CallEvent",
     "CallEventKind",
+    "CallOffer",
     "DestinationKind",
+    "OfferResult",
+    "QueueOutcome",
+    "QueuedCall",
     "UTCDateTime",
     "caller_phone",
     "normalise_phone",
@@ -82,6 +92,10 @@ NAME_MAX = 200
 PHONE_MAX = 32
 LANGUAGE_MAX = 16
 ENUM_MAX = 32
+AGENT_NAME_MAX = 48
+"""Agent, queue and pause-reason names: the config's ``Name`` (at most 48 characters)."""
+CHANNEL_ID_MAX = 64
+"""An ARI channel id (``UNIQUEID`` or a client-chosen id)."""
 
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9 ().\-]+$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
@@ -352,3 +366,154 @@ class CallEvent(Base):
         return (
             f"CallEvent(id={self.id!r}, call_id={self.call_id!r}, kind={self.kind!r})"
         )
+
+
+# -- agents and the queue router ----------------------------------------------------
+
+
+class QueueOutcome(enum.StrEnum):
+    """How a queued call ended."""
+
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    OVERFLOWED = "overflowed"
+    TIMED_OUT = "timed_out"
+
+
+class OfferResult(enum.StrEnum):
+    """How one offer of a queued call to one agent ended."""
+
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    REJECTED = "rejected"
+    UNREGISTERED = "unregistered"
+    CALLER_GONE = "caller_gone"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class AgentStateRecord(Base):
+    """The current state of one agent (:class:`callcenter.agents.state.AgentState`).
+
+    One row per agent, keyed by the config's agent name. ``version`` is the
+    compare-and-set token: every write is ``UPDATE ... WHERE agent = ? AND version = ?``,
+    so of two routers reserving the same agent exactly one updates a row.
+    """
+
+    __tablename__ = "agent_states"
+
+    agent: Mapped[str] = mapped_column(String(AGENT_NAME_MAX), primary_key=True)
+    status: Mapped[AgentStatus] = mapped_column(_str_enum(AgentStatus, "agent_status"))
+    version: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    call: Mapped[str | None] = mapped_column(String(CHANNEL_ID_MAX), index=True)
+    pause_reason: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    pending_pause: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    wrap_up_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    phone_lost: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    def __repr__(self) -> str:
+        return f"AgentStateRecord(agent={self.agent!r}, status={self.status!r}, version={self.version!r})"
+
+
+class AgentTransition(Base):
+    """One change of an agent's state: when, why (the event and its fields), from what to
+    what. ``(agent, version)`` is unique: a lost update would show as a duplicate version."""
+
+    __tablename__ = "agent_transitions"
+    __table_args__ = (
+        UniqueConstraint("agent", "version"),
+        Index("ix_agent_transitions_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    agent: Mapped[str] = mapped_column(
+        ForeignKey("agent_states.agent", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cause: Mapped[str] = mapped_column(String(ENUM_MAX))
+    from_status: Mapped[AgentStatus] = mapped_column(_str_enum(AgentStatus, "agent_status"))
+    to_status: Mapped[AgentStatus] = mapped_column(_str_enum(AgentStatus, "agent_status"))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(_JSONDocument)
+    #: Why a correction was applied (reconcile), or who asked (``cli``, a router node).
+    reason: Mapped[str | None] = mapped_column(String(NAME_MAX))
+
+    def __repr__(self) -> str:
+        return (
+            f"AgentTransition(agent={self.agent!r}, version={self.version!r}, "
+            f"{self.from_status!r} -> {self.to_status!r})"
+        )
+
+
+class QueuedCall(Base):
+    """One caller's stay in a queue, from entering to the end, keyed by the caller's ARI
+    channel id. Waiting callers (no ``answered_at``, no ``ended_at``) are what a restarted
+    router restores, in (priority, entered) order.
+
+    ``offers`` uses ``lazy="raise"``: ask for it (``QueuedCallRepository.offers``).
+    """
+
+    __tablename__ = "queued_calls"
+    __table_args__ = (Index("ix_queued_calls_queue_ended_at", "queue", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(CHANNEL_ID_MAX), unique=True)
+    # The IVR's call record, when there is one; queue history outlives its deletion.
+    call_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calls.id", ondelete="SET NULL"), index=True
+    )
+    queue: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_MAX))
+    #: The router instance that owns the caller's channel (its Asterisk's system name).
+    node: Mapped[str | None] = mapped_column(String(64))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    agent: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX), index=True)
+    #: The skills (and levels) the answering agent was matched on.
+    matched_skills: Mapped[dict[str, Any] | None] = mapped_column(_JSONDocument)
+    #: Which relaxation step of the queue's rules matched (0: the full requirements).
+    relaxation_step: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[QueueOutcome | None] = mapped_column(
+        _str_enum(QueueOutcome, "queue_outcome")
+    )
+    #: Where an overflowed or timed-out call went (a queue, a voicemail box...).
+    overflow_to: Mapped[str | None] = mapped_column(String(128))
+
+    offers: Mapped[list[CallOffer]] = relationship(
+        back_populates="queued_call",
+        lazy="raise",
+        order_by="(CallOffer.offered_at, CallOffer.id)",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"QueuedCall(id={self.id!r}, channel_id={self.channel_id!r}, queue={self.queue!r})"
+
+
+class CallOffer(Base):
+    """One offer of a queued call to one agent's phone, and how it ended."""
+
+    __tablename__ = "call_offers"
+    __table_args__ = (Index("ix_call_offers_queued_call_id_offered_at", "queued_call_id", "offered_at"),)
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    queued_call_id: Mapped[int] = mapped_column(
+        ForeignKey("queued_calls.id", ondelete="CASCADE")
+    )
+    agent: Mapped[str] = mapped_column(String(AGENT_NAME_MAX), index=True)
+    #: The offer leg's channel id (chosen by the router before the originate).
+    channel_id: Mapped[str | None] = mapped_column(String(CHANNEL_ID_MAX))
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[OfferResult | None] = mapped_column(_str_enum(OfferResult, "offer_result"))
+
+    queued_call: Mapped[QueuedCall] = relationship(back_populates="offers", lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"CallOffer(id={self.id!r}, agent={self.agent!r}, result={self.result!r})"

@@ -27,6 +27,8 @@ from sqlalchemy import delete, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.agents import Login
+from callcenter.agents.store import AgentStore
 from callcenter.storage import (
     Account,
     AccountRepository,
@@ -36,6 +38,9 @@ from callcenter.storage import (
     CallEventKind,
     CallRepository,
     DestinationKind,
+    OfferResult,
+    QueuedCallRepository,
+    QueueOutcome,
     current_revision,
     downgrade,
     head_revision,
@@ -45,6 +50,12 @@ from callcenter.storage import (
     schema_differences,
     seed_demo_accounts,
     upgrade,
+)
+from tests.agent_store_scenarios import (
+    concurrent_pauses_lose_no_update,
+    concurrent_reservers_one_winner,
+    concurrent_upgrades_apply_once,
+    many_callers_many_agents,
 )
 
 pytestmark = pytest.mark.integration
@@ -188,9 +199,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 _database_numbers = itertools.count(1)
 
 
-@pytest.fixture
-async def pg_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    """A new, empty database migrated to head, one per test so tests cannot leak rows."""
+async def _new_database(postgres_server: PostgresServer) -> str:
     name = f"callcenter_test_{next(_database_numbers)}"
     admin = await asyncpg.connect(
         host=postgres_server.host,
@@ -203,9 +212,21 @@ async def pg_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = postgres_server.url(name)
+    return postgres_server.url(name)
+
+
+@pytest.fixture
+async def pg_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A new, empty database migrated to head, one per test so tests cannot leak rows."""
+    url = await _new_database(postgres_server)
     await upgrade(url)
     yield url
+
+
+@pytest.fixture
+async def fresh_pg_url(postgres_server: PostgresServer) -> str:
+    """A new database that was never migrated."""
+    return await _new_database(postgres_server)
 
 
 @pytest.fixture
@@ -240,6 +261,9 @@ async def test_postgres_gets_its_native_types(pg_url: str) -> None:
     assert types["call_events.call_id"] == "bigint"
     assert types["call_events.detail"] == "jsonb"
     assert types["calls.started_at"] == "timestamp with time zone"
+    assert types["agent_transitions.id"] == "bigint"
+    assert types["queued_calls.matched_skills"] == "jsonb"
+    assert types["agent_states.since"] == "timestamp with time zone"
 
 
 async def test_downgrade_to_base_and_up_again(pg_url: str) -> None:
@@ -255,6 +279,52 @@ async def test_downgrade_to_base_and_up_again(pg_url: str) -> None:
     assert set(tables) == {"alembic_version"}
     await upgrade(pg_url)
     assert await schema_differences(pg_url) == []
+
+
+# ------------------------------------------------ agent states: one router wins, always
+
+
+async def test_concurrent_upgrades_of_a_fresh_database_apply_once(fresh_pg_url: str) -> None:
+    await concurrent_upgrades_apply_once(fresh_pg_url, count=6)
+    assert await schema_differences(fresh_pg_url) == []
+
+
+async def test_concurrent_reservers_on_two_engines_one_wins(pg_url: str) -> None:
+    await concurrent_reservers_one_winner(pg_url, tasks=30, rounds=5)
+
+
+async def test_concurrent_writers_lose_no_update(pg_url: str) -> None:
+    await concurrent_pauses_lose_no_update(pg_url, tasks=12, each=5)
+
+
+async def test_many_callers_never_share_an_agent(pg_url: str) -> None:
+    await many_callers_many_agents(pg_url, agents=8, callers=20)
+
+
+async def test_agent_state_and_queued_calls_round_trip(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = AgentStore(sessions, node="pbx1")
+    await store.apply("alice", Login(), T0)
+    reserved = await store.try_reserve("alice", "1700.9", T0 + timedelta(seconds=1))
+    assert reserved is not None and reserved.since == T0 + timedelta(seconds=1)
+    assert await store.get("alice", T0) == reserved
+
+    async with sessions.begin() as session:
+        calls = QueuedCallRepository(session)
+        queued = await calls.enter("1700.9", "sales", entered_at=T0, priority=3)
+        offer = await calls.add_offer(queued, "alice", offered_at=T0 + timedelta(seconds=1))
+        await calls.answered(queued, offer, at=T0 + timedelta(seconds=4),
+                             matched_skills={"billing": 5}, relaxation_step=0)
+        await calls.finish(queued, QueueOutcome.ANSWERED, at=T0 + timedelta(seconds=60))
+    async with sessions() as session:
+        calls = QueuedCallRepository(session)
+        loaded = await calls.get_by_channel("1700.9")
+        assert loaded is not None
+        assert (loaded.agent, loaded.matched_skills, loaded.outcome, loaded.ended_at) == (
+            "alice", {"billing": 5}, QueueOutcome.ANSWERED, T0 + timedelta(seconds=60))
+        assert [(o.agent, o.result) for o in await calls.offers(loaded)] == [
+            ("alice", OfferResult.ANSWERED)]
 
 
 async def test_accounts_round_trip(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -73,12 +73,16 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
 
     await upgrade(url)
 
-    assert await current_revision(url) == head_revision() == "0001"
+    assert await current_revision(url) == head_revision() == "0002"
     assert await _table_names(url) == {
         "alembic_version",
         "accounts",
         "calls",
         "call_events",
+        "agent_states",
+        "agent_transitions",
+        "queued_calls",
+        "call_offers",
     }
 
 

@@ -1,0 +1,163 @@
+"""Agent states shared by every router instance, through the database.
+
+:class:`AgentStore` is the only way the router changes an agent: read the stored state,
+decide with the pure :func:`~callcenter.agents.state.transition`, write with
+compare-and-set (:meth:`~callcenter.storage.agent_states.AgentStateRepository.compare_and_set`).
+When another router (or a CLI command, or a reconcile pass) changed the agent in between,
+the write matches no row; the store reads again and decides again, so the event is judged
+against the state that really holds: a second ``Reserve`` then finds the agent reserved
+and is refused. Read and write are separate transactions, so on SQLite the write's
+``UPDATE`` is the first statement of its transaction and waits for the lock instead of
+failing.
+
+How the router calls it::
+
+    store = AgentStore(sessions, Rules(frozenset(config.pause_reasons)), node="pbx1")
+    await store.ensure(config.agents, now)                # rows for configured agents
+    state = await store.try_reserve(agent, caller_channel_id, now)
+    if state is None:                                     # someone else got the agent
+        ...pick the next candidate...
+    outcome = await store.apply(agent, Ring(caller_channel_id), now)
+    for effect in outcome.effects: ...                    # ReadyForCalls, CancelOffer...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.agents.reconcile import Correction
+from callcenter.agents.state import (
+    AgentEvent,
+    AgentState,
+    AgentStateError,
+    IllegalTransition,
+    Outcome,
+    Reserve,
+    Rules,
+    logged_out,
+    transition,
+)
+from callcenter.storage.agent_states import AgentStateRepository
+
+__all__ = ["AgentStore", "StoreConflict"]
+
+
+class StoreConflict(AgentStateError):
+    """The agent kept changing under us: every compare-and-set of one ``apply`` lost."""
+
+
+def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value.total_seconds() if isinstance(value, timedelta) else value
+        for key, value in detail.items()
+    }
+
+
+class AgentStore:
+    """Agent states in the database, changed only through the state machine."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        rules: Rules | None = None,
+        *,
+        node: str | None = None,
+        max_attempts: int = 50,
+    ) -> None:
+        self._sessions = sessions
+        self._rules = rules if rules is not None else Rules()
+        self._node = node
+        self._max_attempts = max_attempts
+
+    async def get(self, agent: str, now: datetime) -> AgentState:
+        """The agent's state (logged out, version 0, for one never stored)."""
+        async with self._sessions() as session:
+            state = await AgentStateRepository(session).get(agent)
+        return state if state is not None else logged_out(agent, now)
+
+    async def all(self) -> list[AgentState]:
+        """Every stored agent, by name (what :func:`~callcenter.agents.reconcile.reconcile`
+        takes)."""
+        async with self._sessions() as session:
+            return await AgentStateRepository(session).all()
+
+    async def ensure(self, agents: Iterable[str], now: datetime) -> None:
+        """Store the agents not stored yet as logged out; existing rows are untouched
+        (several routers may start at once)."""
+        async with self._sessions.begin() as session:
+            repository = AgentStateRepository(session)
+            for agent in agents:
+                await repository.create(logged_out(agent, now))
+
+    async def apply(
+        self, agent: str, event: AgentEvent, now: datetime, *, reason: str | None = None
+    ) -> Outcome:
+        """Apply *event* to *agent* at *now* and store the change; return its outcome.
+
+        *reason* is stored with the transition (a reconcile correction's reason, ``cli``).
+
+        Raises:
+            IllegalTransition: the event is not allowed in the agent's current state.
+            UnknownPauseReason: ``Pause`` with a reason the config does not define.
+            StoreConflict: the agent changed under us ``max_attempts`` times in a row.
+        """
+        why = reason if reason is not None else self._node
+        for _ in range(self._max_attempts):
+            async with self._sessions() as session:
+                current = await AgentStateRepository(session).get(agent)
+            if current is None:
+                async with self._sessions.begin() as session:
+                    await AgentStateRepository(session).create(logged_out(agent, now))
+                continue
+            outcome = transition(current, event, now, self._rules)
+            if not outcome.changed:
+                return outcome
+            async with self._sessions.begin() as session:
+                written = await AgentStateRepository(session).compare_and_set(
+                    current,
+                    outcome.state,
+                    cause=event.cause,
+                    at=now,
+                    detail=_jsonable(event.detail()) or None,
+                    reason=why,
+                )
+            if written:
+                return outcome
+        raise StoreConflict(
+            f"agent {agent!r} changed {self._max_attempts} times while applying {event.cause}"
+        )
+
+    async def apply_corrections(
+        self, corrections: Iterable[Correction], now: datetime
+    ) -> list[tuple[Correction, Outcome]]:
+        """Apply :func:`~callcenter.agents.reconcile.reconcile`'s corrections in order,
+        each stored with its reason; return those applied with their outcomes (whose
+        effects the router carries out: cancel offers, route to freed agents).
+
+        A correction the agent's current state refuses is skipped: the agent changed
+        since the states were read (another router, an event), and the next pass judges
+        it again from fresh state.
+        """
+        applied = []
+        for correction in corrections:
+            try:
+                outcome = await self.apply(
+                    correction.agent, correction.event, now, reason=correction.reason
+                )
+            except IllegalTransition:
+                continue
+            applied.append((correction, outcome))
+        return applied
+
+    async def try_reserve(self, agent: str, call: str, now: datetime) -> AgentState | None:
+        """Reserve *agent* for the caller on channel *call*: the reserved state if this
+        router won the agent, ``None`` if it is not available (taken by another router,
+        paused, logged out...). Of concurrent reservers across every router, one wins."""
+        try:
+            return (await self.apply(agent, Reserve(call), now)).state
+        except IllegalTransition:
+            return None

@@ -1,0 +1,141 @@
+"""Agent states in the database: read them, and change one only by compare-and-set.
+
+Like every repository here, it takes an ``AsyncSession`` and never commits. The write,
+:meth:`AgentStateRepository.compare_and_set`, is one conditional ``UPDATE``::
+
+    UPDATE agent_states SET ..., version = :new
+     WHERE agent = :agent AND version = :old AND status = :old_status
+
+followed, when it changed a row, by the transition's row in ``agent_transitions``. The
+``UPDATE`` is atomic on both databases: on PostgreSQL a second writer blocks on the row
+lock and then re-checks the ``WHERE`` against the committed row (no match: 0 rows); on
+SQLite writers are serialised by the database lock. So of any number of routers that
+computed a change from the same version, exactly one writes it, with the same SQL on
+SQLite and PostgreSQL. ``(agent, version)`` being unique in the log makes a lost update
+impossible to hide.
+
+On SQLite, let the ``UPDATE`` be the first statement of its transaction (read in an
+earlier one, as :class:`callcenter.agents.store.AgentStore` does): a transaction that
+read first and then writes after another writer committed fails with "database is
+locked" instead of waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.agents.state import AgentState
+from callcenter.storage.models import AgentStateRecord, AgentTransition
+
+__all__ = ["AgentStateRepository", "to_state"]
+
+_STATE_COLUMNS = (
+    "status", "since", "version", "call", "pause_reason", "pending_pause",
+    "wrap_up_until", "phone_lost",
+)
+
+
+def to_state(record: AgentStateRecord) -> AgentState:
+    """The pure state a row holds (``ValueError`` if the row is inconsistent)."""
+    return AgentState(record.agent, **{name: getattr(record, name) for name in _STATE_COLUMNS})
+
+
+def _values(state: AgentState) -> dict[str, Any]:
+    return {name: getattr(state, name) for name in _STATE_COLUMNS}
+
+
+class AgentStateRepository:
+    """The ``agent_states`` rows and their ``agent_transitions`` log."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, agent: str) -> AgentState | None:
+        """The stored state of *agent*, or ``None`` for an agent never stored."""
+        record = await self._session.get(AgentStateRecord, agent, populate_existing=True)
+        return None if record is None else to_state(record)
+
+    async def all(self) -> list[AgentState]:
+        """Every stored agent, by name."""
+        result = await self._session.execute(
+            select(AgentStateRecord).order_by(AgentStateRecord.agent)
+            .execution_options(populate_existing=True)
+        )
+        return [to_state(record) for record in result.scalars()]
+
+    async def create(self, state: AgentState) -> bool:
+        """Store *state* for a new agent; ``False`` (and nothing written) if the agent
+        exists already, e.g. created by another router at the same moment."""
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[
+            self._session.get_bind().dialect.name
+        ]
+        statement = (
+            insert(AgentStateRecord)
+            .values(agent=state.agent, **_values(state))
+            .on_conflict_do_nothing(index_elements=["agent"])
+        )
+        result: CursorResult[Any] = await self._session.execute(statement)  # type: ignore[assignment]
+        return result.rowcount == 1
+
+    async def compare_and_set(
+        self,
+        old: AgentState,
+        new: AgentState,
+        *,
+        cause: str,
+        at: datetime,
+        detail: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Write *new* where the row still holds *old*'s version and status, and log the
+        transition. ``False``: someone changed the agent since *old* was read; nothing
+        was written (read again, decide again).
+
+        Raises:
+            ValueError: *new* is not *old*'s successor (another agent, or not version+1).
+        """
+        if new.agent != old.agent or new.version != old.version + 1:
+            raise ValueError(f"{new!r} does not follow {old!r}")
+        statement = (
+            update(AgentStateRecord)
+            .where(
+                AgentStateRecord.agent == old.agent,
+                AgentStateRecord.version == old.version,
+                AgentStateRecord.status == old.status,
+            )
+            .values(**_values(new))
+            .execution_options(synchronize_session=False)
+        )
+        result: CursorResult[Any] = await self._session.execute(statement)  # type: ignore[assignment]
+        if result.rowcount != 1:
+            return False
+        self._session.add(
+            AgentTransition(
+                agent=new.agent,
+                version=new.version,
+                at=at,
+                cause=cause,
+                from_status=old.status,
+                to_status=new.status,
+                detail=detail,
+                reason=reason,
+            )
+        )
+        await self._session.flush()
+        return True
+
+    async def transitions(self, agent: str) -> Sequence[AgentTransition]:
+        """The log of *agent*'s changes, oldest first."""
+        result = await self._session.execute(
+            select(AgentTransition)
+            .where(AgentTransition.agent == agent)
+            .order_by(AgentTransition.version)
+        )
+        return result.scalars().all()

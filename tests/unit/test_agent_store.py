@@ -1,0 +1,342 @@
+"""Agent states, queued calls and migrations on a real SQLite file (the PostgreSQL twin of
+the concurrency scenarios is in tests/integration/test_storage_postgres.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.agents import (
+    AgentState,
+    AgentStatus,
+    Answer,
+    CallGone,
+    CancelOffer,
+    ContactStatus,
+    Hangup,
+    IllegalTransition,
+    Login,
+    OfferFailed,
+    Pause,
+    PhoneLost,
+    ReadyForCalls,
+    Reserve,
+    Ring,
+    UnknownPauseReason,
+    reconcile,
+)
+from callcenter.agents.store import AgentStore
+from callcenter.storage import (
+    AgentStateRepository,
+    CallRepository,
+    OfferResult,
+    QueuedCallError,
+    QueuedCallRepository,
+    QueueOutcome,
+    default_sqlite_url,
+    downgrade,
+    make_engine,
+    make_sessionmaker,
+    schema_differences,
+    upgrade,
+)
+from tests.agent_store_scenarios import (
+    RULES,
+    T0,
+    concurrent_pauses_lose_no_update,
+    concurrent_reservers_one_winner,
+    concurrent_upgrades_apply_once,
+    many_callers_many_agents,
+)
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path) -> str:
+    url = default_sqlite_url(tmp_path)
+    await upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(db_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+# ------------------------------------------------------------------------ concurrency
+
+
+async def test_concurrent_reservers_on_two_engines_one_wins(db_url: str) -> None:
+    await concurrent_reservers_one_winner(db_url, tasks=30, rounds=5)
+
+
+async def test_concurrent_writers_lose_no_update(db_url: str) -> None:
+    await concurrent_pauses_lose_no_update(db_url, tasks=12, each=5)
+
+
+async def test_many_callers_never_share_an_agent(db_url: str) -> None:
+    await many_callers_many_agents(db_url, agents=8, callers=20)
+
+
+async def test_concurrent_upgrades_of_a_fresh_database_apply_once(tmp_path: Path) -> None:
+    await concurrent_upgrades_apply_once(default_sqlite_url(tmp_path), count=6)
+
+
+async def test_upgrade_from_0001_keeps_the_data(tmp_path: Path) -> None:
+    url = default_sqlite_url(tmp_path)
+    await upgrade(url, "0001")
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            await CallRepository(session).start_call("1.1", "main", started_at=T0)
+        await upgrade(url)
+        async with make_sessionmaker(engine)() as session:
+            assert (await CallRepository(session).get_by_uniqueid("1.1")) is not None
+    finally:
+        await engine.dispose()
+    assert await schema_differences(url) == []
+    await downgrade(url, "0001")
+    await upgrade(url)
+
+
+# ---------------------------------------------------------------------------- store
+
+
+async def test_every_transition_is_stored_with_time_and_cause(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = AgentStore(sessions, RULES, node="pbx1")
+    steps = [Login(), Reserve("c1"), Ring("c1"), Answer("c1"), Hangup("c1", timedelta(seconds=20))]
+    for i, event in enumerate(steps):
+        await store.apply("carol", event, T0 + timedelta(seconds=i))
+    await store.apply("carol", Pause("lunch"), T0 + timedelta(seconds=9), reason="cli")
+
+    state = await store.get("carol", T0)
+    assert state == AgentState(
+        "carol", AgentStatus.PAUSED, T0 + timedelta(seconds=9), version=6, pause_reason="lunch"
+    )
+    async with sessions() as session:
+        log = await AgentStateRepository(session).transitions("carol")
+    assert [(t.version, t.at, t.cause, t.from_status, t.to_status, t.detail, t.reason)
+            for t in log] == [
+        (1, T0, "login", "logged_out", "available", None, "pbx1"),
+        (2, T0 + timedelta(seconds=1), "reserve", "available", "reserved", {"call": "c1"}, "pbx1"),
+        (3, T0 + timedelta(seconds=2), "ring", "reserved", "ringing", {"call": "c1"}, "pbx1"),
+        (4, T0 + timedelta(seconds=3), "answer", "ringing", "on_call", {"call": "c1"}, "pbx1"),
+        (5, T0 + timedelta(seconds=4), "hangup", "on_call", "wrap_up",
+         {"call": "c1", "wrap_up": 20.0}, "pbx1"),
+        (6, T0 + timedelta(seconds=9), "pause", "wrap_up", "paused", {"reason": "lunch"}, "cli"),
+    ]
+
+
+async def test_a_refused_event_writes_nothing(sessions: async_sessionmaker[AsyncSession]) -> None:
+    store = AgentStore(sessions, RULES)
+    with pytest.raises(IllegalTransition):
+        await store.apply("dave", Reserve("c1"), T0)
+    with pytest.raises(UnknownPauseReason):
+        await store.apply("dave", Pause("smoke"), T0)
+    assert await store.try_reserve("dave", "c1", T0) is None
+    state = await store.get("dave", T0)
+    assert (state.status, state.version) == (AgentStatus.LOGGED_OUT, 0)
+    async with sessions() as session:
+        assert await AgentStateRepository(session).transitions("dave") == []
+
+
+async def test_compare_and_set_refuses_a_stale_version(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    base = AgentState("erin", AgentStatus.LOGGED_OUT, T0)
+    available = AgentState("erin", AgentStatus.AVAILABLE, T0, version=1)
+    async with sessions.begin() as session:
+        repository = AgentStateRepository(session)
+        assert await repository.create(base)
+        assert not await repository.create(base)
+        assert await repository.compare_and_set(base, available, cause="login", at=T0)
+        assert not await repository.compare_and_set(base, available, cause="login", at=T0)
+        with pytest.raises(ValueError, match="does not follow"):
+            await repository.compare_and_set(base, replace(available, version=5), cause="x", at=T0)
+    async with sessions() as session:
+        assert await AgentStateRepository(session).get("erin") == available
+
+
+async def test_an_inconsistent_row_is_reported_not_used(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        await AgentStateRepository(session).create(AgentState("fred", AgentStatus.LOGGED_OUT, T0))
+        await session.execute(text("UPDATE agent_states SET status = 'reserved' WHERE agent = 'fred'"))
+    async with sessions() as session:
+        with pytest.raises(ValueError, match="a call is held exactly"):
+            await AgentStateRepository(session).get("fred")
+
+
+# ----------------------------------------------------------------------- queued calls
+
+
+async def test_a_queued_call_from_entry_to_end(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        calls = QueuedCallRepository(session)
+        queued = await calls.enter("1700.1", "sales", entered_at=T0, priority=5,
+                                   language="es", node="pbx1")
+        missed = await calls.add_offer(queued, "alice", offered_at=T0 + timedelta(seconds=1),
+                                       channel_id="offer-1")
+        await calls.end_offer(missed, OfferResult.NO_ANSWER, at=T0 + timedelta(seconds=16))
+        offer = await calls.add_offer(queued, "bob", offered_at=T0 + timedelta(seconds=17))
+        await calls.answered(queued, offer, at=T0 + timedelta(seconds=20),
+                             matched_skills={"spanish": 7}, relaxation_step=1)
+        await calls.finish(queued, QueueOutcome.ANSWERED, at=T0 + timedelta(seconds=200))
+
+    async with sessions() as session:
+        calls = QueuedCallRepository(session)
+        loaded = await calls.get_by_channel("1700.1")
+        assert loaded is not None
+        assert (loaded.queue, loaded.priority, loaded.language, loaded.node, loaded.agent) == (
+            "sales", 5, "es", "pbx1", "bob")
+        assert (loaded.entered_at, loaded.offered_at, loaded.answered_at, loaded.ended_at) == (
+            T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=20), T0 + timedelta(seconds=200))
+        assert (loaded.matched_skills, loaded.relaxation_step, loaded.outcome) == (
+            {"spanish": 7}, 1, QueueOutcome.ANSWERED)
+        offers = await calls.offers(loaded)
+        assert [(o.agent, o.channel_id, o.result, o.ended_at) for o in offers] == [
+            ("alice", "offer-1", OfferResult.NO_ANSWER, T0 + timedelta(seconds=16)),
+            ("bob", None, OfferResult.ANSWERED, T0 + timedelta(seconds=20)),
+        ]
+        assert await calls.waiting() == []
+
+
+async def test_waiting_calls_come_back_by_priority_then_time(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        calls = QueuedCallRepository(session)
+        await calls.enter("a", "sales", entered_at=T0 + timedelta(seconds=1))
+        await calls.enter("b", "sales", entered_at=T0 + timedelta(seconds=5), priority=10)
+        await calls.enter("c", "sales", entered_at=T0)
+        await calls.enter("d", "support", entered_at=T0, node="pbx2")
+        gone = await calls.enter("e", "sales", entered_at=T0)
+        await calls.finish(gone, "abandoned", at=T0 + timedelta(seconds=3))
+    async with sessions() as session:
+        calls = QueuedCallRepository(session)
+        assert [q.channel_id for q in await calls.waiting()] == ["b", "c", "d", "a"]
+        assert [q.channel_id for q in await calls.waiting("sales")] == ["b", "c", "a"]
+        assert [q.channel_id for q in await calls.waiting(node="pbx2")] == ["d"]
+
+
+async def test_queued_calls_refuse_out_of_order_records(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        calls = QueuedCallRepository(session)
+        queued = await calls.enter("x", "sales", entered_at=T0)
+        with pytest.raises(QueuedCallError, match="never answered"):
+            await calls.finish(queued, QueueOutcome.ANSWERED, at=T0)
+        with pytest.raises(ValueError):
+            await calls.finish(queued, "hung_up", at=T0)
+        await calls.finish(queued, QueueOutcome.OVERFLOWED, at=T0, overflow_to="voicemail:sales")
+        with pytest.raises(QueuedCallError, match="ended already"):
+            await calls.finish(queued, QueueOutcome.ABANDONED, at=T0)
+        with pytest.raises(QueuedCallError, match="no longer waiting"):
+            await calls.add_offer(queued, "alice", offered_at=T0)
+    with pytest.raises(IntegrityError):
+        async with sessions.begin() as session:
+            await QueuedCallRepository(session).enter("x", "sales", entered_at=T0)
+
+
+async def test_reconcile_corrections_are_stored_and_stale_ones_skipped(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = AgentStore(sessions, RULES, node="pbx1")
+    for name in ("alice", "bob"):
+        await store.apply(name, Login(), T0)
+        await store.try_reserve(name, f"{name}-caller", T0)
+    states = await store.all()
+    # Between the read and the corrections, another router ends bob's offer and reserves
+    # him for a caller that is alive.
+    await store.apply("bob", OfferFailed("bob-caller", "no_answer"), T0)
+    await store.try_reserve("bob", "bob-caller2", T0)
+    fixes = reconcile(states, {"bob-caller2"},
+                      {"alice": None, "bob": ContactStatus.REACHABLE}, T0)
+    assert [(f.agent, f.event) for f in fixes] == [
+        ("alice", CallGone("alice-caller")), ("alice", PhoneLost()),
+        ("bob", CallGone("bob-caller"))]
+
+    applied = await store.apply_corrections(fixes, T0 + timedelta(seconds=1))
+
+    assert [(fix.agent, outcome.state.status, outcome.effects) for fix, outcome in applied] == [
+        ("alice", AgentStatus.AVAILABLE,
+         (CancelOffer("alice", "alice-caller"), ReadyForCalls("alice"))),
+        ("alice", AgentStatus.PAUSED, ()),
+    ]
+    bob = await store.get("bob", T0)
+    assert (bob.status, bob.call) == (AgentStatus.RESERVED, "bob-caller2")
+    async with sessions() as session:
+        log = await AgentStateRepository(session).transitions("alice")
+    assert [(t.cause, t.reason) for t in log][-2:] == [
+        ("call_gone", "caller channel alice-caller no longer exists"),
+        ("phone_lost", "phone no contact"),
+    ]
+
+
+async def test_a_migration_waits_for_the_lock_and_gives_up_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the SQLite migration lock keeps upgrade() from touching
+    the database; past the timeout it says who holds what."""
+    import fcntl
+
+    from callcenter.storage import MigrationError, current_revision, migrate
+
+    url = default_sqlite_url(tmp_path)
+    monkeypatch.setattr(migrate, "LOCK_TIMEOUT_S", 0.2)
+    lock = tmp_path / "callcenter.sqlite3.migrate-lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(MigrationError, match=r"migrate-lock for over 0 s"):
+            await upgrade(url)
+    assert not (tmp_path / "callcenter.sqlite3").exists()
+    await upgrade(url)
+    assert await current_revision(url) == "0002"
+
+
+async def test_upgrades_in_separate_processes_apply_once(tmp_path: Path) -> None:
+    """Four processes (as four services starting together) migrate one fresh SQLite file:
+    all succeed and the migrations run in exactly one of them."""
+    import asyncio
+    import os
+    import sys
+
+    url = default_sqlite_url(tmp_path)
+    program = (
+        "import asyncio, logging, sys\n"
+        "logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format='%(message)s')\n"
+        "logging.getLogger('alembic.runtime.migration').setLevel(logging.INFO)\n"
+        "from callcenter.storage.migrate import upgrade\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"  # every process imported: start together
+        "asyncio.run(upgrade(sys.argv[1]))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", program, url, env=env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        for _ in range(4)
+    ]
+    async with asyncio.timeout(120):
+        for process in processes:
+            assert process.stdout is not None
+            assert await process.stdout.readline() == b"ready\n"
+        outputs = await asyncio.gather(*(p.communicate(b"go\n") for p in processes))
+    assert [process.returncode for process in processes] == [0] * 4, outputs
+    applied = [line for _, err in outputs for line in err.decode().splitlines()
+               if line.startswith("Running upgrade")]
+    assert [line.split(",")[0] for line in applied] == [
+        "Running upgrade  -> 0001", "Running upgrade 0001 -> 0002"]
