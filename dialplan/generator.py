@@ -697,8 +697,8 @@ _DISPLAY = frozenset(" ._'-")
 
 
 def _display_name(name: str) -> str:
-    kept = "".join(ch for ch in " ".join(name.split()) if ch.isascii() and (
-        ch.isalnum() or ch in _DISPLAY))
+    # Letters of any script stay (José Pérez); PJSIP reads the file as UTF-8.
+    kept = "".join(ch for ch in " ".join(name.split()) if ch.isalnum() or ch in _DISPLAY)
     return kept.strip()[:60]
 
 

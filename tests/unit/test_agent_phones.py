@@ -103,6 +103,12 @@ def test_display_name_cannot_break_the_callerid() -> None:
     assert "[evil]" not in text
 
 
+def test_display_name_keeps_accented_letters() -> None:
+    config = _config({"jose": {"name": "José Pérez", "extension": "1001"}})
+    text = render(config, agent_passwords=fake_passwords(config))["pjsip_callcenter.conf"]
+    assert 'callerid="José Pérez" <1001>\n' in text
+
+
 @pytest.mark.parametrize("device", ["PJSIP/1001,30,tT", "PJSIP/${SHELL(id)}", "PJSIP/a&PJSIP/b",
                                     "PJSIP/x;y", "1001", "PJSIP/", "PJSIP/a b"])
 def test_device_outside_the_safe_alphabet_is_a_located_error(tmp_path: Path,
