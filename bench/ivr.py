@@ -490,8 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     import agi_scripts
     from callcenter.apply import apply_files
     from callcenter.asterisk.provision import install
+    from callcenter.asterisk.secrets import agent_passwords
     from callcenter.config.loader import load_config
-    from dialplan.generator import render
+    from dialplan.generator import render, softphone_agents
 
     began = time.monotonic()
     if shutil.which("sipp") is None and not Path("/usr/bin/sipp").exists():
@@ -511,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
                              agi_scripts=agi_scripts.handlers().keys())
         fa = loaded.config.settings.fastagi
         wrapper = classic_wrapper(work / "cc-agi", home, config_dir)
-        files = twin_dialplan(render(loaded.config, loaded.where),
+        passwords = agent_passwords(instance.secrets_file, softphone_agents(loaded.config))
+        files = twin_dialplan(render(loaded.config, loaded.where, agent_passwords=passwords),
                               f"agi://{fa.host}:{fa.port}", wrapper)
         seed = subprocess.run(_cli_command("--home", str(home), "db", "seed-demo"),
                               cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60,

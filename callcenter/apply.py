@@ -3,7 +3,8 @@
 Order, and why:
 
 1. validate (a broken config never touches the PBX);
-2. write the new generation into ``etc/callcenter.new`` and swap directories
+2. write the new generation into ``etc/callcenter.new`` (every file 0600: the
+   agents' softphone passwords are part of it) and swap directories
    with two renames, keeping the previous generation in ``etc/callcenter.prev``;
 3. reload the dialplan, PJSIP and voicemail;
 4. ask Asterisk for the generation marker (``cc-meta``, extension
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ __all__ = [
     "generation_marker",
     "loaded_dialplan",
     "write_generation",
+    "write_private",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,12 +86,22 @@ def write_generation(target: Path, files: dict[str, str]) -> None:
         shutil.rmtree(new)
     new.mkdir(parents=True)
     for name, text in files.items():
-        (new / name).write_text(text)
+        # 0600: the agents' softphone passwords are in the generation (and Asterisk
+        # runs as our user); the others follow, so no file is ever forgotten.
+        write_private(new / name, text)
     if target.exists():
         if prev.exists():
             shutil.rmtree(prev)
         target.rename(prev)
     new.rename(target)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file that is mode 0600 from its first byte."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _rollback(target: Path) -> bool:

@@ -136,14 +136,32 @@ def schema() -> None:
 @pass_obj
 def generate(obj: _Obj, config_dir: Path, out: Path) -> None:
     """Write the generated Asterisk config files into OUT."""
-    from dialplan.generator import render
+    from callcenter.apply import write_private
+    from dialplan.generator import SECRET_FILES
 
     loaded = _load(obj, config_dir)
-    files = render(loaded.config, loaded.where)
+    files = _render(obj, loaded)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in sorted(files.items()):
-        (out / name).write_text(text)
-        click.echo(f"wrote {out / name}")
+        if name in SECRET_FILES:
+            write_private(out / name, text)
+            click.echo(f"wrote {out / name} (mode 0600: agents' softphone passwords)")
+        else:
+            (out / name).write_text(text)
+            click.echo(f"wrote {out / name}")
+
+
+def _render(obj: _Obj, loaded: Any) -> dict[str, str]:
+    """The generated files, with the agents' softphone passwords from the home's
+    secrets file (generated there the first time an agent appears)."""
+    from callcenter.asterisk.secrets import SecretsError, agent_passwords
+    from dialplan.generator import render, softphone_agents
+
+    try:
+        passwords = agent_passwords(obj.instance.secrets_file, softphone_agents(loaded.config))
+    except (SecretsError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return render(loaded.config, loaded.where, agent_passwords=passwords)
 
 
 @main.command()
@@ -152,7 +170,6 @@ def generate(obj: _Obj, config_dir: Path, out: Path) -> None:
 def apply(obj: _Obj, config_dir: Path) -> None:
     """Validate, install into Asterisk, reload, confirm (or roll back)."""
     from callcenter.apply import ApplyError, apply_files
-    from dialplan.generator import render
 
     loaded = _load(obj, config_dir)
     if not obj.instance.is_installed():
@@ -161,7 +178,7 @@ def apply(obj: _Obj, config_dir: Path) -> None:
             f"no Asterisk instance in {obj.home}: create one with 'callcenter asterisk install' "
             "(or point --home / CALLCENTER_HOME at an existing one)")
     try:
-        result = apply_files(obj.instance, render(loaded.config, loaded.where))
+        result = apply_files(obj.instance, _render(obj, loaded))
     except (ApplyError, InstanceError) as exc:
         raise click.ClickException(str(exc)) from None
     state = "loaded by Asterisk" if result.reloaded else "written (Asterisk not running)"
@@ -379,6 +396,78 @@ async def _import(url: str, rows: Any, update: bool) -> Any:
             return await import_csv(session, rows, update=update)
     finally:
         await engine.dispose()
+
+
+# -- agents ------------------------------------------------------------------
+
+@main.group()
+def agents() -> None:
+    """Agents and their softphones."""
+
+
+@agents.command("credentials")
+@click.argument("name")
+@click.option("--config", "config_dir", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Check NAME against this config, and create the account's password "
+                   "if 'apply' has not yet (apply it to load the account into Asterisk).")
+@pass_obj
+def agents_credentials(obj: _Obj, name: str, config_dir: Path | None) -> None:
+    """Print what agent NAME's softphone needs: SIP server, user name, password.
+
+    The password is a secret: this command prints it (that is its purpose); nothing
+    else does. Anyone who has it can take NAME's calls.
+    """
+    from callcenter.asterisk.secrets import (
+        SecretsError,
+        agent_passwords,
+        stored_agent_password,
+    )
+
+    extension = ""
+    secrets_file = obj.instance.secrets_file
+    try:
+        if config_dir is not None:
+            config = _load(obj, config_dir).config
+            agent = config.agents.get(name)
+            if agent is None:
+                known = ", ".join(sorted(config.agents)) or "none"
+                raise click.ClickException(f"no agent {name!r} in {config_dir} (agents: {known})")
+            if not agent.softphone:
+                raise click.ClickException(
+                    f"agent {name} rings the device {agent.device}: it has no softphone "
+                    "account of callcenter's (remove 'device:' to get one)")
+            extension = agent.extension
+            password: str | None = agent_passwords(secrets_file, [name])[name]
+        else:
+            password = stored_agent_password(secrets_file, name)
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if password is None:
+        raise click.ClickException(
+            f"no softphone account for agent {name!r} in {secrets_file}: 'callcenter apply "
+            "CONFIG_DIR' (or 'run') creates one for every agent without a device")
+    if obj.instance.is_installed():
+        s = obj.instance.settings
+        server = f"{s.bind}:{s.sip_port}"
+    else:
+        server = f"(no Asterisk instance in {obj.home} yet: its address, SIP port 5060)"
+    for line in _softphone_setup(name, server, password, extension):
+        click.echo(line)
+
+
+def _softphone_setup(name: str, server: str, password: str, extension: str) -> list[str]:
+    """A new agent's first hour: the fields every softphone asks for, in its words."""
+    rings = f"calls to extension {extension}" if extension else "the calls routed to you"
+    return [
+        f"Softphone account of agent {name}:",
+        f"  SIP server / domain / registrar:  {server}  (UDP or TCP)",
+        f"  user name:                        {name}",
+        f"  authentication user:              {name}",
+        f"  password:                         {password}",
+        f"Once the phone shows 'registered', {rings} ring it.",
+        "Keep the password to yourself: whoever has it takes your calls.",
+    ]
 
 
 # -- Asterisk ----------------------------------------------------------------
@@ -674,7 +763,6 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
     Asterisk with it unless --keep-asterisk.
     """
     from callcenter.apply import ApplyError, apply_files
-    from dialplan.generator import render
 
     inst = obj.instance
     loaded = _load(obj, config_dir)
@@ -690,7 +778,7 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
             if seed_demo:
                 asyncio.run(_seed(obj.db_url(db)))
             started = inst.start() > 0
-            result = apply_files(inst, render(loaded.config, loaded.where))
+            result = apply_files(inst, _render(obj, loaded))
         except (ProvisionError, InstanceError, ApplyError, PortsBusyError) as exc:
             raise click.ClickException(str(exc)) from None
         s = inst.settings
@@ -701,6 +789,11 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
                    f"(sip:{first}@{s.bind}:{s.sip_port}; numbers: {numbers}),")
         click.echo(f"  or, from another terminal: {_program()} call {first} --keys 1,2   "
                    "(a real SIP call, with sipp)")
+        softphones = [n for n, a in sorted(loaded.config.agents.items()) if a.softphone]
+        if softphones:
+            click.echo(f"Agents' softphones register at {s.bind}:{s.sip_port}; "
+                       f"{_program()} agents credentials NAME prints what to enter "
+                       f"(NAME: {', '.join(softphones)}).")
         click.echo(f"Asterisk's log: {inst.log_dir / 'messages.log'}")
         click.echo("Ctrl-C stops the call center.")
         started = True

@@ -5,10 +5,11 @@ The ``pbx`` fixture installs Asterisk from Debian unstable (cached in
 free loopback ports in a temporary home, applies ``config/example`` (with the
 FastAGI port moved to a free one), seeds a SQLite database with the demo
 accounts, starts a FastAGI server in the test event loop with a controllable
-clock, defines a softphone endpoint for the agent the operator key rings (``carmen``,
-answered by a sipp UAS when a test starts one: ``pbx.agent_phone("carmen")``), and
-starts Asterisk. Nothing is skipped when a part is missing: the
-fixture fails, so CI can never pass without the real PBX.
+clock, generates the agents' softphone passwords into the instance's secrets file
+(the example's agents get generated PJSIP endpoints; a test registers one with a
+real softphone, baresip: ``pbx.agent_phone("carmen")``), and starts Asterisk.
+Nothing is skipped when a part is missing: the fixture fails, so CI can never
+pass without the real PBX.
 """
 
 from __future__ import annotations
@@ -38,15 +39,12 @@ from tests.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from callcenter.asterisk.ari import ARIClient
-    from tests.integration.agent_phone import AgentPhone
     from tests.integration.queue_router import QueueRouterStub
     from tests.integration.route import RouteObserver
+    from tests.integration.softphone import Softphone
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
-#: Agents whose phone a test can answer (the example's operator key rings carmen).
-TEST_AGENTS = ("carmen",)
-
 #: A Wednesday at 10:00 in New York: the example center is open.
 OPEN_TIME = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
 
@@ -69,8 +67,6 @@ class PBX:
     clock: FakeClock
     agi: FastAGIServer
     db_url: str
-    #: Agent name -> the loopback SIP port its test phone answers on.
-    agent_ports: dict[str, int] = field(default_factory=dict)
     _ports: count[int] = field(default_factory=lambda: count(0))
 
     @property
@@ -89,11 +85,29 @@ class PBX:
             except OSError:
                 continue
 
-    def agent_phone(self, agent: str) -> AgentPhone:
-        """The agent's softphone (a sipp UAS on its PJSIP endpoint's contact port)."""
-        from tests.integration.agent_phone import AgentPhone
+    def agent_password(self, agent: str) -> str:
+        """The agent's generated softphone password (from the instance's secrets.json)."""
+        from callcenter.asterisk.secrets import stored_agent_password
 
-        return AgentPhone(self.agent_ports[agent], self.sipp_ports()[1])
+        password = stored_agent_password(self.instance.secrets_file, agent)
+        assert password is not None, f"no softphone password for {agent}"
+        return password
+
+    def agent_phone(self, agent: str, *, password: str | None = None,
+                    require_registration: bool = True) -> Softphone:
+        """A real softphone (baresip) that registers as ``agent`` on entry and answers
+        calls; ``password`` overrides the agent's own (to test a wrong one)."""
+        from tests.integration.softphone import Softphone
+
+        # From the callers' sequence, not the kernel's ephemeral range, so that a
+        # caller placed at the same moment cannot be handed the phone's SIP port;
+        # baresip listens for SIP on UDP and TCP.
+        sip, media = self.sipp_ports()
+        while not _tcp_free(sip):
+            sip, media = self.sipp_ports()
+        return Softphone(agent, password or self.agent_password(agent),
+                         registrar_port=self.sip_port, sip_port=sip, ctrl_port=free_port(),
+                         rtp_port=media, require_registration=require_registration)
 
     def queue_router(self) -> AbstractAsyncContextManager[QueueRouterStub]:
         """The test playing the queue router, registered on entry (ARI, settings.queue_app)."""
@@ -113,6 +127,15 @@ class PBX:
     async def wait_no_channels(self, timeout: float = 10.0) -> int:
         """Wait until Asterisk has no channel; return how many remain."""
         return await asyncio.to_thread(self.instance.wait_no_channels, timeout)
+
+
+def _tcp_free(port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def _example_copy(dest: Path, fastagi_port: int) -> Path:
@@ -137,7 +160,7 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
     from callcenter.storage.directory import AccountDirectory
     from callcenter.storage.migrate import upgrade
     from callcenter.storage.repositories import seed_demo_accounts
-    from dialplan.generator import render
+    from tests.passwords import instance_render
 
     home = tmp_path_factory.mktemp("home")
     rtp = 20000 + (free_port() % 200) * 50
@@ -164,14 +187,9 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
     agi = FastAGIServer(agi_scripts.handlers(), ctx, host=fa.host, port=fa.port)
     await agi.start()
 
-    from tests.integration.agent_phone import pjsip_endpoint
-
-    agent_ports = {name: free_port(socket.SOCK_DGRAM) for name in TEST_AGENTS}
-    (instance.etc / "pjsip_custom.conf").write_text(
-        "".join(pjsip_endpoint(name, port) for name, port in agent_ports.items()))
-    apply_files(instance, render(loaded.config, loaded.where))
+    apply_files(instance, instance_render(instance, loaded))
     await asyncio.to_thread(instance.start)
-    pbx = PBX(instance, loaded, config_dir, clock, agi, db_url, agent_ports)
+    pbx = PBX(instance, loaded, config_dir, clock, agi, db_url)
     await asyncio.to_thread(pbx.set_clock, OPEN_TIME)
     try:
         yield pbx

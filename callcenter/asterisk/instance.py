@@ -25,10 +25,11 @@ import secrets
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from callcenter.asterisk.provision import AsteriskInstallation
+from callcenter.asterisk.secrets import SecretsError, ensure_secrets, read_secrets
 from callcenter.portcheck import PortsBusyError, PortUse, check_free
 
 __all__ = [
@@ -154,9 +155,19 @@ class AsteriskInstance:
     @property
     def credentials(self) -> Credentials:
         try:
-            return Credentials(**json.loads(self._secrets_file.read_text()))
-        except FileNotFoundError:
-            raise InstanceError(f"no secrets file {self._secrets_file}") from None
+            data = read_secrets(self._secrets_file)
+            # The file also holds other secrets (agents' passwords): take the logins only.
+            return Credentials(**{f.name: data[f.name] for f in fields(Credentials)})
+        except SecretsError as exc:
+            raise InstanceError(str(exc)) from None
+        except KeyError:
+            raise InstanceError(f"no ARI/AMI credentials in {self._secrets_file}: run "
+                                "'callcenter asterisk install'") from None
+
+    @property
+    def secrets_file(self) -> Path:
+        """``secrets.json`` (0600): ARI/AMI logins and the agents' softphone passwords."""
+        return self._secrets_file
 
     @property
     def installation(self) -> AsteriskInstallation:
@@ -203,11 +214,9 @@ class AsteriskInstance:
                   self.dir / "spool", self.dir / "data" / "sounds", self.dir / "data" / "agi-bin"):
             d.mkdir(parents=True, exist_ok=True)
         self._settings_file.write_text(json.dumps(asdict(base), indent=2) + "\n")
-        if not self._secrets_file.exists():
-            fd = os.open(self._secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(asdict(Credentials.generate()), f, indent=2)
-        os.chmod(self._secrets_file, 0o600)
+        # The file may already hold agents' softphone passwords (``callcenter generate``
+        # before any install): only the missing logins are added.
+        ensure_secrets(self._secrets_file, asdict(Credentials.generate()))
         self._link_data(installation)
         self.write_runtime_config()
 
@@ -295,7 +304,11 @@ class AsteriskInstance:
             # Present and empty: the module wants the file, we want its defaults.
             **{name: "" for name in ("pjsip_wizard.conf", "pjsip_notify.conf", "acl.conf",
                                      "pjproject.conf", "websocket_client.conf")},
-            "pjsip.conf": _ini("global", type="global", user_agent="callcenter")
+            # Username before IP: agents' softphones and callers may share an address
+            # (127.0.0.1 in the demo, one office NAT), and the inbound identify
+            # (settings.inbound_sip_peers) must not swallow an agent's REGISTER.
+            "pjsip.conf": _ini("global", type="global", user_agent="callcenter",
+                               endpoint_identifier_order="username,ip,anonymous")
             + _ini("transport-udp", type="transport", protocol="udp", bind=f"{s.bind}:{s.sip_port}")
             + _ini("transport-tcp", type="transport", protocol="tcp", bind=f"{s.bind}:{s.sip_port}")
             + '#include "callcenter/pjsip_callcenter.conf"\n'

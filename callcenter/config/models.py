@@ -136,6 +136,9 @@ PATTERN_WORDS: dict[str, str] = {
         "a lowercase letter, then lowercase letters, digits, _ or -, at most 48 characters",
     r"^[0-9.]{7,15}(/[0-9]{1,2})?$": "an IPv4 address or network (127.0.0.1/32)",
     r"^[0-9]{1,4}$": "1 to 4 digits",
+    r"^[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@+:/-]{1,100}$":
+        "a dial string: a channel technology, / and a resource of letters, digits "
+        "or _ . @ + : / - (PJSIP/1001, PJSIP/1001@office)",
 }
 
 #: One sound or a list of them (a single name is read as a one-item list).
@@ -672,12 +675,40 @@ class Queue(_Model):
     auto_pause_after: int = Field(3, ge=0, le=100)
 
 
+#: A phone that already exists on the admin's PBX, as ``Dial()`` takes it
+#: (``PJSIP/1001``). No ``,`` ``&`` ``$`` ``{`` ``(`` ``;`` or blank can get in: it
+#: is written into the generated dialplan and handed to ARI as it is.
+Device = Annotated[str, StringConstraints(
+    pattern=r"^[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@+:/-]{1,100}$")]
+
+
 class Agent(_Model):
+    """A person who takes calls, and the phone that rings for them.
+
+    Without ``device`` the agent gets a softphone account that callcenter
+    generates: a PJSIP endpoint, AOR and digest auth all named after the agent
+    (``PJSIP/alice``), its password generated into the home's ``secrets.json``
+    (``callcenter agents credentials alice`` prints what the softphone needs).
+    With ``device`` the agent's calls ring that existing phone instead.
+    """
+
     name: str = ""
     extension: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,10}$")]
     #: Skill -> level 1..10.
     skills: dict[Name, Annotated[int, Field(ge=1, le=10)]] = {}
     languages: tuple[Language, ...] = ()
+    #: An existing phone on your PBX (``PJSIP/1001``); unset: a generated softphone account.
+    device: Device | None = None
+
+    @property
+    def softphone(self) -> bool:
+        """True when callcenter creates the agent's PJSIP endpoint (no ``device``)."""
+        return self.device is None
+
+    def dial_string(self, key: str) -> str:
+        """What ``Dial()`` and ARI ``channels/create`` ring for the agent named ``key``
+        (its key under ``agents:``): ``PJSIP/<key>`` or the configured device."""
+        return self.device if self.device is not None else f"PJSIP/{key}"
 
 
 #: Pause reasons the agent state machine sets by itself (``callcenter.agents.state``):

@@ -1,9 +1,10 @@
-"""An agent's softphone for tests: a PJSIP endpoint in the test instance, played by sipp.
+"""A desk phone for tests: a PJSIP endpoint with a static contact, played by sipp.
 
-Agents have no generated PJSIP endpoints yet, so the test instance defines one per
-phone in ``pjsip_custom.conf`` (the file the instance ``#tryinclude``s and never
-writes): an endpoint named after the agent (``Dial(PJSIP/carmen)``) whose AOR has a
-static contact on a loopback port. A sipp UAS on that port answers one call (180,
+Agents get generated softphone endpoints (registered by baresip in the tests, see
+``softphone.py``); this is the other kind of phone an agent can have, a ``device:``
+the admin provisioned: a test defines it in ``pjsip_custom.conf`` (the file the
+instance ``#tryinclude``s and never writes) with :func:`pjsip_endpoint`, an AOR
+with a static contact on a loopback port. A sipp UAS on that port answers one call (180,
 then 200 with a PCMU offer answer), and holds it until Asterisk sends BYE (the caller
 hung up), which it acknowledges with 200. Its message trace tells who called it and
 whether the dialogue went through.

@@ -13,8 +13,8 @@ import pytest
 from callcenter.apply import ApplyError, apply_files
 from callcenter.asterisk.ami import AMIAuthenticationError, AMIClient
 from callcenter.procnet import BoundSocket, bound_sockets
-from dialplan.generator import render
 from tests.conftest import PBX
+from tests.passwords import instance_render
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ async def test_ami_login_with_generated_credentials(pbx: PBX, ami: AMIClient) ->
 
 
 async def test_apply_confirms_generation_and_keeps_previous(pbx: PBX) -> None:
-    files = render(pbx.loaded.config, pbx.loaded.where)
+    files = instance_render(pbx.instance, pbx.loaded)
     result = await asyncio.to_thread(apply_files, pbx.instance, files)
     assert result.reloaded
     _, shown = await asyncio.to_thread(pbx.instance.cli, "dialplan show generation@cc-meta")
@@ -88,7 +88,7 @@ async def test_apply_confirms_generation_and_keeps_previous(pbx: PBX) -> None:
 
 
 async def test_apply_rolls_back_when_asterisk_rejects_the_dialplan(pbx: PBX) -> None:
-    good = render(pbx.loaded.config, pbx.loaded.where)
+    good = instance_render(pbx.instance, pbx.loaded)
     before = await asyncio.to_thread(apply_files, pbx.instance, good)
     broken = dict(good)
     # An unterminated context header makes Asterisk drop the file.

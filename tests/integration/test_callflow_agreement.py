@@ -37,8 +37,8 @@ from callcenter.storage.migrate import upgrade
 from callcenter.storage.repositories import seed_demo_accounts
 from callcenter.testing.ports import free_port, free_udp_tcp_port
 from callcenter.testing.sipp import Caller, Keypress, run_call
-from dialplan.generator import render
 from tests.integration.scratch_pbx import CallTrace, ScratchPBX, scratch_pbx
+from tests.passwords import instance_render
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ async def agreement(tmp_path_factory: pytest.TempPathFactory,
     try:
         async with scratch_pbx(home, asterisk_installation) as pbx:
             await asyncio.to_thread(apply_files, pbx.instance,
-                                    render(loaded.config, loaded.where))
+                                    instance_render(pbx.instance, loaded))
             yield Agreement(pbx, loaded, accounts)
     finally:
         await server.stop()

@@ -9,6 +9,7 @@ closed): FastAGI and Asterisk must both be gone.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import sys
@@ -63,4 +64,8 @@ async def test_run_serves_the_example_and_stops_on_signal(
     text = "".join(output) + rest.decode()
     assert proc.returncode == 0, text
     assert "Asterisk stopped" in text
+    assert "agents credentials NAME prints what to enter (NAME: alice, bob, carmen)" in text
+    passwords = json.loads((home / "secrets.json").read_text())["agent_passwords"]
+    leaked = [name for name, password in passwords.items() if password in text]
+    assert leaked == [], "run printed agents' passwords"
     assert not instance.is_running()

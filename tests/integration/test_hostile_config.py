@@ -23,8 +23,9 @@ import pytest
 from callcenter.apply import ApplyError, apply_files
 from callcenter.config.loader import load_config
 from callcenter.flows.digit_pattern import canonical_pattern
-from dialplan.generator import pattern_mismatch, render
+from dialplan.generator import pattern_mismatch
 from tests.integration.scratch_pbx import ScratchPBX, scratch_pbx
+from tests.passwords import instance_render
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ async def test_hostile_names_never_reach_what_asterisk_runs(
     await asyncio.to_thread(hostile_pbx.instance.cli,
                             f"dialplan set global CC_TEST_MARKER {marker}")
     loaded = load_config(_hostile_config(tmp_path))
-    files = render(loaded.config, loaded.where)
+    files = instance_render(hostile_pbx.instance, loaded)
     await asyncio.to_thread(apply_files, hostile_pbx.instance, files)
 
     _, show = await asyncio.to_thread(hostile_pbx.instance.cli, "dialplan show")
@@ -102,7 +103,7 @@ async def test_apply_rolls_back_when_asterisk_refuses_a_line(
         hostile_pbx: ScratchPBX, tmp_path: Path) -> None:
     (tmp_path / "main.yaml").write_text(_GOOD)
     loaded = load_config(tmp_path)
-    good = render(loaded.config, loaded.where)
+    good = instance_render(hostile_pbx.instance, loaded)
     kept = await asyncio.to_thread(apply_files, hostile_pbx.instance, good)
 
     # Asterisk ignores '-' when it compares extension names: the second one is

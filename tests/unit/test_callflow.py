@@ -24,6 +24,7 @@ from callcenter.flows.callflow import Branch, compile_callflow
 from callcenter.flows.lookup import LookupResult
 from callcenter.flows.simulate import parse_lookup_stub, simulate, stubbed_lookups
 from dialplan.generator import render
+from tests.passwords import fake_passwords
 
 REPO = Path(__file__).resolve().parents[2]
 AGREEMENT = REPO / "tests" / "configs" / "agreement"
@@ -67,7 +68,7 @@ def test_branch_extensions_are_distinct_as_asterisk_compares_them(cases: list[li
 
 
 def test_star_and_hash_cases_render_two_extensions(agreement: CallCenterConfig) -> None:
-    text = render(agreement)["extensions_callcenter.conf"]
+    text = render(agreement, agent_passwords=fake_passwords(agreement))["extensions_callcenter.conf"]
     flow = text.split("[cc-flow-keys]", 1)[1].split("\n[", 1)[0]
     gotos = re.findall(r'GotoIf\(\$\["\$\{CODE\}" = "([^"]+)"\]\?([a-z0-9-]+),1\)', flow)
     assert dict(gotos) == {"#1": "branch2-case1", "*1": "branch2-case2", "11": "branch2-case3"}
@@ -114,7 +115,7 @@ async def test_not_found_and_backend_error(agreement: CallCenterConfig) -> None:
 # -- one answer policy ----------------------------------------------------------------
 
 def test_every_route_into_the_router_is_answered(agreement: CallCenterConfig) -> None:
-    text = render(agreement)["extensions_callcenter.conf"]
+    text = render(agreement, agent_passwords=fake_passwords(agreement))["extensions_callcenter.conf"]
     rules = text.split("[cc-caller-rules]", 1)[1].split("\n[", 1)[0]
     matched = rules.split("(rule0)", 1)[1].splitlines()
     apps = [line.split(",", 1)[1] for line in matched[1:] if line.startswith(" same => ")]
@@ -131,7 +132,7 @@ def test_blocked_callers_are_still_rejected_before_answer(tmp_path: Path) -> Non
         "caller_id_rules": [{"name": "bad", "numbers": ["+15550000666"], "block": True}],
         "flows": {"f": {"steps": [{"hangup": True}]}},
     })
-    text = render(config)["extensions_callcenter.conf"]
+    text = render(config, agent_passwords=fake_passwords(config))["extensions_callcenter.conf"]
     block = text.split("(rule0)", 1)[1].split("\n\n", 1)[0]
     assert "Answer()" not in block and "Hangup(21)" in block
 
@@ -231,7 +232,8 @@ def test_file_names_only_reach_comments(tmp_path: Path, hostile: str) -> None:
         """))
     (directory / hostile).write_text("queues:\n  q:\n    fallback: {hangup: true}\n")
     loaded = load_config(directory)
-    text = render(loaded.config, loaded.where)["extensions_callcenter.conf"]
+    text = render(loaded.config, loaded.where,
+                  agent_passwords=fake_passwords(loaded.config))["extensions_callcenter.conf"]
     for line in text.splitlines():
         if line.startswith(";"):
             assert not re.search(r"[$\\{}\[\]\";]", line[1:]), line

@@ -114,10 +114,73 @@ def test_generate_matches_golden(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["extensions_callcenter.conf", "pjsip_callcenter.conf",
-                     "voicemail_callcenter.conf"]
+                     "pjsip_callcenter_auth.conf", "voicemail_callcenter.conf"]
+    passwords = stored_passwords(cli.home)
     for name in names:
-        assert (out / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+        text = (out / name).read_text()
+        if name == "pjsip_callcenter_auth.conf":
+            # The home's generated passwords, in the golden file's place of the fakes.
+            for agent, password in passwords.items():
+                text = text.replace(f"password={password}\n",
+                                    f"password=fake-password-of-{agent}\n")
+            assert (out / name).stat().st_mode & 0o777 == 0o600
+        assert text == (GOLDEN / name).read_text(), name
         assert f"wrote {out / name}" in result.stdout
+    leaked = any(pw in result.output for pw in passwords.values())
+    assert not leaked, "generate printed a password"
+
+
+def stored_passwords(home: Path) -> dict[str, str]:
+    data = json.loads((home / "secrets.json").read_text())
+    assert (home / "secrets.json").stat().st_mode & 0o777 == 0o600
+    return data["agent_passwords"]
+
+
+def test_generate_keeps_the_agents_passwords(cli, tmp_path: Path) -> None:
+    """A softphone set up once keeps working: the next generation has the same password."""
+    assert cli("generate", str(EXAMPLE), "--out", str(tmp_path / "a")).exit_code == 0
+    first = stored_passwords(cli.home)
+    assert sorted(first) == ["alice", "bob", "carmen"]
+    assert len(set(first.values())) == 3
+    assert cli("generate", str(EXAMPLE), "--out", str(tmp_path / "b")).exit_code == 0
+    assert stored_passwords(cli.home) == first
+    same = ((tmp_path / "a" / "pjsip_callcenter_auth.conf").read_bytes()
+            == (tmp_path / "b" / "pjsip_callcenter_auth.conf").read_bytes())
+    assert same
+
+
+def test_agent_credentials(cli) -> None:
+    """What a new agent types into a softphone: server, user and the generated password."""
+    missing = cli("agents", "credentials", "alice")
+    assert missing.exit_code == 1
+    assert "no softphone account for agent 'alice'" in missing.output
+    result = cli("agents", "credentials", "alice", "--config", str(EXAMPLE))
+    assert result.exit_code == 0, "credentials failed"
+    password = stored_passwords(cli.home)["alice"]
+    lines = result.stdout.splitlines()
+    shown = f"  password:                         {password}" in lines
+    assert shown, "the password line is not the stored password"
+    assert "  user name:                        alice" in lines
+    assert "calls to extension 1001" in result.stdout
+    # Once created, the home alone is enough (the same password).
+    again = cli("agents", "credentials", "alice")
+    same = again.exit_code == 0 and password in again.stdout
+    assert same, "credentials without --config did not print the stored password"
+
+
+def test_agent_credentials_unknown_or_device(cli, tmp_path: Path) -> None:
+    unknown = cli("agents", "credentials", "zoe", "--config", str(EXAMPLE))
+    assert unknown.exit_code == 1
+    assert "no agent 'zoe'" in unknown.output and "alice, bob, carmen" in unknown.output
+    config = tmp_path / "dev"
+    config.mkdir()
+    (config / "main.yaml").write_text(
+        "entry_points: {e: {numbers: ['100'], flow: f}}\n"
+        "flows: {f: {steps: [{transfer: {extension: '1001'}}]}}\n"
+        "agents: {dora: {extension: '1001', device: PJSIP/1001}}\n")
+    device = cli("agents", "credentials", "dora", "--config", str(config))
+    assert device.exit_code == 1
+    assert "rings the device PJSIP/1001" in device.output
 
 
 def test_simulate(cli) -> None:

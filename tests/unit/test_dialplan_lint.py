@@ -40,6 +40,7 @@ import pytest
 
 from callcenter.config.loader import load_config
 from dialplan.generator import render
+from tests.passwords import fake_passwords
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example"
@@ -277,7 +278,8 @@ lookups:
 
 def _rendered(directory: Path) -> str:
     loaded = load_config(directory)
-    return render(loaded.config, loaded.where)[GENERATED]
+    return render(loaded.config, loaded.where,
+                  agent_passwords=fake_passwords(loaded.config))[GENERATED]
 
 
 @pytest.fixture(scope="module")

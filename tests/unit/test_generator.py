@@ -28,6 +28,7 @@ import pytest
 
 from callcenter.config.loader import LoadedConfig, load_config
 from dialplan.generator import FILES, render
+from tests.passwords import fake_passwords
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example"
@@ -38,7 +39,8 @@ _CONTEXT_HEADER = re.compile(r"^\[([^\]]+)\]", re.MULTILINE)
 
 def _render(directory: Path) -> dict[str, str]:
     loaded = load_config(directory)
-    return render(loaded.config, loaded.where)
+    return render(loaded.config, loaded.where,
+                  agent_passwords=fake_passwords(loaded.config))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def loaded() -> LoadedConfig:
 
 @pytest.fixture(scope="module")
 def files(loaded: LoadedConfig) -> dict[str, str]:
-    return render(loaded.config, loaded.where)
+    return render(loaded.config, loaded.where, agent_passwords=fake_passwords(loaded.config))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def _contexts(text: str) -> set[str]:
 
 # -- golden files --------------------------------------------------------------
 
-def test_renders_the_three_files(files: dict[str, str]) -> None:
+def test_renders_every_file(files: dict[str, str]) -> None:
     assert sorted(files) == sorted(FILES)
 
 
@@ -81,7 +83,9 @@ def test_golden(name: str, files: dict[str, str]) -> None:
 
 
 def test_render_is_deterministic(loaded: LoadedConfig) -> None:
-    assert render(loaded.config, loaded.where) == render(loaded.config, loaded.where)
+    passwords = fake_passwords(loaded.config)
+    assert (render(loaded.config, loaded.where, agent_passwords=passwords)
+            == render(loaded.config, loaded.where, agent_passwords=passwords))
 
 
 def test_render_does_not_depend_on_where_the_config_lives(
@@ -100,7 +104,8 @@ def test_comments_locate_the_yaml(extensions: str) -> None:
 
 
 def test_render_without_locator(loaded: LoadedConfig) -> None:
-    text = render(loaded.config)["extensions_callcenter.conf"]
+    text = render(loaded.config, agent_passwords=fake_passwords(loaded.config))[
+        "extensions_callcenter.conf"]
     assert "; flows.customer_service\n" in text
 
 
@@ -238,7 +243,7 @@ def test_description_cannot_inject_dialplan(tmp_path: Path) -> None:
         (directory / name).write_text(dedent(text).format(desc=desc))
     loaded = load_config(directory)
     assert INJECTION in loaded.config.flows["start"].description
-    files = render(loaded.config, loaded.where)
+    files = render(loaded.config, loaded.where, agent_passwords=fake_passwords(loaded.config))
     text = files["extensions_callcenter.conf"]
     hits = [line for line in text.splitlines() if "System(" in line]
     assert len(hits) == 3, hits

@@ -1,0 +1,122 @@
+"""The home's secrets file, ``secrets.json`` (mode 0600): generated credentials.
+
+It holds the ARI and AMI logins (:class:`callcenter.asterisk.instance.Credentials`,
+top-level keys) and, under ``agent_passwords``, the digest password of every
+agent's generated softphone account. Nothing here is ever logged or printed,
+except by ``callcenter agents credentials``, whose purpose it is.
+
+Every change is read-modify-write under an exclusive lock (``apply`` and ``run``
+may both add an agent), written to a 0600 temporary file and renamed over the
+old one, so a reader never sees half a file and the mode is 0600 from the first
+byte.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AGENT_PASSWORDS",
+    "PASSWORD_PATTERN",
+    "SecretsError",
+    "agent_passwords",
+    "ensure_secrets",
+    "read_secrets",
+    "stored_agent_password",
+]
+
+#: Key of the agents' passwords (agent name -> password) in the secrets file.
+AGENT_PASSWORDS = "agent_passwords"
+#: What a generated password looks like: ``token_urlsafe`` output, which PJSIP's
+#: config parser reads as plain text (no ``;``, ``#``, blank or quote).
+PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+class SecretsError(RuntimeError):
+    """The secrets file cannot be read or written (never says what it holds)."""
+
+
+def read_secrets(path: Path) -> dict[str, Any]:
+    """The secrets as a dict; empty when the file does not exist yet."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        # The message names the file and the problem, never its content.
+        raise SecretsError(f"cannot read the secrets file {path}: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise SecretsError(f"the secrets file {path} does not hold a JSON object")
+    return data
+
+
+def _update(path: Path, change: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Apply ``change`` (returns whether it changed anything) under the lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        data = read_secrets(path)
+        if change(data) or not path.exists():
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=2, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        os.chmod(path, 0o600)
+        return data
+    finally:
+        os.close(lock_fd)
+
+
+def ensure_secrets(path: Path, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Add the keys of ``defaults`` that the file lacks; keep every existing value."""
+
+    def change(data: dict[str, Any]) -> bool:
+        missing = {k: v for k, v in defaults.items() if k not in data}
+        data.update(missing)
+        return bool(missing)
+
+    return _update(path, change)
+
+
+def agent_passwords(path: Path, agents: Iterable[str]) -> dict[str, str]:
+    """The softphone password of each agent in ``agents``, generating the missing ones.
+
+    A password, once generated, is kept (across ``apply``, reinstalls and an agent
+    leaving the YAML and coming back): a softphone set up once keeps working.
+    """
+    wanted = sorted(set(agents))
+    if not wanted:
+        return {}
+
+    def change(data: dict[str, Any]) -> bool:
+        stored = data.get(AGENT_PASSWORDS)
+        if not isinstance(stored, dict):
+            stored = data[AGENT_PASSWORDS] = {}
+        changed = False
+        for name in wanted:
+            if not (isinstance(stored.get(name), str) and PASSWORD_PATTERN.fullmatch(stored[name])):
+                stored[name] = secrets.token_urlsafe(18)
+                changed = True
+        return changed
+
+    data = _update(path, change)
+    return {name: data[AGENT_PASSWORDS][name] for name in wanted}
+
+
+def stored_agent_password(path: Path, agent: str) -> str | None:
+    """The agent's password if one was generated (by ``apply``, ``run`` or ``generate``)."""
+    stored = read_secrets(path).get(AGENT_PASSWORDS)
+    value = stored.get(agent) if isinstance(stored, dict) else None
+    return value if isinstance(value, str) else None
