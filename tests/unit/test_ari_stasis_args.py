@@ -15,6 +15,7 @@ from callcenter.asterisk.stasis_args import (
 )
 from callcenter.config.loader import load_config
 from dialplan.generator import render
+from tests.passwords import fake_passwords
 from tests.conftest import EXAMPLE
 
 names = st.from_regex(r"\A[a-z][a-z0-9_]{0,47}\Z")
@@ -113,7 +114,8 @@ def test_dialplan_args_needs_exactly_the_contract_keys() -> None:
 
 def test_generator_formats_the_queue_context_with_the_contract() -> None:
     loaded = load_config(EXAMPLE)
-    text = render(loaded.config, loaded.where)["extensions_callcenter.conf"]
+    text = render(loaded.config, loaded.where,
+                  agent_passwords=fake_passwords(loaded.config))["extensions_callcenter.conf"]
     app = loaded.config.settings.queue_app
     lines = [ln for ln in text.splitlines() if f"Stasis({app}," in ln and "same" in ln]
     assert len(lines) == len(loaded.config.queues)
