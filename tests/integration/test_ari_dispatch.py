@@ -222,7 +222,9 @@ async def test_fallback_hangs_up_a_channel_with_no_fallback_label(
                 and not destroyed.done()):
             destroyed.set_result(event)
 
-    async with running_app(ari_app, handler, dialplan_fallback(ari_app)):
+    # carmen's softphone is registered: a channel to her can be created (not rung).
+    async with (clean_pbx.agent_phone("carmen"),
+                running_app(ari_app, handler, dialplan_fallback(ari_app))):
         await ari_app.channels.create("PJSIP/carmen", channel_id=offer, app=app)
         async with asyncio.timeout(10):
             gone = await destroyed

@@ -2,7 +2,7 @@
 
 Most calls are Local channels: ``Local/sales@cc-queue`` runs the generated queue context
 on its ``;2`` half, so that half enters the queue app with the real Stasis args of the
-contract. One call rings an agent's softphone (a sipp UAS on PJSIP endpoint carmen).
+contract. One call rings an agent's registered softphone (baresip as carmen).
 Ids are chosen by the test, as the router will choose them.
 """
 
@@ -226,15 +226,17 @@ async def test_endpoints_and_endpoint_subscription(
     subscribed = await ari_app.applications.subscribe(app, "endpoint:PJSIP/carmen")
     assert "PJSIP/carmen" in subscribed.endpoint_ids
     try:
-        # A channel to carmen (created, not rung) changes the endpoint's channel list.
-        offer = new_id("offer")
-        await ari_app.channels.create("PJSIP/carmen", channel_id=offer, app=app)
-        await recorder.wait_for(StasisStart, lambda e: e.channel.id == offer)
-        changed = await recorder.wait_for(
-            EndpointStateChange, lambda e: offer in e.endpoint.channel_ids)
-        assert (changed.endpoint.technology, changed.endpoint.resource) == ("PJSIP", "carmen")
-        await ari_app.channels.hangup(offer)
-        await recorder.wait_for(ChannelDestroyed, lambda e: e.channel.id == offer)
+        # carmen's softphone registered: a channel to her can be created (not rung),
+        # and it changes the endpoint's channel list.
+        async with clean_pbx.agent_phone("carmen"):
+            offer = new_id("offer")
+            await ari_app.channels.create("PJSIP/carmen", channel_id=offer, app=app)
+            await recorder.wait_for(StasisStart, lambda e: e.channel.id == offer)
+            changed = await recorder.wait_for(
+                EndpointStateChange, lambda e: offer in e.endpoint.channel_ids)
+            assert (changed.endpoint.technology, changed.endpoint.resource) == ("PJSIP", "carmen")
+            await ari_app.channels.hangup(offer)
+            await recorder.wait_for(ChannelDestroyed, lambda e: e.channel.id == offer)
     finally:
         after = await ari_app.applications.unsubscribe(app, "endpoint:PJSIP/carmen")
     assert "PJSIP/carmen" not in after.endpoint_ids
@@ -271,8 +273,8 @@ async def test_device_states_set_read_subscribe_delete(
 async def test_create_and_dial_a_real_softphone(
     clean_pbx: PBX, ari_app: ARIClient, recorder: Recorder
 ) -> None:
-    """The router's agent offer: create PJSIP/carmen with our id, dial, the sipp phone
-    answers; the router hangs up and the phone gets the BYE."""
+    """The router's agent offer: create PJSIP/carmen with our id, dial, her registered
+    softphone (baresip) answers; the router hangs up and the phone gets the BYE."""
     app = clean_pbx.loaded.config.settings.queue_app
     offer = new_id("offer")
     async with clean_pbx.agent_phone("carmen") as phone:
@@ -288,5 +290,6 @@ async def test_create_and_dial_a_real_softphone(
         gone = await recorder.wait_for(ChannelDestroyed, lambda e: e.channel.id == offer)
         call = await phone.call()
     assert gone.cause == 16
-    assert call.returncode == 0, call.stderr[-500:]
-    assert call.flow() == ["<- INVITE", "-> 180", "-> 200", "<- ACK", "<- BYE", "-> 200"]
+    # Answered, then the BYE from Asterisk (baresip's words for a far-end hangup).
+    assert call.flow() == ["CALL_ESTABLISHED", "CALL_CLOSED"], call.stderr
+    assert call.close_reason == "Connection reset by peer", call.stderr
