@@ -473,6 +473,11 @@ class _Renderer:
             # One answer policy: the router gets an answered channel, whichever
             # way the call came (flow, menu, caller-ID rule, the admin's own dialplan).
             e.add("Answer()")
+            # A call sent here by the admin's own dialplan has none of our variables:
+            # the queue's own skills and base priority, and no caller bonus.
+            e.add(f'ExecIf($["${{{V.QUEUE_PRIORITY}}}" = ""]?Set({V.QUEUE_PRIORITY}={q.priority}))')
+            e.add(f'ExecIf($["${{{V.QUEUE_SKILLS}}}" = ""]?Set({V.QUEUE_SKILLS}={"+".join(q.skills)}))')
+            e.add(f'ExecIf($["${{{V.PRIORITY}}}" = ""]?Set({V.PRIORITY}=0))')
             # The router parses these with QueueCall.parse (callcenter.asterisk.stasis_args).
             args = ",".join(dialplan_args(name, {
                 "skills": f"${{{V.QUEUE_SKILLS}}}",

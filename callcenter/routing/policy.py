@@ -62,10 +62,12 @@ class QueuePolicy:
     priority: int = 0
 
     def call_priority(self, stasis_priority: int) -> int:
-        """A call's priority: the queue's base plus the Stasis ``priority`` arg (the
-        destination's priority plus the caller's, e.g. VIP, as the dialplan adds them), so
-        an agent serving several queues takes calls of a higher-priority queue first."""
-        return self.priority + stasis_priority
+        """A call's priority: the Stasis ``priority`` arg as it is. The dialplan already
+        adds the queue's base, the destination's and the caller's (VIP) priority (the
+        ``cc-queue`` context fills in the base for calls from the admin's own dialplan),
+        and ``simulate`` shows that same sum; adding the base here would count it twice.
+        Comparable across queues, so an agent serving several takes the higher first."""
+        return stasis_priority
 
     def stage_at(self, waited: float) -> Stage:
         """The stage in force after ``waited`` seconds: relaxation is a function of time only,

@@ -145,3 +145,18 @@ async def test_rule_straight_to_a_queue_reaches_stasis_answered(agreement: Agree
 
 async def test_no_channel_left(agreement: Agreement) -> None:
     assert await asyncio.to_thread(agreement.pbx.instance.wait_no_channels, 10) == 0
+
+
+async def test_a_call_from_the_admins_own_dialplan_gets_the_queues_defaults(
+        agreement: Agreement) -> None:
+    """``Goto(cc-queue,support,1)`` from a context we did not generate: none of the
+    flow's variables are set, yet the router gets the queue's skills and priority."""
+    caller = "15550004242"
+    originate = agreement.pbx.ami.action(
+        "Originate", Channel="Local/support@cc-queue", Application="Wait", Data="1",
+        CallerID=f"<{caller}>", Async="true")
+    trace = await agreement.pbx.trace(caller, originate, timeout=30)
+    stasis = trace.app("Stasis")
+    assert stasis is not None, trace.apps()
+    args = stasis["AppData"].split(",")
+    assert args[:4] == ["cc-queue", "support", "skills=support", "priority=0"], args

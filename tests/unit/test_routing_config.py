@@ -46,8 +46,8 @@ def test_the_example_compiles_to_policies() -> None:
     assert cs.stages[1].requires == Has("billing", ">=", 3, 1)
     assert cs.stages[2].any_agent and cs.stages[3].overflow == VoicemailDest(voicemail="general")
     assert pols["tech_support"].stages[1].overflow == QueueDest(queue="customer_service")
-    # sales' base priority 5 comes on top of the Stasis priority (a VIP's 10 included)
-    assert (pols["sales"].call_priority(10), cs.call_priority(10)) == (15, 10)
+    # The Stasis priority already holds sales' base 5 (and a VIP's 10): not added twice
+    assert (pols["sales"].call_priority(15), cs.call_priority(10)) == (15, 10)
     assert memberships(config) == {
         "alice": frozenset({"customer_service", "sales"}),
         "bob": frozenset({"tech_support"}),
