@@ -300,8 +300,10 @@ async def test_event_loop_retries_503_registers_on_the_real_asterisk_and_reconne
         async with asyncio.timeout(10):
             start = await starts.get()
         assert start.channel.id == f"{one};2"
-        # Sent to cc-queue without the flow's variables: nothing but queue and language.
-        assert QueueCall.parse(start.args) == QueueCall(queue="sales", language="en")
+        # Sent to cc-queue without the flow's variables: the queue's own skills and
+        # base priority, filled in by the cc-queue context.
+        assert QueueCall.parse(start.args) == QueueCall(
+            queue="sales", skills=("sales",), priority=5, language="en")
         await ari_app.channels.hangup(start.channel.id)
 
     port = pbx.instance.settings.http_port
