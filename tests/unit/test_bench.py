@@ -1,0 +1,115 @@
+"""The IVR benchmark's pure parts: its arithmetic, its func_odbc twin, its dialplan twins.
+
+The benchmark itself needs minutes of load; these checks keep its figures honest
+between runs (a ramp's capacity, ratios paired per repeat) and fail when the product's
+generated dialplan or modules.conf drifts from what the bench edits.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+import agi_scripts
+from bench import ivr, odbc_twin
+from bench.measure import Spread, StepResult, cpu_per_call, highest_clean, paired_ratios, percentile
+from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
+from callcenter.asterisk.provision import AsteriskInstallation
+from callcenter.config.loader import load_config
+from dialplan.generator import render
+
+
+def step(rate: int, *, p99: float = 4.0, failed: int = 0, ivr_name: str = "fastagi",
+         ok: int = 100, cpu: float = 0.5) -> StepResult:
+    return StepResult(ivr_name, rate, 0, ok + failed, ok, failed, (0.0,) * 98 + (p99,) * 2,
+                      (1000.0,), 0, 1.0, cpu, 0.0)
+
+
+def test_a_step_is_clean_only_with_p99_under_10_ms_and_no_failure() -> None:
+    assert step(100, p99=8.0).clean
+    assert not step(100, p99=12.0).clean
+    assert not step(100, failed=1).clean
+    assert percentile([1, 2, 3, 4], 50) == 2
+    assert math.isnan(percentile([], 99))
+
+
+def test_capacity_is_the_last_clean_rate_before_the_first_unclean_step() -> None:
+    ramp = [step(300, p99=12.0), step(100), step(200), step(350)]  # 350 clean by luck
+    assert highest_clean(ramp) == 200
+    assert highest_clean([step(100, failed=3), step(200)]) == 0
+    assert highest_clean([]) == 0
+
+
+def test_ratios_pair_repeats_and_skip_a_zero_capacity() -> None:
+    assert paired_ratios({0: 300, 1: 250, 2: 300}, {0: 300, 1: 0, 3: 100}) == [1.0]
+    s = Spread.of([0.8, 1.0, math.nan, 0.9])
+    assert (s.median, s.low, s.high, s.n) == (0.9, 0.8, 1.0, 3)
+    assert s.format(2) == "0.90 (0.80-1.00, n=3)"
+    assert Spread.of([]).format() == "-"
+
+
+def test_cpu_per_call_is_total_cpu_over_total_calls_at_the_chosen_rates() -> None:
+    steps = [step(100, ok=100, cpu=0.4), step(200, ok=300, cpu=0.8),
+             step(300, ok=900, cpu=9.0), step(100, ivr_name="odbc", cpu=5.0)]
+    assert cpu_per_call(steps, "fastagi", {100, 200}) == pytest.approx(3.0)
+    assert math.isnan(cpu_per_call(steps, "fastagi", set()))
+
+
+def test_the_odbc_twin_escapes_the_key_and_sets_the_variables_account_lookup_sets() -> None:
+    conf = odbc_twin.func_odbc_conf()
+    assert "account_number = '${SQL_ESC(${ARG1})}'" in conf
+    assert "status = 'active'" in conf
+    lines = odbc_twin.dip_lines(ivr.DIP_KEY)
+    assert lines.startswith(" same => n,Set(ARRAY(CC_ACCOUNT_ID,CC_ACCOUNT_NAME,"
+                            "CC_ACCOUNT_LANGUAGE,CC_ACCOUNT_VIP)=${ODBC_CC_ACCOUNT("
+                            "${FILTER(0-9,${CALLERID(num)})})})\n")
+    assert "CC_LOOKUP_STATUS=${IF($[0${ODBCROWS} > 0]?found:not_found)}" in lines
+    with pytest.raises(odbc_twin.OdbcTwinError, match="apt-get install -y libsqliteodbc"):
+        odbc_twin.find_driver((Path("/nonexistent/libsqlite3odbc.so"),))
+
+
+def test_the_odbc_modules_are_allowed_in_the_products_modules_conf(tmp_path: Path) -> None:
+    instance = AsteriskInstance(tmp_path / "home")
+    instance.setup(AsteriskInstallation("22-test", tmp_path / "tree"), InstanceSettings())
+    product = (instance.etc / "modules.conf").read_text()
+    edited = odbc_twin.allow_modules(product)
+    assert product.splitlines()[:2] == edited.splitlines()[:2] == ["[modules]", "autoload=yes"]
+    removed = set(product.splitlines()) - set(edited.splitlines())
+    assert removed == {"noload => res_odbc.so", "noload => res_odbc_transaction.so",
+                       "noload => func_odbc.so"}
+    assert "noload => res_config_odbc.so" in edited
+    with pytest.raises(odbc_twin.OdbcTwinError, match="noload => res_odbc.so"):
+        odbc_twin.allow_modules(edited)
+
+
+def _flow(text: str, name: str) -> list[str]:
+    start = text.index(f"\n[cc-flow-bench_{name}]\n") + 1
+    end = text.find("\n[", start)
+    body = text[start:end].replace(f"bench_{name}", "bench_X")
+    return [line for line in body.splitlines() if not line.startswith(";")]
+
+
+def test_the_twins_differ_from_the_fastagi_flow_only_in_the_dip(tmp_path: Path) -> None:
+    config_dir = ivr.bench_config(tmp_path / "config", 4999)
+    loaded = load_config(config_dir, agi_scripts=agi_scripts.handlers().keys())
+    files = ivr.twin_dialplan(render(loaded.config, loaded.where), "agi://127.0.0.1:4999",
+                              Path("/opt/cc-agi"))
+    text = files["extensions_callcenter.conf"]
+    fastagi = _flow(text, "fastagi")
+    dip = [i for i, line in enumerate(fastagi) if "AGI(" in line]
+    assert len(dip) == 1
+    i = dip[0]
+    assert fastagi[i] == (" same => n,AGI(agi://127.0.0.1:4999/account_lookup,account,"
+                          "${FILTER(0-9,${CALLERID(num)})})")
+    for name, replacement in [
+        ("native", [" same => n,Set(CC_LOOKUP_STATUS=found)"]),
+        ("odbc", odbc_twin.dip_lines(ivr.DIP_KEY).splitlines()),
+        ("classic", [" same => n,AGI(/opt/cc-agi,account_lookup,account,"
+                     "${FILTER(0-9,${CALLERID(num)})})"]),
+    ]:
+        twin = _flow(text, name)
+        assert twin == fastagi[:i] + replacement + fastagi[i + 1:], name
+    for name, number in ivr.NUMBERS.items():
+        assert f"exten => {number},1,Goto(cc-entrypoint-bench_{name},s,1)\n" in text
