@@ -83,6 +83,7 @@ Asterisk and the FastAGI process are stopped on every exit, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import os
@@ -104,7 +105,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: import the repo's packages
     sys.path.insert(0, str(REPO))
 
-from bench import odbc_twin
+from bench import curl_twin, odbc_twin
 from bench.measure import (
     RESPONSE_LIMIT_MS,
     Spread,
@@ -124,7 +125,9 @@ NUMBERS = {"native": "7002", "fastagi": "7001", "odbc": "7004", "classic": "7003
 #: The IVRs of the capacity ramps (classic AGI is far below them: latency only).
 LOAD_IVRS = ("native", "fastagi", "odbc")
 LABELS = {"native": "no dip", "fastagi": "FastAGI", "odbc": "func_odbc",
-          "classic": "classic AGI"}
+          "classic": "classic AGI", "fastagi_http": "FastAGI HTTP", "curl": "CURL()"}
+#: The dip ways of the loops of (c): the database pair and the HTTP pair.
+LOOP_WAYS = ("native", "fastagi", "odbc", "fastagi_http", "curl")
 #: The dip key, as the generator writes it for ``input: CALLERID``.
 DIP_KEY = "${FILTER(0-9,${CALLERID(num)})}"
 
@@ -204,28 +207,27 @@ def _env() -> dict[str, str]:
 
 
 @contextmanager
-def fastagi_process(home: Path, config_dir: Path, log_file: Path,
+def service_process(argv: list[str], log_file: Path, ready: str, what: str,
                     timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
-    """``callcenter agi serve`` in its own process (and session: Ctrl-C is ours to relay)."""
+    """A server in its own process (and session: Ctrl-C is ours to relay), yielded once
+    ``ready`` is in its log; SIGTERM (its graceful stop) on the way out."""
     with open(log_file, "wb") as out:
-        proc = subprocess.Popen(
-            _cli_command("--home", str(home), "-v", "agi", "serve", str(config_dir)),
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=REPO, env=_env(), start_new_session=True,
-        )
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=REPO, env=_env(),
+                                start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
-        while "FastAGI listening" not in log_file.read_text(errors="replace"):
+        while ready not in log_file.read_text(errors="replace"):
             if proc.poll() is not None:
-                raise BenchError(f"FastAGI server exited with {proc.returncode}:\n"
+                raise BenchError(f"{what} exited with {proc.returncode}:\n"
                                  + log_file.read_text(errors="replace")[-2000:])
             if time.monotonic() > deadline:
-                raise BenchError(f"FastAGI server not listening after {timeout:.0f} s")
+                raise BenchError(f"{what} not listening after {timeout:.0f} s")
             time.sleep(0.1)
         yield proc
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the CLI's graceful stop
+            proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -233,17 +235,36 @@ def fastagi_process(home: Path, config_dir: Path, log_file: Path,
                 proc.wait()
 
 
+def fastagi_process(home: Path, config_dir: Path,
+                    log_file: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``callcenter agi serve``: the same CLI and scripts production runs."""
+    return service_process(
+        _cli_command("--home", str(home), "-v", "agi", "serve", str(config_dir)),
+        log_file, "FastAGI listening", "FastAGI server")
+
+
+def account_http_process(database: Path, port: int,
+                         log_file: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``bench/account_http.py``: the remote account service both HTTP dips ask."""
+    return service_process(
+        [sys.executable, str(REPO / "bench" / "account_http.py"), "--db", str(database),
+         "--port", str(port)], log_file, "account HTTP listening", "account HTTP server")
+
+
 # -- config ------------------------------------------------------------------
 
-def bench_config(dest: Path, fastagi_port: int) -> Path:
-    """A copy of config/example with the FastAGI port moved and ``bench.yaml`` added."""
+def bench_config(dest: Path, fastagi_port: int, http_port: int = 8080) -> Path:
+    """A copy of config/example with the FastAGI port moved and ``bench.yaml`` added
+    (with the ``account_http`` lookup on the bench's account service)."""
     shutil.copytree(EXAMPLE, dest)
     settings = dest / "settings.yaml"
     text = settings.read_text()
     if "    port: 4573" not in text:
         raise BenchError("config/example/settings.yaml changed: update bench/ivr.py")
     settings.write_text(text.replace("    port: 4573", f"    port: {fastagi_port}"))
-    (dest / "bench.yaml").write_text(BENCH_YAML)
+    (dest / "bench.yaml").write_text(
+        BENCH_YAML + "\nlookups:\n  account_http: {source: http, url: "
+        f'"http://127.0.0.1:{http_port}/accounts/{{value}}"}}\n')
     return dest
 
 
@@ -283,7 +304,7 @@ def twin_dialplan(files: dict[str, str], agi_url: str, classic_program: Path) ->
     return {**files, name: text}
 
 
-def loop_dialplan(agi_url: str, dips: int) -> str:
+def loop_dialplan(agi_url: str, http_url: str, dips: int) -> str:
     """``extensions_custom.conf`` for (c): per dip way, ``dips`` dips in a ``While`` loop
     on one channel; the outcome (count, last status, account id, start and end time in
     ms) is left in the global ``CC_BENCH_LOOP_<WAY>``."""
@@ -291,6 +312,8 @@ def loop_dialplan(agi_url: str, dips: int) -> str:
         "native": f" same => n,Set({V.LOOKUP_STATUS}=found)\n",
         "fastagi": f" same => n,AGI({agi_url}/account_lookup,account,{CALLER_ID})\n",
         "odbc": odbc_twin.dip_lines(CALLER_ID),
+        "fastagi_http": f" same => n,AGI({agi_url}/account_lookup,account_http,{CALLER_ID})\n",
+        "curl": curl_twin.dip_lines(http_url, CALLER_ID),
     }
     now = "${STRFTIME(,,%s.%3q)}"
     out = "; Written by bench/ivr.py for (c): dips in a loop on one Local channel, no SIP.\n"
@@ -382,9 +405,10 @@ class Bench:
     """Runs steps against one Asterisk and one FastAGI server and keeps every result."""
 
     def __init__(self, instance: AsteriskInstance, workdir: Path,
-                 fastagi_pid: int | None = None) -> None:
+                 fastagi_pid: int | None = None, http_pid: int | None = None) -> None:
         self.instance = instance
         self.fastagi_pid = fastagi_pid
+        self.http_pid = http_pid
         self.workdir = workdir
         self.scenario = workdir / "ivr-caller.xml"
         self.scenario.write_text(SCENARIO)
@@ -413,7 +437,8 @@ class Bench:
         outcome in the global it sets (bounded), and the CPU it cost."""
         name = f"CC_BENCH_LOOP_{way.upper()}"
         self.instance.cli(f"dialplan set global {name} running")
-        cpu_before = (cpu_seconds(self.instance.pid), cpu_seconds(self.fastagi_pid))
+        pids = (self.instance.pid, self.fastagi_pid, self.http_pid)
+        cpu_before = [cpu_seconds(pid) for pid in pids]
         self.instance.cli(f"channel originate Local/s@cc-bench-loop-{way} application Wait 0")
         deadline = time.monotonic() + timeout
         while True:
@@ -423,28 +448,29 @@ class Bench:
                 break
             if time.monotonic() > deadline:
                 raise BenchError(f"(c) {way}: {dips} dips not done in {timeout:.0f} s")
-            time.sleep(0.2)
+            time.sleep(0.5)  # each poll is a CLI connection: Asterisk CPU, kept rare
         left = self.instance.wait_no_channels()
-        cpu_after = (cpu_seconds(self.instance.pid), cpu_seconds(self.fastagi_pid))
+        cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before)]
         count, status, account, began, ended = (value.split(":") + [""] * 5)[:5]
         expected = (str(dips), "found", "" if way == "native" else "1")
         if (count, status, account) != expected or left:
             raise BenchError(f"(c) {way}: loop ended with {value!r} ({left} channels left), "
                              f"expected {':'.join(expected)}:<start>:<end>")
-        return LoopResult(way, dips, float(ended) - float(began),
-                          cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1])
+        return LoopResult(way, dips, float(ended) - float(began), *cpu)
 
 
 @dataclass(frozen=True)
 class LoopResult:
     """One run of (c): ``dips`` dips on one channel, its wall time (measured by the
-    dialplan itself) and the CPU of Asterisk and of the FastAGI server."""
+    dialplan itself) and the CPU of Asterisk, of the FastAGI server and of the account
+    HTTP service (the remote system: counted on neither side)."""
 
     way: str
     dips: int
     wall_s: float
     asterisk_cpu_s: float
     fastagi_cpu_s: float
+    http_cpu_s: float
 
     def per_dip_us(self, seconds: float) -> float:
         return seconds * 1e6 / self.dips
@@ -452,33 +478,32 @@ class LoopResult:
 
 def part_c(bench: Bench, dips: int, repeats: int) -> None:
     print(f"\n(c) {dips} dips in a dialplan While loop on one Local channel (no SIP, no "
-          f"sipp clock), the three ways interleaved, {repeats} repeats; per dip, median "
-          "(min-max, n):", flush=True)
+          f"sipp clock), the {len(LOOP_WAYS)} ways interleaved, {repeats} repeats; per dip, "
+          "median (min-max, n); CPU = Asterisk + FastAGI server:", flush=True)
     runs: list[LoopResult] = []
     for repeat in range(repeats):
-        for way in _rotated(LOAD_IVRS, repeat):
+        for way in _rotated(LOOP_WAYS, repeat):
             runs.append(bench.loop(way, dips))
-    by = {way: [r for r in runs if r.way == way] for way in LOAD_IVRS}
+    by = {way: [r for r in runs if r.way == way] for way in LOOP_WAYS}
     cpu = {way: {i: r.per_dip_us(r.asterisk_cpu_s + r.fastagi_cpu_s)
-                 for i, r in enumerate(by[way])} for way in LOAD_IVRS}
-    for way in LOAD_IVRS:
+                 for i, r in enumerate(by[way])} for way in LOOP_WAYS}
+    walls = {way: {i: r.per_dip_us(r.wall_s) / 1000 for i, r in enumerate(by[way])}
+             for way in LOOP_WAYS}
+    for way in LOOP_WAYS:
         ast = Spread.of(r.per_dip_us(r.asterisk_cpu_s) for r in by[way])
         srv = Spread.of(r.per_dip_us(r.fastagi_cpu_s) for r in by[way])
-        wall = Spread.of(r.per_dip_us(r.wall_s) / 1000 for r in by[way])
-        print(f"  {LABELS[way]:9} CPU {Spread.of(cpu[way].values()).format(0, ' us')} "
-              f"(Asterisk {ast.median:.0f}, FastAGI server {srv.median:.0f}); "
-              f"wall {wall.format(2, ' ms')}")
+        http = Spread.of(r.per_dip_us(r.http_cpu_s) for r in by[way])
+        print(f"  {LABELS[way]:12} CPU {Spread.of(cpu[way].values()).format(0, ' us'):22} "
+              f"(Asterisk {ast.median:4.0f}, FastAGI server {srv.median:4.0f}; "
+              f"HTTP service {http.median:3.0f}); wall {Spread.of(walls[way].values()).format(2, ' ms')}")
     extra = {way: {i: cpu[way][i] - cpu["native"][i] for i in cpu[way]}
-             for way in ("fastagi", "odbc")}
-    for way in extra:
-        print(f"  one {LABELS[way]} dip over the no-dip loop: "
-              f"CPU {Spread.of(extra[way].values()).format(0, ' us')}")
-    walls = {way: {i: r.wall_s for i, r in enumerate(by[way])} for way in LOAD_IVRS}
-    ratio = Spread.of(paired_ratios(extra["fastagi"], extra["odbc"]))
-    print(f"  FastAGI / func_odbc, CPU per dip over no dip: {ratio.format(2)}   goal <= 1.00: "
-          f"{'met' if ratio.n and ratio.median <= 1.0 else 'NOT met'}")
-    print(f"  FastAGI / func_odbc, wall per dip:            "
-          f"{Spread.of(paired_ratios(walls['fastagi'], walls['odbc'])).format(2)}")
+             for way in LOOP_WAYS if way != "native"}
+    for ours, theirs in (("fastagi", "odbc"), ("fastagi_http", "curl")):
+        print(f"  {LABELS[ours]} / {LABELS[theirs]}: CPU per dip over the no-dip loop "
+              f"{Spread.of(paired_ratios(extra[ours], extra[theirs])).format(2)} "
+              f"({Spread.of(extra[ours].values()).median:.0f} vs "
+              f"{Spread.of(extra[theirs].values()).median:.0f} us); wall per dip "
+              f"{Spread.of(paired_ratios(walls[ours], walls[theirs])).format(2)}")
 
 
 def _fmt(x: float, digits: int = 1) -> str:
@@ -679,6 +704,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (smoke run)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="ramps of (a) (default 3; 2 with --quick)")
+    parser.add_argument("--loops-only", action="store_true",
+                        help="only (c), the dip loops without SIP (about 30 s)")
     args = parser.parse_args(argv)
     rates = [25, 50] if args.quick else [100, 150, 200, 225, 250, 275, 300, 325, 350, 375,
                                         400, 450, 500]
@@ -711,7 +738,9 @@ def main(argv: list[str] | None = None) -> int:
             sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
             rtp_start=rtp, rtp_end=rtp + 1999 if rtp + 1999 < 65000 else 64999,
         ))
-        config_dir = bench_config(work / "config", free_port())
+        http_port = free_port()
+        http_url = f"http://127.0.0.1:{http_port}"
+        config_dir = bench_config(work / "config", free_port(), http_port)
         loaded = load_config(config_dir, sounds=installation.sound_languages(),
                              agi_scripts=agi_scripts.handlers().keys())
         fa = loaded.config.settings.fastagi
@@ -727,13 +756,15 @@ def main(argv: list[str] | None = None) -> int:
         odbc_env = odbc_twin.install_files(instance.etc, work / "odbc", database, driver)
         # The product includes this file and never writes it: the loops of (c) live there.
         (instance.etc / "extensions_custom.conf").write_text(
-            loop_dialplan(f"agi://{fa.host}:{fa.port}", loop_dips))
+            loop_dialplan(f"agi://{fa.host}:{fa.port}", http_url, loop_dips))
         agi_log = work / "fastagi.log"
         try:
-            with fastagi_process(home, config_dir, agi_log) as agi, environment(odbc_env):
+            with fastagi_process(home, config_dir, agi_log) as agi, \
+                    account_http_process(database, http_port, work / "http.log") as http, \
+                    environment(odbc_env):
                 instance.start()
                 apply_files(instance, files)
-                bench = Bench(instance, work, fastagi_pid=agi.pid)
+                bench = Bench(instance, work, fastagi_pid=agi.pid, http_pid=http.pid)
                 s = instance.settings
                 print(f"Asterisk {installation.version} pid {instance.pid} "
                       f"(SIP 127.0.0.1:{s.sip_port}); FastAGI server pid {agi.pid} "
@@ -743,6 +774,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{os.cpu_count()} CPUs, nothing pinned.", flush=True)
                 sanity(bench, agi_log)
                 part_c(bench, loop_dips, repeats)
+                if args.loops_only:
+                    return 0
                 dips_before = logged_dips(agi_log)[0]
                 calls_before = bench.completed["fastagi"]
                 results, complete, capped = part_a(bench, rates, step_seconds, repeats,

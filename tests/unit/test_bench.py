@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import agi_scripts
-from bench import ivr, odbc_twin
+from bench import curl_twin, ivr, odbc_twin
 from bench.measure import Spread, StepResult, cpu_per_call, highest_clean, paired_ratios, percentile
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import AsteriskInstallation
@@ -113,3 +113,42 @@ def test_the_twins_differ_from_the_fastagi_flow_only_in_the_dip(tmp_path: Path) 
         assert twin == fastagi[:i] + replacement + fastagi[i + 1:], name
     for name, number in ivr.NUMBERS.items():
         assert f"exten => {number},1,Goto(cc-entrypoint-bench_{name},s,1)\n" in text
+
+
+def test_the_curl_twin_sets_the_variables_account_lookup_sets_from_the_json() -> None:
+    lines = curl_twin.dip_lines("http://127.0.0.1:8080", "${FILTER(0-9,${CALLERID(num)})}")
+    assert lines.splitlines() == [
+        " same => n,Set(CC_BENCH_ACCOUNT_JSON=${CURL(http://127.0.0.1:8080/accounts/"
+        "${FILTER(0-9,${CALLERID(num)})})})",
+        " same => n,Set(CC_ACCOUNT_ID=${JSON_DECODE(CC_BENCH_ACCOUNT_JSON,account_id)})",
+        " same => n,Set(CC_ACCOUNT_NAME=${JSON_DECODE(CC_BENCH_ACCOUNT_JSON,name)})",
+        " same => n,Set(CC_ACCOUNT_LANGUAGE=${JSON_DECODE(CC_BENCH_ACCOUNT_JSON,language)})",
+        ' same => n,Set(CC_ACCOUNT_VIP=${IF($["${JSON_DECODE(CC_BENCH_ACCOUNT_JSON,vip)}"'
+        ' = "true"]?1:0)})',
+        ' same => n,Set(CC_LOOKUP_STATUS=${IF($["${CC_ACCOUNT_ID}" = ""]?not_found:found)})',
+    ]
+
+
+async def test_the_account_service_answers_what_the_http_lookup_reads(tmp_path: Path) -> None:
+    import sqlite3
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bench.account_http import account_app
+    from callcenter.config.models import HttpLookup
+    from callcenter.flows.lookup import perform_lookup
+
+    db = tmp_path / "accounts.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER, account_number TEXT, name TEXT,"
+                     " language TEXT, vip BOOLEAN, status TEXT)")
+        conn.executemany("INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
+                         [(1, "100200", "Ada Lovelace", "en", 1, "active"),
+                          (2, "100300", "Gone", None, 0, "suspended")])
+    async with TestClient(TestServer(account_app(db))) as client:
+        lookup = HttpLookup(source="http", url=f"{client.make_url('/accounts/')}{{value}}")
+        found = await perform_lookup(lookup, "100200", http=client.session)
+        assert (found.status, found.fields) == ("found", {
+            "account_id": "1", "name": "Ada Lovelace", "language": "en", "vip": "1"})
+        assert (await perform_lookup(lookup, "100300", http=client.session)).status == "not_found"
+        assert (await client.get("/accounts/1' OR '1'='1")).status == 404
