@@ -707,14 +707,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loops-only", action="store_true",
                         help="only (c), the dip loops without SIP (about 30 s)")
     args = parser.parse_args(argv)
-    rates = [25, 50] if args.quick else [100, 150, 200, 225, 250, 275, 300, 325, 350, 375,
-                                        400, 450, 500]
+    rates = [25, 50] if args.quick else [100, 200, 250, 275, 300, 325, 350, 375, 400, 450,
+                                        500]
     repeats = args.repeats or (2 if args.quick else 3)
     if not 1 <= repeats <= 7:
         parser.error("--repeats: 1 to 7")
     step_seconds = 1.5 if args.quick else 2.0
     loop_dips = 300 if args.quick else 1000
-    budget = 60.0 if args.quick else 100.0 * repeats + 30
+    budget = 60.0 if args.quick else 120.0 * repeats + 30
 
     import agi_scripts
     from callcenter.apply import apply_files
