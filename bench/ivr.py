@@ -1,7 +1,9 @@
 """IVR throughput on a real Asterisk 22: the example IVR's FastAGI dip vs the same dip
-done the native Asterisk way (func_odbc) vs no dip at all.
+done the native Asterisk way (func_odbc; CURL() for the HTTP lookup) vs no dip at all.
 
-    python bench/ivr.py [--quick] [--repeats N]
+    python bench/ivr.py [--quick] [--repeats N] [--loops-only]
+
+Order of the run: sanity calls, (c), (a), (b), then ``bench/agi_cost.py``.
 
 What runs where (all on 127.0.0.1, on this machine, no CPU pinning):
 
@@ -12,6 +14,8 @@ What runs where (all on 127.0.0.1, on this machine, no CPU pinning):
 * **the FastAGI server** in its own process: ``callcenter --home H -v agi serve CONFIG``
   (the same CLI and ``agi_scripts/`` production uses; a SQLite database seeded with the
   demo accounts by ``callcenter db seed-demo``);
+* **the account HTTP service** (``bench/account_http.py``) in its own process, for the
+  HTTP pair of (c): the remote system both HTTP dips ask, on the same accounts table;
 * **sipp** as the caller, one process per load step, driven by this script, which only
   starts processes and reads their results (no event loop competes with them).
 
@@ -65,6 +69,18 @@ Measurements:
 (a') CPU ms per call (Asterisk + FastAGI server) of each IVR, per repeat over the rates
     at which every IVR ran clean in that repeat (same rates for all three), median and
     range; the ratio FastAGI / func_odbc and each dip's cost over the no-dip twin.
+(c) Cost of one dip without SIP: per dip way, ``1000`` dips (``--quick``: 300) in a
+    dialplan ``While`` loop on one Local channel (``extensions_custom.conf``, which the
+    product includes and never writes), the ways interleaved, ``--repeats`` times:
+    no dip, FastAGI (database lookup), func_odbc, FastAGI with the ``http`` lookup
+    (``account_http``), and ``CURL()`` + ``JSON_DECODE()`` (``bench/curl_twin.py``).
+    Printed per dip: CPU of Asterisk + FastAGI server (the HTTP service's apart, on
+    neither side), wall time measured by the dialplan itself (``STRFTIME`` in ms), and
+    the ratios FastAGI / native way of the CPU over the no-dip loop and of the wall.
+    No SIP, no sipp clock, no scheduler race between callers: this is the stable figure
+    (``/proc`` counts CPU in 10 ms ticks: 10 us per dip over 1000 dips). The loop leaves
+    its count, last status and account id in a global; a way that did not find the
+    account 1000 times stops the bench.
 (b) Latency of one dip through Asterisk: a few calls at 1 call/s to each IVR and to the
     classic-AGI twin; the extra 200->BYE time over the no-dip twin is the wait a caller
     has for one FastAGI, func_odbc or classic AGI dip. ``bench/agi_cost.py`` (fake
