@@ -99,7 +99,6 @@ Asterisk and the FastAGI process are stopped on every exit, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import math
 import os
@@ -113,7 +112,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,7 +251,7 @@ def service_process(argv: list[str], log_file: Path, ready: str, what: str,
 
 
 def fastagi_process(home: Path, config_dir: Path,
-                    log_file: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+                    log_file: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """``callcenter agi serve``: the same CLI and scripts production runs."""
     return service_process(
         _cli_command("--home", str(home), "-v", "agi", "serve", str(config_dir)),
@@ -260,7 +259,7 @@ def fastagi_process(home: Path, config_dir: Path,
 
 
 def account_http_process(database: Path, port: int,
-                         log_file: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+                         log_file: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """``bench/account_http.py``: the remote account service both HTTP dips ask."""
     return service_process(
         [sys.executable, str(REPO / "bench" / "account_http.py"), "--db", str(database),
@@ -797,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
                 results, complete, capped = part_a(bench, rates, step_seconds, repeats,
                                                    time.monotonic() + budget)
                 summarize_a(results, complete, capped)
-                part_b(bench, 3 if args.quick else 6)
+                part_b(bench, 3 if args.quick else 5)
                 dips = logged_dips(agi_log)[0] - dips_before
                 fast_calls = bench.completed["fastagi"] - calls_before
                 print(f"\nFastAGI account_lookup dips logged by the FastAGI process during "
