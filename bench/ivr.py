@@ -16,6 +16,7 @@ What runs where (all on 127.0.0.1, on this machine, no CPU pinning):
   demo accounts by ``callcenter db seed-demo``);
 * **the account HTTP service** (``bench/account_http.py``) in its own process, for the
   HTTP pair of (c): the remote system both HTTP dips ask, on the same accounts table;
+  and **the AGI floor** (``bench/agi_floor.py``), a FastAGI server doing no work;
 * **sipp** as the caller, one process per load step, driven by this script, which only
   starts processes and reads their results (no event loop competes with them).
 
@@ -73,7 +74,9 @@ Measurements:
     dialplan ``While`` loop on one Local channel (``extensions_custom.conf``, which the
     product includes and never writes), the ways interleaved, ``--repeats`` times:
     no dip, FastAGI (database lookup), func_odbc, FastAGI with the ``http`` lookup
-    (``account_http``), and ``CURL()`` + ``JSON_DECODE()`` (``bench/curl_twin.py``).
+    (``account_http``), ``CURL()`` + ``JSON_DECODE()`` (``bench/curl_twin.py``), and
+    the floor of any FastAGI dip (``bench/agi_floor.py``: a server that only sends the
+    one ``EXEC MSet``, so Asterisk's own cost of a FastAGI dip shows alone).
     Printed per dip: CPU of Asterisk + FastAGI server (the HTTP service's apart, on
     neither side), wall time measured by the dialplan itself (``STRFTIME`` in ms), and
     the ratios FastAGI / native way of the CPU over the no-dip loop and of the wall.
@@ -140,9 +143,11 @@ NUMBERS = {"native": "7002", "fastagi": "7001", "odbc": "7004", "classic": "7003
 #: The IVRs of the capacity ramps (classic AGI is far below them: latency only).
 LOAD_IVRS = ("native", "fastagi", "odbc")
 LABELS = {"native": "no dip", "fastagi": "FastAGI", "odbc": "func_odbc",
-          "classic": "classic AGI", "fastagi_http": "FastAGI HTTP", "curl": "CURL()"}
-#: The dip ways of the loops of (c): the database pair and the HTTP pair.
-LOOP_WAYS = ("native", "fastagi", "odbc", "fastagi_http", "curl")
+          "classic": "classic AGI", "fastagi_http": "FastAGI HTTP", "curl": "CURL()",
+          "agi_floor": "AGI floor"}
+#: The dip ways of the loops of (c): the database pair, the HTTP pair, and the floor of
+#: any FastAGI dip (``bench/agi_floor.py``: a server that does nothing).
+LOOP_WAYS = ("native", "fastagi", "odbc", "fastagi_http", "curl", "agi_floor")
 #: The dip key, as the generator writes it for ``input: CALLERID``.
 DIP_KEY = "${FILTER(0-9,${CALLERID(num)})}"
 
@@ -258,6 +263,14 @@ def fastagi_process(home: Path, config_dir: Path,
         log_file, "FastAGI listening", "FastAGI server")
 
 
+def agi_floor_process(port: int,
+                      log_file: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """``bench/agi_floor.py``: a FastAGI server that does no work (the floor of a dip)."""
+    return service_process(
+        [sys.executable, str(REPO / "bench" / "agi_floor.py"), "--port", str(port)],
+        log_file, "AGI floor listening", "AGI floor server")
+
+
 def account_http_process(database: Path, port: int,
                          log_file: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """``bench/account_http.py``: the remote account service both HTTP dips ask."""
@@ -319,7 +332,7 @@ def twin_dialplan(files: dict[str, str], agi_url: str, classic_program: Path) ->
     return {**files, name: text}
 
 
-def loop_dialplan(agi_url: str, http_url: str, dips: int) -> str:
+def loop_dialplan(agi_url: str, http_url: str, floor_url: str, dips: int) -> str:
     """``extensions_custom.conf`` for (c): per dip way, ``dips`` dips in a ``While`` loop
     on one channel; the outcome (count, last status, account id, start and end time in
     ms) is left in the global ``CC_BENCH_LOOP_<WAY>``."""
@@ -329,6 +342,7 @@ def loop_dialplan(agi_url: str, http_url: str, dips: int) -> str:
         "odbc": odbc_twin.dip_lines(CALLER_ID),
         "fastagi_http": f" same => n,AGI({agi_url}/account_lookup,account_http,{CALLER_ID})\n",
         "curl": curl_twin.dip_lines(http_url, CALLER_ID),
+        "agi_floor": f" same => n,AGI({floor_url}/account_lookup,account,{CALLER_ID})\n",
     }
     now = "${STRFTIME(,,%s.%3q)}"
     out = "; Written by bench/ivr.py for (c): dips in a loop on one Local channel, no SIP.\n"
@@ -519,6 +533,11 @@ def part_c(bench: Bench, dips: int, repeats: int) -> None:
               f"({Spread.of(extra[ours].values()).median:.0f} vs "
               f"{Spread.of(extra[theirs].values()).median:.0f} us); wall per dip "
               f"{Spread.of(paired_ratios(walls[ours], walls[theirs])).format(2)}")
+    floor = Spread.of(extra["agi_floor"].values())
+    print(f"  AGI floor (a FastAGI server that does nothing but the one EXEC MSet): Asterisk "
+          f"alone {floor.format(0, ' us')} over the no-dip loop, vs a whole func_odbc dip "
+          f"{Spread.of(extra['odbc'].values()).median:.0f} us, CURL() "
+          f"{Spread.of(extra['curl'].values()).median:.0f} us")
 
 
 def _fmt(x: float, digits: int = 1) -> str:
@@ -755,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
         ))
         http_port = free_port()
         http_url = f"http://127.0.0.1:{http_port}"
+        floor_port = free_port()
         config_dir = bench_config(work / "config", free_port(), http_port)
         loaded = load_config(config_dir, sounds=installation.sound_languages(),
                              agi_scripts=agi_scripts.handlers().keys())
@@ -771,11 +791,13 @@ def main(argv: list[str] | None = None) -> int:
         odbc_env = odbc_twin.install_files(instance.etc, work / "odbc", database, driver)
         # The product includes this file and never writes it: the loops of (c) live there.
         (instance.etc / "extensions_custom.conf").write_text(
-            loop_dialplan(f"agi://{fa.host}:{fa.port}", http_url, loop_dips))
+            loop_dialplan(f"agi://{fa.host}:{fa.port}", http_url,
+                          f"agi://127.0.0.1:{floor_port}", loop_dips))
         agi_log = work / "fastagi.log"
         try:
             with fastagi_process(home, config_dir, agi_log) as agi, \
                     account_http_process(database, http_port, work / "http.log") as http, \
+                    agi_floor_process(floor_port, work / "agi-floor.log"), \
                     environment(odbc_env):
                 instance.start()
                 apply_files(instance, files)

@@ -152,3 +152,21 @@ async def test_the_account_service_answers_what_the_http_lookup_reads(tmp_path: 
             "account_id": "1", "name": "Ada Lovelace", "language": "en", "vip": "1"})
         assert (await perform_lookup(lookup, "100300", http=client.session)).status == "not_found"
         assert (await client.get("/accounts/1' OR '1'='1")).status == 404
+
+
+async def test_the_agi_floor_sends_the_one_command_account_lookup_sends_and_closes() -> None:
+    import asyncio
+
+    from bench.agi_floor import _serve_one
+
+    server = await asyncio.start_server(_serve_one, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"agi_network: yes\nagi_network_script: account_lookup\n\n")
+        command = await asyncio.wait_for(reader.readline(), 5)
+        writer.write(b"200 result=0\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed: dialplan goes on
+        writer.close()
+    assert command.startswith(b'EXEC MSet "CC_ACCOUNT_ID=1,') and command.endswith(
+        b'CC_LOOKUP_STATUS=found"\n')
