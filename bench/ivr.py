@@ -131,6 +131,7 @@ from bench.measure import (
     cpu_per_call,
     highest_clean,
     paired_ratios,
+    verdict,
 )
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
@@ -528,8 +529,9 @@ def part_c(bench: Bench, dips: int, repeats: int) -> None:
     extra = {way: {i: cpu[way][i] - cpu["native"][i] for i in cpu[way]}
              for way in LOOP_WAYS if way != "native"}
     for ours, theirs in (("fastagi", "odbc"), ("fastagi_http", "curl")):
+        ratio = Spread.of(paired_ratios(extra[ours], extra[theirs]))
         print(f"  {LABELS[ours]} / {LABELS[theirs]}: CPU per dip over the no-dip loop "
-              f"{Spread.of(paired_ratios(extra[ours], extra[theirs])).format(2)} "
+              f"{ratio.format(2)} [goal <= 1.00: {verdict(ratio, 1.0, at_least=False)}] "
               f"({Spread.of(extra[ours].values()).median:.0f} vs "
               f"{Spread.of(extra[theirs].values()).median:.0f} us); wall per dip "
               f"{Spread.of(paired_ratios(walls[ours], walls[theirs])).format(2)}")
@@ -659,9 +661,9 @@ def summarize_a(results: list[StepResult], repeats: int, capped: set[str]) -> No
     cost = Spread.of(paired_ratios(cpu["fastagi"], cpu["odbc"]))
     print("\nratios within each repeat, median (min-max, n):")
     print(f"  FastAGI / func_odbc, calls/s:       {speed.format(2)}   goal >= 1.00: "
-          f"{'met' if speed.n and speed.median >= 1.0 else 'NOT met'}")
+          f"{verdict(speed, 1.0, at_least=True)}")
     print(f"  FastAGI / func_odbc, CPU per call:  {cost.format(2)}   goal <= 1.00: "
-          f"{'met' if cost.n and cost.median <= 1.0 else 'NOT met'}")
+          f"{verdict(cost, 1.0, at_least=False)}")
     for ivr in ("fastagi", "odbc"):
         print(f"  {LABELS[ivr]} / no dip, calls/s:{'':{14 - len(LABELS[ivr])}}"
               f"{Spread.of(paired_ratios(best[ivr], best['native'])).format(2)}")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["RESPONSE_LIMIT_MS", "Spread", "StepResult", "cpu_per_call", "highest_clean",
-           "paired_ratios", "percentile"]
+           "paired_ratios", "percentile", "verdict"]
 
 #: A step is clean when no call failed and p99 INVITE->200 is under this.
 RESPONSE_LIMIT_MS = 10.0
@@ -113,3 +113,16 @@ def paired_ratios(numerator: dict[int, float], denominator: dict[int, float]) ->
     """Per-repeat ratios for the repeats both sides have (a zero denominator: no ratio)."""
     return [numerator[r] / denominator[r] for r in sorted(numerator.keys() & denominator.keys())
             if denominator[r] and not math.isnan(numerator[r] / denominator[r])]
+
+
+def verdict(ratio: Spread, goal: float, *, at_least: bool) -> str:
+    """Whether a ratio meets its goal over *every* repeat, misses it over every repeat,
+    or is undecided (the range spans the goal: more repeats or a quieter machine)."""
+    if not ratio.n:
+        return "no figure"
+    meets = (lambda v: v >= goal) if at_least else (lambda v: v <= goal)
+    if meets(ratio.low) and meets(ratio.high):
+        return "met"
+    if not meets(ratio.low) and not meets(ratio.high):
+        return "NOT met"
+    return "undecided (the range spans the goal)"

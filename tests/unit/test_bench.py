@@ -170,3 +170,13 @@ async def test_the_agi_floor_sends_the_one_command_account_lookup_sends_and_clos
         writer.close()
     assert command.startswith(b'EXEC MSet "CC_ACCOUNT_ID=1,') and command.endswith(
         b'CC_LOOKUP_STATUS=found"\n')
+
+
+def test_a_goal_is_met_or_missed_only_over_every_repeat() -> None:
+    from bench.measure import verdict
+
+    assert verdict(Spread.of([1.0, 1.1, 1.2]), 1.0, at_least=True) == "met"
+    assert verdict(Spread.of([0.6, 0.9]), 1.0, at_least=True) == "NOT met"
+    assert verdict(Spread.of([0.0, 1.0, 2.0]), 1.0, at_least=True).startswith("undecided")
+    assert verdict(Spread.of([3.2, 3.8]), 1.0, at_least=False) == "NOT met"
+    assert verdict(Spread.of([]), 1.0, at_least=False) == "no figure"
