@@ -105,6 +105,7 @@ import argparse
 import csv
 import math
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -114,7 +115,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,23 +432,60 @@ def cpu_seconds(pid: int | None) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent running processes since boot (``/proc/stat``: user,
+    nice, system; not irq/softirq, which the kernel charges to no process, our own
+    loopback traffic included)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values[i] for i in (0, 1, 2)) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds(pids: Iterable[int | None]) -> float:
+    """CPU seconds of this benchmark: its servers, this driver and its reaped children
+    (sipp, the CLI calls)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return (sum(cpu_seconds(pid) for pid in pids if pid is not None)
+            + children.ru_utime + children.ru_stime + me.ru_utime + me.ru_stime)
+
+
+class OtherLoad:
+    """CPU the machine spent on *other* processes over a span (other users' test runs on
+    the shared cores): machine busy time minus this benchmark's own."""
+
+    def __init__(self, pids: Iterable[int | None]) -> None:
+        self.pids = tuple(pids)
+        self.busy, self.own = machine_busy_seconds(), own_seconds(self.pids)
+
+    def seconds(self) -> float:
+        busy, own = machine_busy_seconds(), own_seconds(self.pids)
+        return max(0.0, (busy - self.busy) - (own - self.own))
+
+
 class Bench:
     """Runs steps against one Asterisk and one FastAGI server and keeps every result."""
 
     def __init__(self, instance: AsteriskInstance, workdir: Path,
-                 fastagi_pid: int | None = None, http_pid: int | None = None) -> None:
+                 fastagi_pid: int | None = None, http_pid: int | None = None,
+                 floor_pid: int | None = None) -> None:
         self.instance = instance
         self.fastagi_pid = fastagi_pid
         self.http_pid = http_pid
+        self.floor_pid = floor_pid
         self.workdir = workdir
         self.scenario = workdir / "ivr-caller.xml"
         self.scenario.write_text(SCENARIO)
         #: Calls that completed, per IVR (to check the FastAGI server saw every dip).
         self.completed = {ivr: 0 for ivr in NUMBERS}
 
+    @property
+    def pids(self) -> tuple[int | None, ...]:
+        return (self.instance.pid, self.fastagi_pid, self.http_pid, self.floor_pid)
+
     def step(self, ivr: str, rate: float, count: int, limit: int,
              repeat: int = -1) -> StepResult:
         began = time.monotonic()
+        other = OtherLoad(self.pids)
         cpu_before = (cpu_seconds(self.instance.pid), cpu_seconds(self.fastagi_pid))
         ok, failed, inv, ivr_ms, err = run_sipp(
             self.workdir, self.scenario, self.instance.settings.sip_port, NUMBERS[ivr],
@@ -460,7 +498,8 @@ class Bench:
             print(f"    sipp ({ivr} @ {rate:g}/s): {err.splitlines()[-1][:200]}", flush=True)
         return StepResult(ivr, int(rate), repeat, count, ok, failed, tuple(inv), tuple(ivr_ms),
                           left, time.monotonic() - began,
-                          cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1])
+                          cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1],
+                          other.seconds())
 
     def loop(self, way: str, dips: int, timeout: float = 60.0) -> LoopResult:
         """Run the ``cc-bench-loop-<way>`` context once on a Local channel; wait for its
@@ -469,6 +508,8 @@ class Bench:
         self.instance.cli(f"dialplan set global {name} running")
         pids = (self.instance.pid, self.fastagi_pid, self.http_pid)
         cpu_before = [cpu_seconds(pid) for pid in pids]
+        other = OtherLoad(self.pids)
+        began = time.monotonic()
         self.instance.cli(f"channel originate Local/s@cc-bench-loop-{way} application Wait 0")
         deadline = time.monotonic() + timeout
         while True:
@@ -481,12 +522,13 @@ class Bench:
             time.sleep(0.5)  # each poll is a CLI connection: Asterisk CPU, kept rare
         left = self.instance.wait_no_channels()
         cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before)]
-        count, status, account, began, ended = (value.split(":") + [""] * 5)[:5]
+        count, status, account, t0, ended = (value.split(":") + [""] * 5)[:5]
         expected = (str(dips), "found", "" if way == "native" else "1")
         if (count, status, account) != expected or left:
             raise BenchError(f"(c) {way}: loop ended with {value!r} ({left} channels left), "
                              f"expected {':'.join(expected)}:<start>:<end>")
-        return LoopResult(way, dips, float(ended) - float(began), *cpu)
+        return LoopResult(way, dips, float(ended) - float(t0), *cpu,
+                          other_cores=other.seconds() / (time.monotonic() - began))
 
 
 @dataclass(frozen=True)
@@ -501,6 +543,8 @@ class LoopResult:
     asterisk_cpu_s: float
     fastagi_cpu_s: float
     http_cpu_s: float
+    #: Cores other processes used meanwhile (see :class:`OtherLoad`).
+    other_cores: float = math.nan
 
     def per_dip_us(self, seconds: float) -> float:
         return seconds * 1e6 / self.dips
@@ -535,6 +579,8 @@ def part_c(bench: Bench, dips: int, repeats: int) -> None:
               f"({Spread.of(extra[ours].values()).median:.0f} vs "
               f"{Spread.of(extra[theirs].values()).median:.0f} us); wall per dip "
               f"{Spread.of(paired_ratios(walls[ours], walls[theirs])).format(2)}")
+    print(f"  other processes on this machine meanwhile: "
+          f"{Spread.of(r.other_cores for r in runs).format(2, ' cores')}")
     floor = Spread.of(extra["agi_floor"].values())
     print(f"  AGI floor (a FastAGI server that does nothing but the one EXEC MSet): Asterisk "
           f"alone {floor.format(0, ' us')} over the no-dip loop, vs a whole func_odbc dip "
@@ -557,7 +603,7 @@ def _per_call_ms(cpu_s: float, calls: int) -> float:
 def print_table(results: list[StepResult]) -> None:
     print(f"{'rep':>3} {'IVR':9} {'rate/s':>6} {'calls':>6} {'failed':>6} "
           f"{'200 avg':>8} {'200 p99':>8} {'200 max':>8} {'IVR avg':>8} {'left':>4}  clean"
-          "   CPU ms/call: Asterisk  FastAGI")
+          "   CPU ms/call: Asterisk  FastAGI   other cores")
     for r in results:
         print(f"{r.repeat + 1:>3} {LABELS[r.ivr]:9} {r.rate:>6} {r.calls:>6} {r.failed:>6} "
               f"{_fmt(_mean(r.invite_200_ms)):>8} {_fmt(r.p99):>8} "
@@ -565,7 +611,8 @@ def print_table(results: list[StepResult]) -> None:
               f"{_fmt(_mean(r.ivr_ms)):>8} {r.left_channels:>4}  "
               f"{'yes' if r.clean else 'NO ':3}  {'':13}"
               f"{_fmt(_per_call_ms(r.asterisk_cpu_s, r.ok), 2):>8} "
-              f"{_fmt(_per_call_ms(r.fastagi_cpu_s, r.ok), 2):>8}")
+              f"{_fmt(_per_call_ms(r.fastagi_cpu_s, r.ok), 2):>8} "
+              f"{_fmt(r.other_cores, 2):>13}")
 
 
 def _rotated(ivrs: tuple[str, ...], n: int) -> tuple[str, ...]:
@@ -608,6 +655,7 @@ def part_a(bench: Bench, rates: list[int], step_seconds: float, repeats: int,
                       f"{_fmt(max(r.invite_200_ms, default=math.nan))} ms, "
                       f"IVR {_fmt(_mean(r.ivr_ms))} ms, CPU "
                       f"{_fmt(_per_call_ms(r.cpu_s, r.ok), 2)} ms/call"
+                      f", other processes {_fmt(r.other_cores, 2)} cores"
                       f"{'' if r.clean else '  <- unclean'} ({r.wall:.1f} s)", flush=True)
             if cut or len(out) == len(LOAD_IVRS):
                 break
@@ -627,6 +675,10 @@ def summarize_a(results: list[StepResult], repeats: int, capped: set[str]) -> No
     if not repeats:
         print("no complete repeat: no figure")
         return
+    other = Spread.of(r.other_cores for r in results)
+    print(f"\nother processes on this machine during (a): {other.format(2, ' cores')}"
+          + ("  <- shared machine: capacity is not that of a quiet host; trust (c) and the "
+             "CPU per call first" if other.n and other.median > 0.1 else ""))
     print(f"\ncapacity = highest clean rate (calls/s), median (min-max) over {repeats} "
           "repeats:")
     best: dict[str, dict[int, float]] = {ivr: {} for ivr in LOAD_IVRS}
@@ -799,11 +851,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with fastagi_process(home, config_dir, agi_log) as agi, \
                     account_http_process(database, http_port, work / "http.log") as http, \
-                    agi_floor_process(floor_port, work / "agi-floor.log"), \
+                    agi_floor_process(floor_port, work / "agi-floor.log") as floor, \
                     environment(odbc_env):
                 instance.start()
                 apply_files(instance, files)
-                bench = Bench(instance, work, fastagi_pid=agi.pid, http_pid=http.pid)
+                bench = Bench(instance, work, fastagi_pid=agi.pid, http_pid=http.pid,
+                              floor_pid=floor.pid)
                 s = instance.settings
                 print(f"Asterisk {installation.version} pid {instance.pid} "
                       f"(SIP 127.0.0.1:{s.sip_port}); FastAGI server pid {agi.pid} "

@@ -49,6 +49,8 @@ class StepResult:
     #: FastAGI server process (idle unless the IVR dips through it).
     asterisk_cpu_s: float = math.nan
     fastagi_cpu_s: float = math.nan
+    #: CPU seconds *other* processes used meanwhile (the cores are shared).
+    other_cpu_s: float = math.nan
 
     @property
     def p99(self) -> float:
@@ -58,6 +60,11 @@ class StepResult:
     def clean(self) -> bool:
         return (self.failed == 0 and self.left_channels == 0 and bool(self.invite_200_ms)
                 and self.p99 < RESPONSE_LIMIT_MS)
+
+    @property
+    def other_cores(self) -> float:
+        """How many cores other processes kept busy during the step, on average."""
+        return self.other_cpu_s / self.wall if self.wall > 0 else math.nan
 
     @property
     def cpu_s(self) -> float:
