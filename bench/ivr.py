@@ -57,8 +57,10 @@ Measurements:
     200, ACK, then waits for Asterisk's BYE (the IVR hangs up after ~1 s of silence) and
     answers 200. Recorded per step: failed calls (sipp's failed calls plus calls never
     completed), INVITE->200 (sipp ``rtd`` 1, every sample from ``-trace_rtt``: average,
-    99th percentile, max), the IVR time 200->BYE (``rtd`` 2), and the CPU seconds of
-    Asterisk and of the FastAGI server over the step and its drain (``/proc/<pid>/stat``).
+    99th percentile, max), the IVR time 200->BYE (``rtd`` 2), the CPU seconds of
+    Asterisk and of the FastAGI server over the step and its drain (``/proc/<pid>/stat``),
+    and the cores *other* processes used meanwhile (``/proc/stat`` busy time minus the
+    bench's own): on shared cores that is what moves the capacity from run to run.
     A step is *clean* when no call failed and p99 INVITE->200 is under 10 ms (sipp's clock
     here ticks in 4 ms steps, so p99 <= 8 ms). An IVR leaves a repeat's ramp at its first
     unclean step; its capacity in that repeat is the last clean rate before it
