@@ -29,11 +29,13 @@ def dip_lines(base_url: str, key: str) -> str:
     """Dialplan lines (``same => n,...``) doing the HTTP dip on ``key`` (already FILTERed);
     ``base_url`` is ``http://host:port`` of the account service."""
     j = JSON_VARIABLE
+    vip = f'$["${{JSON_DECODE({j},vip)}}" = "true"]'
+    no_id = f'$["${{{V.ACCOUNT_ID}}}" = ""]'
     return (
         f" same => n,Set({j}=${{CURL({base_url}/accounts/{key})}})\n"
         f" same => n,Set({V.ACCOUNT_ID}=${{JSON_DECODE({j},account_id)}})\n"
         f" same => n,Set({V.ACCOUNT_NAME}=${{JSON_DECODE({j},name)}})\n"
         f" same => n,Set({V.ACCOUNT_LANGUAGE}=${{JSON_DECODE({j},language)}})\n"
-        f" same => n,Set({V.ACCOUNT_VIP}=${{IF($[\"${{JSON_DECODE({j},vip)}}\" = \"true\"]?1:0)}})\n"
-        f" same => n,Set({V.LOOKUP_STATUS}=${{IF($[\"${{{V.ACCOUNT_ID}}}\" = \"\"]?not_found:found)}})\n"
+        f" same => n,Set({V.ACCOUNT_VIP}=${{IF({vip}?1:0)}})\n"
+        f" same => n,Set({V.LOOKUP_STATUS}=${{IF({no_id}?not_found:found)}})\n"
     )

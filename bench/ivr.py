@@ -31,12 +31,12 @@ data-dip line differs after rendering::
       play silence/1  Playback(silence/1) -- identical
       check_schedule  Gosub(cc-schedule-bench_hours) (native dialplan) + GotoIf
                       holiday / closed -> Hangup -- identical
-      lookup account  Set(CC_LOOKUP_STATUS=) -- identical
-                      AGI(agi://.../     Set(ARRAY(CC_ACCOUNT_ID,   Set(CC_LOOKUP_   AGI(<cc-agi>,
-                        account_lookup,    ...)=${ODBC_CC_ACCOUNT(    STATUS=found)    account_lookup,
-                        account,${CALLERID}) ${CALLERID})})                              account,...)
-                                         Set(CC_LOOKUP_STATUS=
-                                           ${IF($[0${ODBCROWS} > 0]?found:not_found)})
+      lookup account  Set(CC_LOOKUP_STATUS=) -- identical, then the dip:
+        7001 fastagi  AGI(agi://.../account_lookup,account,${FILTER(0-9,${CALLERID(num)})})
+        7004 odbc     Set(ARRAY(CC_ACCOUNT_ID,...)=${ODBC_CC_ACCOUNT(<same key>)})
+                      Set(CC_LOOKUP_STATUS=${IF($[0${ODBCROWS} > 0]?found:not_found)})
+        7002 native   Set(CC_LOOKUP_STATUS=found)
+        7003 classic  AGI(<cc-agi>,account_lookup,account,<same key>)
       hangup          Hangup(16) -- identical
 
 A FastAGI call makes one FastAGI connection (account_lookup on the caller's number, a
@@ -569,9 +569,10 @@ def part_c(bench: Bench, dips: int, repeats: int) -> None:
         ast = Spread.of(r.per_dip_us(r.asterisk_cpu_s) for r in by[way])
         srv = Spread.of(r.per_dip_us(r.fastagi_cpu_s) for r in by[way])
         http = Spread.of(r.per_dip_us(r.http_cpu_s) for r in by[way])
+        wall = Spread.of(walls[way].values())
         print(f"  {LABELS[way]:12} CPU {Spread.of(cpu[way].values()).format(0, ' us'):22} "
               f"(Asterisk {ast.median:4.0f}, FastAGI server {srv.median:4.0f}; "
-              f"HTTP service {http.median:3.0f}); wall {Spread.of(walls[way].values()).format(2, ' ms')}")
+              f"HTTP service {http.median:3.0f}); wall {wall.format(2, ' ms')}")
     extra = {way: {i: cpu[way][i] - cpu["native"][i] for i in cpu[way]}
              for way in LOOP_WAYS if way != "native"}
     for ours, theirs in (("fastagi", "odbc"), ("fastagi_http", "curl")):
@@ -693,7 +694,7 @@ def summarize_a(results: list[StepResult], repeats: int, capped: set[str]) -> No
         print(f"  {LABELS[ivr]:9} {Spread.of(best[ivr].values()).format(0)}   "
               f"per repeat: {[int(v) for v in best[ivr].values()]}{note}")
     cpu: dict[str, dict[int, float]] = {ivr: {} for ivr in LOAD_IVRS}
-    common_by_rep = {}
+    common_by_rep: dict[int, list[int]] = {}
     for rep in range(repeats):
         steps = [s for s in results if s.repeat == rep]
         # CPU per call does not need a clean INVITE->200, only calls that all completed.
@@ -702,9 +703,9 @@ def summarize_a(results: list[StepResult], repeats: int, capped: set[str]) -> No
         common_by_rep[rep] = sorted(common)
         for ivr in LOAD_IVRS:
             cpu[ivr][rep] = cpu_per_call(steps, ivr, common)
+    rates = "; ".join(",".join(map(str, c)) or "-" for c in common_by_rep.values())
     print("\nCPU ms per call, Asterisk + FastAGI server, per repeat over the rates every IVR "
-          f"ran with no failed call in it ({'; '.join(','.join(map(str, c)) or '-' for c in common_by_rep.values())}"
-          " calls/s):")
+          f"ran with no failed call in it ({rates} calls/s):")
     for ivr in LOAD_IVRS:
         print(f"  {LABELS[ivr]:9} {Spread.of(cpu[ivr].values()).format(2, ' ms')}")
     for ivr in ("fastagi", "odbc"):
