@@ -180,3 +180,14 @@ def test_a_goal_is_met_or_missed_only_over_every_repeat() -> None:
     assert verdict(Spread.of([0.0, 1.0, 2.0]), 1.0, at_least=True).startswith("undecided")
     assert verdict(Spread.of([3.2, 3.8]), 1.0, at_least=False) == "NOT met"
     assert verdict(Spread.of([]), 1.0, at_least=False) == "no figure"
+
+
+def test_only_an_unclean_step_on_a_busy_machine_is_run_again() -> None:
+    from dataclasses import replace
+
+    from bench.measure import spoiled
+
+    busy = 0.5 * 1.0  # cores x wall (1 s)
+    assert spoiled(replace(step(300, p99=12.0), other_cpu_s=busy))
+    assert not spoiled(replace(step(300, p99=12.0), other_cpu_s=0.1))  # our own limit
+    assert not spoiled(replace(step(300), other_cpu_s=busy))  # clean anyway
