@@ -24,6 +24,7 @@ Text builders are pure; :func:`install_files`, :class:`OdbcAsteriskInstance` and
 from __future__ import annotations
 
 from pathlib import Path
+
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.instance import AsteriskInstance
 
