@@ -439,10 +439,26 @@ def cpu_seconds(pid: int | None) -> float:
 
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent running processes since boot (``/proc/stat``: user,
-    nice, system; not irq/softirq, which the kernel charges to no process, our own
-    loopback traffic included)."""
+    nice, system), counted as it is used (no burst when a parent reaps a child)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return sum(values[i] for i in (0, 1, 2)) / os.sysconf("SC_CLK_TCK")
+
+
+def kernel_thread_seconds() -> float:
+    """CPU seconds of the kernel threads (children of kthreadd, pid 2): under load
+    ksoftirqd mostly carries our own loopback traffic, so it is nobody's "other"."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[1] == "2":
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def own_seconds(pids: Iterable[int | None]) -> float:
@@ -455,16 +471,19 @@ def own_seconds(pids: Iterable[int | None]) -> float:
 
 
 class OtherLoad:
-    """CPU the machine spent on *other* processes over a span (other users' test runs on
-    the shared cores): machine busy time minus this benchmark's own."""
+    """CPU other users' processes took on the shared cores over a span: machine busy time
+    minus this benchmark's own and minus the kernel threads'."""
 
     def __init__(self, pids: Iterable[int | None]) -> None:
         self.pids = tuple(pids)
-        self.busy, self.own = machine_busy_seconds(), own_seconds(self.pids)
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float]:
+        return machine_busy_seconds(), own_seconds(self.pids), kernel_thread_seconds()
 
     def seconds(self) -> float:
-        busy, own = machine_busy_seconds(), own_seconds(self.pids)
-        return max(0.0, (busy - self.busy) - (own - self.own))
+        busy, own, kernel = (b - a for a, b in zip(self.start, self._sample()))
+        return max(0.0, busy - own - kernel)
 
 
 class Bench:
