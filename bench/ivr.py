@@ -60,7 +60,8 @@ Measurements:
     99th percentile, max), the IVR time 200->BYE (``rtd`` 2), the CPU seconds of
     Asterisk and of the FastAGI server over the step and its drain (``/proc/<pid>/stat``),
     and the cores *other* processes used meanwhile (``/proc/stat`` busy time minus the
-    bench's own): on shared cores that is what moves the capacity from run to run.
+    bench's own and the kernel threads'): on shared cores that is what moves the
+    capacity from run to run.
     A step is *clean* when no call failed and p99 INVITE->200 is under 10 ms (sipp's clock
     here ticks in 4 ms steps, so p99 <= 8 ms). An unclean step during which other
     processes kept a quarter of a core or more busy is run again once, and the second
