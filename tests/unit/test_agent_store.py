@@ -3,7 +3,6 @@ the concurrency scenarios is in tests/integration/test_storage_postgres.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -55,21 +54,6 @@ from tests.agent_store_scenarios import (
     concurrent_upgrades_apply_once,
     many_callers_many_agents,
 )
-
-
-@pytest.fixture
-async def db_url(tmp_path: Path) -> str:
-    url = default_sqlite_url(tmp_path)
-    await upgrade(url)
-    return url
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(db_url)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
-
 
 # ------------------------------------------------------------------------ concurrency
 

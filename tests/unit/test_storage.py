@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from callcenter.storage import (
     head_revision,
     import_csv,
     make_engine,
-    make_sessionmaker,
     normalise_phone,
     schema_differences,
     seed_demo_accounts,
@@ -37,20 +35,6 @@ from callcenter.storage import (
 from callcenter.storage.models import NAMING_CONVENTION
 
 T0 = datetime(2025, 3, 30, 0, 59, 58, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db_url(tmp_path: Path) -> str:
-    url = default_sqlite_url(tmp_path)
-    await upgrade(url)
-    return url
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(db_url)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def _table_names(url: str) -> set[str]:
