@@ -89,6 +89,16 @@ class QueuedCallRepository:
         )
         return result.scalars().all()
 
+    async def open_calls(self, *, node: str | None = None) -> Sequence[QueuedCall]:
+        """Calls not ended yet, waiting or talking (what a restarted router re-adopts),
+        in arrival order; with *node*, only that router's."""
+        statement = select(QueuedCall).where(QueuedCall.ended_at.is_(None))
+        if node is not None:
+            statement = statement.where(QueuedCall.node == node)
+        result = await self._session.execute(
+            statement.order_by(QueuedCall.entered_at, QueuedCall.id))
+        return result.scalars().all()
+
     async def add_offer(
         self,
         queued: QueuedCall,

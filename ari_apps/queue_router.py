@@ -1,0 +1,837 @@
+"""The queue router: callers in ``Stasis(cc-queue, ...)`` bridged to the best available agent.
+
+How the parts fit (each tested on its own; this module only carries their decisions out):
+
+* **Events** arrive through :class:`~callcenter.asterisk.ari.EventDispatcher`: one ordered
+  inbox per channel, so a caller's events and an offer leg's events are handled in
+  Asterisk's order, different calls concurrently. Both legs of one call share
+  :attr:`Caller.lock`: whoever acts on the call (caller hangs up, agent answers) holds it.
+* **Decisions** are made by one matchmaker task (:meth:`QueueRouter._matchmaker`) over the
+  indexed :class:`~callcenter.routing.index.Router`: every waiting caller, in rank order
+  (priority, then time waited), gets the best available agent its queue's stage allows
+  now. A freed agent therefore gets the best waiting call it qualifies for, as
+  :func:`~callcenter.routing.decide.select_call` defines. The matchmaker wakes on every
+  change (a caller arrives, an agent frees up, a failed offer) and at the next timer
+  (a relax step, a wrap-up's end, the watchdog).
+* **Reservations** go through :meth:`~callcenter.agents.store.AgentStore.try_reserve`
+  (compare-and-set in the database): one agent, one call, across every router instance.
+* **A call's life**: the caller gets a bridge of its own (``cc-<caller channel id>``)
+  with music on hold while it waits; an offer is a channel created with our own id
+  (``<caller id>-o<n>``) and dialled with the queue's ring timeout; on ``Dial`` ANSWER
+  the agent joins the caller's bridge (no move, no audio gap). Whoever hangs up, the
+  other leg and the bridge go too, and the agent goes to wrap-up.
+* **Records**: :class:`~callcenter.storage.queued_calls.QueuedCallRepository`, written
+  before the action that depends on it (enter before the caller is parked, the offer
+  before the leg is created), so a restarted router finds every waiting caller.
+* **Restart and reconnect**: :meth:`QueueRouter.resync` runs after every websocket
+  (re)connection: it re-adopts the channels still in the app (waiting callers with their
+  original entry time, calls in progress with their agent), hangs up offer legs whose
+  outcome was lost, closes the records of callers who left meanwhile, and reconciles
+  agent states (:func:`~callcenter.agents.reconcile.reconcile`). The watchdog repeats
+  the reconciliation every few seconds, so no agent stays reserved, ringing or on a call
+  after the call is gone, and a phone that unregisters stops being offered calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.agents.reconcile import ContactStatus, reconcile
+from callcenter.agents.state import (
+    NO_ANSWER_REASON,
+    AgentState,
+    AgentStatus,
+    Answer,
+    CancelOffer,
+    Effect,
+    Hangup,
+    IllegalTransition,
+    OfferFailed,
+    Pause,
+    ReadyForCalls,
+    Ring,
+    Rules,
+    ScheduleWrapUpEnd,
+    Tick,
+)
+from callcenter.agents.store import AgentStore
+from callcenter.asterisk.ari import ARIClient, EventDispatcher
+from callcenter.asterisk.ari.client import (
+    ARIConflict,
+    ARIError,
+    ARINotFound,
+    HangupReason,
+)
+from callcenter.asterisk.ari.events import (
+    Channel,
+    ChannelDestroyed,
+    ContactStatusChange,
+    Dial,
+    EndpointStateChange,
+    Event,
+    StasisEnd,
+    StasisStart,
+)
+from callcenter.asterisk.stasis_args import QueueCall, StasisArgsError
+from callcenter.config.models import CallCenterConfig
+from callcenter.routing.decide import Offer, Overflow
+from callcenter.routing.index import Router
+from callcenter.routing.policy import AgentView, WaitingCall, memberships, policies
+from callcenter.storage.models import CallOffer, OfferResult, QueueOutcome
+from callcenter.storage.queued_calls import QueuedCallRepository
+
+__all__ = ["QueueRouter", "offer_result", "utc_now"]
+
+log = logging.getLogger(__name__)
+
+#: How often agent states are re-read from the database (changes by other routers).
+POLL_INTERVAL: Final = 1.0
+#: How often the watchdog reconciles agents with Asterisk's channels and contacts.
+WATCHDOG_INTERVAL: Final = 5.0
+#: An agent who missed an offer is not offered another call for this long (app_queue's
+#: ``retry``): a phone that just rang out or rejected is not rung again at once.
+MISS_COOLDOWN: Final = timedelta(seconds=2)
+#: How long an offer leg may take to enter Stasis after channels/create.
+LEG_START_TIMEOUT: Final = 5.0
+
+_FINAL_DIAL: Final[dict[str, OfferResult]] = {
+    "NOANSWER": OfferResult.NO_ANSWER,
+    "BUSY": OfferResult.BUSY,
+    "CHANUNAVAIL": OfferResult.UNREGISTERED,
+    "CONGESTION": OfferResult.FAILED,
+    "CANCEL": OfferResult.CANCELLED,
+}
+#: Offer results that are not the agent's doing: no miss is counted.
+_NOT_A_MISS: Final = frozenset({OfferResult.CANCELLED, OfferResult.CALLER_GONE})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def offer_result(dialstatus: str) -> OfferResult | None:
+    """The offer's result for a final ``Dial`` status; None while it is still ringing."""
+    return _FINAL_DIAL.get(dialstatus.upper())
+
+
+def result_from_cause(cause: int) -> OfferResult:
+    """How an offer ended, from the leg's hangup cause when no final ``Dial`` came first."""
+    return {
+        17: OfferResult.BUSY,
+        21: OfferResult.REJECTED,
+        18: OfferResult.NO_ANSWER,
+        19: OfferResult.NO_ANSWER,
+        20: OfferResult.UNREGISTERED,
+        3: OfferResult.UNREGISTERED,
+    }.get(cause, OfferResult.FAILED)
+
+
+@dataclass(eq=False)
+class Leg:
+    """One offer: a channel ringing one agent's phone for one caller."""
+
+    channel_id: str
+    agent: str
+    caller: Caller
+    offer_row: int
+    stage: int
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    ringing: bool = False
+    ended: bool = False
+
+
+@dataclass(eq=False)
+class Caller:
+    """A caller this router owns, from StasisStart to the end of the call."""
+
+    channel_id: str
+    args: QueueCall
+    row: int
+    waiting: WaitingCall
+    bridge_id: str
+    phase: Literal["waiting", "offering", "connected", "gone"] = "waiting"
+    legs: dict[str, Leg] = field(default_factory=dict)
+    agent: str | None = None
+    agent_channel: str | None = None
+    offers_made: int = 0
+    number: str = ""
+    name: str = ""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class QueueRouter:
+    """The ``settings.queue_app`` Stasis application.
+
+    ``await router.run()`` until cancelled. Other parts of the service (the HTTP API,
+    feature codes) change agents through :attr:`store` and then call
+    :meth:`agent_changed` so the router routes to them at once.
+    """
+
+    def __init__(
+        self,
+        config: CallCenterConfig,
+        ari: ARIClient,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        node: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config = config
+        self.ari = ari
+        self.sessions = sessions
+        self.node = node
+        self.clock = clock
+        self.app = config.settings.queue_app
+        self.store = AgentStore(sessions, Rules(frozenset(config.pause_reasons)), node=node)
+        self.policies = policies(config)
+        self.index = Router(self.policies)
+        self._members = memberships(config)
+        self.callers: dict[str, Caller] = {}
+        self.legs: dict[str, Leg] = {}
+        self.states: dict[str, AgentState] = {}
+        self.contacts: dict[str, ContactStatus | None] = {}
+        self.misses: dict[str, int] = {}
+        self.calls_taken: dict[str, int] = {}
+        self._cooling: dict[str, datetime] = {}
+        self._wrap_up_ends: dict[str, datetime] = {}
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self.ready = asyncio.Event()
+        """Set once the first resync is done (tests and the service wait on it)."""
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled (or until another process takes the app name over)."""
+        await self.store.ensure(self.config.agents, self.clock())
+        async with asyncio.TaskGroup() as tg, EventDispatcher(
+            self.on_event, fallback=self._fallback
+        ) as dispatcher:
+            self._tg = tg
+            matchmaker = tg.create_task(self._matchmaker(), name="queue-router matchmaker")
+            try:
+                await self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync)
+            finally:
+                matchmaker.cancel()
+                self._tg = None
+
+    def agent_changed(self, agent: str) -> None:
+        """Another part of the service changed *agent*: re-read it and route now."""
+        self._states_read_at = None
+        self._wake.set()
+
+    def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
+        if self._tg is None:
+            coro.close()
+            return
+        self._tg.create_task(self._guarded(coro, name), name=name)
+
+    @staticmethod
+    async def _guarded(coro, name: str) -> None:  # type: ignore[no-untyped-def]
+        """A background step that fails is logged; it never ends the router."""
+        try:
+            await coro
+        except Exception:
+            log.exception("queue router: %s failed", name)
+
+    async def _fallback(self, key: str, event: Event, error: Exception) -> None:
+        """A handler failed for a channel: a caller goes to its queue's fallback."""
+        from callcenter.asterisk.ari.dispatch import dialplan_fallback
+
+        channel_id = key.removeprefix("channel:")
+        caller = self.callers.get(channel_id)
+        if caller is not None:
+            await self._drop_caller(caller)
+        await dialplan_fallback(self.ari)(key, event, error)
+
+    # -- events ------------------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        match event:
+            case StasisStart(channel=channel, args=args):
+                await self._stasis_start(channel, args)
+            case StasisEnd(channel=channel):
+                await self._channel_gone(channel.id, 16)
+            case ChannelDestroyed(channel=channel, cause=cause):
+                await self._channel_gone(channel.id, cause)
+            case Dial(peer=peer, dialstatus=status):
+                leg = self.legs.get(peer.id)
+                if leg is None:
+                    return
+                if status.upper() == "ANSWER":
+                    await self._answered(leg)
+                elif (result := offer_result(status)) is not None:
+                    await self._offer_failed(leg, result)
+                elif status.upper() == "RINGING":
+                    leg.ringing = True
+            case ContactStatusChange(endpoint=endpoint, contact_info=info):
+                try:
+                    contact = ContactStatus(info.contact_status)
+                except ValueError:
+                    contact = ContactStatus.UNKNOWN
+                await self._phone_changed(endpoint.resource, contact)
+            case EndpointStateChange(endpoint=endpoint):
+                if endpoint.state == "offline":
+                    await self._phone_changed(endpoint.resource, None)
+                elif self.contacts.get(endpoint.resource) is None:
+                    await self._phone_changed(endpoint.resource, ContactStatus.REACHABLE)
+
+    async def _stasis_start(self, channel: Channel, args: tuple[str, ...]) -> None:
+        leg = self.legs.get(channel.id)
+        if leg is not None:
+            leg.started.set()
+            return
+        if channel.id in self.callers:
+            return
+        try:
+            call = QueueCall.parse(args)
+        except StasisArgsError as exc:
+            log.warning("queue router: %s sent to its fallback: %s", channel.id, exc)
+            raise
+        if call.queue not in self.policies:
+            raise StasisArgsError(0, f"queue {call.queue!r} is not in the config")
+        await self._admit(channel, call)
+
+    # -- a caller arrives --------------------------------------------------------------
+
+    async def _admit(self, channel: Channel, call: QueueCall,
+                     entered_at: datetime | None = None, row: int | None = None) -> Caller:
+        """Record the caller (unless re-adopted), park it in its bridge, queue it."""
+        now = self.clock()
+        entered = entered_at or now
+        if row is None:
+            async with self.sessions.begin() as session:
+                queued = await QueuedCallRepository(session).enter(
+                    channel.id, call.queue, entered_at=entered, priority=call.priority,
+                    language=call.language, node=self.node)
+                row = queued.id
+        policy = self.policies[call.queue]
+        waiting = WaitingCall(channel.id, call.queue, entered.timestamp(),
+                              policy.call_priority(call.priority), call.skills,
+                              call.language, next(self._seq))
+        caller = Caller(channel.id, call, row, waiting, bridge_id=f"cc-{channel.id}",
+                        number=channel.caller.number, name=channel.caller.name)
+        self.callers[channel.id] = caller
+        async with caller.lock:
+            await self._park(caller)
+            self.index.enqueue(waiting)
+        log.info("queue %s: caller %s entered (priority %d, skills %s)", call.queue,
+                 channel.id, waiting.priority, ",".join(call.skills) or "-")
+        self._wake.set()
+        return caller
+
+    async def _park(self, caller: Caller) -> None:
+        """The caller's own bridge, with music on hold (created if it does not exist)."""
+        try:
+            bridge = await self.ari.bridges.get(caller.bridge_id)
+        except ARINotFound:
+            bridge = await self.ari.bridges.create("mixing", bridge_id=caller.bridge_id,
+                                                   name=f"queue {caller.args.queue}")
+        if caller.channel_id not in bridge.channels:
+            await self.ari.bridges.add_channel(caller.bridge_id, caller.channel_id)
+        if caller.phase == "waiting":
+            await self.ari.bridges.start_moh(caller.bridge_id)
+
+    # -- matchmaking ---------------------------------------------------------------------
+
+    _states_read_at: datetime | None = None
+
+    async def _matchmaker(self) -> None:
+        """One decision loop: reads agents, offers calls, fires timers, runs the watchdog."""
+        watchdog_at = self.clock()
+        while True:
+            now = self.clock()
+            try:
+                if self._states_read_at is None or \
+                        (now - self._states_read_at).total_seconds() >= POLL_INTERVAL:
+                    await self._read_states(now)
+                await self._fire_timers(now)
+                if now >= watchdog_at and self.ready.is_set():
+                    watchdog_at = now + timedelta(seconds=WATCHDOG_INTERVAL)
+                    await self._watchdog(now)
+                await self._match(now)
+            except Exception:
+                log.exception("queue router: matchmaking pass failed; retrying")
+                await asyncio.sleep(0.5)
+            delay = self._next_deadline(self.clock(), watchdog_at)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    def _next_deadline(self, now: datetime, watchdog_at: datetime) -> float:
+        times = [watchdog_at, now + timedelta(seconds=POLL_INTERVAL),
+                 *self._wrap_up_ends.values(), *self._cooling.values()]
+        soonest = min(times)
+        delay = (soonest - now).total_seconds()
+        change = self._next_relax(now)
+        if change is not None:
+            delay = min(delay, change)
+        return max(delay, 0.01)
+
+    def _next_relax(self, now: datetime) -> float | None:
+        from callcenter.routing.decide import next_change
+
+        waiting = [c.waiting for c in self.callers.values() if c.phase == "waiting"]
+        at = next_change(waiting, self.policies, now.timestamp())
+        return None if at is None else max(at - now.timestamp(), 0.0) + 0.01
+
+    async def _read_states(self, now: datetime) -> None:
+        self._states_read_at = now
+        for state in await self.store.all():
+            self._sync_agent(state, now)
+
+    def _sync_agent(self, state: AgentState, now: datetime) -> None:
+        """Keep the routing index in step with one agent's stored state."""
+        self.states[state.agent] = state
+        agent = self.config.agents.get(state.agent)
+        cooling = self._cooling.get(state.agent)
+        if cooling is not None and cooling <= now:
+            del self._cooling[state.agent]
+            cooling = None
+        if agent is not None and state.offerable and cooling is None:
+            self.index.agent_available(AgentView.from_config(
+                state.agent, agent, self._members.get(state.agent, frozenset()),
+                idle_since=state.since.timestamp(),
+                calls_taken=self.calls_taken.get(state.agent, 0)))
+        else:
+            self.index.agent_unavailable(state.agent)
+        if state.status is AgentStatus.WRAP_UP and state.wrap_up_until is not None:
+            self._wrap_up_ends[state.agent] = state.wrap_up_until
+        else:
+            self._wrap_up_ends.pop(state.agent, None)
+
+    async def _fire_timers(self, now: datetime) -> None:
+        for agent, at in list(self._wrap_up_ends.items()):
+            if at <= now:
+                self._wrap_up_ends.pop(agent, None)
+                await self._apply(agent, Tick(), now)
+        for agent, at in list(self._cooling.items()):
+            if at <= now and agent in self.states:
+                self._sync_agent(self.states[agent], now)
+
+    async def _match(self, now: datetime) -> None:
+        """Offer every waiting caller, best first, the best agent it may have now."""
+        ts = now.timestamp()
+        waiting = sorted((c for c in self.callers.values() if c.phase == "waiting"),
+                         key=lambda c: c.waiting.rank)
+        for caller in waiting:
+            for _ in range(10):  # lost reservations: decide again with the agent removed
+                decision = self.index.select_agent(caller.waiting, ts)
+                if decision is None:
+                    break
+                if isinstance(decision, Overflow):
+                    caller.phase = "gone"
+                    self.index.dequeue(caller.channel_id)
+                    self._spawn(self._overflow(caller, decision), f"overflow {caller.channel_id}")
+                    break
+                if await self._reserve_and_offer(caller, decision, now):
+                    break
+
+    async def _reserve_and_offer(self, caller: Caller, decision: Offer, now: datetime) -> bool:
+        """Reserve the decision's agent(s) and start ringing; False if every one was taken
+        meanwhile (the caller is then decided again)."""
+        won: list[str] = []
+        for agent in decision.agents:
+            state = await self.store.try_reserve(agent, caller.channel_id, now)
+            if state is None:
+                self.index.agent_unavailable(agent)
+                continue
+            self._sync_agent(state, now)
+            self.index.offered(caller.args.queue, agent)
+            won.append(agent)
+        if not won:
+            return False
+        caller.phase = "offering"
+        self.index.dequeue(caller.channel_id)
+        for agent in won:
+            self._spawn(self._offer(caller, agent, decision.stage), f"offer {agent}")
+        return True
+
+    # -- offers --------------------------------------------------------------------------
+
+    async def _offer(self, caller: Caller, agent: str, stage: int) -> None:
+        now = self.clock()
+        policy = self.policies[caller.args.queue]
+        async with caller.lock:
+            if caller.phase != "offering":
+                await self._apply(agent, OfferFailed(caller.channel_id, OfferResult.CALLER_GONE),
+                                  now)
+                return
+            caller.offers_made += 1
+            leg_id = f"{caller.channel_id}-o{caller.offers_made}"
+            async with self.sessions.begin() as session:
+                repo = QueuedCallRepository(session)
+                queued = await repo.get_by_channel(caller.channel_id)
+                assert queued is not None
+                offer = await repo.add_offer(queued, agent, offered_at=now, channel_id=leg_id)
+            leg = Leg(leg_id, agent, caller, offer.id, stage)
+            caller.legs[leg_id] = leg
+            self.legs[leg_id] = leg
+        dial_string = self.config.agents[agent].dial_string(agent)
+        try:
+            await self.ari.channels.create(
+                dial_string, channel_id=leg_id, app=self.app, originator=caller.channel_id,
+                variables=self._caller_id(caller))
+            async with asyncio.timeout(LEG_START_TIMEOUT):
+                await leg.started.wait()
+            await self.ari.channels.dial(leg_id, caller=caller.channel_id,
+                                         timeout=policy.ring_timeout)
+        except (ARIError, TimeoutError) as exc:
+            log.warning("queue %s: offer of %s to %s failed: %s", caller.args.queue,
+                        caller.channel_id, agent, exc)
+            result = (OfferResult.UNREGISTERED if isinstance(exc, ARIError) and exc.status in
+                      (400, 404, 500) else OfferResult.FAILED)
+            await self._offer_failed(leg, result)
+            return
+        async with caller.lock:
+            if not leg.ended and caller.phase == "offering":
+                await self._apply(agent, Ring(caller.channel_id), self.clock())
+        log.info("queue %s: ringing %s for %s", caller.args.queue, agent, caller.channel_id)
+
+    @staticmethod
+    def _caller_id(caller: Caller) -> dict[str, str]:
+        """The caller's number and name on the agent's phone. Caller ID comes from
+        outside: it travels only as a variable's value in a JSON body, never as dialplan."""
+        return {"CALLERID(num)": caller.number, "CALLERID(name)": caller.name}
+
+    async def _answered(self, leg: Leg) -> None:
+        caller = leg.caller
+        now = self.clock()
+        async with caller.lock:
+            if leg.ended or caller.phase != "offering":
+                await self._hangup(leg.channel_id, "answered_elsewhere")
+                return
+            caller.phase = "connected"
+            caller.agent, caller.agent_channel = leg.agent, leg.channel_id
+            await self._apply(leg.agent, Answer(caller.channel_id), now)
+            with contextlib.suppress(ARIError):
+                await self.ari.bridges.stop_moh(caller.bridge_id)
+            await self.ari.bridges.add_channel(caller.bridge_id, leg.channel_id)
+            async with self.sessions.begin() as session:
+                repo = QueuedCallRepository(session)
+                queued = await repo.get_by_channel(caller.channel_id)
+                offer = await session.get(CallOffer, leg.offer_row)
+                assert queued is not None and offer is not None
+                agent = self.config.agents[leg.agent]
+                await repo.answered(queued, offer, at=now,
+                                    matched_skills=dict(agent.skills) or None,
+                                    relaxation_step=leg.stage)
+            self.misses[leg.agent] = 0
+            self.calls_taken[leg.agent] = self.calls_taken.get(leg.agent, 0) + 1
+            others = [other for other in caller.legs.values()
+                      if other is not leg and not other.ended]
+        for other in others:  # ring_all: the others stop ringing
+            await self._offer_failed(other, OfferResult.CANCELLED)
+        log.info("queue %s: %s answered %s", caller.args.queue, leg.agent, caller.channel_id)
+
+    async def _offer_failed(self, leg: Leg, result: OfferResult) -> None:
+        caller = leg.caller
+        now = self.clock()
+        async with caller.lock:
+            if leg.ended:
+                return
+            leg.ended = True
+            self.legs.pop(leg.channel_id, None)
+            await self._hangup(leg.channel_id, "normal")
+            async with self.sessions.begin() as session:
+                offer = await session.get(CallOffer, leg.offer_row)
+                if offer is not None and offer.result is None:
+                    await QueuedCallRepository(session).end_offer(offer, result, at=now)
+            try:
+                await self._apply(leg.agent, OfferFailed(caller.channel_id, result.value), now)
+            except IllegalTransition:
+                log.info("agent %s already moved on from %s", leg.agent, caller.channel_id)
+            if result not in _NOT_A_MISS:
+                await self._count_miss(leg.agent, caller, now)
+            live = [other for other in caller.legs.values() if not other.ended]
+            if caller.phase == "offering" and not live:
+                caller.phase = "waiting"
+                self.index.enqueue(caller.waiting)
+        log.info("queue %s: offer of %s to %s ended: %s", caller.args.queue,
+                 caller.channel_id, leg.agent, result.value)
+        self._wake.set()
+
+    async def _count_miss(self, agent: str, caller: Caller, now: datetime) -> None:
+        """A missed offer: hold the agent out briefly; pause it after ``auto_pause_after``
+        misses in a row."""
+        self.misses[agent] = self.misses.get(agent, 0) + 1
+        self._cooling[agent] = now + MISS_COOLDOWN
+        limit = self.policies[caller.args.queue].auto_pause_after
+        if limit and self.misses[agent] >= limit:
+            self.misses[agent] = 0
+            try:
+                await self._apply(agent, Pause(NO_ANSWER_REASON), now,
+                                  reason=f"{limit} offers missed in a row")
+                log.warning("agent %s paused after %d missed offers", agent, limit)
+            except IllegalTransition:
+                pass
+        if agent in self.states:
+            self._sync_agent(self.states[agent], now)
+
+    # -- the end of a call ---------------------------------------------------------------
+
+    async def _channel_gone(self, channel_id: str, cause: int) -> None:
+        caller = self.callers.get(channel_id)
+        if caller is not None:
+            await self._end_call(caller, by="caller")
+            return
+        leg = self.legs.get(channel_id)
+        if leg is None:
+            return
+        if leg.caller.phase == "connected" and leg.caller.agent_channel == channel_id:
+            await self._end_call(leg.caller, by="agent")
+        elif not leg.ended:
+            await self._offer_failed(leg, result_from_cause(cause))
+
+    async def _end_call(self, caller: Caller, *, by: str) -> None:
+        """Tear the call down whoever hung up: the other leg, the bridge, the records,
+        the agent's state."""
+        now = self.clock()
+        async with caller.lock:
+            if caller.phase == "gone":
+                return
+            phase, caller.phase = caller.phase, "gone"
+            self.callers.pop(caller.channel_id, None)
+            self.index.dequeue(caller.channel_id)
+            open_legs = [leg for leg in caller.legs.values() if not leg.ended]
+        for leg in open_legs:
+            if leg.channel_id != caller.agent_channel:
+                await self._close_leg(leg, OfferResult.CALLER_GONE, now)
+        if phase == "connected" and caller.agent is not None:
+            agent_leg = caller.legs.get(caller.agent_channel or "")
+            if agent_leg is not None:
+                agent_leg.ended = True
+                self.legs.pop(agent_leg.channel_id, None)
+            await self._hangup(caller.agent_channel, "normal")
+            wrap = timedelta(seconds=self.policies[caller.args.queue].wrapup)
+            try:
+                await self._apply(caller.agent, Hangup(caller.channel_id, wrap), now)
+            except IllegalTransition:
+                log.info("agent %s already moved on from %s", caller.agent, caller.channel_id)
+        await self._hangup(caller.channel_id, "normal")
+        with contextlib.suppress(ARINotFound, ARIConflict):
+            await self.ari.bridges.destroy(caller.bridge_id)
+        outcome = QueueOutcome.ANSWERED if phase == "connected" else QueueOutcome.ABANDONED
+        await self._finish(caller.channel_id, outcome, now)
+        log.info("queue %s: call %s ended (%s, hung up by %s)", caller.args.queue,
+                 caller.channel_id, outcome.value, by)
+        self._wake.set()
+
+    async def _close_leg(self, leg: Leg, result: OfferResult, now: datetime) -> None:
+        leg.ended = True
+        self.legs.pop(leg.channel_id, None)
+        await self._hangup(leg.channel_id, "normal")
+        async with self.sessions.begin() as session:
+            offer = await session.get(CallOffer, leg.offer_row)
+            if offer is not None and offer.result is None:
+                await QueuedCallRepository(session).end_offer(offer, result, at=now)
+        try:
+            await self._apply(leg.agent, OfferFailed(leg.caller.channel_id, result.value), now)
+        except IllegalTransition:
+            pass
+
+    async def _finish(self, channel_id: str, outcome: QueueOutcome, now: datetime,
+                      overflow_to: str | None = None) -> None:
+        async with self.sessions.begin() as session:
+            repo = QueuedCallRepository(session)
+            queued = await repo.get_by_channel(channel_id)
+            if queued is not None and queued.ended_at is None:
+                if outcome is QueueOutcome.ANSWERED and queued.answered_at is None:
+                    outcome = QueueOutcome.ABANDONED
+                await repo.finish(queued, outcome, at=now, overflow_to=overflow_to)
+
+    async def _drop_caller(self, caller: Caller) -> None:
+        """Forget a caller handed back to the dialplan (fallback): it is no longer ours."""
+        async with caller.lock:
+            caller.phase = "gone"
+        self.callers.pop(caller.channel_id, None)
+        self.index.dequeue(caller.channel_id)
+        with contextlib.suppress(ARIError):
+            await self.ari.bridges.destroy(caller.bridge_id)
+        await self._finish(caller.channel_id, QueueOutcome.OVERFLOWED, self.clock(), "fallback")
+
+    async def _overflow(self, caller: Caller, decision: Overflow) -> None:
+        from callcenter.asterisk import stasis_args
+
+        label_of = getattr(stasis_args, "overflow_label", None)
+        label = label_of(decision.stage) if label_of else "fallback"
+        self.callers.pop(caller.channel_id, None)
+        with contextlib.suppress(ARIError):
+            await self.ari.bridges.destroy(caller.bridge_id)
+        await self._finish(caller.channel_id, QueueOutcome.OVERFLOWED, self.clock(),
+                           overflow_to=label)
+        try:
+            await self.ari.channels.continue_in_dialplan(
+                caller.channel_id, "cc-queue", caller.args.queue, label=label)
+        except ARIError as exc:
+            log.warning("queue %s: overflow of %s failed (%s); hanging up",
+                        caller.args.queue, caller.channel_id, exc)
+            await self._hangup(caller.channel_id, "normal")
+        log.info("queue %s: %s overflowed at step %d", caller.args.queue,
+                 caller.channel_id, decision.stage)
+
+    async def _hangup(self, channel_id: str | None, reason: HangupReason) -> None:
+        if channel_id is None:
+            return
+        with contextlib.suppress(ARINotFound, ARIConflict):
+            await self.ari.channels.hangup(channel_id, reason)
+
+    # -- agents ----------------------------------------------------------------------------
+
+    async def _apply(self, agent: str, event, now: datetime,  # type: ignore[no-untyped-def]
+                     *, reason: str | None = None) -> None:
+        outcome = await self.store.apply(agent, event, now, reason=reason)
+        self._sync_agent(outcome.state, now)
+        await self._carry_out(outcome.effects)
+
+    async def _carry_out(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case ReadyForCalls():
+                    self._wake.set()
+                case ScheduleWrapUpEnd(agent=agent, at=at):
+                    self._wrap_up_ends[agent] = at
+                    self._wake.set()
+                case CancelOffer(agent=agent, call=call):
+                    caller = self.callers.get(call)
+                    for leg in list(caller.legs.values()) if caller else ():
+                        if leg.agent == agent and not leg.ended:
+                            self._spawn(self._offer_failed(leg, OfferResult.CANCELLED),
+                                        f"cancel offer {leg.channel_id}")
+
+    async def _phone_changed(self, agent: str, contact: ContactStatus | None) -> None:
+        if agent not in self.config.agents or not self.config.agents[agent].softphone:
+            return
+        self.contacts[agent] = contact
+        await self._reconcile(self.clock(), only=agent)
+
+    async def _watchdog(self, now: datetime) -> None:
+        await self._reconcile(now)
+
+    async def _reconcile(self, now: datetime, only: str | None = None) -> None:
+        live = {channel.id for channel in await self.ari.channels.list()}
+        states = [s for s in await self.store.all() if only is None or s.agent == only]
+        owned = {c for c in self.callers} | {leg.caller.channel_id for leg in self.legs.values()}
+        # A caller we own but have not yet recorded as live is still live.
+        live |= owned
+        corrections = reconcile(states, live, self.contacts, now)
+        for correction, outcome in await self.store.apply_corrections(corrections, now):
+            log.warning("agent %s: %s (%s)", correction.agent, correction.event.cause,
+                        correction.reason)
+            self._sync_agent(outcome.state, now)
+            await self._carry_out(outcome.effects)
+        self._wake.set()
+
+    # -- (re)connection ----------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """After each websocket (re)connection: phones, channels still ours, agents."""
+        now = self.clock()
+        softphones = [name for name, a in self.config.agents.items() if a.softphone]
+        if softphones:
+            await self.ari.applications.subscribe(
+                self.app, [f"endpoint:PJSIP/{name}" for name in softphones])
+        for name in softphones:
+            try:
+                endpoint = await self.ari.endpoints.get("PJSIP", name)
+            except ARINotFound:
+                self.contacts[name] = None
+                continue
+            self.contacts[name] = (ContactStatus.REACHABLE if endpoint.state == "online"
+                                   else None)
+        await self._readopt(now)
+        await self._read_states(now)
+        await self._reconcile(now)
+        self.ready.set()
+        log.info("queue router %s ready: %d caller(s) adopted", self.app, len(self.callers))
+
+    async def _readopt(self, now: datetime) -> None:
+        """Take back the channels left in the app (a restart, a lost websocket)."""
+        app = await self.ari.applications.get(self.app)
+        in_app = set(app.channel_ids)
+        async with self.sessions() as session:
+            repo = QueuedCallRepository(session)
+            open_rows = {row.channel_id: row for row in await repo.open_calls(node=self.node)}
+        for channel_id in sorted(in_app, key=lambda c: open_rows[c].entered_at
+                                 if c in open_rows else now):
+            if channel_id in self.callers or channel_id in self.legs:
+                continue
+            try:
+                channel = await self.ari.channels.get(channel_id)
+            except ARINotFound:
+                continue
+            row = open_rows.get(channel_id)
+            if row is None:
+                await self._adopt_unknown(channel)
+                continue
+            args = _stasis_args_of(channel)
+            try:
+                call = QueueCall.parse(args) if args else QueueCall(row.queue)
+            except StasisArgsError:
+                call = QueueCall(row.queue)
+            if row.answered_at is not None:
+                await self._adopt_connected(channel, call, row, in_app)
+            else:
+                await self._admit(channel, call, entered_at=row.entered_at, row=row.id)
+        for channel_id, row in open_rows.items():
+            if channel_id not in in_app and channel_id not in self.callers:
+                outcome = QueueOutcome.ANSWERED if row.answered_at else QueueOutcome.ABANDONED
+                await self._finish(channel_id, outcome, now)
+
+    async def _adopt_unknown(self, channel: Channel) -> None:
+        """A channel in the app with no record: a caller whose StasisStart we never saw
+        (it came while we were away: its Stasis args are in its dialplan location), or an
+        offer leg whose outcome we lost (hung up: its caller is offered again)."""
+        args = _stasis_args_of(channel)
+        if channel.dialplan.app_name == "Stasis" and args:
+            try:
+                call = QueueCall.parse(args)
+            except StasisArgsError:
+                await self._hangup(channel.id, "normal")
+                return
+            if call.queue in self.policies:
+                await self._admit(channel, call)
+                return
+        await self._hangup(channel.id, "normal")
+
+    async def _adopt_connected(self, channel: Channel, call: QueueCall, row, in_app: set[str]) -> None:  # type: ignore[no-untyped-def]
+        """A call in progress: caller and agent go on talking; the router owns it again."""
+        bridge_id = f"cc-{channel.id}"
+        try:
+            bridge = await self.ari.bridges.get(bridge_id)
+        except ARINotFound:
+            await self._hangup(channel.id, "normal")
+            return
+        agent_channel = next((c for c in bridge.channels if c != channel.id), None)
+        policy = self.policies.get(call.queue) or self.policies[row.queue]
+        waiting = WaitingCall(channel.id, row.queue, row.entered_at.timestamp(),
+                              policy.call_priority(row.priority), (), None, next(self._seq))
+        caller = Caller(channel.id, call, row.id, waiting, bridge_id, phase="connected",
+                        agent=row.agent, agent_channel=agent_channel)
+        self.callers[channel.id] = caller
+        if agent_channel is None:
+            await self._end_call(caller, by="agent")
+            return
+        leg = Leg(agent_channel, row.agent or "", caller, 0, row.relaxation_step or 0)
+        leg.started.set()
+        caller.legs[agent_channel] = leg
+        self.legs[agent_channel] = leg
+
+
+def _stasis_args_of(channel: Channel) -> tuple[str, ...]:
+    """The args of the ``Stasis()`` a channel is in, from its dialplan location."""
+    if channel.dialplan.app_name != "Stasis":
+        return ()
+    parts = channel.dialplan.app_data.split(",")
+    return tuple(parts[1:])
