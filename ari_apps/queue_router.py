@@ -206,6 +206,8 @@ class QueueRouter:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
+        self._finished: dict[str, asyncio.Event] = {}
+        self._changed = asyncio.Event()
         self.ready = asyncio.Event()
         """Set once the first resync is done (tests and the service wait on it)."""
 
@@ -328,6 +330,7 @@ class QueueRouter:
         log.info("queue %s: caller %s entered (priority %d, skills %s)", call.queue,
                  channel.id, waiting.priority, ",".join(call.skills) or "-")
         self._wake.set()
+        self._pulse()
         return caller
 
     async def _park(self, caller: Caller) -> None:
@@ -394,6 +397,7 @@ class QueueRouter:
     def _sync_agent(self, state: AgentState, now: datetime) -> None:
         """Keep the routing index in step with one agent's stored state."""
         self.states[state.agent] = state
+        self._pulse()
         agent = self.config.agents.get(state.agent)
         cooling = self._cooling.get(state.agent)
         if cooling is not None and cooling <= now:
@@ -558,6 +562,7 @@ class QueueRouter:
             if caller.phase == "offering" and not live:
                 caller.phase = "waiting"
                 self.index.enqueue(caller.waiting)
+                self._pulse()
         log.info("queue %s: offer of %s to %s ended: %s", caller.args.queue,
                  caller.channel_id, leg.agent, result.value)
         self._wake.set()
@@ -641,8 +646,29 @@ class QueueRouter:
         except IllegalTransition:
             pass
 
+    def _pulse(self) -> None:
+        """Wake whoever waits in :meth:`wait_until` (something observable changed)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once *predicate* (over :attr:`states`, :attr:`callers`) holds; checked
+        after every change the router makes, so callers wait on events, not on time."""
+        while not predicate():
+            await self._changed.wait()
+
+    def finished(self, channel_id: str) -> asyncio.Event:
+        """Set once the queued call of *channel_id* is recorded as ended (for the service's
+        event stream and for tests, which wait on it rather than on time)."""
+        return self._finished.setdefault(channel_id, asyncio.Event())
+
     async def _finish(self, channel_id: str, outcome: QueueOutcome, now: datetime,
                       overflow_to: str | None = None) -> None:
+        await self._record_finish(channel_id, outcome, now, overflow_to)
+        self.finished(channel_id).set()
+
+    async def _record_finish(self, channel_id: str, outcome: QueueOutcome, now: datetime,
+                             overflow_to: str | None) -> None:
         async with self.sessions.begin() as session:
             repo = QueuedCallRepository(session)
             queued = await repo.get_by_channel(channel_id)
