@@ -1,0 +1,139 @@
+"""The queue router on the session PBX, for tests: start it, log agents in, read what it
+recorded, wait on its change pulses (never on time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from ari_apps.queue_router import QueueRouter
+from callcenter.agents.state import (
+    AgentState,
+    AgentStatus,
+    EndWrapUp,
+    IllegalTransition,
+    Login,
+    Logout,
+    Unpause,
+)
+from callcenter.asterisk.ari import ARIClient
+from callcenter.config.models import CallCenterConfig
+from callcenter.storage import make_engine, make_sessionmaker
+from callcenter.storage.models import CallOffer, QueuedCall
+from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
+from tests.conftest import PBX
+
+__all__ = ["SALES", "RunningRouter", "place_call", "running", "start_router", "waiting",
+           "with_queue"]
+
+SALES = (Keypress("1", 2500), Keypress("2", 1200))  # English, then sales
+
+
+class RunningRouter:
+    def __init__(self, router: QueueRouter, ari: ARIClient) -> None:
+        self.router, self.ari = router, ari
+        #: caller channel id -> the caller's number
+        self.numbers: dict[str, str] = {}
+
+    async def login(self, *agents: str) -> None:
+        for agent in agents:
+            await self.router.store.apply(agent, Login(), self.router.clock(), reason="test")
+            self.router.agent_changed(agent)
+
+    async def state(self, agent: str) -> AgentState:
+        return await self.router.store.get(agent, self.router.clock())
+
+    async def wait_state(self, agent: str, status: AgentStatus, timeout: float = 15) -> None:
+        """Wait for the router to move *agent* to *status* (its records are the truth)."""
+        states = self.router.states
+        async with asyncio.timeout(timeout):
+            await self.router.wait_until(
+                lambda: agent in states and states[agent].status is status)
+
+    async def queued(self, caller_id: str, timeout: float = 15) -> QueuedCall:
+        """The queued call of the caller whose number is *caller_id*, once it has ended."""
+        channels = [c for c, number in self.numbers.items() if number == caller_id]
+        assert len(channels) == 1, (caller_id, self.numbers)
+        async with asyncio.timeout(timeout):
+            await self.router.finished(channels[0]).wait()
+        async with self.router.sessions() as session:
+            return (await session.execute(select(QueuedCall).where(
+                QueuedCall.channel_id == channels[0]))).scalar_one()
+
+    async def offers(self, queued: QueuedCall) -> list[CallOffer]:
+        async with self.router.sessions() as session:
+            result = await session.execute(select(CallOffer).where(
+                CallOffer.queued_call_id == queued.id).order_by(CallOffer.id))
+            return list(result.scalars().all())
+
+
+@contextlib.asynccontextmanager
+async def start_router(pbx: PBX, config: CallCenterConfig | None = None
+                       ) -> AsyncIterator[RunningRouter]:
+    """The queue router on the session PBX (``config``: the example's unless given: a
+    router-side change such as shorter relax steps needs no new dialplan)."""
+    engine = make_engine(pbx.db_url)
+    creds = pbx.instance.credentials
+    config = config or pbx.loaded.config
+    async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
+                         password=creds.ari_password, app=config.settings.queue_app) as ari:
+        router = QueueRouter(config, ari, make_sessionmaker(engine), node="test")
+        task = asyncio.create_task(router.run(), name="queue-router")
+        try:
+            async with asyncio.timeout(20):
+                await router.ready.wait()
+            handle = RunningRouter(router, ari)
+            # Which caller number each queued channel carries (for assertions).
+            original = router._admit
+
+            async def admit(channel, call, entered_at=None, row=None):  # type: ignore[no-untyped-def]
+                handle.numbers[channel.id] = channel.caller.number
+                return await original(channel, call, entered_at, row)
+
+            router._admit = admit  # type: ignore[method-assign]
+            yield handle
+            left = await ari.bridges.list()
+            assert [b.id for b in left] == [], "bridges left after the test"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            now = router.clock()
+            for agent in config.agents:
+                for event in (EndWrapUp(), Unpause(), Logout()):
+                    with contextlib.suppress(IllegalTransition):
+                        await router.store.apply(agent, event, now, reason="test cleanup")
+            await engine.dispose()
+
+
+@pytest.fixture
+async def running(clean_pbx: PBX) -> AsyncIterator[RunningRouter]:
+    async with start_router(clean_pbx) as handle:
+        yield handle
+
+
+async def waiting(running: RunningRouter, count: int, timeout: float = 30) -> None:
+    """Wait until the router holds *count* callers waiting for an agent."""
+    callers = running.router.callers
+    async with asyncio.timeout(timeout):
+        await running.router.wait_until(
+            lambda: sum(c.phase == "waiting" for c in callers.values()) >= count)
+
+
+def with_queue(config: CallCenterConfig, queue: str, **changes: object) -> CallCenterConfig:
+    """*config* with queue *queue* changed (router-side keys only)."""
+    queues = dict(config.queues)
+    queues[queue] = queues[queue].model_copy(update=changes)
+    return config.model_copy(update={"queues": queues})
+
+
+async def place_call(pbx: PBX, caller_id: str, keys: tuple[Keypress, ...] = SALES,
+                hold_ms: int = 3000) -> SippResult:
+    sip, media = pbx.sipp_ports()
+    return await run_call(Caller("5551000", caller_id=caller_id, keys=keys, hold_ms=hold_ms),
+                          sip_port=pbx.sip_port, local_port=sip, media_port=media, timeout=60)
+
+
