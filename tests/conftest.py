@@ -39,9 +39,9 @@ from tests.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from callcenter.asterisk.ari import ARIClient
+    from callcenter.testing.softphone import Softphone
     from tests.integration.queue_router import QueueRouterStub
     from tests.integration.route import RouteObserver
-    from tests.integration.softphone import Softphone
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
@@ -97,7 +97,7 @@ class PBX:
                     require_registration: bool = True) -> Softphone:
         """A real softphone (baresip) that registers as ``agent`` on entry and answers
         calls; ``password`` overrides the agent's own (to test a wrong one)."""
-        from tests.integration.softphone import Softphone
+        from callcenter.testing.softphone import Softphone
 
         # From the callers' sequence, not the kernel's ephemeral range, so that a
         # caller placed at the same moment cannot be handed the phone's SIP port;
