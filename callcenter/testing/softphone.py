@@ -22,6 +22,7 @@ stopped, printing the events.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import json
 import os
@@ -45,6 +46,9 @@ _MODULES = "/usr/lib/baresip/modules"
 #: up in an INVITE's request line: no blank, quote, ``<>`` or control character.
 _DIALABLE = re.compile(r"[0-9A-Za-z*#+]{1,40}|sips?:[0-9A-Za-z*#+._~-]{1,64}"
                        r"(@[0-9A-Za-z.-]{1,253}(:[0-9]{1,5})?)?(;transport=(udp|tcp))?")
+
+_USER = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PASSWORD = re.compile(r"[A-Za-z0-9._~!*-]{1,128}")
 
 #: The call events ``call()`` collects (an incoming call that baresip answers by
 #: itself reports no CALL_INCOMING in 1.0; an outgoing one CALL_RINGING or
@@ -135,6 +139,14 @@ class Softphone:
     def __init__(self, user: str, password: str, *, registrar_port: int, sip_port: int,
                  ctrl_port: int, rtp_port: int, require_registration: bool = True,
                  timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+        # Both go into baresip's account line (``<sip:user@host>;auth_pass=...``),
+        # where ``;`` ``>`` or a blank would start another parameter.
+        if not _USER.fullmatch(user):
+            raise ValueError(f"{user!r}: not a SIP user name (letters, digits, . _ -)")
+        if not _PASSWORD.fullmatch(password):
+            raise ValueError(f"the password of {user} has characters a baresip account "
+                             "line cannot hold (letters, digits and - _ . ~ ! * only)")
+        ipaddress.IPv4Address(host)  # ValueError for anything else
         self.user = user
         self._password = password
         self.host = host

@@ -30,3 +30,17 @@ def test_password_never_in_repr() -> None:
     phone = Softphone("carmen", "s3cret-pass", registrar_port=5060, sip_port=5070,
                       ctrl_port=5071, rtp_port=5072)
     assert "s3cret" not in repr(phone)
+
+
+@pytest.mark.parametrize(("user", "password", "host"), [
+    ("carmen>;x", "secret", "127.0.0.1"),
+    ("carmen", "pass;answermode=manual", "127.0.0.1"),
+    ("carmen", "pass word", "127.0.0.1"),
+    ("carmen", "secret", "localhost;x"),
+])
+def test_account_line_parts_are_checked(user: str, password: str, host: str) -> None:
+    """user, password and host end up in baresip's account line: no extra parameter."""
+    with pytest.raises(ValueError) as raised:
+        Softphone(user, password, registrar_port=5060, sip_port=5070, ctrl_port=5071,
+                  rtp_port=5072, host=host)
+    assert password not in str(raised.value) or password == "secret"
