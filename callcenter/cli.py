@@ -785,7 +785,9 @@ async def _run_phone(name: str, password: str, host: str, sip_port: int) -> int:
     except asyncio.CancelledError:
         if not stop.is_set():
             raise
-        me.uncancel()
+        me.uncancel()  # our own cancel, from on_signal: a stop, not an error
+        click.echo(f"phone {name}: stopped before the registrar answered")
+        return 0
     except BaresipMissingError as exc:
         raise click.ClickException(str(exc)) from None
     except SoftphoneError as exc:

@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 
@@ -155,3 +156,25 @@ async def test_phone_for_an_agent_without_an_account(pbx: PBX, start_phone) -> N
     phone = await start_phone("zoe", "--config", str(pbx.config_dir))
     rc, out, err = await phone.rest()
     assert rc == 1 and "no agent 'zoe'" in err and "Traceback" not in err, err
+
+
+async def test_ctrl_c_while_the_registrar_is_silent_stops_the_phone() -> None:
+    """A registrar that never answers (a UDP socket nobody reads): Ctrl-C does not wait
+    for baresip's 32 s REGISTER timeout; the phone stops baresip and exits 0."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import asyncio, sys; from callcenter.cli import _run_phone; "
+            "sys.exit(asyncio.run(_run_phone('carmen', 'x' * 24, '127.0.0.1', int(sys.argv[1]))))",
+            str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        phone = PhoneProcess(proc)
+        first = await phone.line("phone carmen: registering")
+        proc.send_signal(signal.SIGINT)
+        rc, rest, err = await phone.rest()
+    assert rc == 0, (rest, err)
+    assert rest == ["phone carmen: stopped before the registrar answered"], (rest, err)
+    # baresip has exited (its SIP port is free again), not been left behind.
+    sip_port = int(re.search(r"SIP on 127\.0\.0\.1:(\d+)", first).group(1))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", sip_port))
