@@ -136,6 +136,8 @@ async def test_phone_registers_answers_the_operator_call_and_unregisters(
         await _next(contacts, {"AOR": "carmen", "ContactStatus": "Removed"})
     assert await _contacts(pbx, "carmen") == []
     assert "Traceback" not in err, err
+    said = "\n".join(phone.lines + rest) + err
+    assert pbx.agent_password("carmen") not in said, "the phone printed the password"
 
 
 async def test_phone_without_baresip_says_what_to_install(pbx: PBX, start_phone,
