@@ -180,3 +180,33 @@ async def test_ctrl_c_while_the_registrar_is_silent_stops_the_phone() -> None:
     sip_port = int(re.search(r"SIP on 127\.0\.0\.1:(\d+)", first).group(1))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", sip_port))
+
+
+class _RecordedLogin:
+    """An AgentLogin (the planned --login) that records its calls; the login stops
+    the phone, as a user's Ctrl-C would."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.stop = stop
+
+    async def login(self, agent: str) -> None:
+        self.calls.append(("login", agent))
+        self.stop.set()
+
+    async def logout(self, agent: str) -> None:
+        self.calls.append(("logout", agent))
+
+
+async def test_login_hook_runs_once_registered_and_logout_when_stopped(pbx: PBX) -> None:
+    from callcenter.testing.demo_phone import serve_phone
+
+    stop = asyncio.Event()
+    said: list[str] = []
+    recorder = _RecordedLogin(stop)
+    async with pbx.agent_phone("bob") as phone:
+        stopped = await serve_phone(phone, said.append, stop, registrar="the registrar",
+                                    login=recorder)
+    assert stopped
+    assert said == ["registered: bob at the registrar (200 OK)"]
+    assert recorder.calls == [("login", "bob"), ("logout", "bob")]
