@@ -95,8 +95,9 @@ class PBX:
 
     def agent_phone(self, agent: str, *, password: str | None = None,
                     require_registration: bool = True) -> Softphone:
-        """A real softphone (baresip) that registers as ``agent`` on entry and answers
-        calls; ``password`` overrides the agent's own (to test a wrong one)."""
+        """A real softphone (baresip, ``callcenter.testing.softphone``) that registers as
+        ``agent`` on entry, answers calls and dials (``await phone.dial("*70")``);
+        ``password`` overrides the agent's own (to test a wrong one)."""
         from callcenter.testing.softphone import Softphone
 
         # From the callers' sequence, not the kernel's ephemeral range, so that a
