@@ -100,6 +100,9 @@ WATCHDOG_INTERVAL: Final = 5.0
 #: An agent who missed an offer is not offered another call for this long (app_queue's
 #: ``retry``): a phone that just rang out or rejected is not rung again at once.
 MISS_COOLDOWN: Final = timedelta(seconds=2)
+#: After an unanswered offer leg's StasisEnd, how long its ChannelDestroyed (with the
+#: hangup cause that says why the offer failed) may take before we stop waiting.
+LEG_DESTROY_GRACE: Final = 2.0
 #: How long an offer leg may take to enter Stasis after channels/create.
 LEG_START_TIMEOUT: Final = 5.0
 
@@ -263,7 +266,7 @@ class QueueRouter:
             case StasisStart(channel=channel, args=args):
                 await self._stasis_start(channel, args)
             case StasisEnd(channel=channel):
-                await self._channel_gone(channel.id, 16)
+                await self._channel_gone(channel.id, None)
             case ChannelDestroyed(channel=channel, cause=cause):
                 await self._channel_gone(channel.id, cause)
             case Dial(peer=peer, dialstatus=status):
@@ -629,7 +632,8 @@ class QueueRouter:
 
     # -- the end of a call ---------------------------------------------------------------
 
-    async def _channel_gone(self, channel_id: str, cause: int) -> None:
+    async def _channel_gone(self, channel_id: str, cause: int | None) -> None:
+        """A channel left the app (``cause`` None: StasisEnd) or was destroyed."""
         caller = self.callers.get(channel_id)
         if caller is not None:
             await self._end_call(caller, by="caller")
@@ -639,8 +643,19 @@ class QueueRouter:
             return
         if leg.caller.phase == "connected" and leg.caller.agent_channel == channel_id:
             await self._end_call(leg.caller, by="agent")
-        elif not leg.ended:
+        elif leg.ended:
+            return
+        elif cause is not None:
             await self._offer_failed(leg, result_from_cause(cause))
+        else:
+            # An offer leg's StasisEnd comes just before its ChannelDestroyed, which has
+            # the cause (no answer, busy, rejected...): wait briefly for it.
+            self._spawn(self._leg_left(leg), f"leg left {channel_id}")
+
+    async def _leg_left(self, leg: Leg) -> None:
+        await asyncio.sleep(LEG_DESTROY_GRACE)
+        if not leg.ended:
+            await self._offer_failed(leg, OfferResult.FAILED)
 
     async def _end_call(self, caller: Caller, *, by: str) -> None:
         """Tear the call down whoever hung up: the other leg, the bridge, the records,

@@ -94,10 +94,11 @@ class PBX:
         return password
 
     def agent_phone(self, agent: str, *, password: str | None = None,
-                    require_registration: bool = True) -> Softphone:
+                    require_registration: bool = True, auto_answer: bool = True) -> Softphone:
         """A real softphone (baresip, ``callcenter.testing.softphone``) that registers as
-        ``agent`` on entry, answers calls and dials (``await phone.dial("*70")``);
-        ``password`` overrides the agent's own (to test a wrong one)."""
+        ``agent`` on entry, answers calls (unless ``auto_answer`` is False: it rings) and
+        dials (``await phone.dial("*70")``); ``password`` overrides the agent's own (to
+        test a wrong one)."""
         from callcenter.testing.softphone import Softphone
 
         # From the callers' sequence, not the kernel's ephemeral range, so that a
@@ -108,7 +109,8 @@ class PBX:
             sip, media = self.sipp_ports()
         return Softphone(agent, password or self.agent_password(agent),
                          registrar_port=self.sip_port, sip_port=sip, ctrl_port=free_port(),
-                         rtp_port=media, require_registration=require_registration)
+                         rtp_port=media, require_registration=require_registration,
+                         auto_answer=auto_answer)
 
     def queue_router(self) -> AbstractAsyncContextManager[QueueRouterStub]:
         """The test playing the queue router, registered on entry (ARI, settings.queue_app)."""

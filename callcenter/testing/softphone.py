@@ -138,7 +138,8 @@ class Softphone:
 
     def __init__(self, user: str, password: str, *, registrar_port: int, sip_port: int,
                  ctrl_port: int, rtp_port: int, require_registration: bool = True,
-                 timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+                 timeout: float = 30.0, host: str = "127.0.0.1",
+                 auto_answer: bool = True) -> None:
         # Both go into baresip's account line (``<sip:user@host>;auth_pass=...``),
         # where ``;`` ``>`` or a blank would start another parameter.
         if not _USER.fullmatch(user):
@@ -156,6 +157,9 @@ class Softphone:
         self.rtp_port = rtp_port
         self.require_registration = require_registration
         self.timeout = timeout
+        #: False: incoming calls ring until the caller gives up or ``hangup()`` rejects
+        #: them (an agent away from the desk, or declining).
+        self.auto_answer = auto_answer
         #: The REGISTER_OK or REGISTER_FAIL event, once entered.
         self.registration: dict[str, Any] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -205,7 +209,8 @@ class Softphone:
             # Its reply echoes the account line (password included): never kept.
             self._send("uanew", f"<sip:{self.user}@{self.host}:{self.registrar_port}"
                                 f";transport=udp>;auth_pass={self._password}"
-                                ";answermode=auto;regint=300")
+                                f";answermode={'auto' if self.auto_answer else 'manual'}"
+                                ";regint=300")
             self.registration = await self.event("REGISTER_OK", "REGISTER_FAIL")
             if self.require_registration and self.registration["type"] != "REGISTER_OK":
                 raise SoftphoneError(f"{self.user} could not register: "

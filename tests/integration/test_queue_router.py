@@ -119,3 +119,78 @@ async def test_requirements_relax_for_a_caller_alreadywaiting(clean_pbx: PBX) ->
     assert (queued.agent, queued.relaxation_step, queued.outcome) == ("alice", 1, "answered")
     waited = (queued.answered_at - queued.entered_at).total_seconds()  # type: ignore[operator]
     assert 3 <= waited < 6, waited
+
+
+async def test_no_answer_moves_on_to_the_next_agent_and_pauses_the_one_who_missed(
+        clean_pbx: PBX) -> None:
+    """carmen, idle longest, is offered first; her phone rings out (5 s): alice gets the
+    call, and carmen is paused (auto_pause_after 1) without being offered again."""
+    config = with_queue(clean_pbx.loaded.config, "sales", requires=None, ring_timeout=5,
+                        auto_pause_after=1, strategy="longest_idle")
+    async with start_router(clean_pbx, config) as running, \
+            clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
+            clean_pbx.agent_phone("alice") as alice:
+        await running.login("carmen")
+        await running.wait_state("carmen", AgentStatus.AVAILABLE)
+        await running.login("alice")
+        caller = "15558880006"
+        result, missed, answered = await asyncio.gather(
+            place_call(clean_pbx, caller, hold_ms=9000), carmen.call(), alice.call())
+        assert result.returncode == 0
+        assert missed.flow()[0] == "CALL_INCOMING" and not missed.answered, missed.flow()
+        assert answered.answered and answered.peer_uri.startswith(f"sip:{caller}@")
+        queued = await running.queued(caller)
+        offers = await running.offers(queued)
+        state = await running.state("carmen")
+    assert [(o.agent, o.result) for o in offers] == [("carmen", "no_answer"),
+                                                     ("alice", "answered")]
+    rang = (offers[0].ended_at - offers[0].offered_at).total_seconds()  # type: ignore[operator]
+    assert 5 <= rang < 8, rang
+    assert (queued.agent, queued.outcome) == ("alice", "answered")
+    assert (state.status, state.pause_reason) == (AgentStatus.PAUSED, "no_answer")
+
+
+async def test_a_rejected_offer_goes_to_the_next_agent(clean_pbx: PBX) -> None:
+    """carmen declines the ringing call on her phone: alice is offered it at once."""
+    config = with_queue(clean_pbx.loaded.config, "sales", requires=None,
+                        strategy="longest_idle", auto_pause_after=0)
+    async with start_router(clean_pbx, config) as running, \
+            clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
+            clean_pbx.agent_phone("alice") as alice:
+        await running.login("carmen")
+        await running.wait_state("carmen", AgentStatus.AVAILABLE)
+        await running.login("alice")
+        caller = "15558880007"
+
+        async def decline() -> None:
+            await carmen.event("CALL_INCOMING")
+            await carmen.hangup()
+
+        result, _, answered = await asyncio.gather(
+            place_call(clean_pbx, caller, hold_ms=6000), decline(), alice.call())
+        assert result.returncode == 0 and answered.answered
+        queued = await running.queued(caller)
+        offers = await running.offers(queued)
+        assert (await running.state("carmen")).status is AgentStatus.AVAILABLE
+    assert [o.agent for o in offers] == ["carmen", "alice"]
+    assert offers[0].result in ("busy", "rejected"), offers[0].result
+    assert (offers[1].result, queued.outcome) == ("answered", "answered")
+
+
+async def test_caller_who_hangs_up_while_the_agent_rings(clean_pbx: PBX) -> None:
+    """The caller gives up while carmen's phone rings: her phone stops ringing (CANCEL),
+    the offer is closed as caller_gone (not a miss: she stays available)."""
+    config = with_queue(clean_pbx.loaded.config, "sales", auto_pause_after=1)
+    async with start_router(clean_pbx, config) as running, \
+            clean_pbx.agent_phone("carmen", auto_answer=False) as carmen:
+        await running.login("carmen")
+        caller = "15558880008"
+        result, rang = await asyncio.gather(place_call(clean_pbx, caller, hold_ms=2500),
+                                            carmen.call())
+        assert result.returncode == 0 and not result.remote_hangup
+        assert rang.flow() == ["CALL_INCOMING", "CALL_CLOSED"], rang.flow()
+        queued = await running.queued(caller)
+        offers = await running.offers(queued)
+        await running.wait_state("carmen", AgentStatus.AVAILABLE)
+    assert [(o.agent, o.result) for o in offers] == [("carmen", "caller_gone")]
+    assert (queued.outcome, queued.answered_at) == ("abandoned", None)
