@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.agents.state import Answer, AgentStatus, Hangup, Login, Reserve
+from callcenter.agents.state import AgentStatus, Answer, Hangup, Login, Reserve
 from callcenter.storage.models import AgentTransition, QueueOutcome
 from callcenter.storage.queued_calls import QueuedCallRepository
 from tests.web_api import REASON, T0, TOKEN, Api, config_with_pause_reason, running_api
