@@ -361,7 +361,7 @@ async def _import(url: str, rows: Any, update: bool) -> Any:
 
 @main.group()
 def agents() -> None:
-    """Agents and their softphones."""
+    """Agents: live state and actions (through the running service), softphones."""
 
 
 @agents.command("credentials")
@@ -413,6 +413,94 @@ def agents_credentials(obj: _Obj, name: str, config_dir: Path | None) -> None:
         server = f"(no Asterisk instance in {obj.home} yet: its address, SIP port 5060)"
     for line in _softphone_setup(name, server, password, extension):
         click.echo(line)
+
+
+# Live state and actions: through the running service's HTTP API (its URL in the home's
+# api.json, its token in secrets.json), so the service's router hears of every change.
+
+def _api(obj: _Obj) -> Any:
+    from callcenter.web.client import ApiClient, ApiClientError
+
+    try:
+        return ApiClient.for_home(obj.home)
+    except ApiClientError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _ask(obj: _Obj, request: Any) -> Any:
+    """Run one API request; its refusal (409 illegal transition, 404...) is the message."""
+    from callcenter.web.client import ApiClientError
+
+    try:
+        return request(_api(obj))
+    except ApiClientError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@agents.command("list")
+@pass_obj
+def agents_list(obj: _Obj) -> None:
+    """Every agent's live state: name, state, since, pause reason, call."""
+    for line in _agents_table(_ask(obj, lambda api: api.agents())):
+        click.echo(line)
+
+
+def _since(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _agent_reason(agent: dict[str, Any]) -> str:
+    parts = [agent.get("pause_reason") or ""]
+    if agent.get("pending_pause"):
+        parts.append(f"pause pending: {agent['pending_pause']}")
+    if agent.get("phone_lost") and agent.get("pause_reason") != "unregistered":
+        parts.append("phone lost")
+    return ", ".join(p for p in parts if p) or "-"
+
+
+def _agents_table(agents: list[dict[str, Any]]) -> list[str]:
+    """``callcenter agents list``: one aligned row per agent (times in local time)."""
+    rows = [("NAME", "STATE", "SINCE", "REASON", "CALL")] + [
+        (str(a["name"]), str(a["status"]), _since(a.get("since")), _agent_reason(a),
+         str(a.get("call") or "-"))
+        for a in agents]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[4]]).rstrip()
+            for row in rows]
+
+
+def _agent_line(agent: dict[str, Any]) -> str:
+    reason = _agent_reason(agent)
+    return f"{agent['name']}: {agent['status']}" + ("" if reason == "-" else f" ({reason})")
+
+
+def _agent_action(action: str, summary: str) -> Any:
+    @pass_obj
+    def command(obj: _Obj, name: str) -> None:
+        click.echo(_agent_line(_ask(obj, lambda api: api.act(name, action))))
+
+    command.__doc__ = summary
+    return agents.command(action)(click.argument("name")(command))
+
+
+agents_login = _agent_action("login", "Log agent NAME in: ready for calls.")
+agents_logout = _agent_action(
+    "logout", "Log agent NAME out (refused while a caller is tied to the agent).")
+agents_unpause = _agent_action(
+    "unpause", "Agent NAME is ready again (or drops a pause asked for during a call).")
+agents_end_wrapup = _agent_action("end-wrapup", "End agent NAME's wrap-up now.")
+
+
+@agents.command("pause")
+@click.argument("name")
+@click.argument("reason")
+@pass_obj
+def agents_pause(obj: _Obj, name: str, reason: str) -> None:
+    """Pause agent NAME with REASON, one of the config's pause_reasons (taken after the
+    call when the agent is on one)."""
+    click.echo(_agent_line(_ask(obj, lambda api: api.act(name, "pause", reason=reason))))
 
 
 def _softphone_setup(name: str, server: str, password: str, extension: str) -> list[str]:
