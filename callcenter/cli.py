@@ -467,7 +467,8 @@ def _agents_table(agents: list[dict[str, Any]]) -> list[str]:
          str(a.get("call") or "-"))
         for a in agents]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[4]]).rstrip()
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)),
+                       row[4]]).rstrip()
             for row in rows]
 
 
