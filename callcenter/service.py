@@ -41,6 +41,8 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import aiohttp
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.agents.rules import rules_from_config
@@ -102,6 +104,14 @@ def _cannot_listen(what: str, host: str, port: int, exc: OSError, setting: str) 
                         f"choose another port: {setting}")
 
 
+def _shown_url(url: str) -> str:
+    """The database URL without its password (messages and logs)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an invalid URL)"
+
+
 # -- the resources every command shares ----------------------------------------
 
 
@@ -116,10 +126,14 @@ class ServiceResources:
 
     async def __aenter__(self) -> Self:
         from callcenter.storage import make_engine, make_sessionmaker
-        from callcenter.storage.migrate import upgrade
+        from callcenter.storage.migrate import MigrationError, upgrade
 
         try:
-            await upgrade(self.db_url)
+            try:
+                await upgrade(self.db_url)
+            except (MigrationError, SQLAlchemyError, OSError, ValueError) as exc:
+                raise ServiceError(f"cannot open the database {_shown_url(self.db_url)}: "
+                                   f"{_why(exc).splitlines()[0]}") from exc
             self.engine: AsyncEngine = make_engine(self.db_url)
             self._stack.push_async_callback(self.engine.dispose)
             self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)

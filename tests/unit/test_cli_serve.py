@@ -65,3 +65,23 @@ def test_a_taken_api_port_is_named_with_its_setting_before_anything_starts(
     ]
     assert not (home / "api.json").exists()
     assert not (instance.run_dir / "asterisk.pid").exists()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+asyncpg://cc:s3cret-pw@127.0.0.1:{port}/cc",
+     "postgresql+asyncpg://cc:***@127.0.0.1:{port}/cc"),
+    ("sqlite+aiosqlite:////nonexistent-dir/sub/cc.sqlite3",
+     "sqlite+aiosqlite:////nonexistent-dir/sub/cc.sqlite3"),
+    ("nosuchdb://x", "nosuchdb://x"),
+])
+def test_a_database_that_cannot_be_opened_is_a_clear_error_without_its_password(
+        home: Path, tmp_path: Path, url: str, shown: str) -> None:
+    _instance(home, tmp_path)
+    port = free_port()  # nobody listens there
+    config = _example_copy(tmp_path / "example", free_port())
+    result = _cli(home, "serve", str(config), "--db", url.format(port=port))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1].startswith(
+        f"Error: cannot open the database {shown.format(port=port)}: "), result.stderr
+    assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+    assert not (home / "api.json").exists()
