@@ -756,6 +756,9 @@ async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
         async with CallCenterService(config, home=obj.home, db_url=obj.db_url(db),
                                      instance=instance, node=node,
                                      http_api=http_api) as service:
+            # The queue router joins here (serve and run; agi serve has no instance):
+            #   router = QueueRouter(config, service.ari, service.sessions, node=service.node)
+            #   service.add("queue router", router.run, on_agent_change=router.agent_changed)
             host, port = service.fastagi_address or ("", 0)
             click.echo(f"FastAGI listening on {host}:{port}")
             if service.api_url is not None:
@@ -838,7 +841,15 @@ def serve(obj: _Obj, config_dir: Path, db: str | None, node: str | None) -> None
     if not inst.is_running():
         click.echo(f"warning: Asterisk is not running in {obj.home}; start it with "
                    f"'{_program()} asterisk start' (calls need it)", err=True)
-    _serve_until_signal(obj, loaded.config, db, http_api=True, instance=inst, node=node)
+    # Until the service installs its own handlers, SIGTERM and SIGHUP unwind like Ctrl-C.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        _serve_until_signal(obj, loaded.config, db, http_api=True, instance=inst, node=node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
