@@ -29,13 +29,14 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.agents.state import IllegalTransition, UnknownPauseReason, logged_out
 from callcenter.agents.store import AgentStore, StoreConflict
+from callcenter.config.models import CallCenterConfig
 from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.web.views import ACTIONS, BadBody, agent_json, event_for, parse_body, waiting_json
 
@@ -51,7 +52,7 @@ MAX_BODY: Final = 16 * 1024
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_CONFIG: Final = web.AppKey("config", Any)
+_CONFIG: Final = web.AppKey("config", CallCenterConfig)
 _STORE: Final = web.AppKey("store", AgentStore)
 _SESSIONS: Final = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 _TOKEN: Final = web.AppKey("token", bytes)
@@ -171,7 +172,7 @@ def _no_change(agent: str) -> None:
 
 def create_api_app(
     *,
-    config: Any,
+    config: CallCenterConfig,
     store: AgentStore,
     sessions: async_sessionmaker[AsyncSession],
     token: str,
@@ -181,8 +182,8 @@ def create_api_app(
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
 
-    *config* is the :class:`~callcenter.config.models.CallCenterConfig`: its agents are
-    the ones the API knows. *token* is compared in constant time and never logged.
+    The agents of *config* are the ones the API knows. *token* is compared in constant
+    time and never logged.
     """
     app = web.Application(middlewares=[_json_errors, _bearer_auth], client_max_size=MAX_BODY)
     app[_CONFIG] = config

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from callcenter.agents.state import (
     AgentEvent,
@@ -25,6 +25,7 @@ from callcenter.agents.state import (
 __all__ = [
     "ACTIONS",
     "BadBody",
+    "WaitingCall",
     "agent_json",
     "event_for",
     "parse_body",
@@ -122,7 +123,19 @@ def agent_json(state: AgentState) -> dict[str, Any]:
     }
 
 
-def waiting_json(call: Any, now: datetime) -> dict[str, Any]:
+class WaitingCall(Protocol):
+    """What :func:`waiting_json` reads of a :class:`~callcenter.storage.models.QueuedCall`."""
+
+    queue: str
+    channel_id: str
+    priority: int
+    language: str | None
+    entered_at: datetime
+    offered_at: datetime | None
+    node: str | None
+
+
+def waiting_json(call: WaitingCall, now: datetime) -> dict[str, Any]:
     """A waiting caller (a :class:`~callcenter.storage.models.QueuedCall`) as
     ``GET /api/calls/waiting`` shows it; ``waited``: seconds in the queue at *now*."""
     return {
