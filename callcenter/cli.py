@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import re
 import shutil
 import signal
@@ -227,8 +226,10 @@ def simulate(obj: _Obj, config_dir: Path, entry: str, caller_id: str, at: str | 
             lookup = stubbed_lookups(stubbed)  # fully offline: no database needed
             return await run_simulation(config, entry, keys=tokens, caller_id=caller_id,
                                         now=now, lookup=lookup)
-        async with _ServiceScope(obj, config, db) as services:
-            lookup = stubbed_lookups(stubbed, services.lookup)
+        from callcenter.service import ServiceResources
+
+        async with ServiceResources(config, obj.db_url(db)) as resources:
+            lookup = stubbed_lookups(stubbed, resources.lookup)
             return await run_simulation(config, entry, keys=tokens, caller_id=caller_id,
                                         now=now, lookup=lookup)
 
@@ -274,48 +275,6 @@ def _parse_at(at: str | None) -> dt.datetime:
     if when.tzinfo is None:
         raise SimulationError(f"--at {at!r} needs a UTC offset, e.g. {at}-05:00 or {at}Z")
     return when
-
-
-# -- services (database, HTTP, lookups) --------------------------------------
-
-class _Services:
-    def __init__(self, config: Any, sessionmaker: Any, accounts: Any, http: Any) -> None:
-        self.config = config
-        self.sessionmaker = sessionmaker
-        self.accounts = accounts
-        self.http = http
-
-    async def lookup(self, name: str, key: str):
-        from callcenter.flows.lookup import perform_lookup
-
-        return await perform_lookup(self.config.lookups[name], key,
-                                    accounts=self.accounts, http=self.http)
-
-
-class _ServiceScope:
-    """Database engine + HTTP session for one command, closed on exit."""
-
-    def __init__(self, obj: _Obj, config: Any, db: str | None) -> None:
-        self.obj, self.config, self.db = obj, config, db
-
-    async def __aenter__(self) -> _Services:
-        import aiohttp
-
-        from callcenter.storage import make_engine, make_sessionmaker
-        from callcenter.storage.directory import AccountDirectory
-        from callcenter.storage.migrate import upgrade
-
-        url = self.obj.db_url(self.db)
-        await upgrade(url)
-        self.engine = make_engine(url)
-        self.accounts = AccountDirectory(url)
-        self.http = aiohttp.ClientSession()
-        return _Services(self.config, make_sessionmaker(self.engine), self.accounts, self.http)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.http.close()
-        await self.accounts.close()
-        await self.engine.dispose()
 
 
 # -- database ----------------------------------------------------------------
@@ -403,7 +362,7 @@ async def _import(url: str, rows: Any, update: bool) -> Any:
 
 @main.group()
 def agents() -> None:
-    """Agents and their softphones."""
+    """Agents: live state and actions (through the running service), softphones."""
 
 
 @agents.command("credentials")
@@ -455,6 +414,95 @@ def agents_credentials(obj: _Obj, name: str, config_dir: Path | None) -> None:
         server = f"(no Asterisk instance in {obj.home} yet: its address, SIP port 5060)"
     for line in _softphone_setup(name, server, password, extension):
         click.echo(line)
+
+
+# Live state and actions: through the running service's HTTP API (its URL in the home's
+# api.json, its token in secrets.json), so the service's router hears of every change.
+
+def _api(obj: _Obj) -> Any:
+    from callcenter.web.client import ApiClient, ApiClientError
+
+    try:
+        return ApiClient.for_home(obj.home)
+    except ApiClientError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _ask(obj: _Obj, request: Any) -> Any:
+    """Run one API request; its refusal (409 illegal transition, 404...) is the message."""
+    from callcenter.web.client import ApiClientError
+
+    try:
+        return request(_api(obj))
+    except ApiClientError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@agents.command("list")
+@pass_obj
+def agents_list(obj: _Obj) -> None:
+    """Every agent's live state: name, state, since, pause reason, call."""
+    for line in _agents_table(_ask(obj, lambda api: api.agents())):
+        click.echo(line)
+
+
+def _since(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _agent_reason(agent: dict[str, Any]) -> str:
+    parts = [agent.get("pause_reason") or ""]
+    if agent.get("pending_pause"):
+        parts.append(f"pause pending: {agent['pending_pause']}")
+    if agent.get("phone_lost") and agent.get("pause_reason") != "unregistered":
+        parts.append("phone lost")
+    return ", ".join(p for p in parts if p) or "-"
+
+
+def _agents_table(agents: list[dict[str, Any]]) -> list[str]:
+    """``callcenter agents list``: one aligned row per agent (times in local time)."""
+    rows = [("NAME", "STATE", "SINCE", "REASON", "CALL")] + [
+        (str(a["name"]), str(a["status"]), _since(a.get("since")), _agent_reason(a),
+         str(a.get("call") or "-"))
+        for a in agents]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)),
+                       row[4]]).rstrip()
+            for row in rows]
+
+
+def _agent_line(agent: dict[str, Any]) -> str:
+    reason = _agent_reason(agent)
+    return f"{agent['name']}: {agent['status']}" + ("" if reason == "-" else f" ({reason})")
+
+
+def _agent_action(action: str, summary: str) -> Any:
+    @pass_obj
+    def command(obj: _Obj, name: str) -> None:
+        click.echo(_agent_line(_ask(obj, lambda api: api.act(name, action))))
+
+    command.__doc__ = summary
+    return agents.command(action)(click.argument("name")(command))
+
+
+agents_login = _agent_action("login", "Log agent NAME in: ready for calls.")
+agents_logout = _agent_action(
+    "logout", "Log agent NAME out (refused while a caller is tied to the agent).")
+agents_unpause = _agent_action(
+    "unpause", "Agent NAME is ready again (or drops a pause asked for during a call).")
+agents_end_wrapup = _agent_action("end-wrapup", "End agent NAME's wrap-up now.")
+
+
+@agents.command("pause")
+@click.argument("name")
+@click.argument("reason")
+@pass_obj
+def agents_pause(obj: _Obj, name: str, reason: str) -> None:
+    """Pause agent NAME with REASON, one of the config's pause_reasons (taken after the
+    call when the agent is on one)."""
+    click.echo(_agent_line(_ask(obj, lambda api: api.act(name, "pause", reason=reason))))
 
 
 def _softphone_setup(name: str, server: str, password: str, extension: str) -> list[str]:
@@ -814,7 +862,7 @@ def agi() -> None:
 def agi_serve(obj: _Obj, config_dir: Path, db: str | None) -> None:
     """Serve agi_scripts/ over FastAGI at settings.fastagi."""
     loaded = _load(obj, config_dir)
-    _run_service(_serve_agi(obj, loaded.config, db))
+    _serve_until_signal(obj, loaded.config, db, http_api=False, instance=None)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -832,32 +880,43 @@ def _run_service(coro: Any) -> None:
         runner.run(coro)
 
 
-async def _serve_agi(obj: _Obj, config: Any, db: str | None) -> None:
-    import agi_scripts
-    from callcenter.asterisk.agi import AGIContext, FastAGIServer
+def _serve_until_signal(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
+                        instance: AsteriskInstance | None, node: str | None = None) -> None:
+    """Run the service (FastAGI, the HTTP API when asked, the components) until SIGINT,
+    SIGTERM or SIGHUP; a service error ends the command with its message."""
+    from callcenter.service import ServiceError
 
-    async with _ServiceScope(obj, config, db) as services:
-        ctx = AGIContext(config=config, db=services.sessionmaker, accounts=services.accounts,
-                         http=services.http)
-        fa = config.settings.fastagi
-        server = FastAGIServer(agi_scripts.handlers(), ctx, host=fa.host, port=fa.port)
-        try:
-            await server.start()
-        except OSError as exc:
-            raise click.ClickException(
-                f"FastAGI cannot listen on {fa.host}:{fa.port}: "
-                f"{os.strerror(exc.errno) if exc.errno else exc}; "
-                f"choose another port: settings.fastagi.port") from None
-        click.echo(f"FastAGI listening on {fa.host}:{server.port}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops us as Ctrl-C does.
+    try:
+        _run_service(_serve(obj, config, db, http_api=http_api, instance=instance, node=node))
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
+                 instance: AsteriskInstance | None, node: str | None) -> None:
+    from callcenter.service import CallCenterService
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops us as Ctrl-C does.
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with CallCenterService(config, home=obj.home, db_url=obj.db_url(db),
+                                     instance=instance, node=node,
+                                     http_api=http_api) as service:
+            # The queue router joins here (serve and run; agi serve has no instance):
+            #   router = QueueRouter(config, service.ari, service.sessions, node=service.node)
+            #   service.add("queue router", router.run, on_agent_change=router.agent_changed)
+            host, port = service.fastagi_address or ("", 0)
+            click.echo(f"FastAGI listening on {host}:{port}")
+            if service.api_url is not None:
+                click.echo(f"HTTP API listening on {service.api_url} (token: api_token in "
+                           f"{obj.instance.secrets_file}; try: {_program()} agents list)")
+            await service.run(stop)
+    finally:
         for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await server.stop()
+            loop.remove_signal_handler(sig)
 
 
 @agi.command("run", context_settings={"ignore_unknown_options": True})
@@ -888,28 +947,75 @@ def agi_run(obj: _Obj, config_dir: Path, script: str | None, script_args: tuple[
 async def _run_classic(obj: _Obj, config: Any, script: str | None, db: str | None) -> int:
     import agi_scripts
     from callcenter.asterisk.agi import AGIContext, run_stdio
+    from callcenter.service import ServiceResources
 
-    async with _ServiceScope(obj, config, db) as services:
-        ctx = AGIContext(config=config, db=services.sessionmaker, accounts=services.accounts,
-                         http=services.http)
+    async with ServiceResources(config, obj.db_url(db)) as resources:
+        ctx = AGIContext(config=config, db=resources.sessions, accounts=resources.accounts,
+                         http=resources.http)
         return await run_stdio(agi_scripts.handlers(), ctx, script)
 
 
 # -- the whole center --------------------------------------------------------
+
+_NODE_OPTION = click.option(
+    "--node", default=None, metavar="NAME",
+    help="This server's name in the database (queued calls, agent changes); default: the "
+         "host name. Give each server sharing one database its own.")
+
+
+@main.command()
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+@_NODE_OPTION
+@pass_obj
+def serve(obj: _Obj, config_dir: Path, db: str | None, node: str | None) -> None:
+    """Run the call center's services next to the home's running Asterisk: FastAGI
+    (settings.fastagi) and the HTTP API (settings.http_api), until Ctrl-C, SIGTERM
+    or SIGHUP.
+
+    'callcenter run' = install and start Asterisk, apply, then this. The API's
+    token is generated into the home's secrets.json; 'callcenter agents ...' finds
+    the API through the home's api.json.
+    """
+    loaded = _load(obj, config_dir)
+    inst = obj.instance
+    if not inst.is_installed():
+        raise click.ClickException(
+            f"no Asterisk instance in {obj.home}: 'callcenter run {config_dir}' installs, "
+            "starts and serves it (or point --home / CALLCENTER_HOME at an existing one)")
+    try:
+        check_free([_fastagi_port_use(loaded), _http_api_port_use(loaded)])
+    except PortsBusyError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not inst.is_running():
+        click.echo(f"warning: Asterisk is not running in {obj.home}; start it with "
+                   f"'{_program()} asterisk start' (calls need it)", err=True)
+    # Until the service installs its own handlers, SIGTERM and SIGHUP unwind like Ctrl-C.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        _serve_until_signal(obj, loaded.config, db, http_api=True, instance=inst, node=node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
 
 @main.command()
 @click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL.")
 @click.option("--seed-demo/--no-seed-demo", default=True, help="Insert demo accounts.")
 @click.option("--keep-asterisk", is_flag=True, help="Leave Asterisk running on exit.")
+@_NODE_OPTION
 @pass_obj
 def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
-        keep_asterisk: bool) -> None:
-    """Install and start Asterisk, apply CONFIG_DIR, serve FastAGI until Ctrl-C.
+        keep_asterisk: bool, node: str | None) -> None:
+    """Install and start Asterisk, apply CONFIG_DIR, then serve (FastAGI, the HTTP
+    API) until Ctrl-C: 'callcenter serve' with its Asterisk.
 
-    Every port (SIP, HTTP/ARI, AMI, RTP, FastAGI) is checked before anything
-    starts. On exit (Ctrl-C, SIGTERM, SIGHUP) the FastAGI server stops, and
-    Asterisk with it unless --keep-asterisk.
+    Every port (SIP, HTTP/ARI, AMI, RTP, FastAGI, HTTP API) is checked before
+    anything starts. On exit (Ctrl-C, SIGTERM, SIGHUP) the services stop, and
+    Asterisk with them unless --keep-asterisk.
     """
     from callcenter.apply import ApplyError, apply_files
 
@@ -946,7 +1052,7 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
         click.echo(f"Asterisk's log: {inst.log_dir / 'messages.log'}")
         click.echo("Ctrl-C stops the call center.")
         started = True
-        _run_service(_serve_agi(obj, loaded.config, db))
+        _serve_until_signal(obj, loaded.config, db, http_api=True, instance=inst, node=node)
     except KeyboardInterrupt:
         pass
     finally:
@@ -973,7 +1079,18 @@ def _run_port_uses(inst: AsteriskInstance, loaded: Any) -> list[PortUse]:
         uses = inst.port_uses(InstanceSettings())
     elif not inst.is_running():
         uses = inst.port_uses()
+    uses.append(_fastagi_port_use(loaded))
+    uses.append(_http_api_port_use(loaded))
+    return uses
+
+
+def _fastagi_port_use(loaded: Any) -> PortUse:
     fa = loaded.config.settings.fastagi
     where = loaded.sources.locate(("settings", "fastagi", "port"))
-    uses.append(PortUse("FastAGI", fa.host, fa.port, "tcp", f"settings.fastagi.port ({where})"))
-    return uses
+    return PortUse("FastAGI", fa.host, fa.port, "tcp", f"settings.fastagi.port ({where})")
+
+
+def _http_api_port_use(loaded: Any) -> PortUse:
+    api = loaded.config.settings.http_api
+    where = loaded.sources.locate(("settings", "http_api", "port"))
+    return PortUse("HTTP API", api.host, api.port, "tcp", f"settings.http_api.port ({where})")

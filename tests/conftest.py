@@ -141,12 +141,17 @@ def _tcp_free(port: int) -> bool:
     return True
 
 
-def _example_copy(dest: Path, fastagi_port: int) -> Path:
+def _example_copy(dest: Path, fastagi_port: int, *, http_api_port: int | None = None) -> Path:
+    """The example config with FastAGI on *fastagi_port* and the HTTP API on
+    *http_api_port* (a free port when not given: never the fixed 8090)."""
     shutil.copytree(EXAMPLE, dest)
     settings = dest / "settings.yaml"
     text = settings.read_text()
-    assert "    port: 4573" in text, "example settings.yaml changed: update the fixture"
-    settings.write_text(text.replace("    port: 4573", f"    port: {fastagi_port}"))
+    for fixed in ("    port: 4573\n", "    port: 8090\n"):
+        assert fixed in text, "example settings.yaml changed: update the fixture"
+    text = text.replace("    port: 4573\n", f"    port: {fastagi_port}\n")
+    text = text.replace("    port: 8090\n", f"    port: {http_api_port or free_port()}\n")
+    settings.write_text(text)
     return dest
 
 

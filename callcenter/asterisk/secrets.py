@@ -1,9 +1,11 @@
 """The home's secrets file, ``secrets.json`` (mode 0600): generated credentials.
 
 It holds the ARI and AMI logins (:class:`callcenter.asterisk.instance.Credentials`,
-top-level keys) and, under ``agent_passwords``, the digest password of every
-agent's generated softphone account. Nothing here is ever logged or printed,
-except by ``callcenter agents credentials``, whose purpose it is.
+top-level keys), under ``agent_passwords`` the digest password of every agent's
+generated softphone account, and under ``api_token`` the bearer token of the HTTP
+API (``callcenter serve``; the ``callcenter agents`` commands read it from here).
+Nothing here is ever logged or printed, except by ``callcenter agents
+credentials``, whose purpose it is.
 
 Every change is read-modify-write under an exclusive lock (``apply`` and ``run``
 may both add an agent), written to a 0600 temporary file and renamed over the
@@ -24,16 +26,21 @@ from typing import Any
 
 __all__ = [
     "AGENT_PASSWORDS",
+    "API_TOKEN",
     "PASSWORD_PATTERN",
     "SecretsError",
     "agent_passwords",
+    "api_token",
     "ensure_secrets",
     "read_secrets",
     "stored_agent_password",
+    "stored_api_token",
 ]
 
 #: Key of the agents' passwords (agent name -> password) in the secrets file.
 AGENT_PASSWORDS = "agent_passwords"
+#: Key of the HTTP API's bearer token in the secrets file.
+API_TOKEN = "api_token"
 #: What a generated password looks like: ``token_urlsafe`` output, which PJSIP's
 #: config parser reads as plain text (no ``;``, ``#``, blank or quote).
 PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -120,3 +127,30 @@ def stored_agent_password(path: Path, agent: str) -> str | None:
     stored = read_secrets(path).get(AGENT_PASSWORDS)
     value = stored.get(agent) if isinstance(stored, dict) else None
     return value if isinstance(value, str) else None
+
+
+def api_token(path: Path) -> str:
+    """The HTTP API's bearer token, generated (256 random bits) the first time.
+
+    Kept across restarts, so a running ``callcenter agents`` or script keeps working;
+    a token that is not one of ours (edited by hand into something else) is replaced.
+    """
+
+    def change(data: dict[str, Any]) -> bool:
+        if _is_token(data.get(API_TOKEN)):
+            return False
+        data[API_TOKEN] = secrets.token_urlsafe(32)
+        return True
+
+    return str(_update(path, change)[API_TOKEN])
+
+
+def stored_api_token(path: Path) -> str | None:
+    """The HTTP API's token if a service has generated one; never generates it (a client
+    with no token has no service to talk to)."""
+    value = read_secrets(path).get(API_TOKEN)
+    return value if _is_token(value) else None
+
+
+def _is_token(value: object) -> bool:
+    return isinstance(value, str) and PASSWORD_PATTERN.fullmatch(value) is not None

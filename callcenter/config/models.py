@@ -54,6 +54,7 @@ __all__ = [
     "Destination",
     "EntryPoint",
     "Flow",
+    "HttpApiSettings",
     "Lookup",
     "Menu",
     "PauseReason",
@@ -778,22 +779,31 @@ class EntryPoint(_Model):
 
 # -- settings ----------------------------------------------------------------
 
+def _listen_host(value: str) -> str:
+    """An address or host name to listen on (no blanks, no URL syntax)."""
+    if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", value):
+        raise ValueError(f"invalid host {value!r}")
+    return value
+
+
 class FastAGISettings(_Model):
-    host: str = "127.0.0.1"
+    host: Annotated[str, AfterValidator(_listen_host)] = "127.0.0.1"
     port: int = Field(4573, ge=1, le=65535)
 
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", value):
-            raise ValueError(f"invalid host {value!r}")
-        return value
+
+class HttpApiSettings(_Model):
+    """Where ``callcenter serve`` answers the HTTP API (agent state and actions, waiting
+    calls). Loopback by default: the API changes agents' states, guarded by a token."""
+
+    host: Annotated[str, AfterValidator(_listen_host)] = "127.0.0.1"
+    port: int = Field(8090, ge=1, le=65535)
 
 
 class Settings(_Model):
     timezone: str = "UTC"
     language: Language = "en"
     fastagi: FastAGISettings = FastAGISettings()
+    http_api: HttpApiSettings = HttpApiSettings()
     #: Stasis application of the queue router.
     queue_app: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = "cc-queue"
     #: Context holding agent extensions; point it at your PBX's internal context.

@@ -3,7 +3,7 @@
 Installs into a fresh home on free ports, runs the example center, waits for it
 to say it listens, checks Asterisk loaded the dialplan and the instance's RTP
 range, then stops it with SIGTERM (a service manager) or SIGHUP (its terminal
-closed): FastAGI and Asterisk must both be gone.
+closed): FastAGI, the HTTP API and Asterisk must all be gone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.web.endpoint import read_endpoint
 from tests.conftest import EXAMPLE, _example_copy
 
 pytestmark = pytest.mark.integration
@@ -45,8 +46,10 @@ async def test_run_serves_the_example_and_stops_on_signal(
                 line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
                 assert line, "callcenter run exited early:\n" + "".join(output)
                 output.append(line)
-                if line.startswith("FastAGI listening"):
+                if line.startswith("HTTP API listening"):
                     break
+        assert any(line.startswith("FastAGI listening") for line in output)
+        assert read_endpoint(home) is not None  # callcenter agents finds the API
         assert instance.is_running()
         _, shown = await asyncio.to_thread(instance.cli, "dialplan show s@cc-menu-main")
         assert "background(" in shown.lower()
@@ -69,3 +72,4 @@ async def test_run_serves_the_example_and_stops_on_signal(
     leaked = [name for name, password in passwords.items() if password in text]
     assert leaked == [], "run printed agents' passwords"
     assert not instance.is_running()
+    assert read_endpoint(home) is None

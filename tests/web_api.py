@@ -1,0 +1,78 @@
+"""Helpers shared by the HTTP API tests: the example config with a pause reason, and
+the API on a real migrated SQLite database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.agents.rules import rules_from_config
+from callcenter.agents.store import AgentStore
+from callcenter.config.loader import load_config
+from callcenter.config.models import CallCenterConfig
+from callcenter.web import create_api_app
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example"
+TOKEN = "test-token-0123456789abcdefghijklmnopqrstuv"
+#: A pause reason of the tests' own (the example may define others).
+REASON = "api_test_break"
+PAUSE_YAML = f'pause_reasons:\n  {REASON}: {{code: "97", description: A test break}}\n'
+T0 = dt.datetime(2026, 11, 30, 21, 0, tzinfo=dt.UTC)
+
+
+def config_with_pause_reason(config_dir: Path = EXAMPLE) -> CallCenterConfig:
+    """The example's config plus the tests' pause reason."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "example"
+        shutil.copytree(config_dir, copy)
+        (copy / "api_test_pause.yaml").write_text(PAUSE_YAML)
+        return load_config(copy).config
+
+
+class Clock:
+    """The API's "now"; tests move it."""
+
+    def __init__(self, now: dt.datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Api:
+    client: TestClient
+    store: AgentStore
+    clock: Clock
+    changed: list[str] = field(default_factory=list)
+
+    def headers(self, token: str = TOKEN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def running_api(config: CallCenterConfig, sessions: async_sessionmaker[AsyncSession],
+                      *, hook: Callable[[str], None] | None = None) -> AsyncIterator[Api]:
+    """The API on a free loopback port, its hook recording the agents it was told about
+    (then calling *hook*)."""
+    store = AgentStore(sessions, rules_from_config(config), node="test")
+    clock = Clock()
+    changed: list[str] = []
+
+    def on_agent_change(agent: str) -> None:
+        changed.append(agent)
+        if hook is not None:
+            hook(agent)
+
+    app = create_api_app(config=config, store=store, sessions=sessions, token=TOKEN,
+                         clock=clock, on_agent_change=on_agent_change)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield Api(client, store, clock, changed)
