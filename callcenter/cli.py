@@ -710,8 +710,11 @@ _AGENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 @click.option("--config", "config_dir", default=None,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Check NAME against this config (an agent with a generated softphone).")
+@click.option("--login", is_flag=True,
+              help="Log NAME in once registered (and out on exit), through the running "
+                   "service's HTTP API: calls start reaching the phone at once.")
 @pass_obj
-def phone(obj: _Obj, name: str, config_dir: Path | None) -> None:
+def phone(obj: _Obj, name: str, config_dir: Path | None, login: bool) -> None:
     """Be agent NAME: register the built-in test softphone (baresip) with NAME's
     generated account on the running instance; it answers every call by itself and
     prints what happens, until Ctrl-C (or SIGTERM), which unregisters it.
@@ -720,6 +723,8 @@ def phone(obj: _Obj, name: str, config_dir: Path | None) -> None:
     See a call reach an agent, with no softphone of your own:
         callcenter phone carmen                  # terminal 1: the operator's phone
         callcenter call 5551000 --keys 1,0       # terminal 2: English, operator
+        callcenter phone carmen --login          # ...or as a queue agent:
+        callcenter call 5551000 --keys 1,2       #   English, sales: the router rings carmen
 
     The password comes from the instance's secrets.json, never from the command line.
     """
@@ -740,7 +745,40 @@ def phone(obj: _Obj, name: str, config_dir: Path | None) -> None:
     if shutil.which("baresip") is None:
         raise click.ClickException("baresip, the test softphone, is not installed: "
                                    "apt-get install baresip-core")
-    sys.exit(asyncio.run(_run_phone(name, password, host, s.sip_port)))
+    api_login = _ApiLogin.for_home(obj.home) if login else None
+    sys.exit(asyncio.run(_run_phone(name, password, host, s.sip_port, api_login)))
+
+
+class _ApiLogin:
+    """``--login``: the agent logs in and out through the service's HTTP API."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    def for_home(cls, home: Path) -> _ApiLogin:
+        from callcenter.web.client import ApiClient, ApiClientError
+
+        try:
+            return cls(ApiClient.for_home(home))
+        except ApiClientError as exc:
+            raise click.ClickException(f"--login: {exc}") from None
+
+    async def login(self, agent: str) -> None:
+        await self._act(agent, "login")
+
+    async def logout(self, agent: str) -> None:
+        await self._act(agent, "logout")
+
+    async def _act(self, agent: str, action: str) -> None:
+        from callcenter.web.client import ApiRefused
+
+        try:
+            state = await asyncio.to_thread(self._client.act, agent, action)
+        except ApiRefused as exc:  # e.g. logged in already: say so, keep the phone up
+            click.echo(f"phone {agent}: {action} refused: {exc}")
+            return
+        click.echo(f"phone {agent}: {action} done, agent {state.get('status', '?')}")
 
 
 def _phone_password(obj: _Obj, name: str, config_dir: Path | None) -> str:
@@ -792,7 +830,8 @@ def _phone_host(bind: str) -> str:
     return "127.0.0.1" if address.is_unspecified else bind
 
 
-async def _run_phone(name: str, password: str, host: str, sip_port: int) -> int:
+async def _run_phone(name: str, password: str, host: str, sip_port: int,
+                     login: _ApiLogin | None = None) -> int:
     """The phone until a stop signal (exit 0) or baresip's own end (exit 1)."""
     from callcenter.testing.demo_phone import serve_phone
     from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
@@ -824,9 +863,8 @@ async def _run_phone(name: str, password: str, host: str, sip_port: int) -> int:
     try:
         async with phone:
             starting = False
-            # --login (planned): an AgentLogin calling the HTTP API of 'callcenter serve'.
             stopped = await serve_phone(phone, click.echo, stop, registrar=registrar,
-                                        login=None)
+                                        login=login)
             if not stopped:
                 click.echo(f"baresip exited on its own: {phone.console()[-800:]}", err=True)
                 return 1
@@ -905,9 +943,14 @@ async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
         async with CallCenterService(config, home=obj.home, db_url=obj.db_url(db),
                                      instance=instance, node=node,
                                      http_api=http_api) as service:
-            # The queue router joins here (serve and run; agi serve has no instance):
-            #   router = QueueRouter(config, service.ari, service.sessions, node=service.node)
-            #   service.add("queue router", router.run, on_agent_change=router.agent_changed)
+            if service.has_ari:  # serve and run; agi serve has no instance
+                from ari_apps.queue_router import QueueRouter
+
+                router = QueueRouter(config, service.ari, service.sessions, node=service.node,
+                                     clock=service.clock)
+                service.add("queue router", router.run, on_agent_change=router.agent_changed)
+                click.echo(f"Queue router: Stasis app {config.settings.queue_app} "
+                           f"(node {service.node})")
             host, port = service.fastagi_address or ("", 0)
             click.echo(f"FastAGI listening on {host}:{port}")
             if service.api_url is not None:
@@ -1049,6 +1092,9 @@ def run(obj: _Obj, config_dir: Path, db: str | None, seed_demo: bool,
             click.echo(f"Agents' softphones register at {s.bind}:{s.sip_port}; "
                        f"{_program()} agents credentials NAME prints what to enter "
                        f"(NAME: {', '.join(softphones)}).")
+            click.echo(f"  No softphone at hand? {_program()} phone {softphones[-1]} --login "
+                       "registers a built-in one that answers by itself; then "
+                       f"{_program()} call {first} --keys 1,2 reaches it through the queue.")
         click.echo(f"Asterisk's log: {inst.log_dir / 'messages.log'}")
         click.echo("Ctrl-C stops the call center.")
         started = True

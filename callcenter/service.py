@@ -134,7 +134,10 @@ class ServiceResources:
             except (MigrationError, SQLAlchemyError, OSError, ValueError) as exc:
                 raise ServiceError(f"cannot open the database {_shown_url(self.db_url)}: "
                                    f"{_why(exc).splitlines()[0]}") from exc
-            self.engine: AsyncEngine = make_engine(self.db_url)
+            # BEGIN IMMEDIATE on SQLite: the router's transactions read then write, and a
+            # deferred transaction fails ("database is locked") instead of waiting when
+            # another writer got there first. PostgreSQL ignores the flag.
+            self.engine: AsyncEngine = make_engine(self.db_url, sqlite_immediate=True)
             self._stack.push_async_callback(self.engine.dispose)
             self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
             self.accounts = AccountDirectory(self.db_url)
@@ -211,6 +214,11 @@ class CallCenterService:
     @property
     def http(self) -> aiohttp.ClientSession:
         return self._resources.http
+
+    @property
+    def has_ari(self) -> bool:
+        """Whether the service talks to an Asterisk (serve, run) or not (agi serve)."""
+        return self._ari is not None
 
     @property
     def ari(self) -> ARIClient:

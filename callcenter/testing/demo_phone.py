@@ -38,9 +38,9 @@ def printable(text: str) -> str:
 
 
 class AgentLogin(Protocol):
-    """The planned ``--login``: log the agent in once the phone is registered, out
-    before it unregisters. The HTTP API of ``callcenter serve`` will provide it; the
-    phone only calls it."""
+    """``callcenter phone --login``: log the agent in once the phone is registered, out
+    before it unregisters (through the HTTP API of ``callcenter serve``); the phone
+    only calls it."""
 
     async def login(self, agent: str) -> None: ...
 

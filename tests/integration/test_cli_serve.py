@@ -85,3 +85,55 @@ async def test_serve_runs_the_api_that_agents_commands_use_and_stops_on_sigterm(
     rc, _, err = await _callcenter(home, "agents", "list")
     assert rc == 1 and "is `callcenter run` or `callcenter serve` running?" in err
     assert re.search(r"no callcenter service is running in ", err), err
+
+
+async def _lines_until(proc: asyncio.subprocess.Process, output: list[str], text: str,
+                       timeout: float = 60) -> str:
+    """Read *proc*'s output into *output* until a line containing *text*; return it."""
+    async with asyncio.timeout(timeout):
+        while True:
+            line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
+            assert line, f"exited before {text!r}:\n" + "".join(output)
+            output.append(line)
+            if text in line:
+                return line
+
+
+async def test_a_caller_through_the_ivr_reaches_the_agent_of_callcenter_phone(
+        clean_pbx: PBX, tmp_path: Path) -> None:
+    """The demo of the README: serve (with the queue router), `callcenter phone carmen
+    --login`, `callcenter call 5551000 --keys 1,2` (English, sales): carmen's phone
+    answers the caller, and the caller's SIP call was answered (200 OK)."""
+    home = clean_pbx.instance.home
+    config = _example_copy(tmp_path / "example", free_port(), http_api_port=free_port())
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, *_CLI, "--home", str(home), "serve", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    phone: asyncio.subprocess.Process | None = None
+    served: list[str] = []
+    rang: list[str] = []
+    try:
+        await _lines_until(serve, served, "HTTP API listening")
+        assert any(line.startswith("Queue router: Stasis app cc-queue") for line in served)
+        phone = await asyncio.create_subprocess_exec(
+            sys.executable, *_CLI, "--home", str(home), "phone", "carmen", "--login",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        await _lines_until(phone, rang, "login done, agent available")
+        caller = "15557770042"
+        rc, out, err = await _callcenter(home, "call", "5551000", "--keys", "1,2",
+                                         "--caller-id", caller)
+        assert rc == 0, (out, err)
+        assert "200 OK" in out and "queue sales" in out, out
+        answered = await _lines_until(phone, rang, "incoming call from")
+        assert f"<sip:{caller}@127.0.0.1>: answered" in answered, rang
+        await _lines_until(phone, rang, "call ended")
+        phone.send_signal(signal.SIGTERM)
+        await _lines_until(phone, rang, "logout done")
+        assert await phone.wait() == 0
+        serve.send_signal(signal.SIGTERM)
+        assert await serve.wait() == 0
+    finally:
+        for proc in (phone, serve):
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()

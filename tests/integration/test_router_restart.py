@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from callcenter.agents.state import AgentStatus, EndWrapUp, IllegalTransition, Login, Logout
+from callcenter.agents.state import (
+    AgentStatus,
+    EndWrapUp,
+    IllegalTransition,
+    Login,
+    Logout,
+)
 from callcenter.agents.store import AgentStore
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.models import QueuedCall
