@@ -101,6 +101,9 @@ def check_config(
     from callcenter.config.routing_checks import check_routing  # it builds on Problem
 
     problems += check_routing(config, broken)
+    from callcenter.config.feature_checks import check_feature_codes  # it builds on Problem
+
+    problems += check_feature_codes(config, broken)
     return problems
 
 

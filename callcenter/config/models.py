@@ -53,6 +53,7 @@ __all__ = [
     "CallerIdRule",
     "Destination",
     "EntryPoint",
+    "FeatureCodes",
     "Flow",
     "Lookup",
     "Menu",
@@ -136,6 +137,7 @@ PATTERN_WORDS: dict[str, str] = {
         "a lowercase letter, then lowercase letters, digits, _ or -, at most 48 characters",
     r"^[0-9.]{7,15}(/[0-9]{1,2})?$": "an IPv4 address or network (127.0.0.1/32)",
     r"^[0-9]{1,4}$": "1 to 4 digits",
+    r"^[*#]?[0-9]{1,6}$": "a feature code: an optional * or #, then 1 to 6 digits",
     r"^[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@+:/-]{1,100}$":
         "a dial string: a channel technology, / and a resource of letters, digits "
         "or _ . @ + : / - (PJSIP/1001, PJSIP/1001@office)",
@@ -790,12 +792,41 @@ class FastAGISettings(_Model):
         return value
 
 
+#: A feature code an agent dials: an optional * or #, then 1 to 6 digits (``*70``).
+FeatureCode = Annotated[str, StringConstraints(pattern=r"^[*#]?[0-9]{1,6}$")]
+
+
+class FeatureCodes(_Model):
+    """What agents dial on their softphone to change their state (README: "Feature codes").
+
+    ``pause`` followed by a pause reason's ``code`` pauses with that reason (``*721``);
+    bare ``pause`` uses ``pause_reason``, or plays an error when it is unset.
+    """
+
+    login: FeatureCode = "*70"
+    logout: FeatureCode = "*71"
+    pause: FeatureCode = "*72"
+    unpause: FeatureCode = "*73"
+    end_wrapup: FeatureCode = "*74"
+    #: The ``pause_reasons:`` entry a bare ``pause`` code uses (none: it plays an error).
+    pause_reason: Name | None = None
+
+    def codes(self) -> dict[str, str]:
+        """Action (``callcenter.asterisk.stasis_args.AGENT_ACTIONS``) -> its code."""
+        return {"login": self.login, "logout": self.logout, "pause": self.pause,
+                "unpause": self.unpause, "end_wrapup": self.end_wrapup}
+
+
 class Settings(_Model):
     timezone: str = "UTC"
     language: Language = "en"
     fastagi: FastAGISettings = FastAGISettings()
     #: Stasis application of the queue router.
     queue_app: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = "cc-queue"
+    #: Stasis application that takes the agents' feature codes (login, pause, ...).
+    agent_app: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = "cc-agent"
+    #: Codes agents dial from their softphone, generated into ``extensions_context``.
+    feature_codes: FeatureCodes = FeatureCodes()
     #: Context holding agent extensions; point it at your PBX's internal context.
     extensions_context: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = (
         "cc-extensions"

@@ -15,13 +15,16 @@ call exists, once:
 - what every step reads and sets (:attr:`Op.reads`, :attr:`Op.sets`), for the
   simulator's variables and validate's checks;
 - the answer policy: a call is answered before it reaches anything that talks
-  to it or hands it to the queue router (:attr:`Target.needs_answer`).
+  to it or hands it to the queue router (:attr:`Target.needs_answer`);
+- where each queue's overflow relax steps lead (:attr:`CallFlow.queue_overflows`), and
+  which numbers an agent's softphone dials to log in, pause... (:class:`AgentFeatures`).
 
 The generator then only formats ops, and the simulator only executes them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -57,6 +60,8 @@ from callcenter.flows.digit_pattern import canonical_pattern
 __all__ = [
     "LOOKUP_STATUSES",
     "LOOKUP_VARIABLES",
+    "AgentFeatures",
+    "FeatureCode",
     "Branch",
     "CallFlow",
     "CallerRule",
@@ -86,6 +91,10 @@ __all__ = [
 ]
 
 Path = tuple[str | int, ...]
+
+#: A device whose PJSIP endpoint is its whole resource (``PJSIP/desk_12``): the dialplan
+#: can recognise calls it places by ``CHANNEL(endpoint)``.
+_PJSIP_ENDPOINT = re.compile(r"PJSIP/([A-Za-z0-9_]{1,64})")
 
 LookupStatus = Literal["found", "not_found", "error"]
 LOOKUP_STATUSES: tuple[LookupStatus, ...] = ("found", "not_found", "error")
@@ -368,6 +377,32 @@ class EntryPoint:
 
 
 @dataclass(frozen=True)
+class FeatureCode:
+    """A number an agent dials: ``code`` asks the agent app for ``action`` (``reason``:
+    the pause reason, set exactly for pause)."""
+
+    code: str
+    action: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentFeatures:
+    """The agents' feature codes, resolved.
+
+    ``endpoints`` maps a PJSIP endpoint name to the agent it authenticates: a generated
+    softphone's endpoint is the agent's name; an agent with ``device: PJSIP/<endpoint>``
+    is known by that endpoint. Agents on other devices (``PJSIP/1001@office``, ``SIP/..``)
+    cannot be told apart by endpoint and have no feature codes.
+    """
+
+    codes: tuple[FeatureCode, ...]
+    #: The pause code: followed by digits that are no reason's code, it plays an error.
+    pause: str
+    endpoints: dict[str, str]
+
+
+@dataclass(frozen=True)
 class CallFlow:
     """Everything a call can do in the call center, resolved."""
 
@@ -377,6 +412,10 @@ class CallFlow:
     menus: dict[str, MenuProgram]
     #: Queue -> where its calls go while no router runs.
     queue_fallbacks: dict[str, Target]
+    #: Queue -> relax step number (``Stage.index``, from 1) -> where its overflow leads.
+    queue_overflows: dict[str, dict[int, Target]]
+    #: None when no agent can use feature codes.
+    agent_features: AgentFeatures | None = None
 
     def targets(self) -> Iterator[tuple[Target, Path, str | None]]:
         """Every target with the YAML path naming it and the menu it is taken from
@@ -403,6 +442,9 @@ class CallFlow:
                 yield rule.destination, ("caller_id_rules", rule.index, "destination"), None
         for q, t in self.queue_fallbacks.items():
             yield t, ("queues", q, "fallback"), None
+        for q, steps in self.queue_overflows.items():
+            for stage, t in steps.items():
+                yield t, ("queues", q, "relax", stage - 1, "overflow"), None
 
 
 # -- the compiler ---------------------------------------------------------------
@@ -535,7 +577,31 @@ class _Compiler:
             flows={name: self.flow(name) for name in sorted(c.flows)},
             menus={name: self.menu(name) for name in sorted(c.menus)},
             queue_fallbacks={name: self.target(q.fallback) for name, q in sorted(c.queues.items())},
+            queue_overflows={
+                name: {stage: self.target(step.overflow)
+                       for stage, step in enumerate(q.relax, start=1) if step.overflow is not None}
+                for name, q in sorted(c.queues.items())
+            },
+            agent_features=self.agent_features(),
         )
+
+    def agent_features(self) -> AgentFeatures | None:
+        endpoints: dict[str, str] = {}
+        for name, agent in sorted(self.c.agents.items()):
+            if agent.device is None:
+                endpoints[name] = name
+            elif m := _PJSIP_ENDPOINT.fullmatch(agent.device):
+                endpoints[m[1]] = name
+        if not endpoints:
+            return None
+        fc = self.c.settings.feature_codes
+        codes = [FeatureCode(code, action) for action, code in fc.codes().items()
+                 if action != "pause"]
+        if fc.pause_reason is not None:
+            codes.append(FeatureCode(fc.pause, "pause", fc.pause_reason))
+        codes += [FeatureCode(fc.pause + r.code, "pause", name)
+                  for name, r in sorted(self.c.pause_reasons.items()) if r.code is not None]
+        return AgentFeatures(tuple(sorted(codes, key=lambda c: c.code)), fc.pause, endpoints)
 
 
 def compile_callflow(config: CallCenterConfig) -> CallFlow:
