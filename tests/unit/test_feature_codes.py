@@ -92,8 +92,9 @@ def test_defaults_and_the_example() -> None:
     features = compile_callflow(config).agent_features
     assert features is not None
     assert features.endpoints == {"alice": "alice", "bob": "bob", "carmen": "carmen"}
-    assert FeatureCode("*72", "pause", "break") in features.codes
     assert FeatureCode("*721", "pause", "lunch") in features.codes
+    assert FeatureCode("*722", "pause", "break") in features.codes
+    assert "*72" not in [c.code for c in features.codes]  # no pause_reason: bare is an error
     assert [c.code for c in features.codes] == sorted(c.code for c in features.codes)
 
 
