@@ -47,7 +47,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from callcenter.asterisk import variables as V
-from callcenter.asterisk.stasis_args import agent_dialplan_args, dialplan_args, overflow_label
+from callcenter.asterisk.stasis_args import (
+    agent_dialplan_args,
+    dialplan_args,
+    overflow_label,
+)
 from callcenter.config.models import Agent, CallCenterConfig, TimeRange
 from callcenter.flows.callflow import (
     Branch,
@@ -534,8 +538,8 @@ class _Renderer:
         ctx = _Context(AGENT_FEATURES_CONTEXT, [
             self.where("settings", "feature_codes"),
             f"Agents' feature codes: Stasis({app},<action>,agent=<agent>,reason=<reason>).",
-            f"Included by {s.extensions_context}. The agent app not running: an error "
-            "plays and the call ends.",
+            (f"Included by {s.extensions_context}. The agent app not running: an error "
+             "plays and the call ends."),
         ])
         for code in features.codes:
             e = ctx.ext(code.code)
@@ -575,7 +579,7 @@ class _Renderer:
             e.add(f'ExecIf($["${{{V.AGENT_ENDPOINT}}}" = "{endpoint}"]?Set({V.AGENT}={agent}))')
         e.add(f'GotoIf($["${{{V.AGENT}}}" = ""]?unknown)')
         e.add("Return()")
-        e.add(f"Log(NOTICE,feature code from ${{CHANNEL(name)}}: not an agent endpoint)",
+        e.add("Log(NOTICE,feature code from ${CHANNEL(name)}: not an agent endpoint)",
               label="unknown")
         e.add(f"Playback({AGENT_UNKNOWN_PROMPT})")
         e.add("Hangup(21)")

@@ -18,7 +18,13 @@ import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from callcenter.testing.sipp import PROVISIONAL, SippError, SippResult, in_dialog, ok_to_request
+from callcenter.testing.sipp import (
+    PROVISIONAL,
+    SippError,
+    SippResult,
+    in_dialog,
+    ok_to_request,
+)
 
 __all__ = ["agent_dials"]
 

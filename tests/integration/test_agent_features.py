@@ -108,7 +108,7 @@ async def agent_app(pbx: PBX, store: AgentStore) -> AsyncIterator[AgentApp]:
                 await cancel_and_wait(task)
 
 
-async def dial(pbx: PBX, number: str, agent: str = "alice"):  # noqa: ANN201 - SippResult
+async def dial(pbx: PBX, number: str, agent: str = "alice"):
     sip, media = pbx.sipp_ports()
     return await agent_dials(number, agent=agent, password=pbx.agent_password(agent),
                              sip_port=pbx.sip_port, local_port=sip, media_port=media)
@@ -172,7 +172,7 @@ async def test_agent_changes_state_from_the_softphone(clean_pbx: PBX, tmp_path: 
     assert {AgentCommand.parse(s.args).agent for s in app.starts} == {"alice"}
 
 
-async def _dialplan_of(ami: AMIClient, prefix: str, start, suffix: str = "",  # noqa: ANN001,ANN202
+async def _dialplan_of(ami: AMIClient, prefix: str, start, suffix: str = "",
                        timeout: float = 20.0):
     """Newexten and Hangup events of channels named ``prefix...``, until the Hangup of
     the one whose name also ends with ``suffix`` (``;2``: the dialplan side of a Local

@@ -85,9 +85,9 @@ async def test_illegal_transition_plays_an_error_and_changes_nothing(sessions) -
 
 
 async def test_unknown_reason_and_unknown_agent_are_refused(sessions) -> None:
-    result, ari, changed, _ = await run(sessions, AgentCommand("pause", "alice", "nap"))
+    result, _, changed, _ = await run(sessions, AgentCommand("pause", "alice", "nap"))
     assert (result, changed) == (REFUSED, [])
-    result, ari, changed, store = await run(sessions, AgentCommand("login", "mallory"))
+    result, _, changed, store = await run(sessions, AgentCommand("login", "mallory"))
     assert (result, changed) == (REFUSED, [])
     assert [s.agent for s in await store.all()] == ["alice"]  # no row for mallory
 

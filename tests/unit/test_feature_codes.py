@@ -18,7 +18,12 @@ from callcenter.asterisk.stasis_args import (
     overflow_label,
 )
 from callcenter.config.loader import load_config
-from callcenter.flows.callflow import FeatureCode, ToQueue, ToVoicemail, compile_callflow
+from callcenter.flows.callflow import (
+    FeatureCode,
+    ToQueue,
+    ToVoicemail,
+    compile_callflow,
+)
 from dialplan.generator import AGENT_FEATURES_CONTEXT, render
 from tests.conftest import EXAMPLE
 from tests.passwords import fake_passwords
@@ -107,7 +112,7 @@ def test_overflow_targets_resolved_per_relax_step() -> None:
 
 
 def test_agents_are_known_by_endpoint_not_by_other_devices(tmp_path: Path) -> None:
-    features = compile_callflow(load(tmp_path, **{"queues": queues()}).config).agent_features
+    features = compile_callflow(load(tmp_path, queues=queues()).config).agent_features
     assert features is not None
     # dora's desk phone is endpoint desk_4; emil's PJSIP/1005@office names no endpoint of his.
     assert features.endpoints == {"alice": "alice", "desk_4": "dora"}
@@ -116,28 +121,26 @@ def test_agents_are_known_by_endpoint_not_by_other_devices(tmp_path: Path) -> No
 # -- validation, located ---------------------------------------------------------------
 
 def test_codes_must_differ(tmp_path: Path) -> None:
-    errs = errors(tmp_path, **{"settings": settings(unpause="*70")})
+    errs = errors(tmp_path, settings=settings(unpause="*70"))
     assert "settings.yaml:3:14: settings.feature_codes.unpause: '*70' is already the login code" \
         in lines(errs)
 
 
 def test_code_shape_is_explained(tmp_path: Path) -> None:
-    errs = errors(tmp_path, **{"settings": settings(login="*7a")})
+    errs = errors(tmp_path, settings=settings(login="*7a"))
     (line,) = lines(errs)
     assert line.startswith("settings.yaml:3:12: settings.feature_codes.login:")
     assert "a feature code: an optional * or #, then 1 to 6 digits" in line
 
 
 def test_code_after_the_pause_code_is_a_reason_code(tmp_path: Path) -> None:
-    errs = errors(tmp_path, **{"settings": settings(unpause="*721"),
-                               "queues": queues()})
+    errs = errors(tmp_path, settings=settings(unpause="*721"), queues=queues())
     assert ("settings.yaml:3:14: settings.feature_codes.unpause: '*721' is the pause code "
             "'*72' followed by reason code '1' (pause_reasons.lunch)") in lines(errs)
 
 
 def test_agent_extension_equal_to_a_code_or_after_the_pause_code(tmp_path: Path) -> None:
-    errs = errors(tmp_path, **{"settings": settings(login="1001", pause="10"),
-                               "queues": queues(alice="1001")})
+    errs = errors(tmp_path, settings=settings(login="1001", pause="10"), queues=queues(alice="1001"))
     got = lines(errs)
     assert ("queues.yaml:10:16: agents.alice.extension: extension '1001' is the login feature "
             "code (settings.feature_codes)") in got
@@ -148,22 +151,22 @@ def test_agent_extension_equal_to_a_code_or_after_the_pause_code(tmp_path: Path)
 
 def test_default_pause_reason_must_exist(tmp_path: Path) -> None:
     text = SETTINGS.format(codes="        pause_reason: lnch")
-    errs = errors(tmp_path, **{"settings": text, "queues": queues()})
+    errs = errors(tmp_path, settings=text, queues=queues())
     assert ("settings.yaml:3:19: settings.feature_codes.pause_reason: unknown pause reason "
             "'lnch' (known: coaching, lunch, meeting)") in lines(errs)
 
 
 def test_agent_app_is_not_the_queue_app(tmp_path: Path) -> None:
-    errs = errors(tmp_path, **{"settings": "settings:\n  agent_app: cc-queue\n"})
-    assert lines(errs) == ["settings.yaml:2:14: settings.agent_app: agent_app 'cc-queue' is "
-                           "also the queue_app: feature codes and queued callers need two "
-                           "Stasis apps"]
+    errs = errors(tmp_path, settings="settings:\n  agent_app: cc-queue\n")
+    assert lines(errs) == [("settings.yaml:2:14: settings.agent_app: agent_app 'cc-queue' is "
+                            "also the queue_app: feature codes and queued callers need two "
+                            "Stasis apps")]
 
 
 # -- generated dialplan ---------------------------------------------------------------
 
 def test_feature_codes_generated_into_the_agents_context(tmp_path: Path) -> None:
-    text = extensions(tmp_path, **{"queues": queues()})
+    text = extensions(tmp_path, queues=queues())
     assert context(text, "cc-extensions").splitlines()[2] == f"include => {AGENT_FEATURES_CONTEXT}"
     features = context(text, AGENT_FEATURES_CONTEXT)
     assert ("exten => *70,1,NoOp(callcenter agent feature login)\n"
@@ -186,16 +189,16 @@ def test_feature_codes_generated_into_the_agents_context(tmp_path: Path) -> None
 
 
 def test_no_feature_codes_without_agents_with_endpoints(tmp_path: Path) -> None:
-    text = extensions(tmp_path, **{"queues": queues().replace(
+    text = extensions(tmp_path, queues=queues().replace(
         "extension: \"1001\"\n    skills: {sales: 5}",
         "extension: \"1001\"\n    skills: {sales: 5}\n    device: SIP/1001").replace(
-        "device: PJSIP/desk_4", "device: SIP/desk_4")})
+        "device: PJSIP/desk_4", "device: SIP/desk_4"))
     assert AGENT_FEATURES_CONTEXT not in text
     assert "include =>" not in text
 
 
 def test_overflow_labels_in_the_queue_extension(tmp_path: Path) -> None:
-    text = extensions(tmp_path, **{"queues": queues()})
+    text = extensions(tmp_path, queues=queues())
     queue = context(text, "cc-queue")
     label = overflow_label(2)
     assert label == "overflow2"
@@ -205,9 +208,7 @@ def test_overflow_labels_in_the_queue_extension(tmp_path: Path) -> None:
 
 
 def test_overflow_to_an_external_number_gets_its_trunk_extension(tmp_path: Path) -> None:
-    text = extensions(tmp_path, **{
-        "settings": "settings:\n  outbound_trunk: trunk\n",
-        "queues": queues().replace("{voicemail: general}", "{external: \"15550100\"}")})
+    text = extensions(tmp_path, settings="settings:\n  outbound_trunk: trunk\n", queues=queues().replace("{voicemail: general}", "{external: \"15550100\"}"))
     assert "Goto(cc-external,15550100,1)" in context(text, "cc-queue")
     assert "exten => 15550100,1,Dial(PJSIP/15550100@trunk,60)" in context(text, "cc-external")
 
