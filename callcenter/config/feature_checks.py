@@ -53,6 +53,7 @@ def check_feature_codes(c: CallCenterConfig,
         yield Problem(base + ("pause_reason",), f"unknown pause reason '{reason}' (known: {known})")
     if broken.touches("agents"):
         return
+    yield from _shared_endpoints(c)
     for name, agent in c.agents.items():
         if agent.extension in owner:
             yield Problem(("agents", name, "extension"),
@@ -60,6 +61,22 @@ def check_feature_codes(c: CallCenterConfig,
                           "feature code (settings.feature_codes)")
         elif agent.extension.startswith(pause):
             yield Problem(("agents", name, "extension"), _after_pause(agent.extension, pause, c))
+
+
+def _shared_endpoints(c: CallCenterConfig) -> Iterator[Problem]:
+    """A feature code's agent is its PJSIP endpoint: two agents on one endpoint (a
+    ``device: PJSIP/alice`` next to alice's generated softphone) cannot be told apart."""
+    owner: dict[str, str] = {name: name for name, a in c.agents.items() if a.softphone}
+    for name, agent in sorted(c.agents.items()):
+        endpoint = agent.endpoint(name)
+        if agent.softphone or endpoint is None:
+            continue
+        if endpoint in owner:
+            yield Problem(("agents", name, "device"),
+                          f"PJSIP endpoint '{endpoint}' is also agent {owner[endpoint]}'s "
+                          "phone: calls and feature codes could not tell the two apart")
+        else:
+            owner[endpoint] = name
 
 
 def _after_pause(number: str, pause: str, c: CallCenterConfig) -> str:

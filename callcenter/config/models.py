@@ -707,6 +707,15 @@ class Agent(_Model):
         """True when callcenter creates the agent's PJSIP endpoint (no ``device``)."""
         return self.device is None
 
+    def endpoint(self, key: str) -> str | None:
+        """The PJSIP endpoint the agent's phone calls from (``CHANNEL(endpoint)``), by which
+        feature codes know the agent: ``<key>`` for a generated softphone, ``<endpoint>`` for
+        ``device: PJSIP/<endpoint>``; None for other devices (``PJSIP/1001@office``)."""
+        if self.device is None:
+            return key
+        m = re.fullmatch(r"PJSIP/([A-Za-z0-9_]{1,64})", self.device)
+        return m[1] if m else None
+
     def dial_string(self, key: str) -> str:
         """What ``Dial()`` and ARI ``channels/create`` ring for the agent named ``key``
         (its key under ``agents:``): ``PJSIP/<key>`` or the configured device."""

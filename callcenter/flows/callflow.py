@@ -24,7 +24,6 @@ The generator then only formats ops, and the simulator only executes them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -91,10 +90,6 @@ __all__ = [
 ]
 
 Path = tuple[str | int, ...]
-
-#: A device whose PJSIP endpoint is its whole resource (``PJSIP/desk_12``): the dialplan
-#: can recognise calls it places by ``CHANNEL(endpoint)``.
-_PJSIP_ENDPOINT = re.compile(r"PJSIP/([A-Za-z0-9_]{1,64})")
 
 LookupStatus = Literal["found", "not_found", "error"]
 LOOKUP_STATUSES: tuple[LookupStatus, ...] = ("found", "not_found", "error")
@@ -588,10 +583,9 @@ class _Compiler:
     def agent_features(self) -> AgentFeatures | None:
         endpoints: dict[str, str] = {}
         for name, agent in sorted(self.c.agents.items()):
-            if agent.device is None:
-                endpoints[name] = name
-            elif m := _PJSIP_ENDPOINT.fullmatch(agent.device):
-                endpoints[m[1]] = name
+            endpoint = agent.endpoint(name)
+            if endpoint is not None:
+                endpoints.setdefault(endpoint, name)  # validate refuses a shared one
         if not endpoints:
             return None
         fc = self.c.settings.feature_codes

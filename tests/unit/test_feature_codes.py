@@ -271,3 +271,9 @@ def test_generator_writes_what_the_contract_formats() -> None:
         agent_dialplan_args("login", "${CC_AGENT}", "lunch")
     with pytest.raises(StasisArgsError):
         AgentCommand("login", "alice", "lunch")
+
+
+def test_two_agents_on_one_endpoint(tmp_path: Path) -> None:
+    errs = errors(tmp_path, queues=queues().replace("device: PJSIP/desk_4", "device: PJSIP/alice"))
+    assert ("queues.yaml:15:13: agents.dora.device: PJSIP endpoint 'alice' is also agent "
+            "alice's phone: calls and feature codes could not tell the two apart") in lines(errs)
