@@ -28,7 +28,11 @@ Context names (all prefixed ``cc-`` so they never collide with a PBX's own):
 ``cc-flow-<name>``         a flow's steps, in order, on extension ``s``
 ``cc-menu-<name>``         an IVR menu: keys are extensions, plus ``i``/``t``
 ``cc-schedule-<name>``     subroutine: is the schedule open now (native, no FastAGI)
-``cc-queue``               hand-off to the queue router (Stasis) per queue
+``cc-queue``               hand-off to the queue router (Stasis) per queue; its
+                           ``overflow<N>`` labels lead to relax step N's overflow
+``cc-agent-features``      the agents' feature codes (login, pause...): included by
+                           ``settings.extensions_context``, where their phones dial
+``cc-agent-identify``      subroutine: which agent is the calling PJSIP endpoint
 ``cc-voicemail``           one extension per voicemail box
 ``cc-external``            external transfers through the outbound trunk
 ``cc-failure``             every error path ends here: prompt, log, hang up
@@ -43,7 +47,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from callcenter.asterisk import variables as V
-from callcenter.asterisk.stasis_args import dialplan_args
+from callcenter.asterisk.stasis_args import (
+    agent_dialplan_args,
+    dialplan_args,
+    overflow_label,
+)
 from callcenter.config.models import Agent, CallCenterConfig, TimeRange
 from callcenter.flows.callflow import (
     Branch,
@@ -72,8 +80,12 @@ from callcenter.flows.callflow import (
 )
 
 __all__ = [
+    "AGENT_FEATURES_CONTEXT",
+    "AGENT_IDENTIFY_CONTEXT",
+    "AGENT_UNKNOWN_PROMPT",
     "AUTH_FILE",
     "FILES",
+    "INVALID_CODE_PROMPT",
     "SECRET_FILES",
     "VOICEMAIL_CONTEXT",
     "Locator",
@@ -87,6 +99,14 @@ __all__ = [
 Locator = Callable[[tuple[str | int, ...]], str]
 
 VOICEMAIL_CONTEXT = "callcenter"
+#: The agents' feature codes; ``settings.extensions_context`` includes it.
+AGENT_FEATURES_CONTEXT = "cc-agent-features"
+#: Subroutine: the agent behind the calling PJSIP endpoint, in ``CC_AGENT``.
+AGENT_IDENTIFY_CONTEXT = "cc-agent-identify"
+#: Core sound ("login incorrect") for a feature code dialled from no agent's endpoint.
+AGENT_UNKNOWN_PROMPT = "agent-incorrect"
+#: Core sound for a pause code followed by no reason's code (or bare, with no default).
+INVALID_CODE_PROMPT = "pbx-invalid"
 #: The agents' digest credentials, ``#include``d by ``pjsip_callcenter.conf``.
 AUTH_FILE = "pjsip_callcenter_auth.conf"
 FILES = ("extensions_callcenter.conf", "pjsip_callcenter.conf", AUTH_FILE,
@@ -181,6 +201,7 @@ class _Context:
     name: str
     comments: list[str] = field(default_factory=list)
     extensions: list[_Ext] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)
 
     def ext(self, name: str) -> _Ext:
         e = _Ext(name)
@@ -190,6 +211,7 @@ class _Context:
     def text(self) -> str:
         out = [f"[{self.name}]"]
         out += [f"; {_comment(c)}" for c in self.comments]
+        out += [f"include => {name}" for name in self.includes]
         body = "\n".join(e.text() for e in self.extensions)
         return "\n".join(out) + "\n" + body
 
@@ -491,7 +513,81 @@ class _Renderer:
             e.add("Hangup(16)")
             e.add(f"Log(WARNING,queue router {app} not running: {name} fallback)", label="fallback")
             e.extend(self.go(self.flow_model.queue_fallbacks[name]))
+            # The router continues a caller whose wait passed an overflow step here
+            # (continue_in_dialplan(..., label=overflow_label(stage))).
+            for stage, target in sorted(self.flow_model.queue_overflows[name].items()):
+                e.comment(self.where("queues", name, "relax", stage - 1, "overflow"))
+                e.add(f"NoOp(callcenter queue {name} overflow at relax step {stage})",
+                      label=overflow_label(stage))
+                e.extend(self.go(target))
         return ctx
+
+    def agent_features(self) -> list[_Context]:
+        """The feature codes, and the subroutine that tells which agent dials them.
+
+        The agent is the PJSIP endpoint the call came from (``CHANNEL(endpoint)``): set by
+        digest auth when the softphone's INVITE was challenged, never by the caller ID a
+        phone puts in its From header. A call from any other endpoint (or channel type)
+        hears "login incorrect" and is hung up before any Stasis app sees it.
+        """
+        features = self.flow_model.agent_features
+        if features is None:
+            return []
+        s = self.c.settings
+        app = s.agent_app
+        ctx = _Context(AGENT_FEATURES_CONTEXT, [
+            self.where("settings", "feature_codes"),
+            f"Agents' feature codes: Stasis({app},<action>,agent=<agent>,reason=<reason>).",
+            (f"Included by {s.extensions_context}. The agent app not running: an error "
+             "plays and the call ends."),
+        ])
+        for code in features.codes:
+            e = ctx.ext(code.code)
+            e.add(f"NoOp(callcenter agent feature {code.action}"
+                  + (f" {code.reason})" if code.reason else ")"))
+            e.add("Answer()")
+            e.add(f"Gosub({AGENT_IDENTIFY_CONTEXT},s,1)")
+            # The app parses these with AgentCommand.parse (callcenter.asterisk.stasis_args).
+            args = agent_dialplan_args(code.action, f"${{{V.AGENT}}}", code.reason or "")
+            e.add(f"Stasis({app},{','.join(args)})")
+            # The app hangs up after its confirmation; FAILED: it is not running.
+            e.add(f'GotoIf($["${{STASISSTATUS}}" = "FAILED"]?{AGENT_IDENTIFY_CONTEXT},failed,1)')
+            e.add("Hangup(16)")
+        # The pause code followed by digits that are no reason's code (exact extensions
+        # win over patterns in Asterisk), or bare when there is no default reason.
+        invalid = [f"_{features.pause}X."]
+        if not any(c.code == features.pause for c in features.codes):
+            invalid.insert(0, features.pause)
+        for number in invalid:
+            e = ctx.ext(number)
+            e.add("NoOp(callcenter agent feature: no such pause reason code)")
+            e.add("Answer()")
+            e.add(f"Playback({INVALID_CODE_PROMPT})")
+            e.add("Hangup(16)")
+        ident = _Context(AGENT_IDENTIFY_CONTEXT, [
+            "Subroutine: CC_AGENT = the agent whose PJSIP endpoint placed the call.",
+        ])
+        e = ident.ext("s")
+        e.add(f"Set({V.AGENT}=)")
+        # Only [A-Za-z0-9_] survive the filter (so the comparisons below cannot be broken
+        # by the value); an endpoint name with anything else matches no agent, because
+        # its filtered copy is shorter than it.
+        e.add(f"Set({V.AGENT_ENDPOINT}=${{FILTER(A-Za-z0-9_,${{CHANNEL(endpoint)}})}})")
+        e.add(f'GotoIf($[${{LEN(${{{V.AGENT_ENDPOINT}}})}} != ${{LEN(${{CHANNEL(endpoint)}})}}]'
+              "?unknown)")
+        for endpoint, agent in sorted(features.endpoints.items()):
+            e.add(f'ExecIf($["${{{V.AGENT_ENDPOINT}}}" = "{endpoint}"]?Set({V.AGENT}={agent}))')
+        e.add(f'GotoIf($["${{{V.AGENT}}}" = ""]?unknown)')
+        e.add("Return()")
+        e.add("Log(NOTICE,feature code from ${CHANNEL(name)}: not an agent endpoint)",
+              label="unknown")
+        e.add(f"Playback({AGENT_UNKNOWN_PROMPT})")
+        e.add("Hangup(21)")
+        f = ident.ext("failed")
+        f.add(f"Log(WARNING,agent app {app} not running: feature code of ${{{V.AGENT}}} refused)")
+        f.add(f"Playback({'&'.join(s.failure_prompts)})")
+        f.add("Hangup(41)")
+        return [ctx, ident]
 
     def voicemail(self) -> _Context:
         ctx = _Context("cc-voicemail", ["One extension per voicemail box (voicemail:)."])
@@ -517,6 +613,8 @@ class _Renderer:
         ctx = _Context(self.c.settings.extensions_context,
                        [("Agent extensions: each rings the agent's phone "
                          "(its generated softphone endpoint, or its device).")])
+        if self.flow_model.agent_features is not None:
+            ctx.includes.append(AGENT_FEATURES_CONTEXT)
         for name, agent in sorted(self.c.agents.items(), key=lambda kv: kv[1].extension):
             e = ctx.ext(agent.extension)
             e.add(f"NoOp(agent {name})")
@@ -541,6 +639,7 @@ class _Renderer:
         contexts += [self.menu(m) for m in self.flow_model.menus.values()]
         contexts += [self.schedule(n) for n in sorted(self.c.schedules)]
         contexts.append(self.queues())
+        contexts += self.agent_features()
         contexts.append(self.voicemail())
         if self.c.settings.outbound_trunk:
             contexts.append(self.external())

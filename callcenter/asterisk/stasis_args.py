@@ -4,6 +4,13 @@ A queue destination ends in::
 
     Stasis(cc-queue,<queue>,skills=a+b,priority=N,language=xx,entry=<entry>,account=<id>)
 
+An agent's feature code (``*70`` login, ...) ends in::
+
+    Stasis(cc-agent,<action>,agent=<agent>,reason=<pause reason>)
+
+and a queue's overflow relax step is reached by the router continuing the caller in the
+dialplan at ``cc-queue,<queue>,<overflow_label(stage)>``.
+
 Asterisk splits ``Stasis()``'s data on commas and hands everything after the app name to
 the router as ``StasisStart.args`` (``("sales", "skills=a+b", "priority=5", ...)``). This
 module is the one place that knows that shape: the generator formats with
@@ -23,11 +30,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AGENT_ACTIONS",
+    "AGENT_KEYS",
     "KEYS",
     "SKILL_SEPARATOR",
+    "AgentCommand",
     "QueueCall",
     "StasisArgsError",
+    "agent_dialplan_args",
     "dialplan_args",
+    "overflow_label",
 ]
 
 #: The ``key=value`` arguments after the queue name, in the order the dialplan writes them.
@@ -175,3 +187,103 @@ class QueueCall:
             entry=text("entry", _NAME, "an entry point name"),
             account=text("account", _ACCOUNT, "an account id (digits)"),
         )
+
+
+# -- overflow -------------------------------------------------------------------------
+
+def overflow_label(stage: int) -> str:
+    """The priority label, in the queue's ``cc-queue`` extension, where the call goes on to
+    the destination of relax step ``stage`` (``Stage.index``/``Overflow.stage``: the step's
+    position in ``relax:``, counted from 1). The generator writes the label, the router
+    continues the caller there: ``continue_in_dialplan(ch, "cc-queue", queue,
+    label=overflow_label(stage))``."""
+    if not 1 <= stage <= 99:
+        raise ValueError(f"overflow stage {stage} is not a relax step number (1..99)")
+    return f"overflow{stage}"
+
+
+# -- agent feature codes -----------------------------------------------------------------
+
+#: What an agent's feature code asks for: the first argument of ``Stasis(cc-agent,...)``.
+AGENT_ACTIONS: tuple[str, ...] = ("login", "logout", "pause", "unpause", "end_wrapup")
+#: The ``key=value`` arguments after the action, in the order the dialplan writes them.
+AGENT_KEYS: tuple[str, ...] = ("agent", "reason")
+
+
+def agent_dialplan_args(action: str, agent: str, reason: str = "") -> list[str]:
+    """The argument list for ``Stasis(<agent_app>,<these joined by commas>)``.
+
+    ``agent`` is a literal name or the dialplan expression that holds it (``${CC_AGENT}``);
+    ``reason`` a pause reason name (only with ``pause``), else empty.
+    """
+    if action not in AGENT_ACTIONS:
+        raise ValueError(f"unknown agent action {action!r} (known: {', '.join(AGENT_ACTIONS)})")
+    if bool(reason) != (action == "pause"):
+        raise ValueError(f"a reason goes with pause and only with it (action {action!r})")
+    return [action, f"agent={agent}", f"reason={reason}"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCommand:
+    """What the dialplan tells the agent app: which agent (identified by the PJSIP endpoint
+    that placed the call, i.e. by digest auth, never by caller ID) asks for what.
+
+    ``reason`` is the pause reason name, set exactly for ``pause``.
+    """
+
+    action: str
+    agent: str
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in AGENT_ACTIONS:
+            raise StasisArgsError(None, f"action: {_show(self.action)} is not one of "
+                                        f"{', '.join(AGENT_ACTIONS)}")
+        if not _NAME.fullmatch(self.agent):
+            raise StasisArgsError(None, f"agent: invalid value {_show(self.agent)}")
+        if self.reason is not None and not _NAME.fullmatch(self.reason):
+            raise StasisArgsError(None, f"reason: invalid value {_show(self.reason)}")
+        if (self.reason is not None) != (self.action == "pause"):
+            raise StasisArgsError(None, "reason: set exactly when the action is pause "
+                                        f"(action {self.action!r}, reason {self.reason!r})")
+
+    def format(self) -> list[str]:
+        """The args as the dialplan writes them (what ``StasisStart.args`` will hold)."""
+        return agent_dialplan_args(self.action, self.agent, self.reason or "")
+
+    @classmethod
+    def parse(cls, args: Sequence[str]) -> AgentCommand:
+        """``StasisStart.args`` -> AgentCommand; any departure from the contract raises
+        :class:`StasisArgsError` with the position of the first bad argument."""
+        if not args:
+            raise StasisArgsError(None, "empty: the first argument must be the action")
+        action = args[0]
+        if action not in AGENT_ACTIONS:
+            raise StasisArgsError(
+                0, f"action {_show(action)} is not one of {', '.join(AGENT_ACTIONS)}")
+        seen: dict[str, tuple[int, str]] = {}
+        for index, arg in enumerate(args[1:], start=1):
+            key, sep, value = arg.partition("=")
+            if not sep:
+                raise StasisArgsError(index, f"{_show(arg)} is not key=value")
+            if key not in AGENT_KEYS:
+                raise StasisArgsError(
+                    index, f"unknown key {_show(key)} (known: {', '.join(AGENT_KEYS)})")
+            if key in seen:
+                raise StasisArgsError(
+                    index, f"duplicate key {key!r} (first at args[{seen[key][0]}])")
+            seen[key] = (index, value)
+        index, agent = seen.get("agent", (None, ""))
+        if not agent:
+            # The dialplan found no agent for the calling endpoint and still got here.
+            raise StasisArgsError(index, "agent: missing (the calling endpoint is no agent)")
+        if not _NAME.fullmatch(agent):
+            raise StasisArgsError(index, f"agent: {_show(agent)} is not an agent name")
+        index, reason = seen.get("reason", (None, ""))
+        if reason and not _NAME.fullmatch(reason):
+            raise StasisArgsError(index, f"reason: {_show(reason)} is not a pause reason name")
+        if action == "pause" and not reason:
+            raise StasisArgsError(index, "reason: pause needs a reason")
+        if action != "pause" and reason:
+            raise StasisArgsError(index, f"reason: only pause takes one, not {action}")
+        return cls(action, agent, reason or None)

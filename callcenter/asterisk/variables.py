@@ -11,6 +11,8 @@ __all__ = [
     "ACCOUNT_LANGUAGE",
     "ACCOUNT_NAME",
     "ACCOUNT_VIP",
+    "AGENT",
+    "AGENT_ENDPOINT",
     "AGI_ERROR",
     "ASTERISK_VARIABLES",
     "CALLER",
@@ -64,6 +66,10 @@ QUEUE_SKILLS = "CC_QUEUE_SKILLS"
 QUEUE_PRIORITY = "CC_QUEUE_PRIORITY"
 #: Set by the FastAGI server when a script failed or was unknown.
 AGI_ERROR = "CC_AGI_ERROR"
+#: On an agent's feature-code call: the agent whose PJSIP endpoint placed it, and that
+#: endpoint's name filtered to [A-Za-z0-9_] (``cc-agent-identify``).
+AGENT = "CC_AGENT"
+AGENT_ENDPOINT = "CC_AGENT_ENDPOINT"
 
 
 # -- which variables a call flow may branch on, and who sets them ----------------------------

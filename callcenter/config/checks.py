@@ -98,9 +98,12 @@ def check_config(
         problems += _agi_scripts(config, set(agi_scripts))
     if sounds is not None:
         problems += _sounds(config, sounds)
-    from callcenter.config.routing_checks import check_routing  # it builds on Problem
+    # Both build on Problem, so they are imported here, not at the top.
+    from callcenter.config.feature_checks import check_feature_codes
+    from callcenter.config.routing_checks import check_routing
 
     problems += check_routing(config, broken)
+    problems += check_feature_codes(config, broken)
     return problems
 
 

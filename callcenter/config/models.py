@@ -53,6 +53,7 @@ __all__ = [
     "CallerIdRule",
     "Destination",
     "EntryPoint",
+    "FeatureCodes",
     "Flow",
     "HttpApiSettings",
     "Lookup",
@@ -137,6 +138,7 @@ PATTERN_WORDS: dict[str, str] = {
         "a lowercase letter, then lowercase letters, digits, _ or -, at most 48 characters",
     r"^[0-9.]{7,15}(/[0-9]{1,2})?$": "an IPv4 address or network (127.0.0.1/32)",
     r"^[0-9]{1,4}$": "1 to 4 digits",
+    r"^[*#]?[0-9]{1,6}$": "a feature code: an optional * or #, then 1 to 6 digits",
     r"^[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@+:/-]{1,100}$":
         "a dial string: a channel technology, / and a resource of letters, digits "
         "or _ . @ + : / - (PJSIP/1001, PJSIP/1001@office)",
@@ -706,6 +708,15 @@ class Agent(_Model):
         """True when callcenter creates the agent's PJSIP endpoint (no ``device``)."""
         return self.device is None
 
+    def endpoint(self, key: str) -> str | None:
+        """The PJSIP endpoint the agent's phone calls from (``CHANNEL(endpoint)``), by which
+        feature codes know the agent: ``<key>`` for a generated softphone, ``<endpoint>`` for
+        ``device: PJSIP/<endpoint>``; None for other devices (``PJSIP/1001@office``)."""
+        if self.device is None:
+            return key
+        m = re.fullmatch(r"PJSIP/([A-Za-z0-9_]{1,64})", self.device)
+        return m[1] if m else None
+
     def dial_string(self, key: str) -> str:
         """What ``Dial()`` and ARI ``channels/create`` ring for the agent named ``key``
         (its key under ``agents:``): ``PJSIP/<key>`` or the configured device."""
@@ -799,6 +810,31 @@ class HttpApiSettings(_Model):
     port: int = Field(8090, ge=1, le=65535)
 
 
+#: A feature code an agent dials: an optional * or #, then 1 to 6 digits (``*70``).
+FeatureCode = Annotated[str, StringConstraints(pattern=r"^[*#]?[0-9]{1,6}$")]
+
+
+class FeatureCodes(_Model):
+    """What agents dial on their softphone to change their state (README: "Feature codes").
+
+    ``pause`` followed by a pause reason's ``code`` pauses with that reason (``*721``);
+    bare ``pause`` uses ``pause_reason``, or plays an error when it is unset.
+    """
+
+    login: FeatureCode = "*70"
+    logout: FeatureCode = "*71"
+    pause: FeatureCode = "*72"
+    unpause: FeatureCode = "*73"
+    end_wrapup: FeatureCode = "*74"
+    #: The ``pause_reasons:`` entry a bare ``pause`` code uses (none: it plays an error).
+    pause_reason: Name | None = None
+
+    def codes(self) -> dict[str, str]:
+        """Action (``callcenter.asterisk.stasis_args.AGENT_ACTIONS``) -> its code."""
+        return {"login": self.login, "logout": self.logout, "pause": self.pause,
+                "unpause": self.unpause, "end_wrapup": self.end_wrapup}
+
+
 class Settings(_Model):
     timezone: str = "UTC"
     language: Language = "en"
@@ -806,6 +842,10 @@ class Settings(_Model):
     http_api: HttpApiSettings = HttpApiSettings()
     #: Stasis application of the queue router.
     queue_app: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = "cc-queue"
+    #: Stasis application that takes the agents' feature codes (login, pause, ...).
+    agent_app: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = "cc-agent"
+    #: Codes agents dial from their softphone, generated into ``extensions_context``.
+    feature_codes: FeatureCodes = FeatureCodes()
     #: Context holding agent extensions; point it at your PBX's internal context.
     extensions_context: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,47}$")] = (
         "cc-extensions"

@@ -15,7 +15,9 @@ call exists, once:
 - what every step reads and sets (:attr:`Op.reads`, :attr:`Op.sets`), for the
   simulator's variables and validate's checks;
 - the answer policy: a call is answered before it reaches anything that talks
-  to it or hands it to the queue router (:attr:`Target.needs_answer`).
+  to it or hands it to the queue router (:attr:`Target.needs_answer`);
+- where each queue's overflow relax steps lead (:attr:`CallFlow.queue_overflows`), and
+  which numbers an agent's softphone dials to log in, pause... (:class:`AgentFeatures`).
 
 The generator then only formats ops, and the simulator only executes them.
 """
@@ -57,6 +59,7 @@ from callcenter.flows.digit_pattern import canonical_pattern
 __all__ = [
     "LOOKUP_STATUSES",
     "LOOKUP_VARIABLES",
+    "AgentFeatures",
     "Branch",
     "CallFlow",
     "CallerRule",
@@ -65,6 +68,7 @@ __all__ = [
     "Edge",
     "EntryPoint",
     "FallOff",
+    "FeatureCode",
     "FlowProgram",
     "Jump",
     "Lookup",
@@ -368,6 +372,32 @@ class EntryPoint:
 
 
 @dataclass(frozen=True)
+class FeatureCode:
+    """A number an agent dials: ``code`` asks the agent app for ``action`` (``reason``:
+    the pause reason, set exactly for pause)."""
+
+    code: str
+    action: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentFeatures:
+    """The agents' feature codes, resolved.
+
+    ``endpoints`` maps a PJSIP endpoint name to the agent it authenticates: a generated
+    softphone's endpoint is the agent's name; an agent with ``device: PJSIP/<endpoint>``
+    is known by that endpoint. Agents on other devices (``PJSIP/1001@office``, ``SIP/..``)
+    cannot be told apart by endpoint and have no feature codes.
+    """
+
+    codes: tuple[FeatureCode, ...]
+    #: The pause code: followed by digits that are no reason's code, it plays an error.
+    pause: str
+    endpoints: dict[str, str]
+
+
+@dataclass(frozen=True)
 class CallFlow:
     """Everything a call can do in the call center, resolved."""
 
@@ -377,6 +407,10 @@ class CallFlow:
     menus: dict[str, MenuProgram]
     #: Queue -> where its calls go while no router runs.
     queue_fallbacks: dict[str, Target]
+    #: Queue -> relax step number (``Stage.index``, from 1) -> where its overflow leads.
+    queue_overflows: dict[str, dict[int, Target]]
+    #: None when no agent can use feature codes.
+    agent_features: AgentFeatures | None = None
 
     def targets(self) -> Iterator[tuple[Target, Path, str | None]]:
         """Every target with the YAML path naming it and the menu it is taken from
@@ -403,6 +437,9 @@ class CallFlow:
                 yield rule.destination, ("caller_id_rules", rule.index, "destination"), None
         for q, t in self.queue_fallbacks.items():
             yield t, ("queues", q, "fallback"), None
+        for q, steps in self.queue_overflows.items():
+            for stage, t in steps.items():
+                yield t, ("queues", q, "relax", stage - 1, "overflow"), None
 
 
 # -- the compiler ---------------------------------------------------------------
@@ -535,7 +572,30 @@ class _Compiler:
             flows={name: self.flow(name) for name in sorted(c.flows)},
             menus={name: self.menu(name) for name in sorted(c.menus)},
             queue_fallbacks={name: self.target(q.fallback) for name, q in sorted(c.queues.items())},
+            queue_overflows={
+                name: {stage: self.target(step.overflow)
+                       for stage, step in enumerate(q.relax, start=1) if step.overflow is not None}
+                for name, q in sorted(c.queues.items())
+            },
+            agent_features=self.agent_features(),
         )
+
+    def agent_features(self) -> AgentFeatures | None:
+        endpoints: dict[str, str] = {}
+        for name, agent in sorted(self.c.agents.items()):
+            endpoint = agent.endpoint(name)
+            if endpoint is not None:
+                endpoints.setdefault(endpoint, name)  # validate refuses a shared one
+        if not endpoints:
+            return None
+        fc = self.c.settings.feature_codes
+        codes = [FeatureCode(code, action) for action, code in fc.codes().items()
+                 if action != "pause"]
+        if fc.pause_reason is not None:
+            codes.append(FeatureCode(fc.pause, "pause", fc.pause_reason))
+        codes += [FeatureCode(fc.pause + r.code, "pause", name)
+                  for name, r in sorted(self.c.pause_reasons.items()) if r.code is not None]
+        return AgentFeatures(tuple(sorted(codes, key=lambda c: c.code)), fc.pause, endpoints)
 
 
 def compile_callflow(config: CallCenterConfig) -> CallFlow:
