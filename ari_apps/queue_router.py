@@ -45,6 +45,7 @@ from typing import Final, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ari_apps.agent_features import PlaybackWaits, handle_agent_command
 from callcenter.agents.reconcile import ContactStatus, reconcile
 from callcenter.agents.state import (
     NO_ANSWER_REASON,
@@ -78,10 +79,11 @@ from callcenter.asterisk.ari.events import (
     Dial,
     EndpointStateChange,
     Event,
+    PlaybackFinished,
     StasisEnd,
     StasisStart,
 )
-from callcenter.asterisk.stasis_args import QueueCall, StasisArgsError
+from callcenter.asterisk.stasis_args import AgentCommand, QueueCall, StasisArgsError
 from callcenter.config.models import CallCenterConfig
 from callcenter.routing.decide import Offer, Overflow
 from callcenter.routing.index import Router
@@ -194,6 +196,11 @@ class QueueRouter:
         self.node = node
         self.clock = clock
         self.app = config.settings.queue_app
+        self.agent_app = config.settings.agent_app
+        #: Channels of agents' feature-code calls (``agent_app``), handled by
+        #: :mod:`ari_apps.agent_features`, and the playbacks they wait for.
+        self._feature_calls: set[str] = set()
+        self._feature_waits = PlaybackWaits()
         self.store = AgentStore(sessions, Rules(frozenset(config.pause_reasons)), node=node)
         self.policies = policies(config)
         self.index = Router(self.policies)
@@ -262,6 +269,8 @@ class QueueRouter:
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
+        if self._feature_event(event):
+            return
         match event:
             case StasisStart(channel=channel, args=args):
                 await self._stasis_start(channel, args)
@@ -290,6 +299,39 @@ class QueueRouter:
                     await self._phone_changed(endpoint.resource, None)
                 elif self.contacts.get(endpoint.resource) is None:
                     await self._phone_changed(endpoint.resource, ContactStatus.REACHABLE)
+
+    def _feature_event(self, event: Event) -> bool:
+        """Route the agents' feature-code calls (``agent_app``); True if *event* was one."""
+        match event:
+            case StasisStart(channel=channel, args=args) if event.application == self.agent_app:
+                self._start_feature(channel.id, args)
+                return True
+            case PlaybackFinished(playback=playback):
+                channel_id = playback.target_uri.removeprefix("channel:")
+                if channel_id in self._feature_calls:
+                    self._feature_waits.deliver(event)
+                return True
+            case StasisEnd(channel=channel) | ChannelDestroyed(channel=channel) \
+                    if channel.id in self._feature_calls:
+                self._feature_waits.deliver(event)
+                self._feature_calls.discard(channel.id)
+                return True
+        return False
+
+    def _start_feature(self, channel_id: str, args: tuple[str, ...]) -> None:
+        try:
+            command = AgentCommand.parse(args)
+        except StasisArgsError as exc:
+            log.warning("agent app: %s refused: %s", channel_id, exc)
+            self._spawn(self._hangup(channel_id, "rejected"), f"refuse {channel_id}")
+            return
+        self._feature_calls.add(channel_id)
+        # A task of its own: the handler waits for its PlaybackFinished, which arrives
+        # in this channel's inbox, behind the StasisStart being handled now.
+        self._spawn(handle_agent_command(
+            self.ari, channel_id, command, self.store, self.clock(), self.agent_changed,
+            played=self._feature_waits.wait, agents=self.config.agents),
+            f"feature code {channel_id}")
 
     async def _stasis_start(self, channel: Channel, args: tuple[str, ...]) -> None:
         leg = self.legs.get(channel.id)
@@ -842,6 +884,10 @@ class QueueRouter:
             self.contacts[name] = (ContactStatus.REACHABLE if endpoint.state == "online"
                                    else None)
         await self._readopt(now)
+        # A feature-code call whose handler died with the previous process: end it.
+        for channel_id in (await self.ari.applications.get(self.agent_app)).channel_ids:
+            if channel_id not in self._feature_calls:
+                await self._hangup(channel_id, "normal")
         await self._read_states(now)
         await self._reconcile(now)
         self.ready.set()

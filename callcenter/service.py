@@ -222,7 +222,8 @@ class CallCenterService:
 
     @property
     def ari(self) -> ARIClient:
-        """The ARI client of the home's Asterisk, for ``settings.queue_app``."""
+        """The ARI client of the home's Asterisk, for ``settings.queue_app`` and
+        ``settings.agent_app`` (the router serves both)."""
         if self._ari is None:
             raise ServiceError("this service has no Asterisk instance: ARI is not available")
         return self._ari
@@ -294,7 +295,8 @@ class CallCenterService:
         # Its own HTTP session: ARI's REST calls never queue behind data dips.
         self._ari = ARIClient(url, username=credentials.ari_user,
                               password=credentials.ari_password,
-                              app=self.config.settings.queue_app)
+                              app=(self.config.settings.queue_app,
+                                   self.config.settings.agent_app))
         await self._ari.open()
         self._stack.push_async_callback(self._ari.close)
 

@@ -80,7 +80,8 @@ async def start_router(pbx: PBX, config: CallCenterConfig | None = None
     creds = pbx.instance.credentials
     config = config or pbx.loaded.config
     async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
-                         password=creds.ari_password, app=config.settings.queue_app) as ari:
+                         password=creds.ari_password,
+                         app=(config.settings.queue_app, config.settings.agent_app)) as ari:
         router = QueueRouter(config, ari, make_sessionmaker(engine), node="test")
         task = asyncio.create_task(router.run(), name="queue-router")
         try:

@@ -28,7 +28,7 @@ async def main(home: str, config_dir: str, db_url: str, node: str) -> None:
     try:
         async with ARIClient(instance.ari_url, username=creds.ari_user,
                              password=creds.ari_password,
-                             app=config.settings.queue_app) as ari:
+                             app=(config.settings.queue_app, config.settings.agent_app)) as ari:
             await QueueRouter(config, ari, make_sessionmaker(engine), node=node).run()
     finally:
         await engine.dispose()

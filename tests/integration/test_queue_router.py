@@ -194,3 +194,30 @@ async def test_caller_who_hangs_up_while_the_agent_rings(clean_pbx: PBX) -> None
         await running.wait_state("carmen", AgentStatus.AVAILABLE)
     assert [(o.agent, o.result) for o in offers] == [("carmen", "caller_gone")]
     assert (queued.outcome, queued.answered_at) == ("abandoned", None)
+
+
+async def test_agent_works_the_queue_from_the_softphone_with_feature_codes(
+        clean_pbx: PBX, running: RunningRouter) -> None:
+    """carmen logs in (*70), pauses for lunch (*721), unpauses (*73), takes a call, ends
+    her wrap-up early (*74) and logs out (*71), all from her registered phone."""
+    async def key(code: str, status: AgentStatus) -> None:
+        await carmen.dial(code)
+        call = await carmen.call()
+        assert call.answered, call.flow()
+        await running.wait_state("carmen", status)
+
+    async with clean_pbx.agent_phone("carmen") as carmen:
+        await key("*70", AgentStatus.AVAILABLE)
+        await key("*721", AgentStatus.PAUSED)
+        assert (await running.state("carmen")).pause_reason == "lunch"
+        await key("*73", AgentStatus.AVAILABLE)
+        caller = "15558880009"
+        result, talk = await asyncio.gather(place_call(clean_pbx, caller), carmen.call())
+        assert result.returncode == 0 and talk.peer_uri.startswith(f"sip:{caller}@")
+        await running.wait_state("carmen", AgentStatus.WRAP_UP)
+        await key("*74", AgentStatus.AVAILABLE)
+        ended = await running.state("carmen")
+        queued = await running.queued(caller)
+        # ended well before the wrap-up's 10 s were over
+        assert (ended.since - queued.ended_at).total_seconds() < 8  # type: ignore[operator]
+        await key("*71", AgentStatus.LOGGED_OUT)
