@@ -215,6 +215,7 @@ class QueueRouter:
         self._wrap_up_ends: dict[str, datetime] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._finished: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Event()
@@ -224,18 +225,30 @@ class QueueRouter:
     # -- running -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until cancelled (or until another process takes the app name over)."""
+        """Serve until :meth:`stop`, cancellation, or another process taking the app name
+        over (``ApplicationReplaced``)."""
         await self.store.ensure(self.config.agents, self.clock())
         async with asyncio.TaskGroup() as tg, EventDispatcher(
             self.on_event, fallback=self._fallback
         ) as dispatcher:
             self._tg = tg
-            matchmaker = tg.create_task(self._matchmaker(), name="queue-router matchmaker")
-            try:
-                await self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync)
-            finally:
-                matchmaker.cancel()
-                self._tg = None
+            tg.create_task(self._matchmaker(), name="queue-router matchmaker")
+            reader = tg.create_task(
+                self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync),
+                name="queue-router events")
+            stop = tg.create_task(self._stopping.wait(), name="queue-router stop")
+            await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
+            # Stop reading events; the work in hand (handlers, offers, the matchmaker's
+            # pass) finishes, so no database transaction is cut in the middle.
+            reader.cancel()
+            stop.cancel()
+            self._stopping.set()
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Stop gracefully: no new events; what is in progress completes."""
+        self._stopping.set()
+        self._wake.set()
 
     def agent_changed(self, agent: str) -> None:
         """Another part of the service changed *agent*: re-read it and route now."""
@@ -413,7 +426,7 @@ class QueueRouter:
     async def _matchmaker(self) -> None:
         """One decision loop: reads agents, offers calls, fires timers, runs the watchdog."""
         watchdog_at = self.clock()
-        while True:
+        while not self._stopping.is_set():
             # Cleared before the pass, not after: a change during the pass's awaits
             # (an agent freed while we reserved another) wakes the next pass at once.
             self._wake.clear()

@@ -100,8 +100,11 @@ async def start_router(pbx: PBX, config: CallCenterConfig | None = None
             left = await ari.bridges.list()
             assert [b.id for b in left] == [], "bridges left after the test"
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            # Stopped, not cancelled: a transaction cut by a cancel can keep SQLite's
+            # write lock on its connection and block the next test's writes.
+            router.stop()
+            async with asyncio.timeout(30):
+                await asyncio.gather(task, return_exceptions=True)
             now = router.clock()
             for agent in config.agents:
                 for event in (EndWrapUp(), Unpause(), Logout()):
