@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from itertools import count
@@ -39,6 +39,7 @@ from tests.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from callcenter.asterisk.ari import ARIClient
+    from tests.integration.postgres import PostgresServer
     from tests.integration.queue_router import QueueRouterStub
     from tests.integration.route import RouteObserver
     from tests.integration.softphone import Softphone
@@ -250,3 +251,32 @@ async def ari_app(pbx: PBX) -> AsyncIterator[ARIClient]:
                          password=creds.ari_password,
                          app=pbx.loaded.config.settings.queue_app) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for this test session (:mod:`tests.integration.postgres`),
+    stopped and deleted afterwards; the test FAILS when PostgreSQL is not installed."""
+    from tests.integration.postgres import postgres_cluster
+
+    with postgres_cluster() as server:
+        yield server
+
+
+@pytest.fixture
+async def pg_url(postgres_server: PostgresServer) -> str:
+    """A new, empty database migrated to head, one per test so tests cannot leak rows."""
+    from callcenter.storage.migrate import upgrade
+    from tests.integration.postgres import new_database
+
+    url = await new_database(postgres_server)
+    await upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def fresh_pg_url(postgres_server: PostgresServer) -> str:
+    """A new database that was never migrated."""
+    from tests.integration.postgres import new_database
+
+    return await new_database(postgres_server)
