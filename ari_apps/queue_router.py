@@ -528,6 +528,10 @@ class QueueRouter:
         caller = leg.caller
         now = self.clock()
         async with caller.lock:
+            if caller.phase == "connected" and caller.agent_channel == leg.channel_id:
+                # Asterisk repeats the Dial ANSWER of this very leg (one per dialled
+                # channel the app watches): the agent is already talking; keep the call.
+                return
             if leg.ended or caller.phase != "offering":
                 await self._hangup(leg.channel_id, "answered_elsewhere")
                 return
