@@ -93,10 +93,13 @@ class Softphone:
 
     def __init__(self, user: str, password: str, *, registrar_port: int, sip_port: int,
                  ctrl_port: int, rtp_port: int, require_registration: bool = True,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, more_registrars: tuple[int, ...] = ()) -> None:
         self.user = user
         self._password = password
         self.registrar_port = registrar_port
+        #: Further registrars (other nodes' SIP ports): one account each, as a
+        #: multi-registrar softphone does; every one must answer REGISTER_OK.
+        self.more_registrars = more_registrars
         self.sip_port = sip_port
         self.ctrl_port = ctrl_port
         self.rtp_port = rtp_port
@@ -140,19 +143,36 @@ class Softphone:
             self._reader = asyncio.create_task(self._read(reader),
                                                name=f"softphone-{self.user}")
             self._writer = writer
-            # baresip's "uanew": add the account, which starts registering at once.
-            # Its reply echoes the account line (password included): never kept.
-            self._send("uanew", f"<sip:{self.user}@127.0.0.1:{self.registrar_port}"
-                                f";transport=udp>;auth_pass={self._password}"
-                                ";answermode=auto;regint=300")
+            self._add_account(self.registrar_port)
             self.registration = await self.event("REGISTER_OK", "REGISTER_FAIL")
             if self.require_registration and self.registration["type"] != "REGISTER_OK":
                 raise SoftphoneError(f"{self.user} could not register: "
                                      f"{self.registration.get('param')}")
+            for port in self.more_registrars:
+                self._add_account(port)
+                more = await self.event("REGISTER_OK", "REGISTER_FAIL")
+                if more["type"] != "REGISTER_OK":
+                    raise SoftphoneError(f"{self.user} could not register at port {port}: "
+                                         f"{more.get('param')}")
         except BaseException:
             await self._stop()
             raise
         return self
+
+    def _add_account(self, registrar_port: int) -> None:
+        """baresip's ``uanew``: add an account, which starts registering at once. Its
+        reply echoes the account line (password included): never kept."""
+        self._send("uanew", f"<sip:{self.user}@127.0.0.1:{registrar_port}"
+                            f";transport=udp>;auth_pass={self._password}"
+                            ";answermode=auto;regint=300")
+
+    def hang_up(self, account: str | None = None) -> None:
+        """The agent ends the call in progress (baresip's ``hangup``: a BYE). baresip hangs
+        up the call of its current account: with several, name the call's ``accountaor``
+        (its events carry it), which ``uafind`` makes current first."""
+        if account is not None:
+            self._send("uafind", account)
+        self._send("hangup", "")
 
     async def _connect(self, timeout: float) -> tuple[asyncio.StreamReader,
                                                        asyncio.StreamWriter]:
