@@ -16,6 +16,9 @@ from callcenter.asterisk.instance import (
     default_node_name,
 )
 from callcenter.asterisk.provision import AsteriskInstallation
+from tests.unit.test_asterisk_install import fake_apt
+
+__all__ = ["fake_apt"]  # the fixture, imported for pytest
 
 
 def _options(instance: AsteriskInstance) -> dict[str, str]:
@@ -66,3 +69,22 @@ def test_a_node_name_that_cannot_be_a_prefix_is_refused(tmp_path: Path, node: st
     assert not (instance.etc / "asterisk.conf").exists()
     with pytest.raises(InstanceError, match="node name '' is not usable"):
         check_node_name("")
+
+
+def test_install_takes_a_node_name_and_refuses_a_bad_one(fake_apt: Path) -> None:
+    """``callcenter asterisk install --node NAME`` (apt and dpkg-deb faked, as in
+    test_asterisk_install)."""
+    from click.testing import CliRunner
+
+    from callcenter.cli import main
+
+    result = CliRunner().invoke(main, ["--home", str(fake_apt), "asterisk", "install",
+                                       "--node", "pbx-east"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "node pbx-east" in result.stdout
+    assert AsteriskInstance(fake_apt).node == "pbx-east"
+    bad = CliRunner().invoke(main, ["--home", str(fake_apt), "asterisk", "install",
+                                    "--node", "east;west"], catch_exceptions=False)
+    assert bad.exit_code == 1
+    assert "node name 'east;west' is not usable" in bad.stderr
+    assert AsteriskInstance(fake_apt).node == "pbx-east"
