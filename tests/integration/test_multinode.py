@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -194,7 +195,7 @@ async def test_callers_on_both_nodes_at_once_never_get_one_agent_twice(
     assert set(outcomes) <= {"answered", "abandoned"}, outcomes
     # Never two callers at once on one agent, across nodes: from the database...
     for agent, spans in busy_intervals(offers).items():
-        for (_, end, call), (start, _, later) in zip(spans, spans[1:]):
+        for (_, end, call), (start, _, later) in itertools.pairwise(spans):
             assert end <= start, f"{agent} offered {later} at {start} while tied to " \
                                  f"{call} until {end}"
     # ...and from the phones.
