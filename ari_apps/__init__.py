@@ -57,7 +57,11 @@ share one PostgreSQL. Tested with two nodes in ``tests/integration/test_multinod
   state and version, so two routers never offer one agent twice. A router learns what
   other routers did to agents by re-reading every agent's state every ``POLL_INTERVAL``
   (1 s): an agent freed on node A is offered node B's waiting caller about one interval
-  later (measured 1.01 s).
+  later (measured 1.01-1.03 s). The order is per node, not global: each router ranks
+  its own callers, and the node where an agent frees up knows it first (up to one
+  interval ahead), so its callers tend to win that agent even when another node's caller
+  has waited longer. A global order needs the decision to read every node's waiting
+  callers from ``queued_calls`` (next step).
 - **How an agent registered on node A takes node B's caller: (a), the softphone
   registers on every node.** One account per node (baresip: one ``uanew`` each;
   multi-account softphones and multi-registrar deployments do the same); each node rings

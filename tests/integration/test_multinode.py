@@ -1,12 +1,12 @@
-"""Several nodes, real SIP: two Asterisks (two homes, their own loopback ports and node
-names), a queue router each (in-process, its own ARI client and database engine), one
-PostgreSQL, the agents' baresip phones registered on both nodes (design (a) in
+"""Several nodes, real SIP: two and three Asterisks (their own homes, loopback ports and
+node names), a queue router each (in-process, its own ARI client and database engine),
+one PostgreSQL, the agents' baresip phones registered on every node (design (a) in
 :mod:`ari_apps`).
 
-What must hold: callers arriving on both nodes at once never get one agent twice (the
+What must hold: callers arriving on every node at once never get one agent twice (the
 database's offers of an agent never overlap, across nodes; no phone ever has two calls at
-once), and an agent who leaves one node's call is offered the other node's waiting
-caller (learnt by the other router's re-read of agent states, ``POLL_INTERVAL``).
+once), and an agent who leaves one node's call is offered another node's waiting caller
+(learnt by that router's re-read of agent states, ``POLL_INTERVAL``).
 """
 
 from __future__ import annotations
@@ -47,12 +47,18 @@ CALL_EVENTS = frozenset({"CALL_INCOMING", "CALL_RINGING", "CALL_ESTABLISHED", "C
 
 
 @pytest.fixture
-async def node_b(clean_pbx: PBX, tmp_path: Path) -> AsyncIterator[Node]:
-    """A second node of the session's call center; no channel may be left on it."""
-    async with another_node(clean_pbx, tmp_path / "node-b", OPEN_TIME) as node:
-        yield node
-        left = await node.wait_no_channels()
-        assert left == 0, f"{left} channel(s) left on {node.name} after the test"
+async def other_nodes(request: pytest.FixtureRequest, clean_pbx: PBX, tmp_path: Path
+                      ) -> AsyncIterator[list[Node]]:
+    """More nodes of the session's call center (one unless the test asks for more via
+    ``indirect`` parametrization); no channel may be left on any of them."""
+    count: int = getattr(request, "param", 1)
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = [await stack.enter_async_context(
+            another_node(clean_pbx, tmp_path / f"node-{n}", OPEN_TIME)) for n in range(count)]
+        yield nodes
+        for node in nodes:
+            left = await node.wait_no_channels()
+            assert left == 0, f"{left} channel(s) left on {node.name} after the test"
 
 
 @contextlib.asynccontextmanager
@@ -154,43 +160,46 @@ def busy_intervals(offers: Iterable[tuple[CallOffer, QueuedCall]]
     return {agent: sorted(spans) for agent, spans in out.items()}
 
 
-async def test_callers_on_both_nodes_at_once_never_get_one_agent_twice(
-        clean_pbx: PBX, node_b: Node, pg_url: str) -> None:
+@pytest.mark.parametrize("other_nodes", [1, 2], indirect=True, ids=["2-nodes", "3-nodes"])
+async def test_callers_on_every_node_at_once_never_get_one_agent_twice(
+        clean_pbx: PBX, other_nodes: list[Node], pg_url: str) -> None:
     """Three callers per node arrive together through the example IVR into sales; three
-    agents (phones registered on both nodes) serve sales on both. Some callers hang up
-    after 4 s, others after 10 s, so agents freed on one node take the other's callers."""
-    node_a = session_node(clean_pbx)
-    assert node_a.name != node_b.name, "two homes got the same node name"
+    agents (phones registered on every node) serve sales on all. Some callers hang up
+    after 4 s, others after 10 s, so agents freed on one node take callers still waiting,
+    wherever they are."""
+    nodes = [session_node(clean_pbx), *other_nodes]
+    assert len({node.name for node in nodes}) == len(nodes), "two homes got one node name"
     config = sales_for(clean_pbx.loaded.config, AGENTS)
     holds = (4000, 10000, 10000)
     numbers = {node.name: [f"155577{n}{i:04d}" for i in range(len(holds))]
-               for n, node in enumerate((node_a, node_b))}
-    async with routers((node_a, node_b), config, pg_url) as (router_a, router_b), \
-            phones(clean_pbx, AGENTS, (node_a, node_b)) as agent_phones:
+               for n, node in enumerate(nodes)}
+    async with routers(nodes, config, pg_url) as node_routers, \
+            phones(clean_pbx, AGENTS, nodes) as agent_phones:
         # Each router names its callers' rows by its Asterisk's systemname.
-        assert (router_a.node, router_b.node) == (node_a.name, node_b.name)
-        await log_in((router_a, router_b), *AGENTS)
+        assert [r.node for r in node_routers] == [node.name for node in nodes]
+        await log_in(node_routers, *AGENTS)
         results = await asyncio.gather(*(
             node.call(number, SALES, hold_ms=hold)
-            for node in (node_a, node_b)
+            for node in nodes
             for number, hold in zip(numbers[node.name], holds, strict=True)))
         for result in results:
             assert result.returncode == 0, result.stderr
-        queued = await rows(router_a.sessions)
+        sessions = node_routers[0].sessions
+        queued = await rows(sessions)
         assert sorted(q.node or "" for q in queued) == sorted(
-            [node_a.name] * len(holds) + [node_b.name] * len(holds))
+            node.name for node in nodes for _ in holds)
         # Channel ids carry the node's systemname: no collision in the shared table.
         assert all(q.channel_id.startswith(f"{q.node}-") for q in queued), \
             [q.channel_id for q in queued]
-        owner = {node_a.name: router_a, node_b.name: router_b}
+        owner = {node.name: router for node, router in zip(nodes, node_routers, strict=True)}
         async with asyncio.timeout(30):
             for q in queued:
                 await owner[q.node or ""].finished(q.channel_id).wait()
-        queued = await rows(router_a.sessions)
-        offers = await all_offers(router_a.sessions)
+        queued = await rows(sessions)
+        offers = await all_offers(sessions)
 
     outcomes = [q.outcome for q in queued]
-    print(f"\n{len(queued)} callers on 2 nodes, {len(AGENTS)} agents: outcomes {outcomes}, "
+    print(f"\n{len(queued)} callers on {len(nodes)} nodes, {len(AGENTS)} agents: outcomes {outcomes}, "
           f"phones {[(a, established_from(p)) for a, p in agent_phones.items()]}")
     assert set(outcomes) <= {"answered", "abandoned"}, outcomes
     # Never two callers at once on one agent, across nodes: from the database...
@@ -211,7 +220,7 @@ async def test_callers_on_both_nodes_at_once_never_get_one_agent_twice(
     for agent in AGENTS:
         assert len(heard[agent]) == list(answered.values()).count(agent), (agent, heard)
         assert heard[agent], f"{agent} took no call"
-    for node in (node_a, node_b):
+    for node in nodes:
         on_node = sum(q.outcome == "answered" for q in queued if q.node == node.name)
         assert on_node == len(set(numbers[node.name]) & set(reached)), (node.name, heard)
     # Agents freed by the 4 s callers took callers still waiting: more answered than agents.
@@ -219,12 +228,12 @@ async def test_callers_on_both_nodes_at_once_never_get_one_agent_twice(
 
 
 async def test_agent_leaving_one_nodes_call_is_offered_the_other_nodes_caller(
-        clean_pbx: PBX, node_b: Node, pg_url: str,
+        clean_pbx: PBX, other_nodes: list[Node], pg_url: str,
         record_property: Any) -> None:
     """carmen (phone on both nodes) talks to node A's caller while node B's caller waits;
     she hangs up and B's router, which learns it by re-reading agent states, offers her
     B's caller."""
-    node_a = session_node(clean_pbx)
+    node_a, (node_b,) = session_node(clean_pbx), other_nodes
     config = sales_for(clean_pbx.loaded.config, ("carmen",))
     first_number, second_number = "15557770901", "15557770902"
     async with routers((node_a, node_b), config, pg_url) as (router_a, router_b), \
