@@ -79,12 +79,11 @@ class PBX:
         while True:
             n = next(self._ports)
             sip, media = 41000 + n, 43000 + 4 * n
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind(("127.0.0.1", sip))
+            # The media ports too (sipp binds media and media+2, baresip media..media+3):
+            # they lie in the kernel's ephemeral range, where any UDP client socket of
+            # another process (PJSIP's DNS resolver, of every node) may sit.
+            if all(_udp_free(port) for port in (sip, *range(media, media + 4))):
                 return sip, media
-            except OSError:
-                continue
 
     def agent_password(self, agent: str) -> str:
         """The agent's generated softphone password (from the instance's secrets.json)."""
@@ -128,6 +127,15 @@ class PBX:
     async def wait_no_channels(self, timeout: float = 10.0) -> int:
         """Wait until Asterisk has no channel; return how many remain."""
         return await asyncio.to_thread(self.instance.wait_no_channels, timeout)
+
+
+def _udp_free(port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def _tcp_free(port: int) -> bool:
