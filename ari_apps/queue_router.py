@@ -529,8 +529,8 @@ class QueueRouter:
         now = self.clock()
         async with caller.lock:
             if caller.phase == "connected" and caller.agent_channel == leg.channel_id:
-                # Asterisk repeats the Dial ANSWER of this very leg (one per dialled
-                # channel the app watches): the agent is already talking; keep the call.
+                # A second Dial ANSWER of this very leg (Asterisk 22 sends it; seen with
+                # every answered offer): the agent is already talking; keep the call.
                 return
             if leg.ended or caller.phase != "offering":
                 await self._hangup(leg.channel_id, "answered_elsewhere")
