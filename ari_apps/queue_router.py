@@ -30,6 +30,11 @@ How the parts fit (each tested on its own; this module only carries their decisi
   agent states (:func:`~callcenter.agents.reconcile.reconcile`). The watchdog repeats
   the reconciliation every few seconds, so no agent stays reserved, ringing or on a call
   after the call is gone, and a phone that unregisters stops being offered calls.
+* **Several nodes** (see :mod:`ari_apps`): a router owns the callers of its own Asterisk
+  (``queued_calls.node`` = its node name, by default that Asterisk's ``systemname``); it
+  re-adopts only those, and its watchdog judges an agent tied to another node's caller by
+  time limits only, never by this node's channel list. Other routers' changes to agents
+  reach it by the re-read every :data:`POLL_INTERVAL`.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
@@ -88,7 +94,7 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.routing.decide import Offer, Overflow
 from callcenter.routing.index import Router
 from callcenter.routing.policy import AgentView, WaitingCall, memberships, policies
-from callcenter.storage.models import CallOffer, OfferResult, QueueOutcome
+from callcenter.storage.models import CallOffer, OfferResult, QueuedCall, QueueOutcome
 from callcenter.storage.queued_calls import QueuedCallRepository
 
 __all__ = ["QueueRouter", "offer_result", "utc_now"]
@@ -187,13 +193,15 @@ class QueueRouter:
         ari: ARIClient,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        node: str,
+        node: str | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
         self.ari = ari
         self.sessions = sessions
-        self.node = node
+        #: This router's node: ``queued_calls.node`` of the callers it owns. None: the
+        #: Asterisk's ``systemname`` (read at :meth:`run`), which every node has distinct.
+        self.node = node or ""
         self.clock = clock
         self.app = config.settings.queue_app
         self.agent_app = config.settings.agent_app
@@ -227,6 +235,13 @@ class QueueRouter:
     async def run(self) -> None:
         """Serve until :meth:`stop`, cancellation, or another process taking the app name
         over (``ApplicationReplaced``)."""
+        if not self.node:
+            # Several nodes: the node name defaults to the Asterisk's systemname (the
+            # prefix of its channel ids, distinct per node); its EID when none is set.
+            info = await self.ari.asterisk_info()
+            self.node = info.system_name or info.entity_id
+            self.store = AgentStore(self.sessions, Rules(frozenset(self.config.pause_reasons)),
+                                    node=self.node)
         await self.store.ensure(self.config.agents, self.clock())
         async with asyncio.TaskGroup() as tg, EventDispatcher(
             self.on_event, fallback=self._fallback
@@ -871,13 +886,30 @@ class QueueRouter:
         owned = {c for c in self.callers} | {leg.caller.channel_id for leg in self.legs.values()}
         # A caller we own but have not yet recorded as live is still live.
         live |= owned
-        corrections = reconcile(states, live, self.contacts, now)
+        # Several nodes share the database: an agent tied to another node's caller is not
+        # judged by this node's channel list (that caller lives in the other Asterisk).
+        # Ours: callers recorded by this node, or recorded by no node (a single node).
+        foreign = await self._foreign_calls({s.call for s in states if s.call is not None})
+        corrections = reconcile(states, live, self.contacts, now,
+                                owned_calls={s.call for s in states if s.call is not None
+                                             and s.call not in foreign})
         for correction, outcome in await self.store.apply_corrections(corrections, now):
             log.warning("agent %s: %s (%s)", correction.agent, correction.event.cause,
                         correction.reason)
             self._sync_agent(outcome.state, now)
             await self._carry_out(outcome.effects)
         self._wake.set()
+
+    async def _foreign_calls(self, calls: set[str]) -> set[str]:
+        """Which of *calls* (caller channel ids) another node's router owns."""
+        if not calls:
+            return set()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(QueuedCall.channel_id, QueuedCall.node)
+                .where(QueuedCall.channel_id.in_(calls)))
+        return {channel for channel, node in rows
+                if node is not None and node != self.node}
 
     # -- (re)connection ----------------------------------------------------------------------
 

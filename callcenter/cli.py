@@ -554,10 +554,13 @@ _PORT = click.IntRange(1, 65535)
 @click.option("--rtp-ports", type=_PortRange(), default=None,
               help="UDP range for the calls' audio (10000-10999).")
 @click.option("--bind", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--node", default=None,
+              help="This node's name, Asterisk's systemname (default: <host>-<hash of the "
+                   "home>); distinct per node when several share one database.")
 @pass_obj
 def asterisk_install(obj: _Obj, force: bool, sip_port: int | None, http_port: int | None,
                      ami_port: int | None, rtp_ports: tuple[int, int] | None,
-                     bind: str | None) -> None:
+                     bind: str | None, node: str | None) -> None:
     """Download Asterisk from Debian unstable, unpack it and configure an instance.
 
     Options given are stored with the instance (asterisk/instance.json); a later
@@ -570,15 +573,18 @@ def asterisk_install(obj: _Obj, force: bool, sip_port: int | None, http_port: in
     inst = obj.instance
     base = inst.settings if inst.is_installed() else InstanceSettings()
     changes: dict[str, Any] = {"sip_port": sip_port, "http_port": http_port,
-                               "ami_port": ami_port, "bind": bind}
+                               "ami_port": ami_port, "bind": bind, "node": node}
     if rtp_ports is not None:
         changes["rtp_start"], changes["rtp_end"] = rtp_ports
-    inst.setup(installation, dataclasses.replace(
-        base, **{k: v for k, v in changes.items() if v is not None}))
+    try:
+        inst.setup(installation, dataclasses.replace(
+            base, **{k: v for k, v in changes.items() if v is not None}))
+    except InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
     s = inst.settings
     click.echo(f"Asterisk {installation.version} ready in {inst.dir}")
     click.echo(f"  SIP {s.bind}:{s.sip_port}  ARI {inst.ari_url}  AMI {s.bind}:{s.ami_port}  "
-               f"RTP {s.rtp_start}-{s.rtp_end}/udp")
+               f"RTP {s.rtp_start}-{s.rtp_end}/udp  node {s.node}")
     click.echo(f"  credentials: {inst.home / 'secrets.json'} (mode 0600)")
 
 

@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from itertools import count
@@ -40,6 +40,7 @@ from tests.aio import cancel_and_wait
 if TYPE_CHECKING:
     from callcenter.asterisk.ari import ARIClient
     from callcenter.testing.softphone import Softphone
+    from tests.integration.postgres import PostgresServer
     from tests.integration.queue_router import QueueRouterStub
     from tests.integration.route import RouteObserver
 
@@ -78,12 +79,11 @@ class PBX:
         while True:
             n = next(self._ports)
             sip, media = 41000 + n, 43000 + 4 * n
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind(("127.0.0.1", sip))
+            # The media ports too (sipp binds media and media+2, baresip media..media+3):
+            # they lie in the kernel's ephemeral range, where any UDP client socket of
+            # another process (PJSIP's DNS resolver, of every node) may sit.
+            if all(_udp_free(port) for port in (sip, *range(media, media + 4))):
                 return sip, media
-            except OSError:
-                continue
 
     def agent_password(self, agent: str) -> str:
         """The agent's generated softphone password (from the instance's secrets.json)."""
@@ -132,6 +132,15 @@ class PBX:
     async def wait_no_channels(self, timeout: float = 10.0) -> int:
         """Wait until Asterisk has no channel; return how many remain."""
         return await asyncio.to_thread(self.instance.wait_no_channels, timeout)
+
+
+def _udp_free(port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def _tcp_free(port: int) -> bool:
@@ -260,3 +269,32 @@ async def ari_app(pbx: PBX) -> AsyncIterator[ARIClient]:
                          password=creds.ari_password,
                          app=pbx.loaded.config.settings.queue_app) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for this test session (:mod:`tests.integration.postgres`),
+    stopped and deleted afterwards; the test FAILS when PostgreSQL is not installed."""
+    from tests.integration.postgres import postgres_cluster
+
+    with postgres_cluster() as server:
+        yield server
+
+
+@pytest.fixture
+async def pg_url(postgres_server: PostgresServer) -> str:
+    """A new, empty database migrated to head, one per test so tests cannot leak rows."""
+    from callcenter.storage.migrate import upgrade
+    from tests.integration.postgres import new_database
+
+    url = await new_database(postgres_server)
+    await upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def fresh_pg_url(postgres_server: PostgresServer) -> str:
+    """A new database that was never migrated."""
+    from tests.integration.postgres import new_database
+
+    return await new_database(postgres_server)

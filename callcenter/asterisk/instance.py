@@ -17,12 +17,14 @@ settings say otherwise; credentials are generated, never defaults.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -38,7 +40,9 @@ __all__ = [
     "InstanceError",
     "InstanceSettings",
     "check_config_path",
+    "check_node_name",
     "default_home",
+    "default_node_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,6 +112,32 @@ class InstanceSettings:
     #: Asterisk tree to run (set at install).
     asterisk_root: str = ""
     asterisk_version: str = ""
+    #: This node's name: Asterisk's ``systemname``, which prefixes every channel's
+    #: ``UNIQUEID`` (``<node>-1764528000.5``), and the queue router's node name. Several
+    #: Asterisks sharing one database must have distinct ones: channel ids are keys there.
+    #: Empty: :func:`default_node_name` is chosen at install and kept in instance.json.
+    node: str = ""
+
+
+#: A node name: letters, digits, ``_`` and ``-``, at most 24 (it prefixes channel ids,
+#: which are stored in 64 characters, and is written into asterisk.conf).
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,23}")
+
+
+def default_node_name(home: Path) -> str:
+    """Unique per home and host, stable once stored: ``<host>-<6 hex of the home's path>``
+    (``pbx1-3fa2c1``). Two homes on one machine, or the same path on two machines, differ."""
+    host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-")
+    digest = hashlib.sha256(f"{socket.gethostname()}:{home.resolve()}".encode()).hexdigest()
+    return f"{host[:16].strip('-') or 'cc'}-{digest[:6]}"
+
+
+def check_node_name(node: str) -> None:
+    """Refuse a node name Asterisk's config (``;``, newlines) or a channel id could not hold."""
+    if not _NODE_NAME.fullmatch(node):
+        raise InstanceError(
+            f"node name {node!r} is not usable: 1 to 24 letters, digits, '_' or '-', "
+            "starting with a letter or digit (it prefixes every channel id)")
 
 
 #: What a directory path may hold to be written into Asterisk's config files: ``;``
@@ -189,6 +219,11 @@ class AsteriskInstance:
                 if p.is_dir() and re.fullmatch(r"[a-z]{2}(_[A-Z]{2})?", p.name)}
 
     @property
+    def node(self) -> str:
+        """This node's name (Asterisk's ``systemname``; see :attr:`InstanceSettings.node`)."""
+        return self.settings.node
+
+    @property
     def ari_url(self) -> str:
         s = self.settings
         return f"http://{_connect_host(s.bind)}:{s.http_port}"
@@ -208,8 +243,10 @@ class AsteriskInstance:
         check_config_path(installation.root, "the Asterisk cache (CALLCENTER_CACHE)")
         base = settings or (self.settings if self._settings_file.exists() else InstanceSettings())
         base = replace(
-            base, asterisk_root=str(installation.root), asterisk_version=installation.version
+            base, asterisk_root=str(installation.root), asterisk_version=installation.version,
+            node=base.node or default_node_name(self.home),
         )
+        check_node_name(base.node)
         for d in (self.etc, self.generated_dir, self.run_dir, self.log_dir, self.dir / "lib" / "keys",
                   self.dir / "spool", self.dir / "data" / "sounds", self.dir / "data" / "agi-bin"):
             d.mkdir(parents=True, exist_ok=True)
@@ -238,6 +275,11 @@ class AsteriskInstance:
         s = self.settings
         check_config_path(self.home, "the home directory (--home, CALLCENTER_HOME)")
         check_config_path(Path(s.asterisk_root), "the Asterisk cache (CALLCENTER_CACHE)")
+        if not s.node:
+            # Installed before nodes had names: choose one now and keep it.
+            s = replace(s, node=default_node_name(self.home))
+            self._settings_file.write_text(json.dumps(asdict(s), indent=2) + "\n")
+        check_node_name(s.node)
         c = self.credentials
         inst = AsteriskInstallation(s.asterisk_version, Path(s.asterisk_root))
         d = self.dir
@@ -253,6 +295,9 @@ class AsteriskInstance:
                 # Debian builds expect a system user; we run as whoever starts us.
                 cache_record_files="no", transmit_silence="yes", hideconnect="yes",
                 maxload="0", defaultlanguage="en",
+                # Prefixes every UNIQUEID (= ARI channel id): two nodes sharing one
+                # database never produce the same id ("1764528000.5" on both otherwise).
+                systemname=s.node,
             ),
             "modules.conf": "[modules]\nautoload=yes\n"
             + "".join(f"noload => {m}\n" for m in _NOLOAD),

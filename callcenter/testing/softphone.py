@@ -139,7 +139,7 @@ class Softphone:
     def __init__(self, user: str, password: str, *, registrar_port: int, sip_port: int,
                  ctrl_port: int, rtp_port: int, require_registration: bool = True,
                  timeout: float = 30.0, host: str = "127.0.0.1",
-                 auto_answer: bool = True) -> None:
+                 auto_answer: bool = True, more_registrars: tuple[int, ...] = ()) -> None:
         # Both go into baresip's account line (``<sip:user@host>;auth_pass=...``),
         # where ``;`` ``>`` or a blank would start another parameter.
         if not _USER.fullmatch(user):
@@ -152,6 +152,9 @@ class Softphone:
         self._password = password
         self.host = host
         self.registrar_port = registrar_port
+        #: Further registrars (other nodes' SIP ports): one account each, as a
+        #: multi-registrar softphone does; every one must answer REGISTER_OK.
+        self.more_registrars = more_registrars
         self.sip_port = sip_port
         self.ctrl_port = ctrl_port
         self.rtp_port = rtp_port
@@ -205,20 +208,29 @@ class Softphone:
             self._reader = asyncio.create_task(self._read(reader),
                                                name=f"softphone-{self.user}")
             self._writer = writer
-            # baresip's "uanew": add the account, which starts registering at once.
-            # Its reply echoes the account line (password included): never kept.
-            self._send("uanew", f"<sip:{self.user}@{self.host}:{self.registrar_port}"
-                                f";transport=udp>;auth_pass={self._password}"
-                                f";answermode={'auto' if self.auto_answer else 'manual'}"
-                                ";regint=300")
+            self._add_account(self.registrar_port)
             self.registration = await self.event("REGISTER_OK", "REGISTER_FAIL")
             if self.require_registration and self.registration["type"] != "REGISTER_OK":
                 raise SoftphoneError(f"{self.user} could not register: "
                                      f"{self.registration.get('param')}")
+            for port in self.more_registrars:
+                self._add_account(port)
+                more = await self.event("REGISTER_OK", "REGISTER_FAIL")
+                if more["type"] != "REGISTER_OK":
+                    raise SoftphoneError(f"{self.user} could not register at port {port}: "
+                                         f"{more.get('param')}")
         except BaseException:
             await self._stop()
             raise
         return self
+
+    def _add_account(self, registrar_port: int) -> None:
+        """baresip's ``uanew``: add an account, which starts registering at once. Its
+        reply echoes the account line (password included): never kept."""
+        self._send("uanew", f"<sip:{self.user}@{self.host}:{registrar_port}"
+                            f";transport=udp>;auth_pass={self._password}"
+                            f";answermode={'auto' if self.auto_answer else 'manual'}"
+                            ";regint=300")
 
     async def _connect(self, timeout: float) -> tuple[asyncio.StreamReader,
                                                        asyncio.StreamWriter]:
@@ -336,8 +348,12 @@ class Softphone:
             target = f"sip:{target}@{self.host}:{self.registrar_port}"
         await self._command("dial", target)
 
-    async def hangup(self) -> None:
-        """Hang up the phone's current call (a BYE, or a CANCEL while it rings)."""
+    async def hangup(self, account: str | None = None) -> None:
+        """Hang up the phone's current call (a BYE, or a CANCEL while it rings). baresip
+        hangs up the call of its current account: with several registrars, name the
+        call's ``accountaor`` (its events carry it), which ``uafind`` makes current."""
+        if account is not None:
+            await self._command("uafind", account)
         await self._command("hangup")
 
     async def call(self) -> SoftphoneCall:

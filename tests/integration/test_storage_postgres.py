@@ -1,27 +1,16 @@
 """Storage layer against a real PostgreSQL: migrations, no drift, repositories.
 
-The fixture starts a private, throw-away cluster (``initdb`` + ``pg_ctl``) on a free
-127.0.0.1 port, as the ``postgres`` user when run as root (PostgreSQL refuses to run as
-root). It needs the Debian package ``postgresql`` (server binaries under
-``/usr/lib/postgresql/<version>/bin``) and the ``asyncpg`` driver (``pip install
--e .[postgres]``). When either is missing the tests FAIL: a PostgreSQL-ready claim that
-silently skips is no claim at all.
+The database comes from the shared fixtures ``pg_url`` / ``fresh_pg_url``
+(``tests/conftest.py``): a private, throw-away cluster (:mod:`tests.integration.postgres`)
+for the session, a new database per test. When PostgreSQL or asyncpg is missing the
+tests FAIL: a PostgreSQL-ready claim that silently skips is no claim at all.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import delete, inspect, select, text
 from sqlalchemy.exc import IntegrityError
@@ -61,172 +50,6 @@ from tests.agent_store_scenarios import (
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 10, 26, 0, 59, 58, tzinfo=UTC)
-_COMMAND_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class PostgresServer:
-    host: str
-    port: int
-    user: str
-
-    def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
-
-
-def _server_bindir() -> Path:
-    candidates: list[Path] = []
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        candidates.append(Path(on_path).parent)
-    versions = Path("/usr/lib/postgresql").glob("*/bin")
-    candidates += sorted(
-        versions,
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-        reverse=True,
-    )
-    for bindir in candidates:
-        if all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
-            return bindir
-    pytest.fail("PostgreSQL server binaries not found: apt-get install -y postgresql")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _run(argv: list[str], what: str, log: Path | None = None) -> None:
-    try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=_COMMAND_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.fail(f"PostgreSQL {what} failed: {exc}")
-    if done.returncode != 0:
-        server_log = (
-            log.read_text(errors="replace") if log is not None and log.exists() else ""
-        )
-        pytest.fail(
-            f"PostgreSQL {what} failed (exit {done.returncode}): {' '.join(argv)}\n"
-            f"{done.stdout}{done.stderr}{server_log}"
-        )
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A private PostgreSQL cluster for this test session, stopped and deleted afterwards."""
-    bindir = _server_bindir()
-    as_postgres: list[str] = []
-    workdir = Path(tempfile.mkdtemp(prefix="callcenter-pg-"))
-    if os.geteuid() == 0:
-        # The server refuses to run as root; hand the cluster to the system account.
-        if shutil.which("runuser") is None:
-            pytest.fail(
-                "running as root needs runuser (util-linux) to start PostgreSQL"
-            )
-        try:
-            shutil.chown(workdir, user="postgres", group="postgres")
-        except (LookupError, OSError) as exc:
-            pytest.fail(f"cannot hand {workdir} to the 'postgres' user: {exc}")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, log, port = workdir / "data", workdir / "server.log", _free_port()
-    _run(
-        [
-            *as_postgres,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ],
-        "initdb",
-    )
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={workdir} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    _run(
-        [
-            *as_postgres,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(log),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        "start",
-        log,
-    )
-    try:
-        yield PostgresServer("127.0.0.1", port, "postgres")
-    finally:
-        subprocess.run(
-            [
-                *as_postgres,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-            capture_output=True,
-            timeout=_COMMAND_TIMEOUT_S,
-            check=False,
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-_database_numbers = itertools.count(1)
-
-
-async def _new_database(postgres_server: PostgresServer) -> str:
-    name = f"callcenter_test_{next(_database_numbers)}"
-    admin = await asyncpg.connect(
-        host=postgres_server.host,
-        port=postgres_server.port,
-        user=postgres_server.user,
-        database="postgres",
-        timeout=30,
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return postgres_server.url(name)
-
-
-@pytest.fixture
-async def pg_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    """A new, empty database migrated to head, one per test so tests cannot leak rows."""
-    url = await _new_database(postgres_server)
-    await upgrade(url)
-    yield url
-
-
-@pytest.fixture
-async def fresh_pg_url(postgres_server: PostgresServer) -> str:
-    """A new database that was never migrated."""
-    return await _new_database(postgres_server)
 
 
 @pytest.fixture

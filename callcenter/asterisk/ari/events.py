@@ -285,6 +285,8 @@ class AsteriskInfo:
     default_language: str
     startup_time: datetime | None
     last_reload_time: datetime | None
+    #: asterisk.conf ``systemname`` (the prefix of every channel id); "" when unset.
+    system_name: str = ""
 
     @classmethod
     def from_json(cls, data: JSON) -> AsteriskInfo:
@@ -297,6 +299,7 @@ class AsteriskInfo:
             default_language=str(config.get("default_language", "")),
             startup_time=_time(status.get("startup_time")),
             last_reload_time=_time(status.get("last_reload_time")),
+            system_name=str(config.get("name", "")),
         )
 
 
