@@ -930,9 +930,10 @@ class QueueRouter:
                                    else None)
         await self._readopt(now)
         # A feature-code call whose handler died with the previous process: end it.
-        for channel_id in (await self.ari.applications.get(self.agent_app)).channel_ids:
-            if channel_id not in self._feature_calls:
-                await self._hangup(channel_id, "normal")
+        with contextlib.suppress(ARINotFound):  # a client registered for the queue app only
+            for channel_id in (await self.ari.applications.get(self.agent_app)).channel_ids:
+                if channel_id not in self._feature_calls:
+                    await self._hangup(channel_id, "normal")
         await self._read_states(now)
         await self._reconcile(now)
         self.ready.set()

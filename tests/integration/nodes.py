@@ -30,8 +30,8 @@ from callcenter.asterisk.secrets import AGENT_PASSWORDS, ensure_secrets, read_se
 from callcenter.config.models import CallCenterConfig
 from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
-from tests.conftest import PBX, _tcp_free
 from callcenter.testing.softphone import Softphone
+from tests.conftest import PBX, _tcp_free
 
 __all__ = ["Node", "another_node", "node_router", "phone_on_every_node", "session_node"]
 

@@ -28,6 +28,7 @@ from callcenter.agents.state import AgentStatus, Login
 from callcenter.config.models import CallCenterConfig
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.models import AgentTransition, CallOffer, QueuedCall
+from callcenter.testing.softphone import Softphone
 from tests.conftest import OPEN_TIME, PBX
 from tests.integration.nodes import (
     Node,
@@ -37,7 +38,6 @@ from tests.integration.nodes import (
     session_node,
 )
 from tests.integration.router_harness import SALES, with_queue
-from callcenter.testing.softphone import Softphone
 
 pytestmark = pytest.mark.integration
 
