@@ -116,11 +116,15 @@ async def test_end_wrapup_and_a_pause_pending_during_a_call(service: Service) ->
     assert (result.exit_code, result.stdout) == (0, f"bob: paused ({REASON})\n")
 
 
+#: Every reason the API accepts: the example's, the tests' own, the router's no_answer.
+KNOWN_REASONS = ", ".join(sorted({REASON, "no_answer", *config_with_pause_reason().pause_reasons}))
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("logout", "bob"), "Error: agent 'bob': logout is not allowed while logged_out"),
     (("login", "zoe"), "Error: no agent 'zoe' (agents: alice, bob, carmen)"),
     (("pause", "alice", "siesta"),
-     f"Error: reason: unknown pause reason 'siesta' (known: {REASON}, no_answer)"),
+     f"Error: reason: unknown pause reason 'siesta' (known: {KNOWN_REASONS})"),
     (("unpause", "a/../../x"), "Error: no agent 'a/../../x' (agents: alice, bob, carmen)"),
 ])
 async def test_a_refusal_is_the_apis_message_and_exit_1(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.agents.state import AgentStatus, Answer, Hangup, Login, Reserve
 from callcenter.storage.models import AgentTransition, QueueOutcome
 from callcenter.storage.queued_calls import QueuedCallRepository
+from tests.unit.test_cli_agents import KNOWN_REASONS
 from tests.web_api import REASON, T0, TOKEN, Api, config_with_pause_reason, running_api
 
 
@@ -134,7 +135,7 @@ async def test_a_pause_during_a_call_is_pending_and_end_wrapup_ends_the_wrap_up(
 @pytest.mark.parametrize(("kwargs", "field", "message"), [
     ({}, "reason", "reason: required: the pause reason"),
     ({"json": {"reason": "siesta"}}, "reason",
-     f"reason: unknown pause reason 'siesta' (known: {REASON}, no_answer)"),
+     f"reason: unknown pause reason 'siesta' (known: {KNOWN_REASONS})"),
     ({"json": {"reason": "unregistered"}}, "reason", "reason: unknown pause reason 'unregistered'"),
     ({"json": {"reason": 5}}, "reason", "reason: expected a string, got a number"),
     ({"json": {"reason": ""}}, "reason", "reason: expected 1 to 64 characters"),
