@@ -252,6 +252,21 @@ class RouterContender(Contender):
 CONTENDERS: dict[str, type[Contender]] = {"app_queue": AppQueue, "router": RouterContender}
 
 
+class CancelProbe(Contender):
+    """Not a contender: ``Dial()`` of one agent with a 1 s timeout while the phone rings
+    longer, so Asterisk CANCELs it. Proves the agents' phones answer a CANCEL as a phone
+    does (200, 487, ACK) and end that call cleanly, before any figure is taken."""
+
+    key, label, app, number = "cancel", "CANCEL probe", "Dial", "7190"
+
+    def dialplan_line(self) -> str:
+        return "Dial(PJSIP/agent001,1)"
+
+    @contextlib.asynccontextmanager
+    async def running(self, pbx: BenchPBX) -> AsyncIterator[int | None]:
+        yield None
+
+
 # -- sipp ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -359,7 +374,7 @@ async def run_callers(workdir: Path, scenario: Path, sip_port: int, number: str,
 # -- AMI -------------------------------------------------------------------------------
 
 #: The only events the driver needs (AMI ``Filter``, so Asterisk sends nothing else).
-AMI_FILTERS = ("Event: DialBegin", "Event: DialEnd", "Application: (Queue|Stasis)")
+AMI_FILTERS = ("Event: DialBegin", "Event: DialEnd", "Application: (Queue|Stasis|Dial)")
 
 
 class EventLog:
@@ -416,11 +431,11 @@ class Bench:
         return [self.pbx.instance.pid, *self.contender_pids.values()]
 
     async def step(self, contender: Contender, rate: float, count: int, limit: int, *,
-                   talk_ms: int, repeat: int = -1) -> QueueStep:
-        o = self.options
+                   talk_ms: int, repeat: int = -1, ring_ms: int | None = None) -> QueueStep:
+        ring_ms = self.options.ring_ms if ring_ms is None else ring_ms
         work = self.pbx.workdir
-        agent_xml = work / f"agent-{talk_ms}.xml"
-        agent_xml.write_text(agent_scenario(o.ring_ms, talk_ms))
+        agent_xml = work / f"agent-{ring_ms}-{talk_ms}.xml"
+        agent_xml.write_text(agent_scenario(ring_ms, talk_ms))
         caller_xml = work / f"caller-{talk_ms}.xml"
         wait_ms = 60_000 + talk_ms + 15_000  # Queue()'s 60 s + talk + margin
         caller_xml.write_text(caller_scenario(wait_ms))
@@ -603,7 +618,8 @@ async def run_bench(options: Options) -> Report:
             "pjsip_custom.conf": pjsip_conf(groups),
             "queues.conf": queues_conf(agents),
             "extensions_custom.conf": caller_dialplan(
-                {c.number: c.dialplan_line() for c in (cls() for cls in CONTENDERS.values())}),
+                {c.number: c.dialplan_line() for c in (*(cls() for cls in CONTENDERS.values()),
+                                                        CancelProbe())}),
         })
         rtp_start, rtp_end = free_udp_range(min(4000, 8 * options.agents + 200))
         await asyncio.to_thread(instance.setup, installation, InstanceSettings(
@@ -655,8 +671,14 @@ async def sanity(bench: Bench, contenders: list[Contender], report: Report) -> N
         if not step.clean:
             raise BenchError(f"sanity calls to {contender.label} failed: "
                              f"{describe(step, contender.label)}")
+    probe = await bench.step(CancelProbe(), 1, 1, 1, talk_ms=200, ring_ms=3000)
+    if (probe.ok, probe.entered, probe.rung, probe.answered, probe.agent_calls, probe.agent_ok,
+            probe.agent_failed, probe.left_channels) != (1, 1, 1, 0, 1, 1, 0, 0):
+        raise BenchError("the agents' phones do not end a cancelled call cleanly: "
+                         + describe(probe, probe.contender))
     report.say("sanity: 2 calls to each contender reached an agent who answered "
-               "(sipp callers, AMI and sipp agents agree)")
+               "(sipp callers, AMI and sipp agents agree); a ringing agent's phone "
+               "CANCELled by Dial()'s timeout ended that call cleanly (200, 487, ACK)")
 
 
 def main(argv: list[str] | None = None) -> int:
