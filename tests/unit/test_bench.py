@@ -327,7 +327,19 @@ async def test_the_queue_bench_quick_run_against_app_queue_gives_sane_figures() 
     assert len(report.held) == 1
     for step in steps:
         assert step.failed_calls == 0 and step.clean, step
-        assert len(step.wait_ms) == step.calls
         assert min(step.wait_ms) > 0 and step.p99 >= step.p50 > 0, step
         assert step.agent_ok == step.calls and step.answered == step.calls
-    assert report.held[0].concurrent == options.concurrency
+    assert all(len(step.wait_ms) == step.calls for step in report.steps)
+    held = report.held[0]
+    assert held.concurrent == options.concurrency
+    assert 0 < len(held.wait_ms) < held.calls  # only callers entering at full concurrency
+
+
+def test_a_contender_still_clean_at_the_top_rate_bounds_the_capacity_ratio() -> None:
+    from bench.queue import capacity_verdict
+
+    assert capacity_verdict(Spread.of([0.2, 0.25]), {"app_queue"}).startswith("NOT met")
+    assert capacity_verdict(Spread.of([0.8, 1.2]), {"app_queue"}).startswith("no verdict")
+    assert capacity_verdict(Spread.of([1.0, 1.5]), {"router"}).startswith("met")
+    assert capacity_verdict(Spread.of([1.0]), {"app_queue", "router"}).startswith("no verdict")
+    assert capacity_verdict(Spread.of([0.5, 0.6]), set()) == "NOT met"
