@@ -1,6 +1,10 @@
 """The queue router against Asterisk's own app_queue, on one real Asterisk 22, same load.
 
     python bench/queue.py [--quick] [--repeats N] [--contenders app_queue,router]
+                          [--agents N] [--workdir DIR]
+
+Sizes are the fields of :class:`Options` (defaults below; ``--quick``: 12 agents, 4 and
+8 calls/s, 10 concurrent callers, one repeat, about 20 s per contender).
 
 Issue 6 §7: "highest calls/s with zero failed calls, and the time from a caller entering
 the queue to the agent's phone ringing (p50/p99) at 200 concurrent calls. Goal: match
@@ -10,18 +14,20 @@ What runs where (all on 127.0.0.1, this machine, nothing pinned):
 
 * **Asterisk 22** (the cached ``callcenter asterisk install``) in a temporary home on free
   loopback ports: the product's runtime config plus the bench's own files
-  (``bench/queue_pbx.py``): ``--agents`` PJSIP endpoints whose AORs have static contacts
+  (``bench/queue_pbx.py``): 220 PJSIP endpoints whose AORs have static contacts
   on the sipp agent processes, queue ``bench`` in ``queues.conf`` (app_queue:
   ``rrmemory``, ``ringinuse=no``, every agent a member, wrap-up 0, ring timeout 15 s),
   and one caller extension per contender: ``Answer()`` then ``Queue(bench)`` (7100) or
   ``Stasis(cc-queue,bench,...)`` (7200).
-* **the agents' phones**: ``--agent-processes`` sipp UAS processes, the agents dealt over
-  them (agent i's contact is ``sip:agent00i@127.0.0.1:<port of process i mod n>``): each
-  call rings ``--ring-ms`` (180), is answered (200), talks ``--talk-ms`` and the agent
+* **the agents' phones**: 4 sipp UAS processes, the agents dealt over them (agent i's
+  contact is ``sip:agent00i@127.0.0.1:<port of process i mod 4>``; one process serves
+  many phones as one PBX serves many: sipp runs each call on its own): each call
+  rings 100 ms (180), is answered (200), talks 500 ms ((b): 10 s) and the agent
   hangs up (BYE); a CANCEL while ringing gets 200 + 487. Started for each step and stopped
   after it, so their final counts (calls received, completed, failed) are the step's.
 * **the callers**: one sipp UAC process per step (``-r RATE -m COUNT -l LIMIT``): INVITE,
-  200 (``Answer()``), ACK, then wait for Asterisk's BYE (sent when the agent hangs up).
+  200 (``Answer()``), ACK, then wait for Asterisk's BYE (sent when the agent hangs up);
+  a caller with no BYE 10 s after its call should have ended hangs up: a failed call.
 * **the contenders** (``Contender``): ``app_queue`` (nothing to start: Asterisk's own) and
   ``router`` (``bench/queue_router_proc.py``: ``ari_apps.queue_router.QueueRouter`` in
   its own process, a callcenter config of the same agents as ``device: PJSIP/<endpoint>``
@@ -35,8 +41,8 @@ Measured from AMI events both contenders make Asterisk emit, stamped by Asterisk
 queue application (``Queue`` / ``Stasis``) to the first ``DialBegin`` of an agent leg
 linked to that caller (``DestLinkedid``), and ``DialEnd ANSWER`` of that leg.
 
-(a) Capacity, ``--repeats`` repeats of a ramp over rates, ``--step-seconds`` of calls per
-    step, the contenders interleaved at each rate (order rotated per repeat). A step fails
+(a) Capacity, ``--repeats`` (3) repeats of a ramp over 10 ... 240 calls/s, 2 s of calls
+    per step, the contenders interleaved at each rate (order rotated per repeat). A step fails
     a call unless every count agrees that it went caller -> queue -> agent answered ->
     completed: sipp callers (completed, failed), AMI (entered, rung, answered) and sipp
     agents (completed, failed); no channel may be left. A step is *clean* with zero failed
@@ -47,16 +53,22 @@ linked to that caller (``DestLinkedid``), and ``DialEnd ANSWER`` of that leg.
 (b) Latency at 200 concurrent callers: 300 calls offered at 20/s, each talking 10 s
     (sipp ``-l 200``), so from the moment the first call ends 200 calls are in progress;
     entry->ring p50 and p99 over the callers who entered from then on (about 100), per
-    contender, per repeat. 20 calls/s is inside both contenders' capacity on this
-    machine: the figure is the time to ring an agent with 200 live calls, not a backlog.
+    contender, per repeat (2 repeats). 20 calls/s is inside both contenders' capacity on
+    this machine: the figure is the time to ring an agent with 200 live calls, not a
+    backlog.
+
+Before any figure, sanity calls: two calls per contender reach an agent who answers; a
+phone ringing longer than ``Dial()``'s 1 s timeout is CANCELled and ends that call
+cleanly (200, 487, ACK); a caller nobody hangs up gives up and counts as failed.
 
 Ratios are taken within a repeat (both contenders saw the same minute of the machine),
 then the median and range over repeats: capacity router / app_queue (goal >= 1.0) and
 latency app_queue / router (>= 1.0: the router rings the agent at least as fast).
 
-Bounds: every step is bounded in calls (``rate x step_seconds``), in time (sipp
-``-timeout``, a wait of at most 20 s for Asterisk to have no channel left), and the
-whole of (a) by a global deadline; every process is stopped on every exit, Ctrl-C
+Bounds: every step is bounded in calls (``rate x 2 s``), in time (callers give up 10 s
+after their call should have ended, sipp ``-timeout``, a wait of at most 20 s for
+Asterisk to have no channel left), and the whole of (a) by a 300 s deadline (a repeat
+cut by it is left out); about 5 minutes in all; every process is stopped on every exit, Ctrl-C
 included.
 """
 
@@ -137,9 +149,10 @@ class Options:
     hold_rate: float = 20.0
     hold_talk_ms: int = 10_000
     hold_calls: int = 300
+    hold_repeats: int = 2
     contenders: tuple[str, ...] = ("app_queue", "router")
     #: Global bound on (a), seconds.
-    budget: float = 240.0
+    budget: float = 300.0
     #: Keep logs and sipp traces here (default: a temporary directory, removed).
     workdir: Path | None = None
 
@@ -148,7 +161,8 @@ class Options:
         """A smoke run: a dozen agents, two small steps, ten concurrent callers."""
         return cls(agents=12, agent_processes=2, ring_ms=100, talk_ms=500, rates=(4, 8),
                    step_seconds=2.0, repeats=1, concurrency=10, hold_rate=10,
-                   hold_talk_ms=1500, hold_calls=30, contenders=contenders, budget=60)
+                   hold_talk_ms=1500, hold_calls=30, hold_repeats=1, contenders=contenders,
+                   budget=60)
 
 
 # -- contenders ------------------------------------------------------------------------
@@ -268,6 +282,16 @@ class CancelProbe(Contender):
     @contextlib.asynccontextmanager
     async def running(self, pbx: BenchPBX) -> AsyncIterator[int | None]:
         yield None
+
+
+class SilentProbe(CancelProbe):
+    """Not a contender: a call nobody ever ends (``Wait(30)``), so the caller gives up:
+    proves that a caller left waiting hangs up and counts as a failed call."""
+
+    key, label, app, number = "silent", "give-up probe", "Wait", "7191"
+
+    def dialplan_line(self) -> str:
+        return "Wait(30)"
 
 
 # -- sipp ------------------------------------------------------------------------------
@@ -435,7 +459,7 @@ class Bench:
 
     async def step(self, contender: Contender, rate: float, count: int, limit: int, *,
                    talk_ms: int, repeat: int = -1, ring_ms: int | None = None,
-                   settle_s: float = 0.0) -> QueueStep:
+                   settle_s: float = 0.0, give_up_ms: int = 10_000) -> QueueStep:
         """One bounded sipp caller run against ``contender``, the agents' phones up for
         it alone. Entry->ring is kept for the callers who entered ``settle_s`` or more
         after the first (in (b): once the concurrency asked for is reached)."""
@@ -443,8 +467,11 @@ class Bench:
         work = self.pbx.workdir
         agent_xml = work / f"agent-{ring_ms}-{talk_ms}.xml"
         agent_xml.write_text(agent_scenario(ring_ms, talk_ms))
-        caller_xml = work / f"caller-{talk_ms}.xml"
-        wait_ms = 60_000 + talk_ms + 15_000  # Queue()'s 60 s + talk + margin
+        # A caller gives up (hangs up, a failed call) 10 s after its call should have
+        # ended: past the 1 s entry->ring limit the step is unclean anyway, and a step
+        # past capacity must not hold the run for Queue()'s whole 60 s.
+        wait_ms = ring_ms + talk_ms + give_up_ms
+        caller_xml = work / f"caller-{wait_ms}.xml"
         caller_xml.write_text(caller_scenario(wait_ms))
         pid = self.contender_pids.get(contender.key)
         began = time.monotonic()
@@ -549,8 +576,8 @@ async def part_b(bench: Bench, contenders: list[Contender], report: Report) -> N
                f"offered at {o.hold_rate:g}/s with at most {o.concurrency} in progress (sipp "
                f"-l), each talking {o.hold_talk_ms} ms; entry->ring of the callers who "
                f"entered once the first call ended ({o.concurrency} in progress); "
-               f"{o.repeats} repeat(s), contenders interleaved")
-    for repeat in range(o.repeats):
+               f"{o.hold_repeats} repeat(s), contenders interleaved")
+    for repeat in range(o.hold_repeats):
         for key in _rotated(tuple(c.key for c in contenders), repeat):
             contender = next(c for c in contenders if c.key == key)
             step = await bench.step(contender, o.hold_rate, o.hold_calls, o.concurrency,
@@ -643,7 +670,7 @@ async def run_bench(options: Options) -> Report:
             "queues.conf": queues_conf(agents),
             "extensions_custom.conf": caller_dialplan(
                 {c.number: c.dialplan_line() for c in (*(cls() for cls in CONTENDERS.values()),
-                                                        CancelProbe())}),
+                                                        CancelProbe(), SilentProbe())}),
         })
         rtp_start, rtp_end = free_udp_range(min(4000, 8 * options.agents + 200))
         await asyncio.to_thread(instance.setup, installation, InstanceSettings(
@@ -700,9 +727,14 @@ async def sanity(bench: Bench, contenders: list[Contender], report: Report) -> N
             probe.agent_failed, probe.left_channels) != (1, 1, 1, 0, 1, 1, 0, 0):
         raise BenchError("the agents' phones do not end a cancelled call cleanly: "
                          + describe(probe, probe.contender))
+    silent = await bench.step(SilentProbe(), 1, 1, 1, talk_ms=0, ring_ms=0, give_up_ms=300)
+    if (silent.ok, silent.failed, silent.left_channels) != (0, 1, 0):
+        raise BenchError("a caller left waiting does not give up as a failed call: "
+                         + describe(silent, silent.contender))
     report.say("sanity: 2 calls to each contender reached an agent who answered "
                "(sipp callers, AMI and sipp agents agree); a ringing agent's phone "
-               "CANCELled by Dial()'s timeout ended that call cleanly (200, 487, ACK)")
+               "CANCELled by Dial()'s timeout ended that call cleanly (200, 487, ACK); a caller "
+               "left waiting hung up and counted as a failed call")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -724,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats is not None:
         if not 1 <= args.repeats <= 7:
             parser.error("--repeats: 1 to 7")
-        options = replace(options, repeats=args.repeats)
+        options = replace(options, repeats=args.repeats, hold_repeats=args.repeats)
     if args.agents is not None:
         if not 2 <= args.agents <= 999:
             parser.error("--agents: 2 to 999")

@@ -241,7 +241,11 @@ def agent_scenario(ring_ms: int, talk_ms: int) -> str:
 
 def caller_scenario(wait_ms: int) -> str:
     """A caller (UAC): INVITE, 200 (``Answer()``), ACK, then Asterisk's BYE within
-    ``wait_ms`` (queue wait + talk), answered 200; no BYE in time is a failed call."""
+    ``wait_ms`` (queue wait + talk), answered 200.
+
+    A caller with no BYE in time gives up as a person would: it hangs up (BYE), so the
+    queue lets it go at once and the next step starts clean, and the call counts as
+    failed (a wait for a message that never comes: sipp's own failure count)."""
     return (
         '<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
         '<scenario name="callcenter queue bench caller">\n'
@@ -249,8 +253,13 @@ def caller_scenario(wait_ms: int) -> str:
         + PROVISIONAL
         + '  <recv response="200" rrs="true"/>\n'
         + in_dialog("ACK", CALLER_ID, 1)
-        + f'  <recv request="BYE" timeout="{wait_ms}"/>\n'
-        + ok_to_request()
+        + f'  <recv request="BYE" timeout="{wait_ms}" ontimeout="give_up"/>\n'
+        + ok_to_request(send_attrs='next="done"')
+        + '  <label id="give_up"/>\n'
+        + in_dialog("BYE", CALLER_ID, 2, send_attrs='retrans="500"')
+        + '  <recv response="200"/>\n'
+        + '  <recv request="INFO" timeout="10"/>\n'  # never comes: a failed call
+        + '  <label id="done"/>\n'
         + "</scenario>\n"
     )
 
