@@ -53,9 +53,9 @@ linked to that caller (``DestLinkedid``), and ``DialEnd ANSWER`` of that leg.
 (b) Latency at 200 concurrent callers: 300 calls offered at 20/s, each talking 10 s
     (sipp ``-l 200``), so from the moment the first call ends 200 calls are in progress;
     entry->ring p50 and p99 over the callers who entered from then on (about 100), per
-    contender, per repeat (2 repeats). 20 calls/s is inside both contenders' capacity on
-    this machine: the figure is the time to ring an agent with 200 live calls, not a
-    backlog.
+    contender, per repeat (2 repeats). 20 calls/s is far inside app_queue's capacity and
+    at the low end of the router's measured one (20-30 calls/s in the run recorded in
+    bench/README.md): the figure is the time to ring an agent with 200 live calls.
 
 Before any figure, sanity calls: two calls per contender reach an agent who answers; a
 phone ringing longer than ``Dial()``'s 1 s timeout is CANCELled and ends that call
@@ -511,6 +511,10 @@ def _fmt(x: float, digits: int = 1) -> str:
     return "-" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+def _per_call(cpu_s: float, calls: int) -> float:
+    return math.nan if not calls else cpu_s * 1000 / calls
+
+
 def describe(step: QueueStep, label: str) -> str:
     return (f"{label:10} {step.rate:>5g}/s: {step.calls} calls, {step.failed_calls} failed "
             f"(callers {step.ok} ok/{step.failed} failed; queue {step.entered} entered, "
@@ -518,7 +522,9 @@ def describe(step: QueueStep, label: str) -> str:
             f" {step.agent_ok} completed, {step.agent_failed} failed), entry->ring p50 "
             f"{_fmt(step.p50)} p99 {_fmt(step.p99)} max "
             f"{_fmt(max(step.wait_ms, default=math.nan))} ms, {step.concurrent} concurrent, "
-            f"CPU {_fmt(step.cpu_ms_per_call, 2)} ms/call, other processes "
+            f"CPU {_fmt(step.cpu_ms_per_call, 2)} ms/call (Asterisk "
+            f"{_fmt(_per_call(step.asterisk_cpu_s, step.ok), 2)}, contender process "
+            f"{_fmt(_per_call(step.contender_cpu_s, step.ok), 2)}), other processes "
             f"{_fmt(step.other_cores, 2)} cores{'' if step.clean else '  <- unclean'} "
             f"({step.wall:.1f} s)")
 
