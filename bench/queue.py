@@ -117,7 +117,7 @@ from bench.queue_pbx import (
     stasis_line,
 )
 from bench.queue_router_proc import MISSING, READY
-from callcenter.asterisk.ami.client import AMIClient, AMIMessage
+from callcenter.asterisk.ami.client import AMIClient, AMIMessage, AMITimeoutError
 from callcenter.asterisk.instance import InstanceSettings
 from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
 
@@ -155,6 +155,8 @@ class Options:
     budget: float = 300.0
     #: Keep logs and sipp traces here (default: a temporary directory, removed).
     workdir: Path | None = None
+    #: Run the router on SQLite's default deferred BEGIN (shows its "database is locked").
+    router_deferred_begin: bool = False
 
     @classmethod
     def quick(cls, contenders: tuple[str, ...] = ("app_queue", "router")) -> Options:
@@ -224,6 +226,9 @@ class RouterContender(Contender):
     key, label, app, number = "router", "ARI router", "Stasis", "7200"
     queue_app = "cc-queue"
 
+    def __init__(self, *, deferred_begin: bool = False) -> None:
+        self.deferred_begin = deferred_begin
+
     def check(self) -> None:
         if importlib.util.find_spec("ari_apps.queue_router") is None:
             raise ContenderUnavailable(MISSING)
@@ -242,6 +247,7 @@ class RouterContender(Contender):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bench.queue_router_proc",
                 "--home", str(pbx.instance.home), "--config", str(config),
+                *(["--deferred"] if self.deferred_begin else []),
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
                 cwd=REPO, env=_env(), start_new_session=True)
         try:
@@ -405,24 +411,27 @@ AMI_FILTERS = ("Event: DialBegin", "Event: DialEnd", "Application: (Queue|Stasis
 
 
 class EventLog:
-    """Every filtered AMI event since the last :meth:`mark`, read by one owned task."""
+    """The filtered AMI events, taken step by step."""
 
     def __init__(self, ami: AMIClient) -> None:
         self.ami = ami
-        self.events: list[AMIMessage] = []
         self.subscription = ami.subscribe("Newexten", "DialBegin", "DialEnd",
                                           maxsize=1_000_000)
 
-    async def read(self) -> None:
-        async for event in self.subscription:
-            self.events.append(event)
-
-    def mark(self) -> None:
-        self.events = []
-
-    def check_complete(self) -> None:
+    async def take(self) -> list[AMIMessage]:
+        """Every event Asterisk sent until now. AMI answers an action on the connection
+        its events travel on, in order: once ``Ping`` is answered, every event raised
+        before it is in the subscription, and none is missed or left for the next step."""
+        await self.ami.action("Ping")
+        events: list[AMIMessage] = []
+        while True:
+            try:
+                events.append(await self.subscription.get(timeout=0))
+            except AMITimeoutError:
+                break
         if self.subscription.dropped:
             raise BenchError(f"{self.subscription.dropped} AMI events dropped: figures unsound")
+        return events
 
 
 # -- the benchmark ---------------------------------------------------------------------
@@ -477,7 +486,7 @@ class Bench:
         began = time.monotonic()
         other = OtherLoad(self.pids)
         cpu_before = (cpu_seconds(self.pbx.instance.pid), cpu_seconds(pid))
-        self.events.mark()
+        await self.events.take()  # nothing of an earlier step counts here
         async with agent_phones(work, agent_xml, self.agent_ports) as stats:
             callers = await run_callers(
                 work, caller_xml, self.pbx.instance.settings.sip_port, contender.number,
@@ -486,11 +495,11 @@ class Bench:
             left = await asyncio.to_thread(self.pbx.instance.wait_no_channels)
         agents = [sipp_counts(s) for s in stats]
         cpu_after = (cpu_seconds(self.pbx.instance.pid), cpu_seconds(pid))
-        self.events.check_complete()
+        events = await self.events.take()
         if self.options.workdir is not None:  # kept for reading: the events behind the figures
             dump = work / f"ami-{contender.key}-{rate:g}-{repeat + 1}.txt"
-            dump.write_text("".join(f"{dict(event)}\n" for event in self.events.events))
-        times = caller_times(self.events.events, contender.app)
+            dump.write_text("".join(f"{dict(event)}\n" for event in events))
+        times = caller_times(events, contender.app)
         first = min((t.entered for t in times.values() if t.entered is not None), default=0.0)
         waits = tuple(sorted(t.wait_ms for t in times.values() if t.wait_ms is not None
                              and t.entered is not None and t.entered >= first + settle_s))
@@ -659,7 +668,8 @@ async def run_bench(options: Options) -> Report:
 
     if not Path(SIPP).exists():
         raise BenchError("sipp not found: apt-get install -y sip-tester")
-    contenders = [CONTENDERS[key]() for key in options.contenders]
+    contenders = [RouterContender(deferred_begin=options.router_deferred_begin)
+                  if key == "router" else CONTENDERS[key]() for key in options.contenders]
     for contender in contenders:
         contender.check()
     report = Report()
@@ -697,24 +707,18 @@ async def run_bench(options: Options) -> Report:
                 for contender in contenders:
                     pids[contender.key] = await stack.enter_async_context(
                         contender.running(pbx))
-                async with asyncio.TaskGroup() as tg:
-                    reader = tg.create_task(events.read(), name="ami-events")
-                    try:
-                        bench = Bench(pbx, events, options, agent_ports, pids)
-                        report.say(
-                            f"Asterisk {installation.version} pid {instance.pid} (SIP "
-                            f"127.0.0.1:{instance.settings.sip_port}); {options.agents} "
-                            f"agents on {options.agent_processes} sipp UAS processes; "
-                            + ", ".join(f"{c.label} ({c.app}, pid {pids[c.key] or 'Asterisk'})"
-                                        for c in contenders)
-                            + f"; {os.cpu_count()} CPUs, nothing pinned")
-                        await sanity(bench, contenders, report)
-                        await part_a(bench, contenders, report,
-                                     time.monotonic() + options.budget)
-                        await part_b(bench, contenders, report)
-                        summarize(report, contenders, options)
-                    finally:
-                        reader.cancel()
+                bench = Bench(pbx, events, options, agent_ports, pids)
+                report.say(
+                    f"Asterisk {installation.version} pid {instance.pid} (SIP "
+                    f"127.0.0.1:{instance.settings.sip_port}); {options.agents} "
+                    f"agents on {options.agent_processes} sipp UAS processes; "
+                    + ", ".join(f"{c.label} ({c.app}, pid {pids[c.key] or 'Asterisk'})"
+                                for c in contenders)
+                    + f"; {os.cpu_count()} CPUs, nothing pinned")
+                await sanity(bench, contenders, report)
+                await part_a(bench, contenders, report, time.monotonic() + options.budget)
+                await part_b(bench, contenders, report)
+                summarize(report, contenders, options)
         finally:
             await asyncio.to_thread(instance.stop)
     report.say(f"\ntotal time {time.monotonic() - began:.0f} s")
@@ -752,6 +756,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the Asterisk home, logs and sipp traces there (must be new)")
+    parser.add_argument("--router-deferred-begin", action="store_true",
+                        help="the router's SQLite on deferred BEGIN (default: BEGIN IMMEDIATE)")
     args = parser.parse_args(argv)
     contenders = tuple(args.contenders.split(",")) if args.contenders else ("app_queue",
                                                                              "router")
@@ -767,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
         if not 2 <= args.agents <= 999:
             parser.error("--agents: 2 to 999")
         options = replace(options, agents=args.agents)
+    if args.router_deferred_begin:
+        options = replace(options, router_deferred_begin=True)
     if args.workdir is not None:
         args.workdir.mkdir(parents=True)
         options = replace(options, workdir=args.workdir.resolve())
