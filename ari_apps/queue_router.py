@@ -295,6 +295,12 @@ class QueueRouter:
             return
         if channel.id in self.callers:
             return
+        if not args and channel.dialplan.app_name != "Stasis":
+            # A channel we created (it never ran dialplan) whose offer ended before it
+            # entered the app (the caller hung up meanwhile): nothing to offer it for.
+            log.info("queue router: offer leg %s outlived its offer; hanging up", channel.id)
+            await self._hangup(channel.id, "normal")
+            return
         try:
             call = QueueCall.parse(args)
         except StasisArgsError as exc:
@@ -325,8 +331,18 @@ class QueueRouter:
                         number=channel.caller.number, name=channel.caller.name)
         self.callers[channel.id] = caller
         async with caller.lock:
-            await self._park(caller)
-            self.index.enqueue(waiting)
+            try:
+                await self._park(caller)
+            except ARIError:
+                if await self._exists(channel.id):
+                    raise  # a real failure: the dispatcher sends the call to its fallback
+                parked = False  # the caller hung up while being parked
+            else:
+                parked = True
+                self.index.enqueue(waiting)
+        if not parked:
+            await self._end_call(caller, by="caller")
+            return caller
         log.info("queue %s: caller %s entered (priority %d, skills %s)", call.queue,
                  channel.id, waiting.priority, ",".join(call.skills) or "-")
         self._wake.set()
@@ -353,6 +369,9 @@ class QueueRouter:
         """One decision loop: reads agents, offers calls, fires timers, runs the watchdog."""
         watchdog_at = self.clock()
         while True:
+            # Cleared before the pass, not after: a change during the pass's awaits
+            # (an agent freed while we reserved another) wakes the next pass at once.
+            self._wake.clear()
             now = self.clock()
             try:
                 if self._states_read_at is None or \
@@ -367,7 +386,6 @@ class QueueRouter:
                 log.exception("queue router: matchmaking pass failed; retrying")
                 await asyncio.sleep(0.5)
             delay = self._next_deadline(self.clock(), watchdog_at)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
@@ -430,7 +448,9 @@ class QueueRouter:
         waiting = sorted((c for c in self.callers.values() if c.phase == "waiting"),
                          key=lambda c: c.waiting.rank)
         for caller in waiting:
-            for _ in range(10):  # lost reservations: decide again with the agent removed
+            for _ in range(10):
+                if caller.phase != "waiting":
+                    break  # hung up (or re-offered) during an await of this pass  # lost reservations: decide again with the agent removed
                 decision = self.index.select_agent(caller.waiting, ts)
                 if decision is None:
                     break
@@ -456,8 +476,14 @@ class QueueRouter:
             won.append(agent)
         if not won:
             return False
-        caller.phase = "offering"
-        self.index.dequeue(caller.channel_id)
+        async with caller.lock:
+            if caller.phase != "waiting":  # the caller left while we reserved
+                for agent in won:
+                    await self._apply(agent, OfferFailed(caller.channel_id,
+                                                         OfferResult.CALLER_GONE.value), now)
+                return True
+            caller.phase = "offering"
+            self.index.dequeue(caller.channel_id)
         for agent in won:
             self._spawn(self._offer(caller, agent, decision.stage), f"offer {agent}")
         return True
@@ -493,7 +519,7 @@ class QueueRouter:
                                          timeout=policy.ring_timeout)
         except (ARIError, TimeoutError) as exc:
             log.warning("queue %s: offer of %s to %s failed: %s", caller.args.queue,
-                        caller.channel_id, agent, exc)
+                        caller.channel_id, agent, exc or type(exc).__name__)
             result = (OfferResult.UNREGISTERED if isinstance(exc, ARIError) and exc.status in
                       (400, 404, 500) else OfferResult.FAILED)
             await self._offer_failed(leg, result)
@@ -513,31 +539,48 @@ class QueueRouter:
         caller = leg.caller
         now = self.clock()
         async with caller.lock:
+            if caller.agent_channel == leg.channel_id:
+                return  # a second copy of the ANSWER (Asterisk sends one per party)
             if leg.ended or caller.phase != "offering":
                 await self._hangup(leg.channel_id, "answered_elsewhere")
                 return
-            caller.phase = "connected"
-            caller.agent, caller.agent_channel = leg.agent, leg.channel_id
-            await self._apply(leg.agent, Answer(caller.channel_id), now)
             with contextlib.suppress(ARIError):
                 await self.ari.bridges.stop_moh(caller.bridge_id)
-            await self.ari.bridges.add_channel(caller.bridge_id, leg.channel_id)
-            async with self.sessions.begin() as session:
-                repo = QueuedCallRepository(session)
-                queued = await repo.get_by_channel(caller.channel_id)
-                offer = await session.get(CallOffer, leg.offer_row)
-                assert queued is not None and offer is not None
-                agent = self.config.agents[leg.agent]
-                await repo.answered(queued, offer, at=now,
-                                    matched_skills=dict(agent.skills) or None,
-                                    relaxation_step=leg.stage)
-            self.misses[leg.agent] = 0
-            self.calls_taken[leg.agent] = self.calls_taken.get(leg.agent, 0) + 1
+            try:
+                await self.ari.bridges.add_channel(caller.bridge_id, leg.channel_id)
+            except ARIError as exc:  # the caller's side vanished as the agent answered
+                log.info("queue %s: %s answered but %s is gone (%s)", caller.args.queue,
+                         leg.agent, caller.channel_id, exc)
+                joined = False
+            else:
+                joined = True
+                await self._connect(caller, leg, now)
             others = [other for other in caller.legs.values()
                       if other is not leg and not other.ended]
+        if not joined:
+            await self._offer_failed(leg, OfferResult.CALLER_GONE)
+            await self._end_call(caller, by="caller")
+            return
         for other in others:  # ring_all: the others stop ringing
             await self._offer_failed(other, OfferResult.CANCELLED)
         log.info("queue %s: %s answered %s", caller.args.queue, leg.agent, caller.channel_id)
+
+    async def _connect(self, caller: Caller, leg: Leg, now: datetime) -> None:
+        """Caller and agent share the bridge: record it (under the caller's lock)."""
+        caller.phase = "connected"
+        caller.agent, caller.agent_channel = leg.agent, leg.channel_id
+        await self._apply(leg.agent, Answer(caller.channel_id), now)
+        async with self.sessions.begin() as session:
+            repo = QueuedCallRepository(session)
+            queued = await repo.get_by_channel(caller.channel_id)
+            offer = await session.get(CallOffer, leg.offer_row)
+            assert queued is not None and offer is not None
+            agent = self.config.agents[leg.agent]
+            await repo.answered(queued, offer, at=now,
+                                matched_skills=dict(agent.skills) or None,
+                                relaxation_step=leg.stage)
+        self.misses[leg.agent] = 0
+        self.calls_taken[leg.agent] = self.calls_taken.get(leg.agent, 0) + 1
 
     async def _offer_failed(self, leg: Leg, result: OfferResult) -> None:
         caller = leg.caller
@@ -706,6 +749,13 @@ class QueueRouter:
             await self._hangup(caller.channel_id, "normal")
         log.info("queue %s: %s overflowed at step %d", caller.args.queue,
                  caller.channel_id, decision.stage)
+
+    async def _exists(self, channel_id: str) -> bool:
+        try:
+            await self.ari.channels.get(channel_id)
+        except ARINotFound:
+            return False
+        return True
 
     async def _hangup(self, channel_id: str | None, reason: HangupReason) -> None:
         if channel_id is None:

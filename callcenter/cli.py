@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -649,6 +650,154 @@ def call(obj: _Obj, number: str, keys: str, caller_id: str, hold: float) -> None
     else:
         who = f"we hung up after {hold:g} s"
     click.echo(f"hangup: {who} (cause {r.cause} {r.cause_text})")
+
+
+# -- the built-in test softphone --------------------------------------------
+
+_AGENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+
+@main.command("phone")
+@click.argument("name")
+@click.option("--config", "config_dir", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Check NAME against this config (an agent with a generated softphone).")
+@pass_obj
+def phone(obj: _Obj, name: str, config_dir: Path | None) -> None:
+    """Be agent NAME: register the built-in test softphone (baresip) with NAME's
+    generated account on the running instance; it answers every call by itself and
+    prints what happens, until Ctrl-C (or SIGTERM), which unregisters it.
+
+    \b
+    See a call reach an agent, with no softphone of your own:
+        callcenter phone carmen                  # terminal 1: the operator's phone
+        callcenter call 5551000 --keys 1,0       # terminal 2: English, operator
+
+    The password comes from the instance's secrets.json, never from the command line.
+    """
+    if not _AGENT_NAME.fullmatch(name):
+        raise click.BadParameter(f"{name!r}: an agent name is a lowercase letter, then "
+                                 "lowercase letters, digits or _", param_hint="NAME")
+    password = _phone_password(obj, name, config_dir)
+    inst = obj.instance
+    try:
+        if not inst.is_running():
+            raise click.ClickException(
+                f"Asterisk is not running in {obj.home}: start the center with "
+                "'callcenter run CONFIG_DIR' (or 'callcenter asterisk start')")
+        s = inst.settings
+    except InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    host = _phone_host(s.bind)
+    if shutil.which("baresip") is None:
+        raise click.ClickException("baresip, the test softphone, is not installed: "
+                                   "apt-get install baresip-core")
+    sys.exit(asyncio.run(_run_phone(name, password, host, s.sip_port)))
+
+
+def _phone_password(obj: _Obj, name: str, config_dir: Path | None) -> str:
+    """NAME's softphone password, or a clear error saying why NAME has none."""
+    from callcenter.asterisk.secrets import AGENT_PASSWORDS, SecretsError, read_secrets
+
+    secrets_file = obj.instance.secrets_file
+    if config_dir is not None:
+        config = _load(obj, config_dir).config
+        agent = config.agents.get(name)
+        if agent is None:
+            known = ", ".join(sorted(config.agents)) or "none"
+            raise click.ClickException(f"no agent {name!r} in {config_dir} (agents: {known})")
+        if not agent.softphone:
+            raise click.ClickException(
+                f"agent {name} rings the device {agent.device}, not a softphone account of "
+                "callcenter's: register that device itself (remove 'device:' to get one)")
+    try:
+        stored = read_secrets(secrets_file).get(AGENT_PASSWORDS)
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None
+    stored = stored if isinstance(stored, dict) else {}
+    password = stored.get(name)
+    if isinstance(password, str):
+        return password
+    if config_dir is not None:
+        raise click.ClickException(
+            f"agent {name} has no softphone account in {obj.home} yet: 'callcenter apply "
+            f"{config_dir}' (or 'run') creates it and loads it into Asterisk")
+    known = ", ".join(sorted(stored)) or "none"
+    raise click.ClickException(
+        f"no softphone account for agent {name!r} in {secrets_file} (accounts: {known}); "
+        "an agent with a 'device' has none, and 'apply' creates one for every other "
+        "agent (--config CONFIG_DIR checks NAME against the config)")
+
+
+def _phone_host(bind: str) -> str:
+    """The address the phone registers at, and binds itself: the instance's SIP
+    address (loopback when Asterisk listens on every address)."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(bind)
+    except ValueError:
+        address = None
+    if not isinstance(address, ipaddress.IPv4Address):
+        raise click.ClickException(f"Asterisk's SIP address {bind!r} is not IPv4: the test "
+                                   "softphone registers over IPv4 only")
+    return "127.0.0.1" if address.is_unspecified else bind
+
+
+async def _run_phone(name: str, password: str, host: str, sip_port: int) -> int:
+    """The phone until a stop signal (exit 0) or baresip's own end (exit 1)."""
+    from callcenter.testing.demo_phone import serve_phone
+    from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
+    from callcenter.testing.softphone import (
+        BaresipMissingError,
+        Softphone,
+        SoftphoneError,
+    )
+
+    registrar = f"{host}:{sip_port}"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    assert me is not None
+    starting = True
+
+    def on_signal() -> None:
+        stop.set()
+        if starting:  # still waiting for the registrar's first answer: give up now
+            me.cancel()
+
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal)
+    phone = Softphone(name, password, registrar_port=sip_port, sip_port=free_udp_tcp_port(),
+                      ctrl_port=free_port(), rtp_port=free_udp_range(4)[0],
+                      require_registration=False, timeout=40.0, host=host)
+    click.echo(f"phone {name}: registering at {registrar} (SIP on {host}:{phone.sip_port}); "
+               "it answers every call; Ctrl-C stops it")
+    try:
+        async with phone:
+            starting = False
+            # --login (planned): an AgentLogin calling the HTTP API of 'callcenter serve'.
+            stopped = await serve_phone(phone, click.echo, stop, registrar=registrar,
+                                        login=None)
+            if not stopped:
+                click.echo(f"baresip exited on its own: {phone.console()[-800:]}", err=True)
+                return 1
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+        me.uncancel()  # our own cancel, from on_signal: a stop, not an error
+        click.echo(f"phone {name}: stopped before the registrar answered")
+        return 0
+    except BaresipMissingError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SoftphoneError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+    # baresip unregisters (REGISTER with Expires: 0) on the SIGTERM that stopped it.
+    click.echo(f"phone {name}: unregistered, stopped")
+    return 0
 
 
 # -- FastAGI -----------------------------------------------------------------

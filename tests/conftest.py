@@ -39,9 +39,9 @@ from tests.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from callcenter.asterisk.ari import ARIClient
+    from callcenter.testing.softphone import Softphone
     from tests.integration.queue_router import QueueRouterStub
     from tests.integration.route import RouteObserver
-    from tests.integration.softphone import Softphone
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
@@ -95,9 +95,10 @@ class PBX:
 
     def agent_phone(self, agent: str, *, password: str | None = None,
                     require_registration: bool = True) -> Softphone:
-        """A real softphone (baresip) that registers as ``agent`` on entry and answers
-        calls; ``password`` overrides the agent's own (to test a wrong one)."""
-        from tests.integration.softphone import Softphone
+        """A real softphone (baresip, ``callcenter.testing.softphone``) that registers as
+        ``agent`` on entry, answers calls and dials (``await phone.dial("*70")``);
+        ``password`` overrides the agent's own (to test a wrong one)."""
+        from callcenter.testing.softphone import Softphone
 
         # From the callers' sequence, not the kernel's ephemeral range, so that a
         # caller placed at the same moment cannot be handed the phone's SIP port;

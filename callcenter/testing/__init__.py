@@ -1,1 +1,1 @@
-"""Helpers for testing against a real Asterisk: sipp callers."""
+"""Helpers for testing against a real Asterisk: sipp callers, a baresip softphone."""

@@ -76,7 +76,7 @@ async def start_router(pbx: PBX, config: CallCenterConfig | None = None
                        ) -> AsyncIterator[RunningRouter]:
     """The queue router on the session PBX (``config``: the example's unless given: a
     router-side change such as shorter relax steps needs no new dialplan)."""
-    engine = make_engine(pbx.db_url)
+    engine = make_engine(pbx.db_url, sqlite_immediate=True)
     creds = pbx.instance.credentials
     config = config or pbx.loaded.config
     async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,

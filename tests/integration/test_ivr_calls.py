@@ -35,10 +35,10 @@ from callcenter.flows.lookup import perform_lookup
 from callcenter.flows.simulate import Simulation, simulate
 from callcenter.storage.directory import AccountDirectory
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
+from callcenter.testing.softphone import SoftphoneCall
 from tests.conftest import OPEN_TIME, PBX
 from tests.integration.queue_router import QueueRouterStub, queue_outcome
 from tests.integration.route import ObservedCall, RouteObserver, voicemail_left
-from tests.integration.softphone import SoftphoneCall
 
 pytestmark = pytest.mark.integration
 

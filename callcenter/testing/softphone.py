@@ -1,40 +1,71 @@
-"""An agent's real softphone for tests: baresip (Debian ``baresip-core``).
+"""An agent's real softphone for tests and demos: baresip (Debian ``baresip-core``).
 
 It does what a softphone on an agent's desk or laptop does: REGISTERs as the
 agent with digest auth (the password from the instance's ``secrets.json``,
 handed over baresip's loopback control connection: never on a command line or
 in a file, never in test output), answers Asterisk's OPTIONS (qualify), and answers
 calls automatically (``answermode=auto``), playing a tone and discarding what
-it hears. On exit it is stopped with SIGTERM, on which baresip unregisters.
+it hears. It also dials, as an agent keying a number (``await phone.dial("*70")``):
+the INVITE is authenticated with the same account, so Asterisk runs it in the
+agent endpoint's context. On exit it is stopped with SIGTERM, on which baresip
+unregisters.
 
 What it does is read from baresip's own event stream (module ``ctrl_tcp``,
 netstring-framed JSON on a loopback port): ``REGISTER_OK`` / ``REGISTER_FAIL``
-(with the registrar's status line), ``CALL_ESTABLISHED`` (with the caller's
-URI), ``CALL_CLOSED`` (with the reason). Tests wait on these
-events, never on time.
+(with the registrar's status line), ``CALL_ESTABLISHED`` (with the peer's
+URI), ``CALL_CLOSED`` (with the reason: ``Connection reset by peer`` for a BYE
+from Asterisk, the SIP status line of a refused INVITE). Tests wait on these
+events, never on time. ``callcenter phone NAME`` is this class run until
+stopped, printing the events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tests.aio import cancel_and_wait
+from callcenter.testing.aio import cancel_and_wait
 
-__all__ = ["Softphone", "SoftphoneCall", "SoftphoneError"]
+__all__ = ["BaresipMissingError", "Softphone", "SoftphoneCall", "SoftphoneError"]
 
 _MODULES = "/usr/lib/baresip/modules"
+
+#: What ``dial`` accepts: what an agent keys (``*70``, ``1001``, ``#``) or a SIP URI
+#: of a safe alphabet. baresip's command line is split on blanks, and the URI ends
+#: up in an INVITE's request line: no blank, quote, ``<>`` or control character.
+_DIALABLE = re.compile(r"[0-9A-Za-z*#+]{1,40}|sips?:[0-9A-Za-z*#+._~-]{1,64}"
+                       r"(@[0-9A-Za-z.-]{1,253}(:[0-9]{1,5})?)?(;transport=(udp|tcp))?")
+
+_USER = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PASSWORD = re.compile(r"[A-Za-z0-9._~!*-]{1,128}")
+
+#: The call events ``call()`` collects (an incoming call that baresip answers by
+#: itself reports no CALL_INCOMING in 1.0; an outgoing one CALL_RINGING or
+#: CALL_PROGRESS when Asterisk sends 180 or 183).
+CALL_EVENTS = ("CALL_INCOMING", "CALL_OUTGOING", "CALL_RINGING", "CALL_PROGRESS",
+               "CALL_ESTABLISHED", "CALL_CLOSED")
+
+#: Put on the event queue when baresip's control connection ends (baresip exited).
+_EOF = "_CONTROL_CLOSED"
 
 
 class SoftphoneError(AssertionError):
     """The softphone did not do what the test waited for (password never shown)."""
+
+
+class BaresipMissingError(RuntimeError):
+    """baresip is not installed."""
 
 
 @dataclass(frozen=True)
@@ -52,21 +83,31 @@ class SoftphoneCall:
 
     @property
     def peer_uri(self) -> str:
-        """Who called: the From URI of the INVITE (``sip:15559000001@127.0.0.1``)."""
+        """The other party: the From URI of an incoming INVITE
+        (``sip:15559000001@127.0.0.1``), the request URI of an outgoing one."""
         return next((e["peeruri"] for e in self.events if e.get("peeruri")), "")
 
     @property
+    def answered(self) -> bool:
+        """The call was answered (by this phone or by the party it dialed)."""
+        return any(e.get("type") == "CALL_ESTABLISHED" for e in self.events)
+
+    @property
     def close_reason(self) -> str:
+        """baresip's reason: ``Connection reset by peer`` (the peer hung up),
+        ``404 Not Found`` (a final response to our INVITE), ``Rejected by user``..."""
         return next((e.get("param", "") for e in self.events
                      if e.get("type") == "CALL_CLOSED"), "")
 
 
-def _config(sip_port: int, ctrl_port: int, rtp_port: int, directory: Path) -> str:
+def _config(host: str, sip_port: int, ctrl_port: int, rtp_port: int,
+            directory: Path) -> str:
     return "\n".join([
         "poll_method epoll",
-        # Bound to loopback only; the address baresip puts in Via/Contact/SDP.
-        "net_interface 127.0.0.1",
-        f"sip_listen 127.0.0.1:{sip_port}",
+        # Bound to the registrar's own address (loopback for the demo and tests); the
+        # address baresip puts in Via/Contact/SDP.
+        f"net_interface {host}",
+        f"sip_listen {host}:{sip_port}",
         f"rtp_ports {rtp_port}-{rtp_port + 3}",
         # ausine only makes 48 kHz stereo; baresip resamples to the call's 8 kHz.
         "audio_source ausine,440",
@@ -89,13 +130,26 @@ def _config(sip_port: int, ctrl_port: int, rtp_port: int, directory: Path) -> st
 class Softphone:
     """``async with Softphone(...) as phone:`` registers agent ``user`` and waits for
     the registrar's answer (``phone.registration``); ``await phone.call()`` then
-    waits for the first call to end."""
+    waits for the next call (incoming, or placed with ``dial``) to end.
+
+    ``host`` is the registrar's IPv4 address, which baresip also binds: the phone
+    runs on the PBX's machine. ``rtp_port`` starts 4 UDP ports.
+    """
 
     def __init__(self, user: str, password: str, *, registrar_port: int, sip_port: int,
                  ctrl_port: int, rtp_port: int, require_registration: bool = True,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+        # Both go into baresip's account line (``<sip:user@host>;auth_pass=...``),
+        # where ``;`` ``>`` or a blank would start another parameter.
+        if not _USER.fullmatch(user):
+            raise ValueError(f"{user!r}: not a SIP user name (letters, digits, . _ -)")
+        if not _PASSWORD.fullmatch(password):
+            raise ValueError(f"the password of {user} has characters a baresip account "
+                             "line cannot hold (letters, digits and - _ . ~ ! * only)")
+        ipaddress.IPv4Address(host)  # ValueError for anything else
         self.user = user
         self._password = password
+        self.host = host
         self.registrar_port = registrar_port
         self.sip_port = sip_port
         self.ctrl_port = ctrl_port
@@ -111,18 +165,22 @@ class Softphone:
         #: Every event so far, in order (for failure messages).
         self.seen: list[dict[str, Any]] = []
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        #: Replies awaited by ``_command``, by token.
+        self._replies: dict[str, asyncio.Future[bool]] = {}
+        self._tokens = itertools.count(1)
 
     def __repr__(self) -> str:  # never the password
-        return f"Softphone({self.user!r}, sip 127.0.0.1:{self.sip_port})"
+        return f"Softphone({self.user!r}, sip {self.host}:{self.sip_port})"
 
     async def __aenter__(self) -> Self:
         baresip = shutil.which("baresip")
         if baresip is None:
-            raise RuntimeError("baresip not found: apt-get install baresip-core")
+            raise BaresipMissingError("baresip not found: apt-get install baresip-core")
         self._tmp = tempfile.TemporaryDirectory(prefix="cc-softphone-")
         tmp = Path(self._tmp.name)
         os.chmod(tmp, 0o700)
-        (tmp / "config").write_text(_config(self.sip_port, self.ctrl_port, self.rtp_port, tmp))
+        (tmp / "config").write_text(_config(self.host, self.sip_port, self.ctrl_port,
+                                            self.rtp_port, tmp))
         # No account at start (baresip would invent a default one without the file):
         # it is added over the control connection, so that its REGISTER_OK or
         # REGISTER_FAIL cannot happen before we listen.
@@ -130,9 +188,12 @@ class Softphone:
         (tmp / "accounts").write_text("")
         log = open(tmp / "console.log", "wb")  # noqa: SIM115, ASYNC230 - the child owns it
         try:
+            # A session of its own: Ctrl-C in the owner's terminal reaches the owner
+            # only, which then stops baresip in order (SIGTERM: unregister, exit).
             self._proc = await asyncio.create_subprocess_exec(
                 baresip, "-4", "-f", str(tmp), stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=tmp)
+                stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=tmp,
+                start_new_session=True)
         finally:
             log.close()
         try:
@@ -142,7 +203,7 @@ class Softphone:
             self._writer = writer
             # baresip's "uanew": add the account, which starts registering at once.
             # Its reply echoes the account line (password included): never kept.
-            self._send("uanew", f"<sip:{self.user}@127.0.0.1:{self.registrar_port}"
+            self._send("uanew", f"<sip:{self.user}@{self.host}:{self.registrar_port}"
                                 f";transport=udp>;auth_pass={self._password}"
                                 ";answermode=auto;regint=300")
             self.registration = await self.event("REGISTER_OK", "REGISTER_FAIL")
@@ -168,26 +229,61 @@ class Softphone:
                 except ConnectionRefusedError:
                     await asyncio.sleep(0.02)
 
-    def _send(self, command: str, params: str) -> None:
+    def _send(self, command: str, params: str, token: str | None = None) -> None:
         assert self._writer is not None
-        payload = json.dumps({"command": command, "params": params, "token": command}).encode()
+        payload = json.dumps({"command": command, "params": params,
+                              "token": token or command}).encode()
         self._writer.write(str(len(payload)).encode() + b":" + payload + b",")
+
+    async def _command(self, command: str, params: str = "") -> None:
+        """Run a baresip command and wait for its reply; raise if baresip refused it.
+        (Not for ``uanew``: its reply echoes the password.)"""
+        if self._writer is None:
+            raise SoftphoneError(f"{self.user}: the phone is not running")
+        token = f"{command}-{next(self._tokens)}"
+        reply: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._replies[token] = reply
+        try:
+            self._send(command, params, token)
+            async with asyncio.timeout(self.timeout):
+                ok = await reply
+        except TimeoutError:
+            raise SoftphoneError(f"{self.user}: no reply to {command} within "
+                                 f"{self.timeout:g} s; {self.console()[-800:]}") from None
+        finally:
+            self._replies.pop(token, None)
+        if not ok:
+            raise SoftphoneError(f"{self.user}: baresip refused {command} {params}; "
+                                 f"{self.console()[-800:]}")
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         """Netstrings (``<len>:<json>,``) -> events on the queue, until EOF. Command
-        replies are dropped unread (``uanew``'s holds the password)."""
-        while True:
-            try:
-                size = int((await reader.readuntil(b":"))[:-1])
-                payload = await reader.readexactly(size + 1)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            message = json.loads(payload[:-1])
-            if message.get("event"):
-                self.seen.append(message)
-                await self._events.put(message)
-            elif message.get("response") and not message.get("ok"):
-                await self._events.put({"type": "COMMAND_FAILED", "param": message.get("token")})
+        replies resolve their ``_command`` or are dropped unread (``uanew``'s holds
+        the password)."""
+        try:
+            while True:
+                try:
+                    size = int((await reader.readuntil(b":"))[:-1])
+                    payload = await reader.readexactly(size + 1)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                message = json.loads(payload[:-1])
+                if message.get("event"):
+                    self.seen.append(message)
+                    await self._events.put(message)
+                elif message.get("response"):
+                    reply = self._replies.get(str(message.get("token")))
+                    if reply is not None and not reply.done():
+                        reply.set_result(bool(message.get("ok")))
+                    elif not message.get("ok"):
+                        await self._events.put({"type": "COMMAND_FAILED",
+                                                "param": message.get("token")})
+        finally:
+            # baresip exited (or closed its control port): nothing more will come.
+            for reply in self._replies.values():
+                if not reply.done():
+                    reply.set_result(False)
+            self._events.put_nowait({"type": _EOF})
 
     async def event(self, *types: str, timeout: float | None = None) -> dict[str, Any]:
         """The next event of one of ``types`` (others are skipped)."""
@@ -198,6 +294,11 @@ class Softphone:
                     if e.get("type") == "COMMAND_FAILED":
                         raise SoftphoneError(f"{self.user}: baresip refused the command "
                                              f"{e.get('param')}; {self.console()[-800:]}")
+                    if e.get("type") == _EOF:
+                        self._events.put_nowait(e)  # for the next waiter too
+                        raise SoftphoneError(f"{self.user}: baresip exited while waiting "
+                                             f"for {' or '.join(types)}; "
+                                             f"{self.console()[-800:]}")
                     if e.get("type") in types:
                         return e
         except TimeoutError:
@@ -205,12 +306,40 @@ class Softphone:
                                  f"{timeout or self.timeout:g} s; {self.console()[-800:]}"
                                  ) from None
 
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Every event from now on, with no timeout, until baresip exits: for a phone
+        that runs until it is stopped (``callcenter phone``)."""
+        while True:
+            e = await self._events.get()
+            if e.get("type") == _EOF:
+                self._events.put_nowait(e)
+                return
+            yield e
+
+    async def dial(self, uri_or_number: str) -> None:
+        """Place a call as the agent keying ``uri_or_number`` on the phone (``*70``,
+        ``1001``, or ``sip:1001@127.0.0.1:5060``); a number is sent to the registrar.
+
+        Returns once baresip has sent the INVITE (raises if it refused to);
+        ``await phone.call()`` then waits for the call's end, with its outcome.
+        """
+        if not _DIALABLE.fullmatch(uri_or_number):
+            raise ValueError(f"{uri_or_number!r}: not a number (digits, * # +) or a plain "
+                             "SIP URI")
+        target = uri_or_number
+        if ":" not in target:
+            target = f"sip:{target}@{self.host}:{self.registrar_port}"
+        await self._command("dial", target)
+
+    async def hangup(self) -> None:
+        """Hang up the phone's current call (a BYE, or a CANCEL while it rings)."""
+        await self._command("hangup")
+
     async def call(self) -> SoftphoneCall:
         """Wait for the phone's call to end; every call event it had, in order."""
         seen: list[dict[str, Any]] = []
         while not seen or seen[-1].get("type") != "CALL_CLOSED":
-            seen.append(await self.event("CALL_INCOMING", "CALL_RINGING", "CALL_ESTABLISHED",
-                                         "CALL_CLOSED"))
+            seen.append(await self.event(*CALL_EVENTS))
         return SoftphoneCall(tuple(seen), f"events: {[e.get('type') for e in self.seen]}\n"
                              + self.console()[-800:])
 
