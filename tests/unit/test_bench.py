@@ -22,6 +22,8 @@ from bench.measure import (
     paired_ratios,
     percentile,
 )
+from bench.queue_measure import QueueStep
+from bench.queue_measure import highest_clean as queue_highest_clean
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import AsteriskInstallation
 from callcenter.config.loader import load_config
@@ -200,3 +202,144 @@ def test_only_an_unclean_step_on_a_busy_machine_is_run_again() -> None:
     assert spoiled(replace(step(300, p99=12.0), other_cpu_s=busy))
     assert not spoiled(replace(step(300, p99=12.0), other_cpu_s=0.1))  # our own limit
     assert not spoiled(replace(step(300), other_cpu_s=busy))  # clean anyway
+
+
+# -- bench/queue.py: the queue router against app_queue ------------------------------
+
+def _newexten(uid: str, app: str, ts: float, linked: str | None = None) -> dict[str, str]:
+    return {"Event": "Newexten", "Application": app, "Uniqueid": uid,
+            "Linkedid": linked or uid, "Timestamp": f"{ts:.6f}"}
+
+
+def _dial(event: str, leg: str, linked: str, ts: float, status: str = "") -> dict[str, str]:
+    return {"Event": event, "DestUniqueid": leg, "DestLinkedid": linked,
+            "Timestamp": f"{ts:.6f}", **({"DialStatus": status} if status else {})}
+
+
+def test_entry_to_ring_is_matched_per_caller_by_the_agent_legs_linked_id() -> None:
+    """app_queue's DialBegin names the caller; ARI's channels/dial does not (no Channel
+    fields, as recorded from Asterisk 22): both are matched on the leg's DestLinkedid. The
+    router's own offer leg entering Stasis is not a caller."""
+    from bench.queue_measure import caller_times
+
+    events = [
+        _newexten("1.1", "Stasis", 100.000),
+        _newexten("1.2", "Stasis", 100.010),
+        _newexten("1.1-o1", "Stasis", 100.015, linked="1.1"),  # the offer leg itself
+        _dial("DialBegin", "1.1-o1", "1.1", 100.020),
+        _dial("DialEnd", "1.1-o1", "1.1", 100.300, "ANSWER"),
+        _dial("DialBegin", "1.2-o1", "1.2", 100.050),
+        _dial("DialEnd", "1.2-o1", "1.2", 100.400, "NOANSWER"),
+        _dial("DialBegin", "1.2-o2", "1.2", 100.500),  # second offer: not the first ring
+        _dial("DialBegin", "9.9", "9.9", 100.600),  # somebody else's dial
+        _newexten("1.3", "Queue", 100.700),  # another app: not counted
+    ]
+    times = caller_times(events, "Stasis")
+    assert set(times) == {"1.1", "1.2"}
+    assert times["1.1"].wait_ms == pytest.approx(20.0)
+    assert times["1.1"].answered
+    assert times["1.2"].wait_ms == pytest.approx(40.0)
+    assert not times["1.2"].answered
+    queue = caller_times(events, "Queue")
+    assert list(queue) == ["1.3"] and queue["1.3"].wait_ms is None
+
+
+def _queue_step(rate: float, *, p99: float = 5.0, **counts: int) -> QueueStep:
+    calls = counts.pop("calls", 10)
+    base = {"ok": calls, "failed": 0, "entered": calls, "rung": calls, "answered": calls,
+            "agent_calls": calls, "agent_ok": calls, "agent_failed": 0, "left_channels": 0}
+    base.update(counts)
+    return QueueStep("app_queue", rate, 0, calls, wait_ms=(1.0,) * 98 + (p99,) * 2,
+                     wall=1.0, **base)
+
+
+def test_a_queue_step_fails_a_call_unless_every_count_agrees() -> None:
+    assert _queue_step(10).failed_calls == 0 and _queue_step(10).clean
+    for broken in ({"answered": 9}, {"agent_ok": 8}, {"ok": 9, "failed": 1}, {"rung": 7},
+                   {"agent_failed": 1}):
+        step = _queue_step(10, **broken)
+        assert step.failed_calls >= 1 and not step.clean, broken
+    assert not _queue_step(10, left_channels=2).clean
+    assert not _queue_step(10, p99=1500.0).clean
+    ramp = [_queue_step(40, answered=9), _queue_step(10), _queue_step(20), _queue_step(80)]
+    assert queue_highest_clean(ramp) == 20
+
+
+def test_the_queue_benchs_pbx_files_give_both_contenders_the_same_agents() -> None:
+    from bench import queue_pbx as q
+    from callcenter.asterisk.stasis_args import QueueCall
+
+    agents = q.agent_names(5)
+    groups = q.group_agents(agents, [5001, 5002])
+    assert [g.agents for g in groups] == [("agent001", "agent003", "agent005"),
+                                          ("agent002", "agent004")]
+    pjsip = q.pjsip_conf(groups)
+    assert "[agent004]\ntype=aor\nmax_contacts=1\ncontact=sip:agent004@127.0.0.1:5002\n" in pjsip
+    assert pjsip.count("direct_media=no") == 1 and pjsip.count("(bench-endpoint)") == 6
+    queues = q.queues_conf(agents)
+    assert "strategy=rrmemory\nringinuse=no\nautofill=yes\ntimeout=15\n" in queues
+    assert "wrapuptime=0\n" in queues
+    assert queues.count("member => PJSIP/agent") == 5
+    with pytest.raises(ValueError, match="rrmemory or leastrecent"):
+        q.queues_conf(agents, strategy="ringall")
+    line = q.stasis_line("cc-queue")
+    args = tuple(line.removeprefix("Stasis(cc-queue,").removesuffix(")").split(","))
+    call = QueueCall.parse(args)
+    assert (call.queue, call.skills, call.priority, call.language) == ("bench", (), 0, "en")
+    plan = q.caller_dialplan({"7100": "Queue(bench,,,,60)", "7200": line})
+    assert ("exten => 7100,1,Answer()\n same => n,Queue(bench,,,,60)\n same => n,Hangup()\n"
+            in plan)
+
+
+def test_the_router_contenders_config_has_the_same_agents_as_devices(tmp_path: Path) -> None:
+    from bench import queue_pbx as q
+
+    (tmp_path / "bench.yaml").write_text(q.router_config_yaml(q.agent_names(3)))
+    config = load_config(tmp_path).config
+    assert {name: a.dial_string(name) for name, a in config.agents.items()} == {
+        "agent001": "PJSIP/agent001", "agent002": "PJSIP/agent002",
+        "agent003": "PJSIP/agent003"}
+    queue = config.queues["bench"]
+    assert (queue.strategy, queue.wrapup, queue.ring_timeout) == ("longest_idle", 0, 15)
+
+
+def test_the_agents_phone_answers_a_cancel_with_200_and_487_to_the_invite() -> None:
+    from bench.queue_pbx import agent_scenario
+
+    xml = agent_scenario(100, 1000)
+    cancel = xml.index('<recv request="CANCEL" timeout="100" ontimeout="answer"/>')
+    after = xml[cancel:xml.index('<label id="answer"/>')]
+    assert after.index("SIP/2.0 200 OK") < after.index("SIP/2.0 487 Request Terminated")
+    assert "CSeq: [$invite_cseq] INVITE" in after
+    assert '<pause milliseconds="1000"/>' in xml
+
+
+async def test_the_queue_bench_quick_run_against_app_queue_gives_sane_figures() -> None:
+    """The whole bench, small (a real Asterisk, sipp agents and callers, about 20 s):
+    every call of every step reached an agent who answered, entry->ring is positive and
+    p99 >= p50, the concurrency asked for was reached."""
+    from bench.queue import Options, run_bench
+
+    options = Options.quick(contenders=("app_queue",))
+    report = await run_bench(options)
+    steps = report.steps + report.held
+    assert report.complete_repeats == 1 and len(report.steps) == len(options.rates)
+    assert len(report.held) == 1
+    for step in steps:
+        assert step.failed_calls == 0 and step.clean, step
+        assert min(step.wait_ms) > 0 and step.p99 >= step.p50 > 0, step
+        assert step.agent_ok == step.calls and step.answered == step.calls
+    assert all(len(step.wait_ms) == step.calls for step in report.steps)
+    held = report.held[0]
+    assert held.concurrent == options.concurrency
+    assert 0 < len(held.wait_ms) < held.calls  # only callers entering at full concurrency
+
+
+def test_a_contender_still_clean_at_the_top_rate_bounds_the_capacity_ratio() -> None:
+    from bench.queue import capacity_verdict
+
+    assert capacity_verdict(Spread.of([0.2, 0.25]), {"app_queue"}).startswith("NOT met")
+    assert capacity_verdict(Spread.of([0.8, 1.2]), {"app_queue"}).startswith("no verdict")
+    assert capacity_verdict(Spread.of([1.0, 1.5]), {"router"}).startswith("met")
+    assert capacity_verdict(Spread.of([1.0]), {"app_queue", "router"}).startswith("no verdict")
+    assert capacity_verdict(Spread.of([0.5, 0.6]), set()) == "NOT met"
