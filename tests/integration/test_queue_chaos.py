@@ -73,6 +73,12 @@ async def one_call(n: int, rng: random.Random, callers: ARIClient,
         target = side
     with contextlib.suppress(ARIError):
         await callers.channels.hangup(target)  # type: ignore[arg-type]
+    if target != side:
+        # Every call ends: a leg hung up before it existed (an agent leg not created yet,
+        # 404) must not leave the caller talking forever.
+        await asyncio.sleep(rng.uniform(0.5, 2.0))
+        with contextlib.suppress(ARIError):
+            await callers.channels.hangup(side)
     return choice
 
 
