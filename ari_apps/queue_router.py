@@ -227,6 +227,8 @@ class QueueRouter:
         self._tg: asyncio.TaskGroup | None = None
         self._finished: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Event()
+        #: How many times the router has (re)connected to ARI and resynchronised.
+        self.connections = 0
         self.ready = asyncio.Event()
         """Set once the first resync is done (tests and the service wait on it)."""
 
@@ -881,11 +883,10 @@ class QueueRouter:
         await self._reconcile(now)
 
     async def _reconcile(self, now: datetime, only: str | None = None) -> None:
-        live = {channel.id for channel in await self.ari.channels.list()}
+        # States first, channels second: a caller an agent is tied to existed before the
+        # list was read, so it is in the list unless it is really gone.
         states = [s for s in await self.store.all() if only is None or s.agent == only]
-        owned = {c for c in self.callers} | {leg.caller.channel_id for leg in self.legs.values()}
-        # A caller we own but have not yet recorded as live is still live.
-        live |= owned
+        live = {channel.id for channel in await self.ari.channels.list()}
         # Several nodes share the database: an agent tied to another node's caller is not
         # judged by this node's channel list (that caller lives in the other Asterisk).
         # Ours: callers recorded by this node, or recorded by no node (a single node).
@@ -928,6 +929,7 @@ class QueueRouter:
                 continue
             self.contacts[name] = (ContactStatus.REACHABLE if endpoint.state == "online"
                                    else None)
+        await self._forget_the_dead()
         await self._readopt(now)
         # A feature-code call whose handler died with the previous process: end it.
         with contextlib.suppress(ARINotFound):  # a client registered for the queue app only
@@ -936,8 +938,21 @@ class QueueRouter:
                     await self._hangup(channel_id, "normal")
         await self._read_states(now)
         await self._reconcile(now)
+        self.connections += 1
+        self._pulse()
         self.ready.set()
         log.info("queue router %s ready: %d caller(s) adopted", self.app, len(self.callers))
+
+    async def _forget_the_dead(self) -> None:
+        """Calls this router held whose channels died while it was disconnected (an
+        Asterisk restart kills every channel): end them as if their hang-up had come."""
+        live = {channel.id for channel in await self.ari.channels.list()}
+        for caller in list(self.callers.values()):
+            if caller.channel_id not in live:
+                await self._end_call(caller, by="nobody: the channel vanished")
+        for leg in list(self.legs.values()):
+            if leg.channel_id not in live and not leg.ended:
+                await self._offer_failed(leg, OfferResult.FAILED)
 
     async def _readopt(self, now: datetime) -> None:
         """Take back the channels left in the app (a restart, a lost websocket)."""
