@@ -32,7 +32,7 @@ from pathlib import Path
 
 from callcenter.asterisk.provision import AsteriskInstallation
 from callcenter.asterisk.secrets import SecretsError, ensure_secrets, read_secrets
-from callcenter.portcheck import PortsBusyError, PortUse, check_free
+from callcenter.portcheck import PortsBusyError, PortUse, check_free, taken
 
 __all__ = [
     "AsteriskInstance",
@@ -467,6 +467,7 @@ class AsteriskInstance:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(pid):
+                self._wait_ports_released(deadline)
                 return True
             time.sleep(0.1)
         log.warning("Asterisk (pid %d) did not stop in %.0f s; killing it", pid, timeout)
@@ -475,6 +476,14 @@ class AsteriskInstance:
         except ProcessLookupError:
             pass
         return True
+
+    def _wait_ports_released(self, deadline: float) -> None:
+        """After the process is gone, its SIP socket can stay bound a moment (seen: the
+        UDP port, with no process holding it); a ``start`` right after a ``stop`` would
+        find it taken. Wait until every port binds again, or until *deadline*."""
+        uses = self.port_uses()
+        while taken(uses) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def cli(self, command: str, *, check: bool = True, timeout: float = 30.0) -> tuple[int, str]:
         """Run one Asterisk CLI command over the control socket (``asterisk -rx``)."""

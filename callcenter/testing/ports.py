@@ -52,3 +52,24 @@ def free_udp_range(count: int, *, low: int = 44000, high: int = 60000) -> tuple[
             for s in sockets:
                 s.close()
     raise RuntimeError(f"no {count} consecutive free UDP ports on 127.0.0.1")
+
+
+def stable_port(*, udp_too: bool = False, low: int = 28000, high: int = 32700) -> int:
+    """A free port *below* the kernel's ephemeral range (32768-60999 by default): one the
+    kernel never hands out to an outgoing connection. For a service that must bind the
+    same port again after a restart (a connection made meanwhile, e.g. a client
+    reconnecting, could otherwise take it)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp_too else (socket.SOCK_STREAM,)
+        try:
+            for kind in kinds:
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no free port in {low}-{high} on 127.0.0.1")

@@ -28,7 +28,12 @@ from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.secrets import AGENT_PASSWORDS, ensure_secrets, read_secrets
 from callcenter.config.models import CallCenterConfig
-from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
+from callcenter.testing.ports import (
+    free_port,
+    free_udp_range,
+    free_udp_tcp_port,
+    stable_port,
+)
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
 from callcenter.testing.softphone import Softphone
 from tests.conftest import PBX, _tcp_free
@@ -74,16 +79,23 @@ def session_node(pbx: PBX) -> Node:
 
 
 @contextlib.asynccontextmanager
-async def another_node(pbx: PBX, home: Path, clock: dt.datetime) -> AsyncIterator[Node]:
-    """Another Asterisk like the session PBX's, started in *home* (default node name)."""
+async def another_node(pbx: PBX, home: Path, clock: dt.datetime, *,
+                       restartable: bool = False) -> AsyncIterator[Node]:
+    """Another Asterisk like the session PBX's, started in *home* (default node name).
+    ``restartable``: its SIP, HTTP and AMI ports lie below the kernel's ephemeral range,
+    so no outgoing connection takes one while it is stopped and it can start again."""
     instance = AsteriskInstance(home)
     # The agents' softphone passwords of the first node: the same accounts on every node.
     passwords = read_secrets(pbx.instance.secrets_file)[AGENT_PASSWORDS]
     ensure_secrets(instance.secrets_file, {AGENT_PASSWORDS: passwords})
     rtp_start, rtp_end = free_udp_range(40)
+    if restartable:
+        sip, http, ami = stable_port(udp_too=True), stable_port(), stable_port()
+        rtp_start, rtp_end = free_udp_range(40, low=24000, high=28000)
+    else:
+        sip, http, ami = free_udp_tcp_port(), free_port(), free_port()
     instance.setup(pbx.instance.installation, InstanceSettings(
-        sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
-        rtp_start=rtp_start, rtp_end=rtp_end))
+        sip_port=sip, http_port=http, ami_port=ami, rtp_start=rtp_start, rtp_end=rtp_end))
     from tests.passwords import instance_render
 
     apply_files(instance, instance_render(instance, pbx.loaded))
