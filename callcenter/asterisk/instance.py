@@ -481,7 +481,9 @@ class AsteriskInstance:
         """After the process is gone, its SIP socket can stay bound a moment (seen: the
         UDP port, with no process holding it); a ``start`` right after a ``stop`` would
         find it taken. Wait until every port binds again, or until *deadline*."""
-        uses = self.port_uses()
+        # SIP, HTTP/ARI, AMI: the ports a client reconnecting meanwhile could take. Not
+        # the RTP range, where a port held by someone else would only delay the stop.
+        uses = [use for use in self.port_uses() if not use.last]
         while taken(uses) and time.monotonic() < deadline:
             time.sleep(0.05)
 
