@@ -163,14 +163,15 @@ def busy_intervals(offers: Iterable[tuple[CallOffer, QueuedCall]]
 @pytest.mark.parametrize("other_nodes", [1, 2], indirect=True, ids=["2-nodes", "3-nodes"])
 async def test_callers_on_every_node_at_once_never_get_one_agent_twice(
         clean_pbx: PBX, other_nodes: list[Node], pg_url: str) -> None:
-    """Three callers per node arrive together through the example IVR into sales; three
-    agents (phones registered on every node) serve sales on all. Some callers hang up
-    after 4 s, others after 10 s, so agents freed on one node take callers still waiting,
-    wherever they are."""
+    """Three callers per node through the example IVR into sales; three agents (phones
+    registered on every node) serve sales on all. Two callers per node arrive together
+    and hang up after 4 s; once they are all queued, one more per node arrives and waits
+    up to 30 s, so the agents freed by the first calls take these callers, wherever
+    they are (the order of arrival, not chance, decides who waits)."""
     nodes = [session_node(clean_pbx), *other_nodes]
     assert len({node.name for node in nodes}) == len(nodes), "two homes got one node name"
     config = sales_for(clean_pbx.loaded.config, AGENTS)
-    holds = (4000, 10000, 10000)
+    holds = (4000, 4000, 30000)
     numbers = {node.name: [f"155577{n}{i:04d}" for i in range(len(holds))]
                for n, node in enumerate(nodes)}
     async with routers(nodes, config, pg_url) as node_routers, \
@@ -178,10 +179,15 @@ async def test_callers_on_every_node_at_once_never_get_one_agent_twice(
         # Each router names its callers' rows by its Asterisk's systemname.
         assert [r.node for r in node_routers] == [node.name for node in nodes]
         await log_in(node_routers, *AGENTS)
-        results = await asyncio.gather(*(
-            node.call(number, SALES, hold_ms=hold)
-            for node in nodes
-            for number, hold in zip(numbers[node.name], holds, strict=True)))
+        first = [asyncio.create_task(node.call(number, SALES, hold_ms=hold))
+                 for node in nodes
+                 for number, hold in zip(numbers[node.name][:2], holds[:2], strict=True)]
+        async with asyncio.timeout(30):
+            for router in node_routers:  # every early caller is queued (or answered)
+                await router.wait_until(lambda r=router: len(r.callers) >= 2)
+        later = [asyncio.create_task(node.call(numbers[node.name][2], SALES,
+                                               hold_ms=holds[2])) for node in nodes]
+        results = await asyncio.gather(*first, *later)
         for result in results:
             assert result.returncode == 0, result.stderr
         sessions = node_routers[0].sessions
