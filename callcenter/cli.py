@@ -695,6 +695,8 @@ def call(obj: _Obj, number: str, keys: str, caller_id: str, hold: float) -> None
     click.echo("route: " + (" > ".join(r.route) or "(no flow entered)"))
     for i, where in enumerate(r.destinations):
         click.echo(f"{'destination' if i == 0 else 'then'}: {where}")
+    for device in result.answered_by:
+        click.echo(f"answered by: {device}")
     if not result.final_response:
         who = "the INVITE got no final response"
     elif not result.final_response.startswith("2"):

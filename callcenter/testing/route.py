@@ -7,7 +7,9 @@ menus entered (a ``cc-flow-*``/``cc-menu-*`` context at ``s``, priority 1) and
 each destination reached (``Stasis(cc-queue,…)``, ``VoiceMail`` in
 ``cc-voicemail``, ``Dial`` in ``cc-extensions``, ``Hangup``). A queue
 destination is followed by its fallback while no queue router is registered,
-so every destination is kept, in order.
+so every destination is kept, in order. The phone that answered comes from the
+``DialEnd`` (``DialStatus: ANSWER``) of a leg linked to the caller (``DestLinkedid``):
+the ``Dial()`` of an extension and the queue router's offer legs both carry it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["CallRoute", "destination", "is_our_channel", "route_of"]
+__all__ = ["CallRoute", "answered_by", "destination", "is_our_channel", "route_of"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,17 @@ def route_of(steps: Sequence[Mapping[str, str]], hangup: Mapping[str, str] | Non
         cause = int(raw) if raw.isdigit() else None
         text = hangup.get("Cause-txt", "")
     return CallRoute(tuple(route), destinations, cause, text)
+
+
+def answered_by(event: Mapping[str, str], linkedid: str) -> str | None:
+    """The device (``PJSIP/carmen``) of a ``DialEnd`` ANSWER on a leg linked to the
+    call ``linkedid``, or None for any other event."""
+    if (event.get("Event") != "DialEnd" or event.get("DialStatus") != "ANSWER"
+            or event.get("DestLinkedid") != linkedid):
+        return None
+    channel = event.get("DestChannel", "")
+    device, dash, _ = channel.rpartition("-")
+    return device if dash and device else channel or None
 
 
 def is_our_channel(event: Mapping[str, str], *, number: str, caller_id: str) -> bool:

@@ -23,7 +23,7 @@ from callcenter.asterisk.ami.client import (
 )
 from callcenter.asterisk.instance import AsteriskInstance
 from callcenter.testing.ports import free_udp_tcp_port
-from callcenter.testing.route import CallRoute, is_our_channel, route_of
+from callcenter.testing.route import CallRoute, answered_by, is_our_channel, route_of
 from callcenter.testing.sipp import Caller, Keypress, SippError, run_call
 
 __all__ = ["TrialError", "TrialResult", "final_response", "keypresses", "place_call"]
@@ -46,6 +46,7 @@ class TrialResult:
     route: CallRoute
     remote_hangup: bool  # Asterisk sent the BYE (else we hung up after the hold)
     channel: str
+    answered_by: tuple[str, ...] = ()  # devices that answered a leg of this call
 
 
 def keypresses(text: str) -> tuple[Keypress, ...]:
@@ -86,16 +87,25 @@ def _free_media_port() -> int:
 
 
 async def _watch(sub: AMISubscription, number: str, caller_id: str,
-                 found: asyncio.Future[str]) -> tuple[list[AMIMessage], AMIMessage]:
-    """Collect our channel's Newexten steps until its Hangup."""
+                 found: asyncio.Future[str],
+                 answered: list[str]) -> tuple[list[AMIMessage], AMIMessage]:
+    """Collect our channel's Newexten steps until its Hangup, and into *answered*
+    the devices that answered a leg linked to it."""
     uniqueid: str | None = None
+    linkedid: str | None = None
     steps: list[AMIMessage] = []
     while True:
         event = await sub.get()
         if uniqueid is None:
             if is_our_channel(event, number=number, caller_id=caller_id):
                 uniqueid = event.get("Uniqueid")
+                linkedid = event.get("Linkedid") or uniqueid
                 found.set_result(event.get("Channel", ""))
+            continue
+        if event.event == "DialEnd":
+            device = answered_by(event, linkedid or "")
+            if device is not None:
+                answered.append(device)
             continue
         if event.get("Uniqueid") != uniqueid:
             continue
@@ -116,9 +126,11 @@ async def place_call(instance: AsteriskInstance, number: str, *, caller_id: str,
     try:
         async with AMIClient(host, s.ami_port, username=creds.ami_user,
                              secret=creds.ami_secret, events="call,dialplan") as ami:
-            with ami.subscribe("Newchannel", "Newexten", "Hangup") as sub:
+            with ami.subscribe("Newchannel", "Newexten", "DialEnd", "Hangup") as sub:
                 found: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-                watcher = asyncio.ensure_future(_watch(sub, number, caller_id, found))
+                answered: list[str] = []
+                watcher = asyncio.ensure_future(_watch(sub, number, caller_id, found,
+                                                       answered))
                 try:
                     sip = await run_call(caller, sip_port=s.sip_port,
                                          local_port=free_udp_tcp_port(),
@@ -143,4 +155,4 @@ async def place_call(instance: AsteriskInstance, number: str, *, caller_id: str,
     except (OSError, TimeoutError, AMIError, SippError) as exc:
         raise TrialError(str(exc) or type(exc).__name__) from None
     return TrialResult(final_response(sip.messages), route_of(steps, hangup),
-                       sip.remote_hangup, found.result())
+                       sip.remote_hangup, found.result(), tuple(answered))

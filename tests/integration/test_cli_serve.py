@@ -124,6 +124,7 @@ async def test_a_caller_through_the_ivr_reaches_the_agent_of_callcenter_phone(
                                          "--caller-id", caller)
         assert rc == 0, (out, err)
         assert "200 OK" in out and "queue sales" in out, out
+        assert "answered by: PJSIP/carmen\n" in out, out
         answered = await _lines_until(phone, rang, "incoming call from")
         assert f"<sip:{caller}@127.0.0.1>: answered" in answered, rang
         await _lines_until(phone, rang, "call ended")
