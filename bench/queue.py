@@ -116,6 +116,7 @@ from bench.queue_pbx import (
     router_config_yaml,
     stasis_line,
 )
+from bench.queue_ari_floor import READY as FLOOR_READY
 from bench.queue_router_proc import MISSING, READY
 from callcenter.asterisk.ami.client import AMIClient, AMIMessage, AMITimeoutError
 from callcenter.asterisk.instance import InstanceSettings
@@ -150,16 +151,16 @@ class Options:
     hold_talk_ms: int = 10_000
     hold_calls: int = 300
     hold_repeats: int = 2
-    contenders: tuple[str, ...] = ("app_queue", "router")
+    contenders: tuple[str, ...] = ("app_queue", "ari_floor", "router")
     #: Global bound on (a), seconds.
-    budget: float = 300.0
+    budget: float = 420.0
     #: Keep logs and sipp traces here (default: a temporary directory, removed).
     workdir: Path | None = None
     #: Run the router on SQLite's default deferred BEGIN (shows its "database is locked").
     router_deferred_begin: bool = False
 
     @classmethod
-    def quick(cls, contenders: tuple[str, ...] = ("app_queue", "router")) -> Options:
+    def quick(cls, contenders: tuple[str, ...] = ("app_queue", "ari_floor", "router")) -> Options:
         """A smoke run: a dozen agents, two small steps, ten concurrent callers."""
         return cls(agents=12, agent_processes=2, ring_ms=100, talk_ms=500, rates=(4, 8),
                    step_seconds=2.0, repeats=1, concurrency=10, hold_rate=10,
@@ -242,37 +243,92 @@ class RouterContender(Contender):
         config = pbx.workdir / "router-config"
         config.mkdir(exist_ok=True)
         (config / "bench.yaml").write_text(router_config_yaml(pbx.agents, number=self.number))
-        log = pbx.workdir / "router.log"
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.queue_router_proc",
-                "--home", str(pbx.instance.home), "--config", str(config),
-                *(["--deferred"] if self.deferred_begin else []),
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                cwd=REPO, env=_env(), start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while READY not in log.read_text(errors="replace"):
-                if proc.returncode is not None:
-                    raise BenchError(f"the router process exited with {proc.returncode}:\n"
-                                     + log.read_text(errors="replace")[-2000:])
-                if time.monotonic() > deadline:
-                    raise BenchError("the router process not ready after 60 s:\n"
-                                     + log.read_text(errors="replace")[-2000:])
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 0.2)
-            yield proc.pid
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 15)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+        async with helper_process(
+                ["bench.queue_router_proc", "--home", str(pbx.instance.home),
+                 "--config", str(config), *(["--deferred"] if self.deferred_begin else [])],
+                pbx.workdir / "router.log", READY, "the router process") as pid:
+            yield pid
 
 
-CONTENDERS: dict[str, type[Contender]] = {"app_queue": AppQueue, "router": RouterContender}
+class AriFloor(Contender):
+    """The floor of any ARI queue router (``bench/queue_ari_floor.py``) in its own
+    process: per caller only the ARI requests any router must make, no database, the
+    next free agent from a list. ``ari_floor`` holds the caller as the product does
+    (a mixing bridge with music on hold) on the project's ARI client; the variants
+    change one thing each: the hold, or the client."""
+
+    key, label, app, number = "ari_floor", "ARI floor", "Stasis", "7210"
+    stasis_app, client, hold = "cc-floor", "project", "moh"
+
+    def dialplan_line(self) -> str:
+        return f"Stasis({self.stasis_app})"
+
+    @contextlib.asynccontextmanager
+    async def running(self, pbx: BenchPBX) -> AsyncIterator[int | None]:
+        async with helper_process(
+                ["bench.queue_ari_floor", "--home", str(pbx.instance.home),
+                 "--app", self.stasis_app, "--agents", ",".join(pbx.agents),
+                 "--client", self.client, "--hold", self.hold],
+                pbx.workdir / f"{self.key}.log", FLOOR_READY, f"the {self.label} process") as pid:
+            yield pid
+
+
+class AriFloorSilent(AriFloor):
+    """The floor, the caller held in a mixing bridge without music on hold."""
+
+    key, label, number, stasis_app, hold = ("ari_floor_silent", "floor 0moh", "7211",
+                                            "cc-floor-silent", "bridge")
+
+
+class AriFloorNoBridge(AriFloor):
+    """The floor, the caller left silent in Stasis, one bridge made once an agent answers."""
+
+    key, label, number, stasis_app, hold = ("ari_floor_nobridge", "floor 0br", "7212",
+                                            "cc-floor-nobridge", "none")
+
+
+class AriFloorRaw(AriFloor):
+    """The floor (bridge + MOH) on a bare aiohttp client with stdlib json."""
+
+    key, label, number, stasis_app, client = ("ari_floor_raw", "floor raw", "7213",
+                                              "cc-floor-raw", "raw")
+
+
+@contextlib.asynccontextmanager
+async def helper_process(module_args: list[str], log: Path, ready: str,
+                         what: str) -> AsyncIterator[int]:
+    """``python -m <module_args>`` in its own session, output to ``log``; yields its pid
+    once ``ready`` is in the log (60 s at most); SIGTERM (then SIGKILL) on exit."""
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", *module_args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
+            cwd=REPO, env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while ready not in log.read_text(errors="replace"):
+            if proc.returncode is not None:
+                raise BenchError(f"{what} exited with {proc.returncode}:\n"
+                                 + log.read_text(errors="replace")[-2000:])
+            if time.monotonic() > deadline:
+                raise BenchError(f"{what} not ready after 60 s:\n"
+                                 + log.read_text(errors="replace")[-2000:])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.2)
+        yield proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+CONTENDERS: dict[str, type[Contender]] = {
+    c.key: c for c in (AppQueue, AriFloor, RouterContender, AriFloorSilent, AriFloorNoBridge,
+                       AriFloorRaw)}
 
 
 class CancelProbe(Contender):
@@ -752,15 +808,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run (about 30 s)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--contenders", default=None,
-                        help="comma-separated: app_queue,router (default both)")
+                        help="comma-separated, of: " + ", ".join(CONTENDERS)
+                        + " (default: " + ",".join(Options.contenders) + ")")
     parser.add_argument("--agents", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the Asterisk home, logs and sipp traces there (must be new)")
     parser.add_argument("--router-deferred-begin", action="store_true",
                         help="the router's SQLite on deferred BEGIN (default: BEGIN IMMEDIATE)")
     args = parser.parse_args(argv)
-    contenders = tuple(args.contenders.split(",")) if args.contenders else ("app_queue",
-                                                                             "router")
+    contenders = (tuple(args.contenders.split(",")) if args.contenders
+                  else Options.contenders)
     unknown = set(contenders) - set(CONTENDERS)
     if unknown:
         parser.error(f"--contenders: unknown {sorted(unknown)} (known: {sorted(CONTENDERS)})")
