@@ -102,7 +102,15 @@ if str(REPO) not in sys.path:  # run as a script: import the repo's packages
 
 from bench.ivr import OtherLoad, _env, _rotated, cpu_seconds, free_udp_block
 from bench.measure import OTHER_LOAD_RETRY_CORES, Spread, paired_ratios, verdict
-from bench.queue_measure import WAIT_LIMIT_MS, QueueStep, caller_times, highest_clean
+from bench.queue_measure import (
+    WAIT_LIMIT_MS,
+    QueueStep,
+    asterisk_ms_per_call,
+    caller_times,
+    contender_ms_per_call,
+    cores_needed,
+    highest_clean,
+)
 from bench.queue_pbx import (
     QUEUE,
     QueueBenchInstance,
@@ -689,32 +697,66 @@ def summarize(report: Report, contenders: list[Contender], options: Options) -> 
                    f"p99 {Spread.of(p99[key].values()).format(1, ' ms')}; {failed} failed "
                    f"calls, peak {peak} concurrent; CPU (Asterisk + contender) "
                    f"{Spread.of(cpu[key].values()).format(2, ' ms')}/call")
-    if "app_queue" in best and "router" in best:
-        speed = Spread.of(paired_ratios(best["router"], best["app_queue"]))
-        lat50 = Spread.of(paired_ratios(p50["app_queue"], p50["router"]))
-        lat99 = Spread.of(paired_ratios(p99["app_queue"], p99["router"]))
+    ari = [c for c in contenders if c.key != "app_queue"]
+    if "app_queue" in best and ari:
         report.say("\nratios within each repeat, median (min-max, n):")
-        speed_verdict = capacity_verdict(speed, report.capped & {"app_queue", "router"})
-        report.say(f"  capacity, ARI router / app_queue:        {speed.format(2)}   goal >= "
-                   f"1.00: {speed_verdict}")
-        report.say(f"  entry->ring p50, app_queue / ARI router: {lat50.format(2)}   goal >= "
-                   f"1.00: {verdict(lat50, 1.0, at_least=True)}")
-        report.say(f"  entry->ring p99, app_queue / ARI router: {lat99.format(2)}   goal >= "
-                   f"1.00: {verdict(lat99, 1.0, at_least=True)}")
+        for c in ari:
+            speed = Spread.of(paired_ratios(best[c.key], best["app_queue"]))
+            lat50 = Spread.of(paired_ratios(p50["app_queue"], p50[c.key]))
+            lat99 = Spread.of(paired_ratios(p99["app_queue"], p99[c.key]))
+            speed_verdict = capacity_verdict(speed, report.capped & {"app_queue", c.key},
+                                             c.key)
+            report.say(f"  capacity, {c.label} / app_queue:{' ' * max(1, 14 - len(c.label))}"
+                       f"{speed.format(2)}   goal >= 1.00: {speed_verdict}")
+            report.say(f"  entry->ring p50, app_queue / {c.label}: {lat50.format(2)}   "
+                       f"goal >= 1.00: {verdict(lat50, 1.0, at_least=True)}")
+            report.say(f"  entry->ring p99, app_queue / {c.label}: {lat99.format(2)}   "
+                       f"goal >= 1.00: {verdict(lat99, 1.0, at_least=True)}")
+    floor_note(report, contenders, best)
 
 
-def capacity_verdict(ratio: Spread, capped: set[str]) -> str:
+def floor_note(report: Report, contenders: list[Contender],
+               best: dict[str, dict[int, float]]) -> None:
+    """CPU per call of Asterisk alone under each contender, over its clean (a) steps,
+    and what the ARI floor's means at app_queue's capacity on this machine's cores."""
+    cores = os.cpu_count() or 1
+    report.say("\nCPU per completed call over the clean steps of (a) (Asterisk alone; the "
+               "contender's own process):")
+    asterisk: dict[str, float] = {}
+    for c in contenders:
+        clean = [s for s in report.steps if s.contender == c.key and s.clean]
+        asterisk[c.key] = asterisk_ms_per_call(clean)
+        own = contender_ms_per_call(clean)
+        report.say(f"  {c.label:10} Asterisk {_fmt(asterisk[c.key], 2)} ms, contender process "
+                   f"{_fmt(own, 2)} ms ({sum(s.ok for s in clean)} calls)")
+    if not best.get("app_queue"):
+        return
+    rate = Spread.of(best["app_queue"].values()).median
+    capped = " or more (still clean at the top rate)" if "app_queue" in report.capped else ""
+    for c in contenders:
+        if not isinstance(c, AriFloor) or math.isnan(asterisk.get(c.key, math.nan)):
+            continue
+        need = cores_needed(asterisk[c.key], rate)
+        report.say(
+            f"  floor: Asterisk alone under {c.label} {asterisk[c.key]:.2f} ms/call x "
+            f"app_queue's {rate:g} calls/s{capped} = {need:.2f} cores of {cores}: "
+            + ("more than the machine has: no ARI router can match app_queue here"
+               if need > cores else "within the machine's cores"
+               + (" (app_queue's real rate is higher: no conclusion)" if capped else "")))
+
+
+def capacity_verdict(ratio: Spread, capped: set[str], contender: str = "router") -> str:
     """The capacity goal, knowing that a contender still clean at the top rate has a
     capacity *at least* that rate: app_queue capped makes the ratio an upper bound (a
-    miss is then certain), the router capped a lower bound (a pass is then certain)."""
-    if capped == {"app_queue", "router"} or not ratio.n:
+    miss is then certain), ``contender`` capped a lower bound (a pass is then certain)."""
+    if capped == {"app_queue", contender} or not ratio.n:
         return "no verdict: both still clean at the top rate"
     if capped == {"app_queue"}:
         return ("NOT met (an upper bound: app_queue still clean at the top rate)"
                 if ratio.high < 1.0 else "no verdict: app_queue still clean at the top rate")
-    if capped == {"router"}:
-        return ("met (a lower bound: the router still clean at the top rate)"
-                if ratio.low >= 1.0 else "no verdict: the router still clean at the top rate")
+    if capped == {contender}:
+        return (f"met (a lower bound: {contender} still clean at the top rate)"
+                if ratio.low >= 1.0 else f"no verdict: {contender} still clean at the top rate")
     return verdict(ratio, 1.0, at_least=True)
 
 
