@@ -1,6 +1,6 @@
 """The queue router against Asterisk's own app_queue, on one real Asterisk 22, same load.
 
-    python bench/queue.py [--quick] [--repeats N] [--contenders app_queue,router]
+    python bench/queue.py [--quick] [--repeats N] [--contenders app_queue,ari_floor,router]
                           [--agents N] [--workdir DIR]
 
 Sizes are the fields of :class:`Options` (defaults below; ``--quick``: 12 agents, 4 and
@@ -17,8 +17,9 @@ What runs where (all on 127.0.0.1, this machine, nothing pinned):
   (``bench/queue_pbx.py``): 220 PJSIP endpoints whose AORs have static contacts
   on the sipp agent processes, queue ``bench`` in ``queues.conf`` (app_queue:
   ``rrmemory``, ``ringinuse=no``, every agent a member, wrap-up 0, ring timeout 15 s),
-  and one caller extension per contender: ``Answer()`` then ``Queue(bench)`` (7100) or
-  ``Stasis(cc-queue,bench,...)`` (7200).
+  and one caller extension per contender: ``Answer()`` then ``Queue(bench)`` (7100),
+  ``Stasis(cc-queue,bench,...)`` (7200) or ``Stasis(cc-floor)`` (7210; its variants
+  7211-7213, each its own Stasis app).
 * **the agents' phones**: 4 sipp UAS processes, the agents dealt over them (agent i's
   contact is ``sip:agent00i@127.0.0.1:<port of process i mod 4>``; one process serves
   many phones as one PBX serves many: sipp runs each call on its own): each call
@@ -28,11 +29,18 @@ What runs where (all on 127.0.0.1, this machine, nothing pinned):
 * **the callers**: one sipp UAC process per step (``-r RATE -m COUNT -l LIMIT``): INVITE,
   200 (``Answer()``), ACK, then wait for Asterisk's BYE (sent when the agent hangs up);
   a caller with no BYE 10 s after its call should have ended hangs up: a failed call.
-* **the contenders** (``Contender``): ``app_queue`` (nothing to start: Asterisk's own) and
-  ``router`` (``bench/queue_router_proc.py``: ``ari_apps.queue_router.QueueRouter`` in
+* **the contenders** (``Contender``; default the first three): ``app_queue`` (nothing to
+  start: Asterisk's own), ``ari_floor`` (``bench/queue_ari_floor.py`` in its own process:
+  the least any ARI queue router makes Asterisk do per caller, a mixing bridge with MOH,
+  ``channels/create`` + ``dial``, the answered leg into the bridge, hang-ups both ways; no
+  database, the next free agent from a list; on the project's ARI client) and ``router``
+  (``bench/queue_router_proc.py``: ``ari_apps.queue_router.QueueRouter`` in
   its own process, a callcenter config of the same agents as ``device: PJSIP/<endpoint>``
   agents, queue ``bench`` longest_idle, wrap-up 0, ring timeout 15 s, every agent logged
   in through ``router.store.apply(name, Login(), now)`` + ``router.agent_changed``).
+  On demand, the floor's variants, one change each: ``ari_floor_silent`` (bridge, no
+  MOH), ``ari_floor_nobridge`` (the caller silent in Stasis, one bridge at answer),
+  ``ari_floor_raw`` (a bare aiohttp client with stdlib json instead of ours).
 * **this driver**: starts the processes, reads AMI (one connection, filtered to the
   three events below) and ``/proc``; its event loop does not time anything.
 
@@ -61,14 +69,18 @@ Before any figure, sanity calls: two calls per contender reach an agent who answ
 phone ringing longer than ``Dial()``'s 1 s timeout is CANCELled and ends that call
 cleanly (200, 487, ACK); a caller nobody hangs up gives up and counts as failed.
 
-Ratios are taken within a repeat (both contenders saw the same minute of the machine),
-then the median and range over repeats: capacity router / app_queue (goal >= 1.0) and
-latency app_queue / router (>= 1.0: the router rings the agent at least as fast).
+Ratios are taken within a repeat (the contenders saw the same minute of the machine),
+then the median and range over repeats, for each ARI contender: capacity contender /
+app_queue (goal >= 1.0) and latency app_queue / contender (>= 1.0: it rings the agent at
+least as fast). Then the CPU per call of Asterisk alone (and of the contender's process)
+over each contender's clean steps, and the floor's arithmetic: Asterisk's ms/call under
+the ARI floor x app_queue's capacity, against the machine's cores (more than it has: no
+ARI router can match app_queue here, whatever its own cost).
 
 Bounds: every step is bounded in calls (``rate x 2 s``), in time (callers give up 10 s
 after their call should have ended, sipp ``-timeout``, a wait of at most 20 s for
-Asterisk to have no channel left), and the whole of (a) by a 300 s deadline (a repeat
-cut by it is left out); about 5 minutes in all; every process is stopped on every exit, Ctrl-C
+Asterisk to have no channel left), and the whole of (a) by a 420 s deadline (a repeat
+cut by it is left out); about 7 minutes in all; every process is stopped on every exit, Ctrl-C
 included.
 """
 
@@ -102,6 +114,7 @@ if str(REPO) not in sys.path:  # run as a script: import the repo's packages
 
 from bench.ivr import OtherLoad, _env, _rotated, cpu_seconds, free_udp_block
 from bench.measure import OTHER_LOAD_RETRY_CORES, Spread, paired_ratios, verdict
+from bench.queue_ari_floor import READY as FLOOR_READY
 from bench.queue_measure import (
     WAIT_LIMIT_MS,
     QueueStep,
@@ -124,7 +137,6 @@ from bench.queue_pbx import (
     router_config_yaml,
     stasis_line,
 )
-from bench.queue_ari_floor import READY as FLOOR_READY
 from bench.queue_router_proc import MISSING, READY
 from callcenter.asterisk.ami.client import AMIClient, AMIMessage, AMITimeoutError
 from callcenter.asterisk.instance import InstanceSettings

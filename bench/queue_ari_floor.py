@@ -55,9 +55,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: import the repo's packages
     sys.path.insert(0, str(REPO))
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-__all__ = ["HOLDS", "READY", "FloorApp", "FloorARI", "ProjectARI", "RawARI", "main"]
+__all__ = ["HOLDS", "READY", "FloorARI", "FloorApp", "ProjectARI", "RawARI", "main"]
 
 #: Printed once the app is registered in Asterisk; the driver waits for it.
 READY = "ari floor ready"
