@@ -1,7 +1,8 @@
 """(helper) The floor of any ARI queue router: the ``ari_floor`` contenders of ``bench/queue.py``.
 
     python bench/queue_ari_floor.py --home H --app cc-floor --agents agent001,agent002,...
-                                    [--client project|raw] [--hold moh|bridge|none]
+                                    [--client project|raw]
+                                    [--hold moh|bridge|none|channel_moh]
                                     [--ring-timeout 15]
 
 Dialplan contract: ``Stasis(<app>)`` after ``Answer()`` (the bench's extensions 7210...);
@@ -12,7 +13,9 @@ longest idle first):
 1. StasisStart of the caller -> hold it: ``--hold moh`` (the product's way, and app_queue's
    ``musicclass``): a mixing bridge with the caller, music on hold on the bridge;
    ``bridge``: the same bridge, silent; ``none``: the caller just stays in Stasis (answered,
-   silent) and the bridge is made when an agent answers.
+   silent) and the bridge is made when an agent answers; ``channel_moh``: the same, with
+   music on hold on the caller's channel (no bridge, no announcer channel: app_queue's
+   way of playing it).
 2. ``channels/create`` of ``PJSIP/<agent>`` with an id we choose, ``originator`` = the caller
    (the leg inherits its linked id, as app_queue's member leg does: that is how the bench
    matches the ring to the caller) and the caller's number as caller ID; the leg's
@@ -61,7 +64,7 @@ __all__ = ["HOLDS", "READY", "FloorARI", "FloorApp", "ProjectARI", "RawARI", "ma
 
 #: Printed once the app is registered in Asterisk; the driver waits for it.
 READY = "ari floor ready"
-HOLDS = ("moh", "bridge", "none")
+HOLDS = ("moh", "bridge", "none", "channel_moh")
 #: Dial statuses after which the leg will not be answered.
 _FAILED = frozenset({"BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL", "DONTCALL",
                      "TORTURE", "INVALIDARGS"})
@@ -95,6 +98,9 @@ class FloorARI(abc.ABC):
 
     @abc.abstractmethod
     async def moh(self, bridge_id: str, on: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def channel_moh(self, channel_id: str, on: bool) -> None: ...
 
     @abc.abstractmethod
     async def create_leg(self, endpoint: str, leg_id: str, caller_id: str,
@@ -149,6 +155,12 @@ class ProjectARI(FloorARI):
             await self.ari.bridges.start_moh(bridge_id)
         else:
             await self.ari.bridges.stop_moh(bridge_id)
+
+    async def channel_moh(self, channel_id: str, on: bool) -> None:
+        if on:
+            await self.ari.channels.start_moh(channel_id)
+        else:
+            await self.ari.channels.stop_moh(channel_id)
 
     async def create_leg(self, endpoint: str, leg_id: str, caller_id: str,
                          number: str) -> None:
@@ -234,6 +246,9 @@ class RawARI(FloorARI):
 
     async def moh(self, bridge_id: str, on: bool) -> None:
         await self._request("POST" if on else "DELETE", f"/bridges/{bridge_id}/moh")
+
+    async def channel_moh(self, channel_id: str, on: bool) -> None:
+        await self._request("POST" if on else "DELETE", f"/channels/{channel_id}/moh")
 
     async def create_leg(self, endpoint: str, leg_id: str, caller_id: str,
                          number: str) -> None:
@@ -341,7 +356,9 @@ class FloorApp:
         bridged = False
         try:
             async with asyncio.timeout(CALL_LIMIT):
-                if self.hold != "none":
+                if self.hold == "channel_moh":
+                    await self.ari.channel_moh(call.channel_id, True)
+                elif self.hold != "none":
                     await self.ari.create_bridge(call.bridge_id)
                     bridged = True
                     await self.ari.add_channels(call.bridge_id, [call.channel_id])
@@ -367,7 +384,9 @@ class FloorApp:
                     del self.legs[leg]
                     self._release(agent)
                     agent = leg = None
-                if self.hold == "none":
+                if self.hold in ("none", "channel_moh"):
+                    if self.hold == "channel_moh":
+                        await self.ari.channel_moh(call.channel_id, False)
                     await self.ari.create_bridge(call.bridge_id)
                     bridged = True
                     await self.ari.add_channels(call.bridge_id, [call.channel_id, leg])

@@ -47,6 +47,9 @@ class FakeARI(FloorARI):
     async def moh(self, bridge_id: str, on: bool) -> None:
         self.requests.put_nowait(("moh" if on else "unmoh", bridge_id))
 
+    async def channel_moh(self, channel_id: str, on: bool) -> None:
+        self.requests.put_nowait(("chmoh" if on else "chunmoh", channel_id))
+
     async def create_leg(self, endpoint: str, leg_id: str, caller_id: str,
                          number: str) -> None:
         self.requests.put_nowait(("create", endpoint, leg_id, caller_id, number))
@@ -106,15 +109,19 @@ async def test_a_caller_is_held_with_moh_and_moves_on_to_the_next_agent_after_no
         assert fake.requests.empty()
 
 
-async def test_without_a_bridge_the_caller_waits_in_stasis_and_one_bridge_takes_both() -> None:
-    async with running(["agent001"], hold="none") as (fake, floor):
+@pytest.mark.parametrize("hold", ["none", "channel_moh"])
+async def test_without_a_bridge_the_caller_waits_in_stasis_and_one_bridge_takes_both(
+        hold: str) -> None:
+    moh = hold == "channel_moh"
+    async with running(["agent001"], hold=hold) as (fake, floor):
         fake.feed.put_nowait(("start", "c1", "5550100"))
-        assert await fake.next() == ("create", "PJSIP/agent001", "c1-leg1", "c1", "5550100")
+        assert await fake.take(1 + moh) == [("chmoh", "c1")] * moh + [
+            ("create", "PJSIP/agent001", "c1-leg1", "c1", "5550100")]
         fake.feed.put_nowait(("start", "c1-leg1", ""))
         assert await fake.next() == ("dial", "c1-leg1", "15")
         fake.feed.put_nowait(("dial", "c1-leg1", "ANSWER"))
-        assert await fake.take(2) == [("bridge", "c1-floor"),
-                                      ("add", "c1-floor", "c1", "c1-leg1")]
+        assert await fake.take(2 + moh) == [("chunmoh", "c1")] * moh + [
+            ("bridge", "c1-floor"), ("add", "c1-floor", "c1", "c1-leg1")]
         fake.feed.put_nowait(("end", "c1", ""))  # the caller hangs up while talking
         assert await fake.take(2) == [("hangup", "c1-leg1"), ("destroy", "c1-floor")]
         assert list(floor.free) == ["agent001"] and not floor.legs
