@@ -1,6 +1,6 @@
 """The queue router against Asterisk's own app_queue, on one real Asterisk 22, same load.
 
-    python bench/queue.py [--quick] [--repeats N] [--contenders app_queue,router]
+    python bench/queue.py [--quick] [--repeats N] [--contenders app_queue,ari_floor,router]
                           [--agents N] [--workdir DIR]
 
 Sizes are the fields of :class:`Options` (defaults below; ``--quick``: 12 agents, 4 and
@@ -17,8 +17,9 @@ What runs where (all on 127.0.0.1, this machine, nothing pinned):
   (``bench/queue_pbx.py``): 220 PJSIP endpoints whose AORs have static contacts
   on the sipp agent processes, queue ``bench`` in ``queues.conf`` (app_queue:
   ``rrmemory``, ``ringinuse=no``, every agent a member, wrap-up 0, ring timeout 15 s),
-  and one caller extension per contender: ``Answer()`` then ``Queue(bench)`` (7100) or
-  ``Stasis(cc-queue,bench,...)`` (7200).
+  and one caller extension per contender: ``Answer()`` then ``Queue(bench)`` (7100),
+  ``Stasis(cc-queue,bench,...)`` (7200) or ``Stasis(cc-floor)`` (7210; its variants
+  7211-7214, each its own Stasis app).
 * **the agents' phones**: 4 sipp UAS processes, the agents dealt over them (agent i's
   contact is ``sip:agent00i@127.0.0.1:<port of process i mod 4>``; one process serves
   many phones as one PBX serves many: sipp runs each call on its own): each call
@@ -28,11 +29,19 @@ What runs where (all on 127.0.0.1, this machine, nothing pinned):
 * **the callers**: one sipp UAC process per step (``-r RATE -m COUNT -l LIMIT``): INVITE,
   200 (``Answer()``), ACK, then wait for Asterisk's BYE (sent when the agent hangs up);
   a caller with no BYE 10 s after its call should have ended hangs up: a failed call.
-* **the contenders** (``Contender``): ``app_queue`` (nothing to start: Asterisk's own) and
-  ``router`` (``bench/queue_router_proc.py``: ``ari_apps.queue_router.QueueRouter`` in
+* **the contenders** (``Contender``; default the first three): ``app_queue`` (nothing to
+  start: Asterisk's own), ``ari_floor`` (``bench/queue_ari_floor.py`` in its own process:
+  the least any ARI queue router makes Asterisk do per caller, a mixing bridge with MOH,
+  ``channels/create`` + ``dial``, the answered leg into the bridge, hang-ups both ways; no
+  database, the next free agent from a list; on the project's ARI client) and ``router``
+  (``bench/queue_router_proc.py``: ``ari_apps.queue_router.QueueRouter`` in
   its own process, a callcenter config of the same agents as ``device: PJSIP/<endpoint>``
   agents, queue ``bench`` longest_idle, wrap-up 0, ring timeout 15 s, every agent logged
   in through ``router.store.apply(name, Login(), now)`` + ``router.agent_changed``).
+  On demand, the floor's variants, one change each: ``ari_floor_silent`` (bridge, no
+  MOH), ``ari_floor_nobridge`` (the caller silent in Stasis, one bridge at answer),
+  ``ari_floor_chanmoh`` (MOH on the caller's channel, one bridge at answer),
+  ``ari_floor_raw`` (a bare aiohttp client with stdlib json instead of ours).
 * **this driver**: starts the processes, reads AMI (one connection, filtered to the
   three events below) and ``/proc``; its event loop does not time anything.
 
@@ -61,14 +70,18 @@ Before any figure, sanity calls: two calls per contender reach an agent who answ
 phone ringing longer than ``Dial()``'s 1 s timeout is CANCELled and ends that call
 cleanly (200, 487, ACK); a caller nobody hangs up gives up and counts as failed.
 
-Ratios are taken within a repeat (both contenders saw the same minute of the machine),
-then the median and range over repeats: capacity router / app_queue (goal >= 1.0) and
-latency app_queue / router (>= 1.0: the router rings the agent at least as fast).
+Ratios are taken within a repeat (the contenders saw the same minute of the machine),
+then the median and range over repeats, for each ARI contender: capacity contender /
+app_queue (goal >= 1.0) and latency app_queue / contender (>= 1.0: it rings the agent at
+least as fast). Then the CPU per call of Asterisk alone (and of the contender's process)
+over each contender's clean steps, and the floor's arithmetic: Asterisk's ms/call under
+the ARI floor x app_queue's capacity, against the machine's cores (more than it has: no
+ARI router can match app_queue here, whatever its own cost).
 
 Bounds: every step is bounded in calls (``rate x 2 s``), in time (callers give up 10 s
 after their call should have ended, sipp ``-timeout``, a wait of at most 20 s for
-Asterisk to have no channel left), and the whole of (a) by a 300 s deadline (a repeat
-cut by it is left out); about 5 minutes in all; every process is stopped on every exit, Ctrl-C
+Asterisk to have no channel left), and the whole of (a) by a 420 s deadline (a repeat
+cut by it is left out); about 7 minutes in all; every process is stopped on every exit, Ctrl-C
 included.
 """
 
@@ -102,7 +115,16 @@ if str(REPO) not in sys.path:  # run as a script: import the repo's packages
 
 from bench.ivr import OtherLoad, _env, _rotated, cpu_seconds, free_udp_block
 from bench.measure import OTHER_LOAD_RETRY_CORES, Spread, paired_ratios, verdict
-from bench.queue_measure import WAIT_LIMIT_MS, QueueStep, caller_times, highest_clean
+from bench.queue_ari_floor import READY as FLOOR_READY
+from bench.queue_measure import (
+    WAIT_LIMIT_MS,
+    QueueStep,
+    asterisk_ms_per_call,
+    caller_times,
+    contender_ms_per_call,
+    cores_needed,
+    highest_clean,
+)
 from bench.queue_pbx import (
     QUEUE,
     QueueBenchInstance,
@@ -150,16 +172,16 @@ class Options:
     hold_talk_ms: int = 10_000
     hold_calls: int = 300
     hold_repeats: int = 2
-    contenders: tuple[str, ...] = ("app_queue", "router")
+    contenders: tuple[str, ...] = ("app_queue", "ari_floor", "router")
     #: Global bound on (a), seconds.
-    budget: float = 300.0
+    budget: float = 420.0
     #: Keep logs and sipp traces here (default: a temporary directory, removed).
     workdir: Path | None = None
     #: Run the router on SQLite's default deferred BEGIN (shows its "database is locked").
     router_deferred_begin: bool = False
 
     @classmethod
-    def quick(cls, contenders: tuple[str, ...] = ("app_queue", "router")) -> Options:
+    def quick(cls, contenders: tuple[str, ...] = ("app_queue", "ari_floor", "router")) -> Options:
         """A smoke run: a dozen agents, two small steps, ten concurrent callers."""
         return cls(agents=12, agent_processes=2, ring_ms=100, talk_ms=500, rates=(4, 8),
                    step_seconds=2.0, repeats=1, concurrency=10, hold_rate=10,
@@ -242,37 +264,100 @@ class RouterContender(Contender):
         config = pbx.workdir / "router-config"
         config.mkdir(exist_ok=True)
         (config / "bench.yaml").write_text(router_config_yaml(pbx.agents, number=self.number))
-        log = pbx.workdir / "router.log"
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.queue_router_proc",
-                "--home", str(pbx.instance.home), "--config", str(config),
-                *(["--deferred"] if self.deferred_begin else []),
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                cwd=REPO, env=_env(), start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while READY not in log.read_text(errors="replace"):
-                if proc.returncode is not None:
-                    raise BenchError(f"the router process exited with {proc.returncode}:\n"
-                                     + log.read_text(errors="replace")[-2000:])
-                if time.monotonic() > deadline:
-                    raise BenchError("the router process not ready after 60 s:\n"
-                                     + log.read_text(errors="replace")[-2000:])
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 0.2)
-            yield proc.pid
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 15)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+        async with helper_process(
+                ["bench.queue_router_proc", "--home", str(pbx.instance.home),
+                 "--config", str(config), *(["--deferred"] if self.deferred_begin else [])],
+                pbx.workdir / "router.log", READY, "the router process") as pid:
+            yield pid
 
 
-CONTENDERS: dict[str, type[Contender]] = {"app_queue": AppQueue, "router": RouterContender}
+class AriFloor(Contender):
+    """The floor of any ARI queue router (``bench/queue_ari_floor.py``) in its own
+    process: per caller only the ARI requests any router must make, no database, the
+    next free agent from a list. ``ari_floor`` holds the caller as the product does
+    (a mixing bridge with music on hold) on the project's ARI client; the variants
+    change one thing each: the hold, or the client."""
+
+    key, label, app, number = "ari_floor", "ARI floor", "Stasis", "7210"
+    stasis_app, client, hold = "cc-floor", "project", "moh"
+
+    def dialplan_line(self) -> str:
+        return f"Stasis({self.stasis_app})"
+
+    @contextlib.asynccontextmanager
+    async def running(self, pbx: BenchPBX) -> AsyncIterator[int | None]:
+        async with helper_process(
+                ["bench.queue_ari_floor", "--home", str(pbx.instance.home),
+                 "--app", self.stasis_app, "--agents", ",".join(pbx.agents),
+                 "--client", self.client, "--hold", self.hold],
+                pbx.workdir / f"{self.key}.log", FLOOR_READY, f"the {self.label} process") as pid:
+            yield pid
+
+
+class AriFloorSilent(AriFloor):
+    """The floor, the caller held in a mixing bridge without music on hold."""
+
+    key, label, number, stasis_app, hold = ("ari_floor_silent", "floor 0moh", "7211",
+                                            "cc-floor-silent", "bridge")
+
+
+class AriFloorNoBridge(AriFloor):
+    """The floor, the caller left silent in Stasis, one bridge made once an agent answers."""
+
+    key, label, number, stasis_app, hold = ("ari_floor_nobridge", "floor 0br", "7212",
+                                            "cc-floor-nobridge", "none")
+
+
+class AriFloorChannelMoh(AriFloor):
+    """The floor, music on hold on the caller's channel, one bridge once an agent answers
+    (no announcer channel in a bridge: how app_queue plays it)."""
+
+    key, label, number, stasis_app, hold = ("ari_floor_chanmoh", "floor chmoh", "7214",
+                                            "cc-floor-chanmoh", "channel_moh")
+
+
+class AriFloorRaw(AriFloor):
+    """The floor (bridge + MOH) on a bare aiohttp client with stdlib json."""
+
+    key, label, number, stasis_app, client = ("ari_floor_raw", "floor raw", "7213",
+                                              "cc-floor-raw", "raw")
+
+
+@contextlib.asynccontextmanager
+async def helper_process(module_args: list[str], log: Path, ready: str,
+                         what: str) -> AsyncIterator[int]:
+    """``python -m <module_args>`` in its own session, output to ``log``; yields its pid
+    once ``ready`` is in the log (60 s at most); SIGTERM (then SIGKILL) on exit."""
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", *module_args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
+            cwd=REPO, env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while ready not in log.read_text(errors="replace"):
+            if proc.returncode is not None:
+                raise BenchError(f"{what} exited with {proc.returncode}:\n"
+                                 + log.read_text(errors="replace")[-2000:])
+            if time.monotonic() > deadline:
+                raise BenchError(f"{what} not ready after 60 s:\n"
+                                 + log.read_text(errors="replace")[-2000:])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.2)
+        yield proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+CONTENDERS: dict[str, type[Contender]] = {
+    c.key: c for c in (AppQueue, AriFloor, RouterContender, AriFloorSilent, AriFloorNoBridge,
+                       AriFloorChannelMoh, AriFloorRaw)}
 
 
 class CancelProbe(Contender):
@@ -379,29 +464,36 @@ async def _wait_bound(ports: Iterable[int], timeout: float = 10.0) -> None:
 
 async def run_callers(workdir: Path, scenario: Path, sip_port: int, number: str, *,
                       rate: float, count: int, limit: int, timeout: float) -> SippCounts:
-    """One sipp caller run, bounded by ``count`` calls and ``timeout`` seconds."""
-    run = Path(tempfile.mkdtemp(prefix=f"callers-{number}-", dir=workdir))
-    stat = run / "stat.csv"
-    proc = await asyncio.create_subprocess_exec(
-        SIPP, f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-s", number,
-        "-i", "127.0.0.1", "-p", str(free_udp_tcp_port()),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_block(4)),
-        "-r", f"{rate:g}", "-m", str(count), "-l", str(limit), "-nostdin",
-        "-trace_stat", "-stf", str(stat), "-fd", "1",
-        "-trace_err", "-error_file", str(run / "errors.log"),
-        "-timeout", f"{int(timeout)}s", "-timeout_error",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, cwd=run)
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout + 15)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise BenchError(f"sipp callers did not end within {timeout + 15:.0f} s") from None
-    if proc.returncode not in (0, 1):  # 1: some calls failed (counted)
-        raise BenchError(f"sipp callers exited {proc.returncode}: "
-                         f"{err.decode(errors='replace')[-500:]}")
-    return sipp_counts(stat)
+    """One sipp caller run, bounded by ``count`` calls and ``timeout`` seconds.
+
+    Its ports are found free a moment before sipp binds them; on a machine shared with
+    other test runs one may be taken meanwhile ("Unable to bind", before any call): that
+    run is started again on fresh ports, twice at most."""
+    for attempt in range(3):
+        run = Path(tempfile.mkdtemp(prefix=f"callers-{number}-", dir=workdir))
+        stat = run / "stat.csv"
+        proc = await asyncio.create_subprocess_exec(
+            SIPP, f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-s", number,
+            "-i", "127.0.0.1", "-p", str(free_udp_tcp_port()),
+            "-mi", "127.0.0.1", "-mp", str(free_udp_block(4)),
+            "-r", f"{rate:g}", "-m", str(count), "-l", str(limit), "-nostdin",
+            "-trace_stat", "-stf", str(stat), "-fd", "1",
+            "-trace_err", "-error_file", str(run / "errors.log"),
+            "-timeout", f"{int(timeout)}s", "-timeout_error",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE, cwd=run)
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), timeout + 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise BenchError(f"sipp callers did not end within {timeout + 15:.0f} s") from None
+        if proc.returncode in (0, 1):  # 1: some calls failed (counted)
+            return sipp_counts(stat)
+        text = err.decode(errors="replace")
+        if "Unable to bind" not in text or sipp_counts(stat).calls or attempt == 2:
+            raise BenchError(f"sipp callers exited {proc.returncode}: {text[-500:]}")
+    raise AssertionError("unreachable")
 
 
 # -- AMI -------------------------------------------------------------------------------
@@ -633,32 +725,78 @@ def summarize(report: Report, contenders: list[Contender], options: Options) -> 
                    f"p99 {Spread.of(p99[key].values()).format(1, ' ms')}; {failed} failed "
                    f"calls, peak {peak} concurrent; CPU (Asterisk + contender) "
                    f"{Spread.of(cpu[key].values()).format(2, ' ms')}/call")
-    if "app_queue" in best and "router" in best:
-        speed = Spread.of(paired_ratios(best["router"], best["app_queue"]))
-        lat50 = Spread.of(paired_ratios(p50["app_queue"], p50["router"]))
-        lat99 = Spread.of(paired_ratios(p99["app_queue"], p99["router"]))
+    ari = [c for c in contenders if c.key != "app_queue"]
+    if "app_queue" in best and ari:
         report.say("\nratios within each repeat, median (min-max, n):")
-        speed_verdict = capacity_verdict(speed, report.capped & {"app_queue", "router"})
-        report.say(f"  capacity, ARI router / app_queue:        {speed.format(2)}   goal >= "
-                   f"1.00: {speed_verdict}")
-        report.say(f"  entry->ring p50, app_queue / ARI router: {lat50.format(2)}   goal >= "
-                   f"1.00: {verdict(lat50, 1.0, at_least=True)}")
-        report.say(f"  entry->ring p99, app_queue / ARI router: {lat99.format(2)}   goal >= "
-                   f"1.00: {verdict(lat99, 1.0, at_least=True)}")
+        for c in ari:
+            speed = Spread.of(paired_ratios(best[c.key], best["app_queue"]))
+            lat50 = Spread.of(paired_ratios(p50["app_queue"], p50[c.key]))
+            lat99 = Spread.of(paired_ratios(p99["app_queue"], p99[c.key]))
+            speed_verdict = capacity_verdict(speed, report.capped & {"app_queue", c.key},
+                                             c.key)
+            report.say(f"  capacity, {c.label} / app_queue:{' ' * max(1, 14 - len(c.label))}"
+                       f"{speed.format(2)}   goal >= 1.00: {speed_verdict}")
+            report.say(f"  entry->ring p50, app_queue / {c.label}: {lat50.format(2)}   "
+                       f"goal >= 1.00: {verdict(lat50, 1.0, at_least=True)}")
+            report.say(f"  entry->ring p99, app_queue / {c.label}: {lat99.format(2)}   "
+                       f"goal >= 1.00: {verdict(lat99, 1.0, at_least=True)}")
+    floor_note(report, contenders, best)
 
 
-def capacity_verdict(ratio: Spread, capped: set[str]) -> str:
+def floor_note(report: Report, contenders: list[Contender],
+               best: dict[str, dict[int, float]]) -> None:
+    """CPU per call of Asterisk alone under each contender, over its clean (a) steps,
+    and what the ARI floor's means at app_queue's capacity on this machine's cores."""
+    cores = os.cpu_count() or 1
+    report.say("\nCPU per completed call over the clean steps of (a) (Asterisk alone; the "
+               "contender's own process):")
+    asterisk: dict[str, float] = {}
+    for c in contenders:
+        clean = [s for s in report.steps if s.contender == c.key and s.clean]
+        asterisk[c.key] = asterisk_ms_per_call(clean)
+        own = contender_ms_per_call(clean)
+        report.say(f"  {c.label:10} Asterisk {_fmt(asterisk[c.key], 2)} ms, contender process "
+                   f"{_fmt(own, 2)} ms ({sum(s.ok for s in clean)} calls)")
+    if not best.get("app_queue") or math.isnan(asterisk["app_queue"]):
+        return
+    # The rate app_queue sustained: its best clean rate in any repeat (the machine is
+    # shared: a busier minute lowers a repeat, it never raises one).
+    rate = max(best["app_queue"].values())
+    own_need = cores_needed(asterisk["app_queue"], rate)
+    for c in contenders:
+        if not isinstance(c, AriFloor) or math.isnan(asterisk.get(c.key, math.nan)):
+            continue
+        need = cores_needed(asterisk[c.key], rate)
+        own = contender_ms_per_call(s for s in report.steps if s.contender == c.key
+                                    and s.clean)
+        report.say(
+            f"  floor: Asterisk alone under {c.label} {asterisk[c.key]:.2f} ms/call x "
+            f"{rate:g} calls/s (app_queue's best clean rate) = {need:.2f} cores of {cores}"
+            f"{' (more than the machine has)' if need > cores else ''}; app_queue itself "
+            f"{asterisk['app_queue']:.2f} ms/call x {rate:g} = {own_need:.2f} cores (a step "
+            "is a 2 s burst whose work spreads over its whole wall time)")
+        # Where the CPU binds, capacity goes as 1 / CPU per call: app_queue's whole call
+        # against the part that any ARI router costs, Asterisk's alone and with the floor.
+        report.say(
+            f"  CPU bound: app_queue {asterisk['app_queue']:.2f} ms/call in all / Asterisk "
+            f"alone under {c.label} {asterisk[c.key]:.2f} = "
+            f"{asterisk['app_queue'] / asterisk[c.key]:.2f}; with the floor's own process "
+            f"({_fmt(own, 2)} ms) {asterisk['app_queue'] / (asterisk[c.key] + own):.2f}: the "
+            "highest capacity ratio an ARI router can reach where the cores are the limit")
+
+
+def capacity_verdict(ratio: Spread, capped: set[str], contender: str = "router") -> str:
     """The capacity goal, knowing that a contender still clean at the top rate has a
     capacity *at least* that rate: app_queue capped makes the ratio an upper bound (a
-    miss is then certain), the router capped a lower bound (a pass is then certain)."""
-    if capped == {"app_queue", "router"} or not ratio.n:
+    miss is then certain), ``contender`` capped a lower bound (a pass is then certain)."""
+    if capped == {"app_queue", contender} or not ratio.n:
         return "no verdict: both still clean at the top rate"
     if capped == {"app_queue"}:
         return ("NOT met (an upper bound: app_queue still clean at the top rate)"
                 if ratio.high < 1.0 else "no verdict: app_queue still clean at the top rate")
-    if capped == {"router"}:
-        return ("met (a lower bound: the router still clean at the top rate)"
-                if ratio.low >= 1.0 else "no verdict: the router still clean at the top rate")
+    if capped == {contender}:
+        return (f"met (a lower bound: {contender} still clean at the top rate)"
+                if ratio.low >= 1.0 else f"no verdict: {contender} still clean at the top rate")
     return verdict(ratio, 1.0, at_least=True)
 
 
@@ -752,15 +890,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run (about 30 s)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--contenders", default=None,
-                        help="comma-separated: app_queue,router (default both)")
+                        help="comma-separated, of: " + ", ".join(CONTENDERS)
+                        + " (default: " + ",".join(Options.contenders) + ")")
     parser.add_argument("--agents", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the Asterisk home, logs and sipp traces there (must be new)")
     parser.add_argument("--router-deferred-begin", action="store_true",
                         help="the router's SQLite on deferred BEGIN (default: BEGIN IMMEDIATE)")
     args = parser.parse_args(argv)
-    contenders = tuple(args.contenders.split(",")) if args.contenders else ("app_queue",
-                                                                             "router")
+    contenders = (tuple(args.contenders.split(",")) if args.contenders
+                  else Options.contenders)
     unknown = set(contenders) - set(CONTENDERS)
     if unknown:
         parser.error(f"--contenders: unknown {sorted(unknown)} (known: {sorted(CONTENDERS)})")

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from bench.measure import percentile
 
-__all__ = ["WAIT_LIMIT_MS", "CallerTimes", "QueueStep", "caller_times", "highest_clean"]
+__all__ = ["WAIT_LIMIT_MS", "CallerTimes", "QueueStep", "asterisk_ms_per_call", "caller_times",
+           "contender_ms_per_call", "cores_needed", "highest_clean"]
 
 #: A step is clean when no call failed and p99 entry->ring is under this: past the
 #: contender's capacity callers pile up in the queue and wait seconds, yet a bounded step
@@ -153,3 +154,23 @@ def highest_clean(ramp: Iterable[QueueStep]) -> float:
             break
         best = step.rate
     return best
+
+
+def asterisk_ms_per_call(steps: Iterable[QueueStep]) -> float:
+    """Asterisk's CPU per completed call over ``steps``, weighted by calls (a step's CPU
+    is read in clock ticks: one short step alone is coarse, their sum is not)."""
+    steps = list(steps)
+    calls = sum(s.ok for s in steps)
+    return math.nan if not calls else sum(s.asterisk_cpu_s for s in steps) * 1000 / calls
+
+
+def contender_ms_per_call(steps: Iterable[QueueStep]) -> float:
+    """The contender's own process CPU per completed call (NaN: it lives in Asterisk)."""
+    steps = [s for s in steps if not math.isnan(s.contender_cpu_s)]
+    calls = sum(s.ok for s in steps)
+    return math.nan if not calls else sum(s.contender_cpu_s for s in steps) * 1000 / calls
+
+
+def cores_needed(ms_per_call: float, rate: float) -> float:
+    """Cores kept busy by ``ms_per_call`` of CPU at ``rate`` calls/s."""
+    return ms_per_call * rate / 1000

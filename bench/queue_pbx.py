@@ -1,6 +1,6 @@
 """The queue benchmark's PBX: text builders (pure) and the bench's Asterisk instance.
 
-Both contenders run on one private Asterisk with the same agents and the same callers;
+Every contender runs on one private Asterisk with the same agents and the same callers;
 only the caller's extension differs:
 
 * ``pjsip_custom.conf``: one endpoint + AOR per agent (``agent001`` ...), the AOR with a

@@ -314,25 +314,30 @@ def test_the_agents_phone_answers_a_cancel_with_200_and_487_to_the_invite() -> N
     assert '<pause milliseconds="1000"/>' in xml
 
 
-async def test_the_queue_bench_quick_run_against_app_queue_gives_sane_figures() -> None:
-    """The whole bench, small (a real Asterisk, sipp agents and callers, about 20 s):
-    every call of every step reached an agent who answered, entry->ring is positive and
-    p99 >= p50, the concurrency asked for was reached."""
+async def test_the_queue_bench_quick_run_against_app_queue_and_the_ari_floor_gives_sane_figures(
+) -> None:
+    """The whole bench, small (a real Asterisk, sipp agents and callers, the ARI floor's
+    own process, about 30 s): every call of every step reached an agent who answered,
+    entry->ring is positive and p99 >= p50, the concurrency asked for was reached, and
+    the floor's CPU is counted apart from Asterisk's."""
     from bench.queue import Options, run_bench
 
-    options = Options.quick(contenders=("app_queue",))
+    options = Options.quick(contenders=("app_queue", "ari_floor"))
     report = await run_bench(options)
     steps = report.steps + report.held
-    assert report.complete_repeats == 1 and len(report.steps) == len(options.rates)
-    assert len(report.held) == 1
+    assert report.complete_repeats == 1 and len(report.steps) == 2 * len(options.rates)
+    assert sorted(s.contender for s in report.held) == ["app_queue", "ari_floor"]
     for step in steps:
         assert step.failed_calls == 0 and step.clean, step
         assert min(step.wait_ms) > 0 and step.p99 >= step.p50 > 0, step
         assert step.agent_ok == step.calls and step.answered == step.calls
+        assert math.isnan(step.contender_cpu_s) == (step.contender == "app_queue"), step
     assert all(len(step.wait_ms) == step.calls for step in report.steps)
-    held = report.held[0]
-    assert held.concurrent == options.concurrency
-    assert 0 < len(held.wait_ms) < held.calls  # only callers entering at full concurrency
+    for held in report.held:
+        assert held.concurrent == options.concurrency
+        assert 0 < len(held.wait_ms) < held.calls  # only callers entering at full concurrency
+    for start in ("  floor: Asterisk alone under ARI floor", "  CPU bound: app_queue "):
+        assert any(line.startswith(start) for line in report.lines), start
 
 
 def test_a_contender_still_clean_at_the_top_rate_bounds_the_capacity_ratio() -> None:
@@ -343,3 +348,5 @@ def test_a_contender_still_clean_at_the_top_rate_bounds_the_capacity_ratio() -> 
     assert capacity_verdict(Spread.of([1.0, 1.5]), {"router"}).startswith("met")
     assert capacity_verdict(Spread.of([1.0]), {"app_queue", "router"}).startswith("no verdict")
     assert capacity_verdict(Spread.of([0.5, 0.6]), set()) == "NOT met"
+    assert capacity_verdict(Spread.of([1.1, 1.3]), {"ari_floor"}, "ari_floor").startswith(
+        "met (a lower bound: ari_floor")
