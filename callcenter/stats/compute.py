@@ -57,6 +57,7 @@ __all__ = [
     "classify",
     "interval_edges",
     "realtime",
+    "waited",
     "wrap_ups",
 ]
 
