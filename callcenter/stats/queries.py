@@ -7,7 +7,7 @@ by :mod:`callcenter.stats.compute`). Each function takes an ``AsyncSession`` and
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
@@ -19,8 +19,8 @@ from callcenter.storage.models import AgentStateRecord, AgentTransition, QueuedC
 
 __all__ = ["agent_statuses", "calls_entered", "status_changes", "waiting_calls"]
 
-#: How far past the range transitions are read: the wrap-up after a call answered near
-#: the range's end (a queue's ``wrapup`` is at most an hour) belongs to that call.
+#: How far past the range's last call end transitions are read: the wrap-up after a
+#: call of the range (a queue's ``wrapup`` is at most an hour) belongs to that call.
 WRAP_UP_HORIZON = timedelta(hours=1)
 
 
@@ -41,10 +41,13 @@ async def calls_entered(session: AsyncSession, start: datetime, end: datetime,
     ]
 
 
-async def status_changes(session: AsyncSession, start: datetime, end: datetime
+async def status_changes(session: AsyncSession, start: datetime, end: datetime,
+                         calls: Iterable[CallRecord] = ()
                          ) -> tuple[dict[str, AgentStatus], list[StatusChange]]:
     """Each agent's status at *start* (its last transition before it) and its transitions
-    from *start* until *end* plus :data:`WRAP_UP_HORIZON`, in order."""
+    from *start* until *end*, or the last end of *calls* if later (a call answered in
+    the range may end after it), plus :data:`WRAP_UP_HORIZON`, in order."""
+    until = max([end, *(c.ended_at for c in calls if c.ended_at is not None)])
     last = (
         select(AgentTransition.agent, func.max(AgentTransition.version).label("version"))
         .where(AgentTransition.at < start)
@@ -59,7 +62,7 @@ async def status_changes(session: AsyncSession, start: datetime, end: datetime
     rows = await session.execute(
         select(AgentTransition.agent, AgentTransition.at, AgentTransition.to_status,
                AgentTransition.cause, AgentTransition.detail)
-        .where(AgentTransition.at >= start, AgentTransition.at < end + WRAP_UP_HORIZON)
+        .where(AgentTransition.at >= start, AgentTransition.at < until + WRAP_UP_HORIZON)
         .order_by(AgentTransition.agent, AgentTransition.version))
     changes = [
         StatusChange(agent, at, AgentStatus(status), _wrapped_call(cause, detail))

@@ -72,7 +72,7 @@ async def collect(url: str, config: CallCenterConfig, *, start: datetime, end: d
         async with make_sessionmaker(engine)() as session, session.begin():
             calls = await queries.calls_entered(session, start, end,
                                                 [queue] if queue is not None else None)
-            initial, changes = await queries.status_changes(session, start, end)
+            initial, changes = await queries.status_changes(session, start, end, calls)
             waiting = [w for w in await queries.waiting_calls(session)
                        if queue is None or w.queue == queue]
             statuses = await queries.agent_statuses(session)

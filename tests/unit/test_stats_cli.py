@@ -72,6 +72,26 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> None:
         session.add(QueuedCall(channel_id="w", queue="customer_service", entered_at=at(100)))
 
 
+async def test_a_call_that_ends_hours_after_the_range_keeps_its_wrap_up(
+        tmp_path: Path, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Entered at 09:59, talked two hours, wrapped up 10 s: its AHT counts the wrap-up."""
+    async with sessions.begin() as session:
+        session.add(AgentStateRecord(agent="bob", status=S.AVAILABLE, version=3, since=at(0)))
+        await session.flush()
+        for version, (status, cause, detail, second) in enumerate([
+                (S.ON_CALL, "answer", {"call": "long"}, 3545),
+                (S.WRAP_UP, "hangup", {"call": "long", "wrap_up": 10.0}, 3545 + 7200),
+                (S.AVAILABLE, "tick", None, 3555 + 7200)], start=1):
+            session.add(AgentTransition(agent="bob", version=version, at=at(second), cause=cause,
+                                        from_status=S.AVAILABLE, to_status=status, detail=detail))
+        session.add(QueuedCall(channel_id="long", queue="sales", entered_at=at(3540),
+                               answered_at=at(3545), ended_at=at(3545 + 7200),
+                               outcome="answered", agent="bob"))
+    result = await stats(tmp_path, *RANGE, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["total"]["aht"] == 7210.0
+
+
 async def stats(home: Path, *args: str) -> Result:
     """The CLI in a thread: it runs its own event loop (asyncio.run)."""
     return await asyncio.to_thread(CliRunner().invoke, main,
