@@ -277,6 +277,59 @@ def _parse_at(at: str | None) -> dt.datetime:
     return when
 
 
+# -- statistics --------------------------------------------------------------
+
+@main.command()
+@click.argument("config_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--from", "start", metavar="ISO", help="Start (ISO 8601; local time of "
+              "settings.timezone unless an offset is given). Default: today's midnight.")
+@click.option("--to", "end", metavar="ISO", help="End, excluded (default: now).")
+@click.option("--last", metavar="DURATION", help="The last 15m, 1h, 7d... (not with --from/--to).")
+@click.option("--by", type=click.Choice(["queue", "agent", "interval"]), default="queue",
+              show_default=True, help="One row per queue, agent or interval.")
+@click.option("--interval", "interval", default="15m", show_default=True, metavar="DURATION",
+              help="Interval length for --by interval.")
+@click.option("--queue", default=None, help="Only this queue's calls.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--db", default=None, envvar="CALLCENTER_DB", help="Database URL "
+              "(default: the home's, as 'callcenter serve' uses).")
+@pass_obj
+def stats(obj: _Obj, config_dir: Path, start: str | None, end: str | None, last: str | None,
+          by: str, interval: str, queue: str | None, fmt: str, db: str | None) -> None:
+    """Service level, ASA, AHT, abandon rate and occupancy for a time range, by queue,
+    agent or interval, and who is waiting now (definitions: README, "Statistics")."""
+    from zoneinfo import ZoneInfo
+
+    from callcenter.stats import StatsError, WindowError, collect, render, window
+    from callcenter.stats.window import interval as interval_length
+    from callcenter.stats.window import parse_duration
+    from callcenter.storage import default_sqlite_url
+
+    config = _load(obj, config_dir).config
+    now = dt.datetime.now(dt.UTC)
+    try:
+        begin, finish = window(start=start, end=end, last=last, now=now,
+                               tz=ZoneInfo(config.settings.timezone))
+        length = (interval_length(interval, begin, finish) if by == "interval"
+                  else parse_duration("--interval", interval))
+    except WindowError as exc:
+        raise click.BadParameter(exc.why, param_hint=f"{exc.option} {exc.value!r}") from None
+    if queue is not None and queue not in config.queues:
+        raise click.BadParameter(f"unknown queue {queue!r} (known: {', '.join(config.queues)})",
+                                 param_hint="--queue")
+    # Not obj.db_url(): reading statistics must not create the home.
+    url = db or default_sqlite_url(obj.home)
+    try:
+        report = asyncio.run(collect(url, config, start=begin, end=finish, by=by, now=now,
+                                     interval=length, queue=queue))
+    except (StatsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    rules = {name: q.service_level for name, q in config.queues.items()
+             if queue is None or name == queue}
+    click.echo(render(report, fmt, rules), nl=False)
+
+
 # -- database ----------------------------------------------------------------
 
 @main.group()

@@ -37,6 +37,7 @@ from pydantic import (
     Strict,
     StringConstraints,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "Queue",
     "RelaxStep",
     "Schedule",
+    "ServiceLevel",
     "Settings",
     "Step",
 ]
@@ -650,6 +652,34 @@ class RelaxStep(_Model):
         return self
 
 
+class ServiceLevel(_Model):
+    """How ``callcenter stats`` judges a queue's calls (see :mod:`callcenter.stats`).
+
+    A call meets the service level when an agent answered it within ``threshold``
+    seconds of entering the queue (inclusive). A caller who hangs up while waiting
+    is an abandon; one who hangs up before ``short_abandon`` seconds is a *short*
+    abandon (a misdial, a caller who changed their mind), left out of the service
+    level and the abandon rate unless ``count_short_abandons`` is true.
+    """
+
+    #: Seconds: answered within this wait (inclusive) meets the service level.
+    threshold: int = Field(20, ge=1, le=3600)
+    #: Seconds: abandons after a shorter wait are short abandons.
+    short_abandon: int = Field(5, ge=0, le=600)
+    #: Count short abandons in the service level and abandon rate (as missed calls).
+    count_short_abandons: Flag = False
+
+    @field_validator("short_abandon")
+    @classmethod
+    def _below_threshold(cls, value: int, info: ValidationInfo) -> int:
+        threshold = info.data.get("threshold")
+        if threshold is not None and value >= threshold:
+            raise ValueError(
+                f"short_abandon ({value} s) must be below threshold ({threshold} s): "
+                "a caller who waited past the threshold missed the service level")
+        return value
+
+
 class Queue(_Model):
     description: str = ""
     #: Who serves the queue, unless ``agents`` lists them: agents having any of these
@@ -676,6 +706,8 @@ class Queue(_Model):
     wrapup: int = Field(10, ge=0, le=3600)
     #: Pause an agent after this many offers in a row not answered (0: never).
     auto_pause_after: int = Field(3, ge=0, le=100)
+    #: The service-level definition its statistics use (``callcenter stats``).
+    service_level: ServiceLevel = ServiceLevel()
 
 
 #: A phone that already exists on the admin's PBX, as ``Dial()`` takes it

@@ -87,6 +87,17 @@ FIELDS = {
               general: {mailbox: "8000", name: General}
             """},
         "queues.sales.relax[0].any_agent"),
+    "ServiceLevel.count_short_abandons": (
+        {"queues": """\
+            skills: [sales]
+            queues:
+              sales: {skills: [sales], service_level: {count_short_abandons: {value}}}
+            agents:
+              alice: {extension: "1001", skills: {sales: 5}}
+            voicemail:
+              general: {mailbox: "8000", name: General}
+            """},
+        "queues.sales.service_level.count_short_abandons"),
 }
 
 
