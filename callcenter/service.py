@@ -48,9 +48,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.agents.rules import rules_from_config
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.agi.context import utc_now
-from callcenter.asterisk.ari import ARIClient
+from callcenter.asterisk.ari import ARIClient, ARINotFound
 from callcenter.asterisk.instance import AsteriskInstance, InstanceError
-from callcenter.asterisk.secrets import SecretsError, api_token
+from callcenter.asterisk.secrets import SecretsError
 from callcenter.config.models import CallCenterConfig
 from callcenter.storage.directory import AccountDirectory
 
@@ -317,16 +317,22 @@ class CallCenterService:
         self._fastagi = server
 
     async def _start_http_api(self) -> None:
-        from callcenter.web import ApiServer, create_api_app
+        from callcenter.web import (
+            ApiServer,
+            TokenBook,
+            create_api_app,
+            users_from_config,
+        )
         from callcenter.web.endpoint import remove_endpoint, write_endpoint
 
         secrets_file = AsteriskInstance(self.home).secrets_file
         try:
-            token = api_token(secrets_file)
+            tokens = TokenBook.from_secrets(secrets_file, users_from_config(self.config))
         except (SecretsError, OSError) as exc:
             raise ServiceError(f"HTTP API: {exc}") from None
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
-                             token=token, clock=self.clock, on_agent_change=self.agent_changed)
+                             tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
+                             **({"hang_up": self._hang_up} if self._ari is not None else {}))
         settings = self.config.settings.http_api
         server = ApiServer(app, host=settings.host, port=settings.port)
         try:
@@ -339,6 +345,15 @@ class CallCenterService:
         # Removed before the server stops: a client never finds a URL nobody answers.
         self._stack.callback(remove_endpoint, self.home, server.url)
         self._api = server
+
+    async def _hang_up(self, channel_id: str) -> bool:
+        """The API's hang-up: ARI ``DELETE /channels/{id}``; ``False`` if it was gone (the
+        router sees the caller leave, as when a caller hangs up)."""
+        try:
+            await self.ari.hangup(channel_id)
+        except ARINotFound:
+            return False
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the components until *stop* is set (then cancel them and return).

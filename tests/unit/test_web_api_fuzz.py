@@ -45,14 +45,14 @@ _names = st.one_of(_agents, _agents, st.sampled_from(
 _known_actions = st.sampled_from(["login", "logout", "pause", "unpause", "end-wrapup"])
 _actions = st.one_of(_known_actions, _known_actions, st.sampled_from(
     ["end_wrapup", "LOGIN", "pause/"]), st.text(max_size=20))
-_action_paths = st.builds(lambda n, a: f"/api/agents/{_segment(n)}/{_segment(a)}",
+_action_paths = st.builds(lambda n, a: f"/api/v1/agents/{_segment(n)}/{_segment(a)}",
                           _names, _actions)
 _paths = st.one_of(
     _action_paths, _action_paths, _action_paths,
-    st.builds(lambda n: f"/api/agents/{_segment(n)}", _names),
-    st.sampled_from(["/api/agents", "/api/calls/waiting", "/api/agents/", "/", "/api",
-                     "/api/agents/alice/login/extra", "/api//agents", "/api/calls/waiting?x=1",
-                     "/api/agents/alice/../bob/login"]),
+    st.builds(lambda n: f"/api/v1/agents/{_segment(n)}", _names),
+    st.sampled_from(["/api/v1/agents", "/api/v1/calls/waiting", "/api/v1/agents/", "/", "/api",
+                     "/api/v1/agents/alice/login/extra", "/api//agents", "/api/v1/calls/waiting?x=1",
+                     "/api/v1/agents/alice/../bob/login"]),
     st.lists(st.text(max_size=12), max_size=5).map(
         lambda parts: "/" + "/".join(_segment(p) for p in parts)),
 )
@@ -129,7 +129,7 @@ async def test_any_body_of_an_authorised_action_gets_a_documented_answer(
     headers = api.headers()
     if content_type is not None:
         headers["Content-Type"] = content_type
-    async with api.client.post(f"/api/agents/{agent}/{action}", headers=headers,
+    async with api.client.post(f"/api/v1/agents/{agent}/{action}", headers=headers,
                                data=body) as response:
         raw = await response.read()
         assert response.status in DOCUMENTED, (response.status, raw)
@@ -158,5 +158,5 @@ async def test_raw_garbage_on_the_socket_leaves_the_server_serving(
         writer.close()
     assert not answer.startswith(b"HTTP/1.1 5"), answer
     assert b"Traceback" not in answer
-    async with api.client.get("/api/agents", headers=api.headers()) as response:
+    async with api.client.get("/api/v1/agents", headers=api.headers()) as response:
         assert response.status == 200
