@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from callcenter.asterisk.secrets import (
@@ -22,12 +22,14 @@ from callcenter.asterisk.secrets import (
     SecretsError,
     api_token,
     read_secrets,
+    rotate_api_token,
+    stored_user_token,
     user_tokens,
 )
 from callcenter.config.models import BUILTIN_ADMIN
 from callcenter.web.access import ApiUser
 
-__all__ = ["TokenBook"]
+__all__ = ["TokenBook", "UnknownUser", "user_token"]
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +105,33 @@ class TokenBook:
             if hmac.compare_digest(presented, token) and found is None:
                 found = user
         return found
+
+
+class UnknownUser(LookupError):
+    """No API user of that name (its message says where the users are)."""
+
+
+def user_token(path: Path, name: str, *, users: Iterable[str] | None,
+               rotate: bool = False) -> str:
+    """API user *name*'s token (``callcenter api token``), generated if it has none yet,
+    or a new one with *rotate*. *users*: the config's ``api_users`` names (``None``: no
+    config given, so only a user whose token is already stored is known).
+
+    Raises:
+        UnknownUser: *name* is not a user.
+        callcenter.asterisk.secrets.SecretsError: the file cannot be read or written.
+    """
+    if name == BUILTIN_ADMIN:
+        return rotate_api_token(path, None) if rotate else api_token(path)
+    if users is not None:
+        known = sorted(set(users))
+        if name not in known:
+            raise UnknownUser(f"no API user {name!r} in the config (api_users: "
+                              f"{', '.join([BUILTIN_ADMIN, *known])})")
+    elif stored_user_token(path, name) is None:
+        raise UnknownUser(f"no token for API user {name!r} in {path}: pass --config "
+                          "CONFIG_DIR (the config with its api_users entry), or start "
+                          "the service, which generates every user's token")
+    if rotate:
+        return rotate_api_token(path, name)
+    return user_tokens(path, [name])[name]

@@ -65,10 +65,8 @@ class Route:
 
 
 def _operation(route: Route) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": {
-        "description": "OK",
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{route.answer}"}}},
-    }}
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{route.answer}"}}}}}
     statuses = set(route.errors) | ({405} if route.public else set(_ALWAYS))
     for status in sorted(statuses):
         responses[str(status)] = {

@@ -209,6 +209,10 @@ def _object(properties: dict[str, Any], description: str) -> dict[str, Any]:
             "required": sorted(properties), "additionalProperties": False}
 
 
+def _array_of(component: str) -> dict[str, Any]:
+    return {"type": "array", "items": {"$ref": f"#/components/schemas/{component}"}}
+
+
 #: Component name -> JSON Schema.
 SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     "Error": {
@@ -230,8 +234,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "wrap_up_until": _TIME_OR_NULL,
         "version": {"type": "integer", "minimum": 0},
     }, "An agent's state."),
-    "AgentList": _object({"agents": {"type": "array", "items": {"$ref": "#/components/schemas/Agent"}}},
-                         "The agents the user may see, by name."),
+    "AgentList": _object({"agents": _array_of("Agent")}, "The agents the user may see, by name."),
     "PauseBody": {
         "type": "object", "description": "The body of the pause action (the others take none).",
         "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": _REASON_MAX,
@@ -248,9 +251,8 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "waited": {"type": "number", "minimum": 0, "description": "Seconds in the queue."},
         "node": _STR_OR_NULL,
     }, "A caller waiting in a queue (not answered, not ended)."),
-    "WaitingCallList": _object(
-        {"calls": {"type": "array", "items": {"$ref": "#/components/schemas/WaitingCall"}}},
-        "Waiting callers, in the order they are served."),
+    "WaitingCallList": _object({"calls": _array_of("WaitingCall")},
+                               "Waiting callers, in the order they are served."),
     "Queue": _object({
         "name": {"type": "string"},
         "description": {"type": "string"},
@@ -260,8 +262,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "longest_wait": {"type": ["number", "null"], "minimum": 0,
                          "description": "Seconds the longest-waiting caller has waited."},
     }, "A queue."),
-    "QueueList": _object({"queues": {"type": "array", "items": {"$ref": "#/components/schemas/Queue"}}},
-                         "The queues the user may see, by name."),
+    "QueueList": _object({"queues": _array_of("Queue")}, "The queues the user may see, by name."),
     "Call": _object({
         "queue": {"type": "string"},
         "channel": {"type": "string", "description": "The caller's channel id."},
@@ -274,8 +275,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "duration": {"type": "number", "minimum": 0, "description": "Seconds since it entered."},
         "node": _STR_OR_NULL,
     }, "A call in a queue, not ended."),
-    "CallList": _object({"calls": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}}},
-                        "Calls in progress, in arrival order."),
+    "CallList": _object({"calls": _array_of("Call")}, "Calls in progress, in arrival order."),
     "User": _object({
         "name": {"type": "string"},
         "role": {"enum": ["admin", "supervisor", "agent"]},

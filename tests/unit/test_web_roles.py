@@ -102,8 +102,8 @@ async def test_an_action_is_allowed_by_role_only(api: Api, user: str, agent: str
         assert state.status is AgentStatus.AVAILABLE
         assert api.changed == [agent]
     else:
-        assert body["error"] == (f"user {user!r} ({'agent' if user == 'alice_phone' else 'supervisor'})"
-                                 f" may not act on agent {agent!r}")
+        role = "agent" if user == "alice_phone" else "supervisor"
+        assert body["error"] == f"user {user!r} ({role}) may not act on agent {agent!r}"
         assert state.status is AgentStatus.LOGGED_OUT
         assert api.changed == []
         await _json(api, user, "GET", f"/api/v1/agents/{agent}", 403)
@@ -211,8 +211,8 @@ async def test_hang_up_of_an_unknown_ended_or_vanished_call_is_a_404(api: Api,
     assert body["error"] == "no call in progress on channel 'c-sales' (it just ended)"
     body = await _json(api, "admin", "POST", "/api/v1/calls/c-tech/hangup", 422,
                        json={"cause": 17})
-    assert (body["field"], body["error"]) == ("cause", "cause: unknown field for hangup "
-                                                       "(expected none)")
+    assert (body["field"], body["error"]) == ("cause", ("cause: unknown field for hangup "
+                                                       "(expected none)"))
     assert pbx.hung_up == []
 
 
