@@ -21,7 +21,15 @@ from yarl import URL
 
 from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.web.api import ROUTES, document
-from tests.web_api import REASON, T0, TOKEN, TOKENS, Api, config_with_pause_reason, running_api
+from tests.web_api import (
+    REASON,
+    T0,
+    TOKEN,
+    TOKENS,
+    Api,
+    config_with_pause_reason,
+    running_api,
+)
 
 DOCUMENTED = {200, 401, 403, 404, 405, 409, 413, 422, 503}
 DOC = document()
