@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.agents.rules import rules_from_config
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.agi.context import utc_now
-from callcenter.asterisk.ari import ARIClient, ARINotFound
+from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceError
 from callcenter.asterisk.secrets import SecretsError
 from callcenter.config.models import CallCenterConfig
@@ -323,6 +323,7 @@ class CallCenterService:
             create_api_app,
             users_from_config,
         )
+        from callcenter.web.api import ari_hang_up, no_asterisk
         from callcenter.web.endpoint import remove_endpoint, write_endpoint
 
         secrets_file = AsteriskInstance(self.home).secrets_file
@@ -332,7 +333,7 @@ class CallCenterService:
             raise ServiceError(f"HTTP API: {exc}") from None
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
                              tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
-                             **({"hang_up": self._hang_up} if self._ari is not None else {}))
+                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari))
         settings = self.config.settings.http_api
         server = ApiServer(app, host=settings.host, port=settings.port)
         try:
@@ -345,15 +346,6 @@ class CallCenterService:
         # Removed before the server stops: a client never finds a URL nobody answers.
         self._stack.callback(remove_endpoint, self.home, server.url)
         self._api = server
-
-    async def _hang_up(self, channel_id: str) -> bool:
-        """The API's hang-up: ARI ``DELETE /channels/{id}``; ``False`` if it was gone (the
-        router sees the caller leave, as when a caller hangs up)."""
-        try:
-            await self.ari.hangup(channel_id)
-        except ARINotFound:
-            return False
-        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the components until *stop* is set (then cancel them and return).

@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.agents.state import IllegalTransition, UnknownPauseReason, logged_out
 from callcenter.agents.store import AgentStore, StoreConflict
+from callcenter.asterisk.ari import ARIClient, ARINotFound
 from callcenter.config.models import CallCenterConfig
 from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.web.access import BUILTIN_ADMIN, Access, ApiUser, users_from_config
@@ -61,7 +62,8 @@ from callcenter.web.views import (
     waiting_json,
 )
 
-__all__ = ["OPENAPI_PATH", "ROUTES", "AgentChangeHook", "HangUpHook", "create_api_app", "document"]
+__all__ = ["OPENAPI_PATH", "ROUTES", "AgentChangeHook", "HangUpHook", "ari_hang_up",
+           "create_api_app", "document", "no_asterisk"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,21 @@ log = logging.getLogger(__name__)
 AgentChangeHook = Callable[[str], None]
 #: Hangs up a caller's channel; ``False`` when the channel was already gone.
 HangUpHook = Callable[[str], Awaitable[bool]]
+
+
+def ari_hang_up(ari: ARIClient) -> HangUpHook:
+    """The service's hang-up: ARI ``DELETE /channels/{id}`` (cause 16, normal clearing).
+    The router then sees the caller's channel leave Stasis, as when the caller hangs up,
+    and ends the call (record, agent) its usual way; a 404 means it was already gone."""
+
+    async def hang_up(channel_id: str) -> bool:
+        try:
+            await ari.channels.hangup(channel_id)
+        except ARINotFound:
+            return False
+        return True
+
+    return hang_up
 
 #: Largest request body read (a pause body is a few dozen bytes).
 MAX_BODY: Final = 16 * 1024
@@ -321,7 +338,7 @@ def _no_change(agent: str) -> None:
     """The default hook: no router runs, nobody to tell."""
 
 
-async def _no_asterisk(channel: str) -> bool:
+async def no_asterisk(channel: str) -> bool:
     """The default hang-up: no Asterisk to ask."""
     raise _ApiError(503, "this service has no Asterisk connection: it cannot hang up calls")
 
@@ -378,7 +395,7 @@ def create_api_app(
     tokens: TokenBook | None = None,
     token: str | None = None,
     on_agent_change: AgentChangeHook = _no_change,
-    hang_up: HangUpHook = _no_asterisk,
+    hang_up: HangUpHook = no_asterisk,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
