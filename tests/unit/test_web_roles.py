@@ -255,3 +255,19 @@ async def test_a_supervisor_pauses_its_agent_during_a_call(api: Api) -> None:
     assert body["field"] == "reason"
     body = await _json(api, "sue", "POST", "/api/v1/agents/carmen/logout", 200)
     assert body["status"] == "logged_out"
+
+
+async def test_no_users_token_is_ever_logged(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        for user, token in TOKENS.items():
+            await _json(api, user, "GET", "/api/v1/agents", 200)
+            await _json(api, user, "GET", "/api/v1/calls", 200)
+            async with api.client.get("/api/v1/me", headers=api.headers(token + "x")) as r:
+                assert r.status == 401
+        await _json(api, "sue", "POST", "/api/v1/calls/c-sales/hangup", 200)
+        await _json(api, "sue", "POST", "/api/v1/agents/alice/login", 200)
+    assert "user sue hung up channel c-sales (queue sales)" in caplog.text
+    for token in TOKENS.values():
+        assert token not in caplog.text
