@@ -151,7 +151,7 @@ def waiting_json(call: WaitingCall, now: datetime) -> dict[str, Any]:
         "language": call.language,
         "entered_at": _time(call.entered_at),
         "offered_at": _time(call.offered_at),
-        "waited": round(max(0.0, (now - call.entered_at).total_seconds()), 1),
+        "waited": _waited(call.entered_at, now),
         "node": call.node,
     }
 

@@ -17,6 +17,7 @@ from callcenter.agents.rules import rules_from_config
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.secrets import API_TOKEN, API_TOKENS, user_tokens
 from callcenter.cli import main
+from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.testing.ports import free_port
 from callcenter.web import ApiServer, TokenBook, create_api_app, users_from_config
 from callcenter.web.access import ApiUser
@@ -165,3 +166,44 @@ async def test_a_rotated_token_is_refused_by_the_running_api(
         assert await _status(server.url, stored[API_TOKENS]["sam"]) == 200
     finally:
         await server.stop()
+
+
+async def test_the_service_generates_every_users_token_and_answers_it(tmp_path: Path) -> None:
+    """``CallCenterService`` wires the API to the home's secrets: every api_users entry
+    gets a token there at start, each answers as its user, and without an Asterisk a
+    hang-up is a 503, not a 500."""
+    from callcenter.config.loader import load_config
+    from callcenter.config.models import ApiUser as ApiUserConfig
+    from callcenter.service import CallCenterService
+    from callcenter.storage import default_sqlite_url
+    from tests.conftest import _example_copy
+
+    config = load_config(_example_copy(tmp_path / "example", free_port())).config
+    config = config.model_copy(update={"api_users": {
+        "sue": ApiUserConfig(role="supervisor", queues=("sales",))}})
+    home = tmp_path / "home"
+    async with CallCenterService(config, home=home, db_url=default_sqlite_url(home),
+                                 node="test", fastagi=False) as service:
+        secrets = json.loads((home / "secrets.json").read_text())
+        assert stat.S_IMODE((home / "secrets.json").stat().st_mode) == 0o600
+        assert set(secrets[API_TOKENS]) == {"sue"}
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            for token, name in [(secrets[API_TOKENS]["sue"], "sue"),
+                                (secrets[API_TOKEN], "admin")]:
+                async with http.get(f"{service.api_url}/api/v1/me",
+                                    headers={"Authorization": f"Bearer {token}"}) as response:
+                    assert (await response.json())["name"] == name
+            admin = {"Authorization": f"Bearer {secrets[API_TOKEN]}"}
+            async with http.post(f"{service.api_url}/api/v1/calls/c-1/hangup",
+                                 headers=admin) as response:
+                assert response.status == 404  # no such call: checked before asking the PBX
+            async with service.sessions.begin() as session:
+                await QueuedCallRepository(session).enter("c-1", "sales", entered_at=T0)
+            async with http.post(f"{service.api_url}/api/v1/calls/c-1/hangup",
+                                 headers=admin) as response:
+                assert response.status == 503
+                assert "no Asterisk connection" in (await response.json())["error"]
+            async with http.get(f"{service.api_url}/openapi.json") as response:
+                assert (await response.json())["openapi"] == "3.1.0"
