@@ -574,6 +574,37 @@ def _softphone_setup(name: str, server: str, password: str, extension: str) -> l
 
 # -- Asterisk ----------------------------------------------------------------
 
+@main.group("api")
+def api_group() -> None:
+    """The HTTP API's users: their tokens."""
+
+
+@api_group.command("token")
+@click.argument("name")
+@click.option("--config", "config_dir", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Check NAME against this config's api_users, and create its token if "
+                   "the service has not yet.")
+@click.option("--rotate", is_flag=True,
+              help="Replace the token: the old one is refused by a running service from "
+                   "its next request.")
+@pass_obj
+def api_token_command(obj: _Obj, name: str, config_dir: Path | None, rotate: bool) -> None:
+    """Print API user NAME's bearer token ('admin': the built-in admin's).
+
+    The token is a secret: this command prints it (that is its purpose); nothing else
+    does. Anyone who has it acts as NAME.
+    """
+    from callcenter.asterisk.secrets import SecretsError
+    from callcenter.web.auth import UnknownUser, user_token
+
+    users = None if config_dir is None else list(_load(obj, config_dir).config.api_users)
+    try:
+        click.echo(user_token(obj.instance.secrets_file, name, users=users, rotate=rotate))
+    except (UnknownUser, SecretsError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.group()
 def asterisk() -> None:
     """A real Asterisk 22 on 127.0.0.1, no Docker needed."""

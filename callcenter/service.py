@@ -50,7 +50,7 @@ from callcenter.agents.store import AgentStore
 from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceError
-from callcenter.asterisk.secrets import SecretsError, api_token
+from callcenter.asterisk.secrets import SecretsError
 from callcenter.config.models import CallCenterConfig
 from callcenter.storage.directory import AccountDirectory
 
@@ -317,16 +317,23 @@ class CallCenterService:
         self._fastagi = server
 
     async def _start_http_api(self) -> None:
-        from callcenter.web import ApiServer, create_api_app
+        from callcenter.web import (
+            ApiServer,
+            TokenBook,
+            create_api_app,
+            users_from_config,
+        )
+        from callcenter.web.api import ari_hang_up, no_asterisk
         from callcenter.web.endpoint import remove_endpoint, write_endpoint
 
         secrets_file = AsteriskInstance(self.home).secrets_file
         try:
-            token = api_token(secrets_file)
+            tokens = TokenBook.from_secrets(secrets_file, users_from_config(self.config))
         except (SecretsError, OSError) as exc:
             raise ServiceError(f"HTTP API: {exc}") from None
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
-                             token=token, clock=self.clock, on_agent_change=self.agent_changed)
+                             tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
+                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari))
         settings = self.config.settings.http_api
         server = ApiServer(app, host=settings.host, port=settings.port)
         try:

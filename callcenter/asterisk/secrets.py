@@ -2,10 +2,11 @@
 
 It holds the ARI and AMI logins (:class:`callcenter.asterisk.instance.Credentials`,
 top-level keys), under ``agent_passwords`` the digest password of every agent's
-generated softphone account, and under ``api_token`` the bearer token of the HTTP
-API (``callcenter serve``; the ``callcenter agents`` commands read it from here).
+generated softphone account, under ``api_token`` the bearer token of the HTTP
+API's built-in admin (``callcenter serve``; the ``callcenter agents`` commands read it
+from here) and under ``api_tokens`` the token of every ``api_users`` entry.
 Nothing here is ever logged or printed, except by ``callcenter agents
-credentials``, whose purpose it is.
+credentials`` and ``callcenter api token``, whose purpose it is.
 
 Every change is read-modify-write under an exclusive lock (``apply`` and ``run``
 may both add an agent), written to a 0600 temporary file and renamed over the
@@ -27,20 +28,26 @@ from typing import Any
 __all__ = [
     "AGENT_PASSWORDS",
     "API_TOKEN",
+    "API_TOKENS",
     "PASSWORD_PATTERN",
     "SecretsError",
     "agent_passwords",
     "api_token",
     "ensure_secrets",
     "read_secrets",
+    "rotate_api_token",
     "stored_agent_password",
     "stored_api_token",
+    "stored_user_token",
+    "user_tokens",
 ]
 
 #: Key of the agents' passwords (agent name -> password) in the secrets file.
 AGENT_PASSWORDS = "agent_passwords"
 #: Key of the HTTP API's bearer token in the secrets file.
 API_TOKEN = "api_token"
+#: Key of the HTTP API users' tokens (``api_users`` name -> token) in the secrets file.
+API_TOKENS = "api_tokens"
 #: What a generated password looks like: ``token_urlsafe`` output, which PJSIP's
 #: config parser reads as plain text (no ``;``, ``#``, blank or quote).
 PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -154,3 +161,51 @@ def stored_api_token(path: Path) -> str | None:
 
 def _is_token(value: object) -> bool:
     return isinstance(value, str) and PASSWORD_PATTERN.fullmatch(value) is not None
+
+
+def user_tokens(path: Path, users: Iterable[str]) -> dict[str, str]:
+    """The HTTP API token of each of ``users`` (``api_users`` names), generating the
+    missing ones (256 random bits); a token once generated is kept until rotated."""
+    wanted = sorted(set(users))
+    if not wanted:
+        return {}
+
+    def change(data: dict[str, Any]) -> bool:
+        stored = data.get(API_TOKENS)
+        if not isinstance(stored, dict):
+            stored = data[API_TOKENS] = {}
+        changed = False
+        for name in wanted:
+            if not _is_token(stored.get(name)):
+                stored[name] = secrets.token_urlsafe(32)
+                changed = True
+        return changed
+
+    data = _update(path, change)
+    return {name: data[API_TOKENS][name] for name in wanted}
+
+
+def stored_user_token(path: Path, user: str) -> str | None:
+    """The token of API user *user* if one was generated; never generates it."""
+    stored = read_secrets(path).get(API_TOKENS)
+    value = stored.get(user) if isinstance(stored, dict) else None
+    return value if _is_token(value) else None
+
+
+def rotate_api_token(path: Path, user: str | None) -> str:
+    """A new token for API user *user* (``None``: the built-in admin's ``api_token``);
+    the old one stops working as soon as a running service sees the file change."""
+    token = secrets.token_urlsafe(32)
+
+    def change(data: dict[str, Any]) -> bool:
+        if user is None:
+            data[API_TOKEN] = token
+            return True
+        stored = data.get(API_TOKENS)
+        if not isinstance(stored, dict):
+            stored = data[API_TOKENS] = {}
+        stored[user] = token
+        return True
+
+    _update(path, change)
+    return token

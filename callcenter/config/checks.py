@@ -99,11 +99,13 @@ def check_config(
     if sounds is not None:
         problems += _sounds(config, sounds)
     # Both build on Problem, so they are imported here, not at the top.
+    from callcenter.config.api_checks import check_api_users
     from callcenter.config.feature_checks import check_feature_codes
     from callcenter.config.routing_checks import check_routing
 
     problems += check_routing(config, broken)
     problems += check_feature_codes(config, broken)
+    problems += check_api_users(config, broken)
     return problems
 
 

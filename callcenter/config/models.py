@@ -3,7 +3,7 @@
 A config directory holds YAML files whose top-level keys are the sections of
 :class:`CallCenterConfig` (``settings``, ``entry_points``, ``flows``, ``menus``,
 ``schedules``, ``lookups``, ``queues``, ``skills``, ``agents``, ``voicemail``,
-``caller_id_rules``, ``pause_reasons``). Shape and types are checked here; cross-references
+``caller_id_rules``, ``pause_reasons``, ``api_users``). Shape and types are checked here; cross-references
 (undefined targets, reachability, loops, sounds) in :mod:`callcenter.config.checks`.
 
 Every name that ends up in the dialplan (menu, flow, queue names, sound names,
@@ -47,9 +47,11 @@ from pydantic_core import CoreSchema
 from callcenter.asterisk import variables as V
 
 __all__ = [
+    "BUILTIN_ADMIN",
     "DESTINATION_KINDS",
     "STEP_KINDS",
     "Agent",
+    "ApiUser",
     "CallCenterConfig",
     "CallerIdRule",
     "Destination",
@@ -898,6 +900,45 @@ class Settings(_Model):
     _norm = field_validator("failure_prompts", mode="before")(_prompts)
 
 
+#: The HTTP API's built-in admin (its token is the secrets file's ``api_token``, the one
+#: ``callcenter agents`` uses); not a name ``api_users`` may take.
+BUILTIN_ADMIN = "admin"
+
+
+def _not_builtin_admin(name: str) -> str:
+    if name == BUILTIN_ADMIN:
+        raise ValueError(f"'{BUILTIN_ADMIN}' is the built-in admin of the HTTP API "
+                         "(its token is api_token in secrets.json); pick another name")
+    return name
+
+
+class ApiUser(_Model):
+    """Someone (or a program) using the HTTP API with a token of its own (generated into
+    the home's ``secrets.json``; ``callcenter api token NAME`` prints it).
+
+    ``admin`` acts on everything; ``supervisor`` on the agents and calls of its
+    ``queues``; ``agent`` on its own ``agent`` only.
+    """
+
+    role: Literal["admin", "supervisor", "agent"]
+    #: The agent an ``agent`` user is (required for that role, refused for the others).
+    agent: Name | None = None
+    #: The queues (teams) a ``supervisor`` supervises (required for that role only).
+    queues: tuple[Name, ...] = ()
+
+    @model_validator(mode="after")
+    def _fits_role(self) -> ApiUser:
+        if self.role == "agent" and self.agent is None:
+            raise ValueError("an agent user needs 'agent': the agent it acts as")
+        if self.role != "agent" and self.agent is not None:
+            raise ValueError(f"'agent' is for role agent only (this user is a {self.role})")
+        if self.role == "supervisor" and not self.queues:
+            raise ValueError("a supervisor needs 'queues': the queues it supervises")
+        if self.role != "supervisor" and self.queues:
+            raise ValueError(f"'queues' is for role supervisor only (this user is a {self.role})")
+        return self
+
+
 class CallCenterConfig(_Model):
     settings: Settings = Settings()
     entry_points: dict[Name, EntryPoint] = Field(min_length=1)
@@ -911,6 +952,7 @@ class CallCenterConfig(_Model):
     agents: dict[Name, Agent] = {}
     voicemail: dict[Name, Voicemail] = {}
     pause_reasons: dict[Annotated[Name, AfterValidator(_not_a_system_reason)], PauseReason] = {}
+    api_users: dict[Annotated[Name, AfterValidator(_not_builtin_admin)], ApiUser] = {}
 
     @field_validator("pause_reasons")
     @classmethod

@@ -1,74 +1,123 @@
-"""The HTTP API of ``callcenter serve``: agent state and actions, waiting calls.
+"""The HTTP API of ``callcenter serve``: agents' state and actions, queues, calls in
+progress, and the OpenAPI 3.1 document that describes them.
 
-Routes (JSON; every request needs ``Authorization: Bearer <token>``, the token in the
-home's ``secrets.json``)::
+Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bearer
+<token>``, a user's token from the home's ``secrets.json``)::
 
-    GET  /api/agents                       every configured agent's state
-    GET  /api/agents/{name}                one agent
-    POST /api/agents/{name}/login          } body: none (or {});
-    POST /api/agents/{name}/logout         } pause: {"reason": "lunch"}
-    POST /api/agents/{name}/pause          }
-    POST /api/agents/{name}/unpause        } answer: the agent's new state
-    POST /api/agents/{name}/end-wrapup     }
-    GET  /api/calls/waiting                callers waiting in a queue, oldest first per priority
+    GET  /openapi.json                         this API's OpenAPI 3.1 document (no token)
+    GET  /api/v1/me                            who the token belongs to
+    GET  /api/v1/agents                        the agents the user may see, with their state
+    GET  /api/v1/agents/{name}                 one agent
+    POST /api/v1/agents/{name}/{action}        login, logout, pause ({"reason": "lunch"}),
+                                               unpause, end-wrapup: the agent's new state
+    GET  /api/v1/queues                        queues: members, callers waiting, longest wait
+    GET  /api/v1/queues/{queue}/calls          the callers waiting in one queue
+    GET  /api/v1/calls                         calls in progress (waiting or connected)
+    GET  /api/v1/calls/waiting                 callers waiting, every queue the user sees
+    POST /api/v1/calls/{channel}/hangup        hang a caller up (admin, the queue's supervisor)
 
-An action goes through :meth:`callcenter.agents.store.AgentStore.apply` (the state
+:data:`ROUTES` is the one description of them: the router is built from it and so is
+the document (:mod:`callcenter.web.openapi`). Who may do what is decided in
+:mod:`callcenter.web.access`; lists are filtered, a refused action is a 403.
+
+An agent action goes through :meth:`callcenter.agents.store.AgentStore.apply` (the state
 machine judges it; compare-and-set in the database, so it is safe next to every router),
-then the ``on_agent_change`` hook tells the queue router to look at the agent again.
+then the ``on_agent_change`` hook tells the queue router to look at the agent again. A
+hang-up goes to the ``hang_up`` hook (ARI ``DELETE /channels/{id}`` in the service): the
+router then sees the caller leave, as if the caller had hung up.
 
-Errors are JSON ``{"error": message}`` (and ``"field"`` for a bad body): 401 no or a wrong
-token, 404 unknown agent or route, 405 wrong method, 409 the state machine refused (its
-message), 413 body too large, 422 bad body, 503 the agent kept changing under us. Bad
-input never gets a 500; an unexpected error is logged here and answered with a plain 500
-(no traceback leaves the process).
+Errors are JSON ``{"error": message}`` (and ``"field"`` for a bad body), with the
+statuses of :data:`callcenter.web.openapi.ERRORS`. Bad input never gets a 500; an
+unexpected error is logged here and answered with a plain 500 (no traceback leaves the
+process).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.agents.state import IllegalTransition, UnknownPauseReason, logged_out
 from callcenter.agents.store import AgentStore, StoreConflict
+from callcenter.asterisk.ari import ARIClient, ARINotFound
 from callcenter.config.models import CallCenterConfig
 from callcenter.storage.queued_calls import QueuedCallRepository
-from callcenter.web.views import ACTIONS, BadBody, agent_json, event_for, parse_body, waiting_json
+from callcenter.web.access import BUILTIN_ADMIN, Access, ApiUser, users_from_config
+from callcenter.web.auth import TokenBook
+from callcenter.web.openapi import API_PREFIX, Param, Route, openapi_document
+from callcenter.web.views import (
+    ACTIONS,
+    SCHEMAS,
+    BadBody,
+    agent_json,
+    call_json,
+    event_for,
+    parse_body,
+    queue_json,
+    waiting_json,
+)
 
-__all__ = ["AgentChangeHook", "create_api_app"]
+__all__ = ["OPENAPI_PATH", "ROUTES", "AgentChangeHook", "HangUpHook", "ari_hang_up",
+           "create_api_app", "document", "no_asterisk"]
 
 log = logging.getLogger(__name__)
 
 #: Called with an agent's name after the API changed it (the router's ``agent_changed``).
 AgentChangeHook = Callable[[str], None]
+#: Hangs up a caller's channel; ``False`` when the channel was already gone.
+HangUpHook = Callable[[str], Awaitable[bool]]
+
+
+def ari_hang_up(ari: ARIClient) -> HangUpHook:
+    """The service's hang-up: ARI ``DELETE /channels/{id}`` (cause 16, normal clearing).
+    The router then sees the caller's channel leave Stasis, as when the caller hangs up,
+    and ends the call (record, agent) its usual way; a 404 means it was already gone."""
+
+    async def hang_up(channel_id: str) -> bool:
+        try:
+            await ari.channels.hangup(channel_id)
+        except ARINotFound:
+            return False
+        return True
+
+    return hang_up
 
 #: Largest request body read (a pause body is a few dozen bytes).
 MAX_BODY: Final = 16 * 1024
+#: The OpenAPI document's path (outside the versioned prefix, where tools look for it).
+OPENAPI_PATH: Final = "/openapi.json"
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _CONFIG: Final = web.AppKey("config", CallCenterConfig)
 _STORE: Final = web.AppKey("store", AgentStore)
 _SESSIONS: Final = web.AppKey("sessions", async_sessionmaker[AsyncSession])
-_TOKEN: Final = web.AppKey("token", bytes)
+_TOKENS: Final = web.AppKey("tokens", TokenBook)
+_ACCESS: Final = web.AppKey("access", Access)
 _HOOK: Final = web.AppKey("on_agent_change", Callable[[str], None])
+_HANG_UP: Final = web.AppKey("hang_up", Callable[[str], Awaitable[bool]])
 _CLOCK: Final = web.AppKey("clock", Callable[[], datetime])
+_DOCUMENT: Final = web.AppKey("document", dict)
+_USER: Final = web.RequestKey("user", ApiUser)
+
 
 class _ApiError(Exception):
-    """Answered as ``{"error": message}`` with *status* by :func:`_json_errors`."""
+    """Answered as ``{"error": message}`` (and ``field``) with *status* by
+    :func:`_json_errors`."""
 
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        self.status, self.message, self.field = status, message, field
         super().__init__(message)
 
 
 def _error(status: int, message: str, **extra: str) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
 
 def _presented_token(request: web.Request) -> bytes | None:
     scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
@@ -78,13 +127,15 @@ def _presented_token(request: web.Request) -> bytes | None:
     # so compare_digest cannot raise on non-ASCII input.
     return credentials.strip().encode("utf-8", "surrogatepass")
 
+
 @web.middleware
 async def _json_errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
     """Every error as JSON; an unexpected exception logged with its route, answered 500."""
     try:
         return await handler(request)
     except _ApiError as exc:
-        return _error(exc.status, exc.message)
+        extra = {"field": exc.field} if exc.field is not None else {}
+        return _error(exc.status, exc.message, **extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -104,36 +155,92 @@ async def _json_errors(request: web.Request, handler: _Handler) -> web.StreamRes
         log.exception("HTTP API: %s %s failed", request.method, request.path)
         return _error(500, "internal error (logged by the service)")
 
+
 @web.middleware
 async def _bearer_auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """401 unless the request carries the service's token (constant-time comparison)."""
+    """401 unless the request carries a user's token (constant-time comparison); the
+    user is then ``request[_USER]`` for the handler to authorise."""
+    if request.path == OPENAPI_PATH:
+        return await handler(request)
     presented = _presented_token(request)
-    if presented is None or not hmac.compare_digest(presented, request.app[_TOKEN]):
+    user = None if presented is None else request.app[_TOKENS].user_for(presented)
+    if user is None:
         response = _error(401, "missing or wrong token: send 'Authorization: Bearer <token>' "
-                               "(the api_token of the home's secrets.json)")
+                               "(a user's token: 'callcenter api token NAME' prints it)")
         response.headers["WWW-Authenticate"] = 'Bearer realm="callcenter"'
         return response
+    request[_USER] = user
     return await handler(request)
+
+
+def _user(request: web.Request) -> ApiUser:
+    user: ApiUser = request[_USER]
+    return user
+
+
+def _forbidden(user: ApiUser, what: str) -> _ApiError:
+    return _ApiError(403, f"user {user.name!r} ({user.role}) may not {what}")
+
+
+def _no_body(raw: bytes, what: str) -> None:
+    """A route that takes no body refuses one with fields (``{}`` or nothing is fine)."""
+    try:
+        body = parse_body(raw)
+    except BadBody as exc:
+        raise _ApiError(422, str(exc), exc.field) from None
+    if body:
+        field = min(body)
+        raise _ApiError(422, f"{field}: unknown field for {what} (expected none)", field)
+
 
 def _known_agent(request: web.Request) -> str:
     name = request.match_info["name"]
     agents = request.app[_CONFIG].agents
     if name not in agents:
         raise _ApiError(404, f"no agent {name!r} (agents: {', '.join(sorted(agents)) or 'none'})")
+    if not request.app[_ACCESS].may_manage_agent(_user(request), name):
+        raise _forbidden(_user(request), f"act on agent {name!r}")
     return name
+
+
+def _known_queue(request: web.Request) -> str:
+    name = request.match_info["queue"]
+    queues = request.app[_CONFIG].queues
+    if name not in queues:
+        raise _ApiError(404, f"no queue {name!r} (queues: {', '.join(sorted(queues)) or 'none'})")
+    if not request.app[_ACCESS].may_see_queue(_user(request), name):
+        raise _forbidden(_user(request), f"see queue {name!r}")
+    return name
+
+
+# -- handlers ----------------------------------------------------------------------
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[_DOCUMENT])
+
+
+async def _me(request: web.Request) -> web.Response:
+    user = _user(request)
+    return web.json_response({"name": user.name, "role": user.role, "agent": user.agent,
+                              "queues": sorted(user.queues)})
+
 
 async def _list_agents(request: web.Request) -> web.Response:
     now = request.app[_CLOCK]()
+    user, access = _user(request), request.app[_ACCESS]
     stored = {state.agent: state for state in await request.app[_STORE].all()}
     return web.json_response({"agents": [
         agent_json(stored.get(name) or logged_out(name, now))
-        for name in sorted(request.app[_CONFIG].agents)
+        for name in sorted(request.app[_CONFIG].agents) if access.may_manage_agent(user, name)
     ]})
+
 
 async def _get_agent(request: web.Request) -> web.Response:
     name = _known_agent(request)
     state = await request.app[_STORE].get(name, request.app[_CLOCK]())
     return web.json_response(agent_json(state))
+
 
 async def _act(request: web.Request) -> web.Response:
     action = request.match_info["action"]
@@ -161,39 +268,162 @@ async def _act(request: web.Request) -> web.Response:
             log.exception("HTTP API: telling the router about agent %s failed", name)
     return web.json_response(agent_json(outcome.state))
 
-async def _waiting_calls(request: web.Request) -> web.Response:
+
+async def _list_queues(request: web.Request) -> web.Response:
+    now = request.app[_CLOCK]()
+    user, access, config = _user(request), request.app[_ACCESS], request.app[_CONFIG]
+    async with request.app[_SESSIONS]() as session:
+        waiting = await QueuedCallRepository(session).waiting()
+    return web.json_response({"queues": [
+        queue_json(name, queue.description,
+                   [a for a in config.agents if name in access.queues_of(a)],
+                   [c for c in waiting if c.queue == name], now)
+        for name, queue in sorted(config.queues.items()) if access.may_see_queue(user, name)
+    ]})
+
+
+async def _queue_calls(request: web.Request) -> web.Response:
+    queue = _known_queue(request)
     now = request.app[_CLOCK]()
     async with request.app[_SESSIONS]() as session:
-        calls = await QueuedCallRepository(session).waiting()
+        calls = await QueuedCallRepository(session).waiting(queue)
         return web.json_response({"calls": [waiting_json(call, now) for call in calls]})
+
+
+async def _waiting_calls(request: web.Request) -> web.Response:
+    now = request.app[_CLOCK]()
+    user, access = _user(request), request.app[_ACCESS]
+    async with request.app[_SESSIONS]() as session:
+        calls = await QueuedCallRepository(session).waiting()
+        return web.json_response({"calls": [waiting_json(call, now) for call in calls
+                                            if access.may_see_queue(user, call.queue)]})
+
+
+async def _calls(request: web.Request) -> web.Response:
+    now = request.app[_CLOCK]()
+    user, access = _user(request), request.app[_ACCESS]
+    async with request.app[_SESSIONS]() as session:
+        calls = await QueuedCallRepository(session).open_calls()
+        return web.json_response({"calls": [
+            call_json(call, now) for call in calls
+            if access.may_see_call(user, call.queue, call.agent if call.answered_at else None)]})
+
+
+async def _hang_up(request: web.Request) -> web.Response:
+    channel = request.match_info["channel"]
+    user = _user(request)
+    _no_body(await request.read(), "hangup")
+    async with request.app[_SESSIONS]() as session:
+        call = await QueuedCallRepository(session).get_by_channel(channel)
+        if call is None or call.ended_at is not None:
+            raise _ApiError(404, f"no call in progress on channel {channel!r}")
+        if not request.app[_ACCESS].may_hang_up(user, call.queue):
+            raise _forbidden(user, f"hang up calls of queue {call.queue!r}")
+        answer = call_json(call, request.app[_CLOCK]())
+    try:
+        gone_before = not await request.app[_HANG_UP](channel)
+    except _ApiError:
+        raise
+    except Exception as exc:
+        log.exception("HTTP API: hanging up channel %s failed", channel)
+        raise _ApiError(503, f"the PBX did not hang up the call ({type(exc).__name__}); "
+                             "try again") from None
+    if gone_before:
+        raise _ApiError(404, f"no call in progress on channel {channel!r} (it just ended)")
+    log.info("HTTP API: user %s hung up channel %s (queue %s)", user.name, channel, call.queue)
+    return web.json_response(answer)
+
 
 def _no_change(agent: str) -> None:
     """The default hook: no router runs, nobody to tell."""
+
+
+async def no_asterisk(channel: str) -> bool:
+    """The default hang-up: no Asterisk to ask."""
+    raise _ApiError(503, "this service has no Asterisk connection: it cannot hang up calls")
+
+
+_AGENT = Param("name", "An agent's name (a key of agents).")
+_QUEUE = Param("queue", "A queue's name (a key of queues).")
+_CHANNEL = Param("channel", "The caller's channel id (the 'channel' of a call).")
+_ACTION = Param("action", "What to do to the agent.", tuple(ACTIONS))
+_P = API_PREFIX
+
+#: Every route the API serves: the router and the OpenAPI document are built from this.
+ROUTES: Final[tuple[Route, ...]] = (
+    Route("GET", OPENAPI_PATH, "getOpenApi", "This API's OpenAPI 3.1 document", "anyone",
+          _openapi, "OpenApiDocument", public=True, tag="meta"),
+    Route("GET", f"{_P}/me", "getMe", "Who the token belongs to", "every user", _me, "User",
+          tag="meta"),
+    Route("GET", f"{_P}/agents", "listAgents", "The agents the user may act on, with their state",
+          "every user (an agent sees itself, a supervisor its queues' agents)",
+          _list_agents, "AgentList"),
+    Route("GET", f"{_P}/agents/{{name}}", "getAgent", "One agent's state",
+          "admin; a supervisor of one of the agent's queues; the agent itself",
+          _get_agent, "Agent", (_AGENT,), errors=(403, 404)),
+    Route("POST", f"{_P}/agents/{{name}}/{{action}}", "actOnAgent",
+          "Change an agent's state through its state machine (pause takes a reason)",
+          "admin; a supervisor of one of the agent's queues; the agent itself",
+          _act, "Agent", (_AGENT, _ACTION), body="PauseBody",
+          errors=(403, 404, 409, 422, 503)),
+    Route("GET", f"{_P}/queues", "listQueues", "Queues: members, callers waiting, longest wait",
+          "every user (a supervisor sees its queues, an agent those it serves)",
+          _list_queues, "QueueList", tag="queues"),
+    Route("GET", f"{_P}/queues/{{queue}}/calls", "listQueueCalls",
+          "The callers waiting in one queue, in the order they are served",
+          "admin; the queue's supervisors; the agents who serve it",
+          _queue_calls, "WaitingCallList", (_QUEUE,), errors=(403, 404), tag="queues"),
+    Route("GET", f"{_P}/calls", "listCalls", "Calls in progress (waiting or connected)",
+          "every user (a supervisor sees its queues' calls, an agent its own)",
+          _calls, "CallList", tag="calls"),
+    Route("GET", f"{_P}/calls/waiting", "listWaitingCalls",
+          "Callers waiting in every queue the user sees, in the order they are served",
+          "every user (filtered as listQueueCalls)", _waiting_calls, "WaitingCallList",
+          tag="calls"),
+    Route("POST", f"{_P}/calls/{{channel}}/hangup", "hangUpCall", "Hang a caller up",
+          "admin; the supervisors of the call's queue", _hang_up, "Call", (_CHANNEL,),
+          errors=(403, 404, 422, 503), tag="calls"),
+)
+
 
 def create_api_app(
     *,
     config: CallCenterConfig,
     store: AgentStore,
     sessions: async_sessionmaker[AsyncSession],
-    token: str,
     clock: Callable[[], datetime],
+    tokens: TokenBook | None = None,
+    token: str | None = None,
     on_agent_change: AgentChangeHook = _no_change,
+    hang_up: HangUpHook = no_asterisk,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
 
-    The agents of *config* are the ones the API knows. *token* is compared in constant
-    time and never logged.
+    The agents and queues of *config* are the ones the API knows; *tokens* says which
+    user a token is (compared in constant time, never logged); *token* instead: only the
+    built-in admin, with that token. Without *hang_up* (no Asterisk) a hang-up is a 503.
     """
+    if (tokens is None) == (token is None):
+        raise TypeError("create_api_app() takes tokens or token, not both nor neither")
+    if tokens is None:
+        admin = users_from_config(config)[BUILTIN_ADMIN]
+        tokens = TokenBook.fixed({BUILTIN_ADMIN: admin}, {BUILTIN_ADMIN: str(token)})
     app = web.Application(middlewares=[_json_errors, _bearer_auth], client_max_size=MAX_BODY)
     app[_CONFIG] = config
     app[_STORE] = store
     app[_SESSIONS] = sessions
-    app[_TOKEN] = token.encode("utf-8")
+    app[_TOKENS] = tokens
+    app[_ACCESS] = Access(config)
     app[_HOOK] = on_agent_change
+    app[_HANG_UP] = hang_up
     app[_CLOCK] = clock
-    app.router.add_get("/api/agents", _list_agents)
-    app.router.add_get("/api/agents/{name}", _get_agent)
-    app.router.add_post("/api/agents/{name}/{action}", _act)
-    app.router.add_get("/api/calls/waiting", _waiting_calls)
+    app[_DOCUMENT] = document()
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
     return app
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document, without a server (``callcenter api openapi``, tests)."""
+    return openapi_document(ROUTES, SCHEMAS, version="1")

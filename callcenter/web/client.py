@@ -70,18 +70,18 @@ class ApiClient:
         return cls(endpoint.url, token, timeout=timeout)
 
     def agents(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/api/agents")["agents"])
+        return list(self._request("GET", "/api/v1/agents")["agents"])
 
     def agent(self, name: str) -> dict[str, Any]:
-        return self._request("GET", f"/api/agents/{_segment(name)}")
+        return self._request("GET", f"/api/v1/agents/{_segment(name)}")
 
     def act(self, name: str, action: str, *, reason: str | None = None) -> dict[str, Any]:
-        """``POST /api/agents/{name}/{action}``; the agent's new state."""
+        """``POST /api/v1/agents/{name}/{action}``; the agent's new state."""
         body = {"reason": reason} if reason is not None else None
-        return self._request("POST", f"/api/agents/{_segment(name)}/{_segment(action)}", body)
+        return self._request("POST", f"/api/v1/agents/{_segment(name)}/{_segment(action)}", body)
 
     def waiting_calls(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/api/calls/waiting")["calls"])
+        return list(self._request("GET", "/api/v1/calls/waiting")["calls"])
 
     def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()

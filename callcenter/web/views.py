@@ -1,5 +1,7 @@
-"""What the HTTP API says and accepts, pure: states and waiting calls as JSON, request
-bodies into agent events.
+"""What the HTTP API says and accepts, pure: agents, queues and calls as JSON, request
+bodies into agent events, and the JSON Schema of each shape (:data:`SCHEMAS`, the
+OpenAPI document's components: written next to the functions that produce the shapes,
+and every answer the tests get is validated against them).
 
 No aiohttp here: the handlers (:mod:`callcenter.web.api`) translate HTTP to these
 functions and back, so the shapes are tested without a server.
@@ -8,7 +10,7 @@ functions and back, so the shapes are tested without a server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -24,11 +26,15 @@ from callcenter.agents.state import (
 
 __all__ = [
     "ACTIONS",
+    "SCHEMAS",
     "BadBody",
+    "QueueCall",
     "WaitingCall",
     "agent_json",
+    "call_json",
     "event_for",
     "parse_body",
+    "queue_json",
     "waiting_json",
 ]
 
@@ -145,6 +151,135 @@ def waiting_json(call: WaitingCall, now: datetime) -> dict[str, Any]:
         "language": call.language,
         "entered_at": _time(call.entered_at),
         "offered_at": _time(call.offered_at),
-        "waited": round(max(0.0, (now - call.entered_at).total_seconds()), 1),
+        "waited": _waited(call.entered_at, now),
         "node": call.node,
     }
+
+
+def _waited(entered_at: datetime, now: datetime) -> float:
+    return round(max(0.0, (now - entered_at).total_seconds()), 1)
+
+
+def queue_json(name: str, description: str, members: Sequence[str],
+               waiting: Sequence[WaitingCall], now: datetime) -> dict[str, Any]:
+    """A queue as ``GET /api/v1/queues`` shows it: its members and its waiting callers
+    (*waiting*: that queue's, oldest first per priority)."""
+    return {
+        "name": name,
+        "description": description,
+        "agents": sorted(members),
+        "waiting": len(waiting),
+        "longest_wait": max((_waited(c.entered_at, now) for c in waiting), default=None),
+    }
+
+
+class QueueCall(WaitingCall, Protocol):
+    """What :func:`call_json` reads of a :class:`~callcenter.storage.models.QueuedCall`."""
+
+    answered_at: datetime | None
+    agent: str | None
+
+
+def call_json(call: QueueCall, now: datetime) -> dict[str, Any]:
+    """A call in progress (in a queue, not ended) as ``GET /api/v1/calls`` shows it:
+    ``waiting`` for an agent, or ``connected`` to ``agent``."""
+    return {
+        "queue": call.queue,
+        "channel": call.channel_id,
+        "state": "waiting" if call.answered_at is None else "connected",
+        "agent": call.agent if call.answered_at is not None else None,
+        "priority": call.priority,
+        "language": call.language,
+        "entered_at": _time(call.entered_at),
+        "answered_at": _time(call.answered_at),
+        "duration": _waited(call.entered_at, now),
+        "node": call.node,
+    }
+
+
+# -- JSON Schema of every shape (OpenAPI 3.1 components: JSON Schema 2020-12) ----------
+
+_TIME: Final = {"type": "string", "format": "date-time"}
+_TIME_OR_NULL: Final = {"type": ["string", "null"], "format": "date-time"}
+_STR_OR_NULL: Final = {"type": ["string", "null"]}
+
+
+def _object(properties: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"type": "object", "description": description, "properties": properties,
+            "required": sorted(properties), "additionalProperties": False}
+
+
+def _array_of(component: str) -> dict[str, Any]:
+    return {"type": "array", "items": {"$ref": f"#/components/schemas/{component}"}}
+
+
+#: Component name -> JSON Schema.
+SCHEMAS: Final[dict[str, dict[str, Any]]] = {
+    "Error": {
+        "type": "object", "description": "Every error answer.",
+        "properties": {"error": {"type": "string", "description": "What is wrong."},
+                       "field": {"type": "string",
+                                 "description": "The request field that is wrong (422)."}},
+        "required": ["error"], "additionalProperties": False,
+    },
+    "Agent": _object({
+        "name": {"type": "string"},
+        "status": {"enum": ["logged_out", "available", "reserved", "ringing", "on_call",
+                            "wrap_up", "paused"]},
+        "since": _TIME,
+        "pause_reason": _STR_OR_NULL,
+        "pending_pause": _STR_OR_NULL,
+        "call": {**_STR_OR_NULL, "description": "The caller's channel id."},
+        "phone_lost": {"type": "boolean"},
+        "wrap_up_until": _TIME_OR_NULL,
+        "version": {"type": "integer", "minimum": 0},
+    }, "An agent's state."),
+    "AgentList": _object({"agents": _array_of("Agent")}, "The agents the user may see, by name."),
+    "PauseBody": {
+        "type": "object", "description": "The body of the pause action (the others take none).",
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": _REASON_MAX,
+                                  "description": "A key of pause_reasons."}},
+        "required": ["reason"], "additionalProperties": False,
+    },
+    "WaitingCall": _object({
+        "queue": {"type": "string"},
+        "channel": {"type": "string"},
+        "priority": {"type": "integer"},
+        "language": _STR_OR_NULL,
+        "entered_at": _TIME,
+        "offered_at": _TIME_OR_NULL,
+        "waited": {"type": "number", "minimum": 0, "description": "Seconds in the queue."},
+        "node": _STR_OR_NULL,
+    }, "A caller waiting in a queue (not answered, not ended)."),
+    "WaitingCallList": _object({"calls": _array_of("WaitingCall")},
+                               "Waiting callers, in the order they are served."),
+    "Queue": _object({
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "agents": {"type": "array", "items": {"type": "string"},
+                   "description": "The agents who serve it."},
+        "waiting": {"type": "integer", "minimum": 0},
+        "longest_wait": {"type": ["number", "null"], "minimum": 0,
+                         "description": "Seconds the longest-waiting caller has waited."},
+    }, "A queue."),
+    "QueueList": _object({"queues": _array_of("Queue")}, "The queues the user may see, by name."),
+    "Call": _object({
+        "queue": {"type": "string"},
+        "channel": {"type": "string", "description": "The caller's channel id."},
+        "state": {"enum": ["waiting", "connected"]},
+        "agent": _STR_OR_NULL,
+        "priority": {"type": "integer"},
+        "language": _STR_OR_NULL,
+        "entered_at": _TIME,
+        "answered_at": _TIME_OR_NULL,
+        "duration": {"type": "number", "minimum": 0, "description": "Seconds since it entered."},
+        "node": _STR_OR_NULL,
+    }, "A call in a queue, not ended."),
+    "CallList": _object({"calls": _array_of("Call")}, "Calls in progress, in arrival order."),
+    "User": _object({
+        "name": {"type": "string"},
+        "role": {"enum": ["admin", "supervisor", "agent"]},
+        "agent": _STR_OR_NULL,
+        "queues": {"type": "array", "items": {"type": "string"}},
+    }, "Who the token belongs to."),
+}

@@ -66,7 +66,7 @@ async def test_enter_opens_fastagi_and_the_api_and_exit_closes_both(
         token = stored_api_token(home / "secrets.json")
         assert token is not None
         assert (home / "secrets.json").stat().st_mode & 0o777 == 0o600
-        agents = (await _get(f"{service.api_url}/api/agents", token))["agents"]
+        agents = (await _get(f"{service.api_url}/api/v1/agents", token))["agents"]
         assert [(a["name"], a["status"], a["version"]) for a in agents] == [
             ("alice", "logged_out", 0), ("bob", "logged_out", 0), ("carmen", "logged_out", 0)]
         # the configured agents have rows (ensure), so a router finds them
@@ -156,7 +156,7 @@ async def test_agent_changes_through_the_api_reach_the_listeners(
     token = stored_api_token(service.home / "secrets.json")
 
     def login() -> dict:
-        request = urllib.request.Request(f"{service.api_url}/api/agents/alice/login",
+        request = urllib.request.Request(f"{service.api_url}/api/v1/agents/alice/login",
                                          method="POST",
                                          headers={"Authorization": f"Bearer {token}"})
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -50,8 +50,8 @@ async def _json(api: Api, method: str, path: str, status: int, **kwargs) -> dict
     {"Authorization": TOKEN},
 ], ids=["none", "longer", "shorter", "basic", "empty", "non-ascii", "no-scheme"])
 async def test_a_request_without_the_token_is_refused(api: Api, headers: dict) -> None:
-    for method, path in [("GET", "/api/agents"), ("POST", "/api/agents/alice/login"),
-                         ("GET", "/api/calls/waiting"), ("GET", "/no/such/route")]:
+    for method, path in [("GET", "/api/v1/agents"), ("POST", "/api/v1/agents/alice/login"),
+                         ("GET", "/api/v1/calls/waiting"), ("GET", "/no/such/route")]:
         body = await _json(api, method, path, 401, headers=headers)
         assert "Authorization: Bearer <token>" in body["error"]
     assert (await api.store.get("alice", T0)).status is AgentStatus.LOGGED_OUT
@@ -59,11 +59,11 @@ async def test_a_request_without_the_token_is_refused(api: Api, headers: dict) -
 
 
 async def test_the_scheme_is_case_insensitive(api: Api) -> None:
-    await _json(api, "GET", "/api/agents", 200, headers={"Authorization": f"bearer {TOKEN}"})
+    await _json(api, "GET", "/api/v1/agents", 200, headers={"Authorization": f"bearer {TOKEN}"})
 
 
 async def test_agents_are_listed_with_their_state(api: Api) -> None:
-    body = await _json(api, "GET", "/api/agents", 200)
+    body = await _json(api, "GET", "/api/v1/agents", 200)
     assert [a["name"] for a in body["agents"]] == ["alice", "bob", "carmen"]
     assert body["agents"][0] == {
         "name": "alice", "status": "logged_out", "since": T0.isoformat(), "pause_reason": None,
@@ -75,18 +75,18 @@ async def test_agents_are_listed_with_their_state(api: Api) -> None:
 async def test_login_pause_unpause_logout_go_through_the_state_machine(
         api: Api, sessions: async_sessionmaker[AsyncSession]) -> None:
     api.clock.now = T0 + dt.timedelta(seconds=5)
-    alice = await _json(api, "POST", "/api/agents/alice/login", 200)
+    alice = await _json(api, "POST", "/api/v1/agents/alice/login", 200)
     assert (alice["status"], alice["version"], alice["since"]) == (
         "available", 1, api.clock.now.isoformat())
     assert (await api.store.get("alice", T0)).status is AgentStatus.AVAILABLE
     assert api.changed == ["alice"]
 
-    alice = await _json(api, "POST", "/api/agents/alice/pause", 200, json={"reason": REASON})
+    alice = await _json(api, "POST", "/api/v1/agents/alice/pause", 200, json={"reason": REASON})
     assert (alice["status"], alice["pause_reason"], alice["version"]) == ("paused", REASON, 2)
-    assert (await _json(api, "GET", "/api/agents/alice", 200)) == alice
-    alice = await _json(api, "POST", "/api/agents/alice/unpause", 200, data=b"{}")
+    assert (await _json(api, "GET", "/api/v1/agents/alice", 200)) == alice
+    alice = await _json(api, "POST", "/api/v1/agents/alice/unpause", 200, data=b"{}")
     assert alice["status"] == "available"
-    alice = await _json(api, "POST", "/api/agents/alice/logout", 200)
+    alice = await _json(api, "POST", "/api/v1/agents/alice/logout", 200)
     assert (alice["status"], alice["version"]) == ("logged_out", 4)
     assert api.changed == ["alice"] * 4
 
@@ -104,10 +104,10 @@ async def test_a_transition_the_state_machine_refuses_is_a_409_with_its_message(
     await store.apply("bob", Login(), T0)
     await store.apply("bob", Reserve("caller-1"), T0)
     await store.apply("bob", Answer("caller-1"), T0)
-    body = await _json(api, "POST", "/api/agents/bob/logout", 409)
+    body = await _json(api, "POST", "/api/v1/agents/bob/logout", 409)
     assert body["error"] == ("agent 'bob': logout is not allowed while on_call (a caller is "
                              "tied to the agent; end the call first)")
-    body = await _json(api, "POST", "/api/agents/carmen/unpause", 409)
+    body = await _json(api, "POST", "/api/v1/agents/carmen/unpause", 409)
     assert body["error"].startswith("agent 'carmen': unpause is not allowed while logged_out")
     state = await store.get("bob", T0)
     assert (state.status, state.call, state.version) == (AgentStatus.ON_CALL, "caller-1", 3)
@@ -119,15 +119,15 @@ async def test_a_pause_during_a_call_is_pending_and_end_wrapup_ends_the_wrap_up(
     await store.apply("bob", Login(), T0)
     await store.apply("bob", Reserve("caller-1"), T0)
     await store.apply("bob", Answer("caller-1"), T0)
-    bob = await _json(api, "POST", "/api/agents/bob/pause", 200, json={"reason": REASON})
+    bob = await _json(api, "POST", "/api/v1/agents/bob/pause", 200, json={"reason": REASON})
     assert (bob["status"], bob["pending_pause"]) == ("on_call", REASON)
-    bob = await _json(api, "POST", "/api/agents/bob/unpause", 200)
+    bob = await _json(api, "POST", "/api/v1/agents/bob/unpause", 200)
     assert (bob["status"], bob["pending_pause"]) == ("on_call", None)
     await store.apply("bob", Hangup("caller-1", dt.timedelta(seconds=30)), T0)
-    bob = await _json(api, "GET", "/api/agents/bob", 200)
+    bob = await _json(api, "GET", "/api/v1/agents/bob", 200)
     assert (bob["status"], bob["wrap_up_until"]) == (
         "wrap_up", (T0 + dt.timedelta(seconds=30)).isoformat())
-    bob = await _json(api, "POST", "/api/agents/bob/end-wrapup", 200)
+    bob = await _json(api, "POST", "/api/v1/agents/bob/end-wrapup", 200)
     assert bob["status"] == "available"
     assert api.changed == ["bob"] * 3
 
@@ -148,7 +148,7 @@ async def test_a_pause_during_a_call_is_pending_and_end_wrapup_ends_the_wrap_up(
 async def test_a_bad_pause_body_is_a_422_naming_the_field(
         api: Api, kwargs: dict, field: str, message: str) -> None:
     await api.store.apply("alice", Login(), T0)
-    body = await _json(api, "POST", "/api/agents/alice/pause", 422, **kwargs)
+    body = await _json(api, "POST", "/api/v1/agents/alice/pause", 422, **kwargs)
     assert body["field"] == field
     assert body["error"].startswith(message), body
     assert (await api.store.get("alice", T0)).status is AgentStatus.AVAILABLE
@@ -156,26 +156,26 @@ async def test_a_bad_pause_body_is_a_422_naming_the_field(
 
 
 async def test_a_body_for_an_action_without_fields_is_a_422(api: Api) -> None:
-    body = await _json(api, "POST", "/api/agents/alice/login", 422, json={"force": True})
+    body = await _json(api, "POST", "/api/v1/agents/alice/login", 422, json={"force": True})
     assert (body["field"], body["error"]) == ("force", "force: unknown field for login "
                                                        "(expected none)")
 
 
 async def test_unknown_agents_actions_routes_and_methods(api: Api) -> None:
-    body = await _json(api, "GET", "/api/agents/zoe", 404)
+    body = await _json(api, "GET", "/api/v1/agents/zoe", 404)
     assert body["error"] == "no agent 'zoe' (agents: alice, bob, carmen)"
-    body = await _json(api, "POST", "/api/agents/zoe/login", 404)
+    body = await _json(api, "POST", "/api/v1/agents/zoe/login", 404)
     assert body["error"] == "no agent 'zoe' (agents: alice, bob, carmen)"
-    body = await _json(api, "POST", "/api/agents/alice/dance", 404)
+    body = await _json(api, "POST", "/api/v1/agents/alice/dance", 404)
     assert body["error"] == ("no action 'dance' (actions: login, logout, pause, unpause, "
                              "end-wrapup)")
-    body = await _json(api, "GET", "/api/nothing", 404)
-    assert body["error"] == "no such route: GET /api/nothing"
-    async with api.client.get("/api/agents/alice/login", headers=api.headers()) as response:
+    body = await _json(api, "GET", "/api/v1/nothing", 404)
+    assert body["error"] == "no such route: GET /api/v1/nothing"
+    async with api.client.get("/api/v1/agents/alice/login", headers=api.headers()) as response:
         assert response.status == 405
         assert response.headers["Allow"] == "POST"
         assert "method GET not allowed" in (await response.json())["error"]
-    await _json(api, "POST", "/api/agents/alice/pause", 413, data=b" " * 20_000)
+    await _json(api, "POST", "/api/v1/agents/alice/pause", 413, data=b" " * 20_000)
     assert api.changed == []
 
 
@@ -193,7 +193,7 @@ async def test_waiting_calls_are_the_unanswered_unended_ones_in_service_order(
         gone = await repo.enter("c-gone", "sales", entered_at=T0)
         await repo.finish(gone, QueueOutcome.ABANDONED, at=T0)
     api.clock.now = T0 + dt.timedelta(seconds=62, milliseconds=340)
-    body = await _json(api, "GET", "/api/calls/waiting", 200)
+    body = await _json(api, "GET", "/api/v1/calls/waiting", 200)
     assert body["calls"] == [
         {"queue": "support", "channel": "c-vip", "priority": 10, "language": None,
          "entered_at": (T0 + dt.timedelta(seconds=20)).isoformat(),
@@ -212,7 +212,7 @@ async def test_a_failing_hook_does_not_undo_the_change(
 
     async with running_api(config, sessions, hook=broken) as api:
         with caplog.at_level(logging.ERROR, logger="callcenter.web"):
-            alice = await _json(api, "POST", "/api/agents/alice/login", 200)
+            alice = await _json(api, "POST", "/api/v1/agents/alice/login", 200)
         assert alice["status"] == "available"
         assert (await api.store.get("alice", T0)).status is AgentStatus.AVAILABLE
         assert "telling the router about agent alice failed" in caplog.text
@@ -220,8 +220,8 @@ async def test_a_failing_hook_does_not_undo_the_change(
 
 async def test_the_token_is_never_logged(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
-        await _json(api, "GET", "/api/agents", 200)
-        await _json(api, "POST", "/api/agents/alice/login", 200)
-        await _json(api, "GET", "/api/agents", 401, headers=api.headers(TOKEN + "x"))
+        await _json(api, "GET", "/api/v1/agents", 200)
+        await _json(api, "POST", "/api/v1/agents/alice/login", 200)
+        await _json(api, "GET", "/api/v1/agents", 401, headers=api.headers(TOKEN + "x"))
     assert caplog.records, "nothing was logged: the test would prove nothing"
     assert TOKEN not in caplog.text
