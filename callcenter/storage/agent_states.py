@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,21 @@ def to_state(record: AgentStateRecord) -> AgentState:
 
 def _values(state: AgentState) -> dict[str, Any]:
     return {name: getattr(state, name) for name in _STATE_COLUMNS}
+
+
+# The compare-and-set runs several times per call: its two statements are built once, on
+# the tables (Core, no ORM unit of work), with the values bound at execution.
+_STATES = AgentStateRecord.__table__
+_CAS = (
+    update(_STATES)
+    .where(
+        _STATES.c.agent == bindparam("old_agent"),
+        _STATES.c.version == bindparam("old_version"),
+        _STATES.c.status == bindparam("old_status"),
+    )
+    .values({name: bindparam(name, type_=_STATES.c[name].type) for name in _STATE_COLUMNS})
+)
+_LOG = insert(AgentTransition.__table__)
 
 
 class AgentStateRepository:
@@ -103,32 +118,20 @@ class AgentStateRepository:
         """
         if new.agent != old.agent or new.version != old.version + 1:
             raise ValueError(f"{new!r} does not follow {old!r}")
-        statement = (
-            update(AgentStateRecord)
-            .where(
-                AgentStateRecord.agent == old.agent,
-                AgentStateRecord.version == old.version,
-                AgentStateRecord.status == old.status,
-            )
-            .values(**_values(new))
-            .execution_options(synchronize_session=False)
+        connection = await self._session.connection()
+        result = await connection.execute(
+            _CAS,
+            {"old_agent": old.agent, "old_version": old.version, "old_status": old.status,
+             **_values(new)},
         )
-        result: CursorResult[Any] = await self._session.execute(statement)  # type: ignore[assignment]
         if result.rowcount != 1:
             return False
-        self._session.add(
-            AgentTransition(
-                agent=new.agent,
-                version=new.version,
-                at=at,
-                cause=cause,
-                from_status=old.status,
-                to_status=new.status,
-                detail=detail,
-                reason=reason,
-            )
+        await connection.execute(
+            _LOG,
+            {"agent": new.agent, "version": new.version, "at": at, "cause": cause,
+             "from_status": old.status, "to_status": new.status, "detail": detail,
+             "reason": reason},
         )
-        await self._session.flush()
         return True
 
     async def transitions(self, agent: str) -> Sequence[AgentTransition]:

@@ -6,6 +6,10 @@ The router writes the row *before* the action that depends on it (enter before t
 caller is parked in the holding bridge, the offer before the originate), so a restarted
 router finds every waiting caller (:meth:`QueuedCallRepository.waiting`) in the order it
 must serve them. Takes an ``AsyncSession`` and never commits, like every repository here.
+
+The ``*_by_id`` writes are for a caller that knows the row ids (the router keeps them
+from ``enter`` and ``add_offer``): each is a conditional ``UPDATE`` (or ``INSERT``) with
+the same checks in its ``WHERE`` clause, and no ``SELECT`` first, on the calls' hot path.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.storage.models import (
@@ -191,6 +196,110 @@ class QueuedCallRepository:
             .order_by(CallOffer.offered_at, CallOffer.id)
         )
         return result.scalars().all()
+
+    async def add_offer_by_id(
+        self, queued_id: int, agent: str, *, offered_at: datetime, channel_id: str | None = None
+    ) -> int:
+        """:meth:`add_offer` by the queued call's id; the offer's id.
+
+        Raises:
+            QueuedCallError: the call is no longer waiting (answered or ended), or unknown.
+        """
+        marked = await self._update(
+            update(QueuedCall)
+            .where(QueuedCall.id == queued_id, QueuedCall.ended_at.is_(None),
+                   QueuedCall.answered_at.is_(None), QueuedCall.offered_at.is_(None))
+            .values(offered_at=offered_at))
+        if not marked:  # offered before (the usual case from the second offer on)
+            still_open = await self._update(
+                update(QueuedCall)
+                .where(QueuedCall.id == queued_id, QueuedCall.ended_at.is_(None),
+                       QueuedCall.answered_at.is_(None))
+                .values(id=QueuedCall.id))
+            if not still_open:
+                raise QueuedCallError(f"queued call {queued_id} is no longer waiting")
+        result = await self._session.execute(
+            insert(CallOffer)
+            .values(queued_call_id=queued_id, agent=agent, offered_at=offered_at,
+                    channel_id=channel_id)
+            .returning(CallOffer.id))
+        return int(result.scalar_one())
+
+    async def end_offer_by_id(self, offer_id: int, result: OfferResult | str, *,
+                              at: datetime) -> bool:
+        """:meth:`end_offer` by id; ``False`` (nothing written) if it has ended already."""
+        return await self._update(
+            update(CallOffer)
+            .where(CallOffer.id == offer_id, CallOffer.result.is_(None))
+            .values(result=OfferResult(result), ended_at=at))
+
+    async def answered_by_id(
+        self,
+        queued_id: int,
+        offer_id: int,
+        agent: str,
+        *,
+        at: datetime,
+        matched_skills: dict[str, Any] | None = None,
+        relaxation_step: int | None = None,
+    ) -> None:
+        """:meth:`answered` by ids.
+
+        Raises:
+            QueuedCallError: the offer is not the call's or has ended, or the call is no
+                longer waiting (the transaction should then be rolled back).
+        """
+        if not await self._update(
+            update(CallOffer)
+            .where(CallOffer.id == offer_id, CallOffer.queued_call_id == queued_id,
+                   CallOffer.result.is_(None))
+            .values(result=OfferResult.ANSWERED, ended_at=at)):
+            raise QueuedCallError(f"offer {offer_id} of queued call {queued_id} is not open")
+        if not await self._update(
+            update(QueuedCall)
+            .where(QueuedCall.id == queued_id, QueuedCall.ended_at.is_(None),
+                   QueuedCall.answered_at.is_(None))
+            .values(answered_at=at, agent=agent, matched_skills=matched_skills,
+                    relaxation_step=relaxation_step)):
+            raise QueuedCallError(f"queued call {queued_id} is no longer waiting")
+
+    async def finish_by_id(
+        self,
+        queued_id: int,
+        outcome: QueueOutcome | str,
+        *,
+        at: datetime,
+        overflow_to: str | None = None,
+    ) -> bool:
+        """End an open call's stay, as the router does whoever hung up: ``answered``
+        becomes ``abandoned`` for a call nobody answered. ``False`` if it had ended already.
+
+        Raises:
+            QueuedCallError: an outcome other than ``answered`` for an answered call.
+        """
+        outcome = QueueOutcome(outcome)
+        values = {"ended_at": at, "overflow_to": overflow_to}
+        open_ = (QueuedCall.id == queued_id, QueuedCall.ended_at.is_(None))
+        if outcome is QueueOutcome.ANSWERED and await self._update(
+                update(QueuedCall).where(*open_, QueuedCall.answered_at.is_not(None))
+                .values(outcome=outcome, **values)):
+            return True
+        unanswered = QueueOutcome.ABANDONED if outcome is QueueOutcome.ANSWERED else outcome
+        if await self._update(
+                update(QueuedCall).where(*open_, QueuedCall.answered_at.is_(None))
+                .values(outcome=unanswered, **values)):
+            return True
+        if outcome is not QueueOutcome.ANSWERED and await self._update(
+                update(QueuedCall).where(*open_).values(id=QueuedCall.id)):
+            raise QueuedCallError(
+                f"queued call {queued_id}: outcome {outcome} but answered")
+        return False
+
+    async def _update(self, statement: Any) -> bool:
+        """Run a conditional ``UPDATE`` of one row; whether it matched."""
+        result: CursorResult[Any] = await self._session.execute(  # type: ignore[assignment]
+            statement.execution_options(synchronize_session=False))
+        return result.rowcount == 1
 
     @staticmethod
     def _check_open(queued: QueuedCall) -> None:
