@@ -75,6 +75,7 @@ from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ari import ARIClient, EventDispatcher
 from callcenter.asterisk.ari.client import (
     ARIConflict,
+    ARIConnectionError,
     ARIError,
     ARINotFound,
     HangupReason,
@@ -602,7 +603,9 @@ class QueueRouter:
                         caller.channel_id, agent, exc or type(exc).__name__)
             result = (OfferResult.UNREGISTERED if isinstance(exc, ARIError) and exc.status in
                       (400, 404, 500) else OfferResult.FAILED)
-            await self._offer_failed(leg, result)
+            # ARI gave no answer: the phone was never rung, so it is not the agent's miss.
+            await self._offer_failed(leg, result,
+                                     miss=not isinstance(exc, ARIConnectionError))
             return
         async with caller.lock:
             if not leg.ended and caller.phase == "offering":
@@ -661,7 +664,10 @@ class QueueRouter:
         self.misses[leg.agent] = 0
         self.calls_taken[leg.agent] = self.calls_taken.get(leg.agent, 0) + 1
 
-    async def _offer_failed(self, leg: Leg, result: OfferResult) -> None:
+    async def _offer_failed(self, leg: Leg, result: OfferResult, *, miss: bool = True) -> None:
+        """End an unanswered offer: the leg, its record, the agent's state; the caller
+        waits again when no other offer is live. *miss*: False when the offer failed on
+        our side (ARI unreachable), so the agent is not held out or paused for it."""
         caller = leg.caller
         now = self.clock()
         async with caller.lock:
@@ -677,7 +683,7 @@ class QueueRouter:
                 await self._apply(leg.agent, OfferFailed(caller.channel_id, result.value), now)
             except IllegalTransition:
                 log.info("agent %s already moved on from %s", leg.agent, caller.channel_id)
-            if result not in _NOT_A_MISS:
+            if miss and result not in _NOT_A_MISS:
                 await self._count_miss(leg.agent, caller, now)
             live = [other for other in caller.legs.values() if not other.ended]
             if caller.phase == "offering" and not live:
@@ -834,10 +840,17 @@ class QueueRouter:
         return True
 
     async def _hangup(self, channel_id: str | None, reason: HangupReason) -> None:
+        """Hang a channel up; one gone already (404, 409) is normal. ARI unreachable: the
+        teardown goes on (records, agent states) and the resync after the reconnection
+        deals with the channels left in the app."""
         if channel_id is None:
             return
-        with contextlib.suppress(ARINotFound, ARIConflict):
+        try:
             await self.ari.channels.hangup(channel_id, reason)
+        except (ARINotFound, ARIConflict):
+            pass
+        except ARIConnectionError as exc:
+            log.warning("queue router: could not hang %s up: %s", channel_id, exc)
 
     # -- agents ----------------------------------------------------------------------------
 
