@@ -673,26 +673,40 @@ class QueueRouter:
         async with caller.lock:
             if leg.ended:
                 return
-            leg.ended = True
-            self.legs.pop(leg.channel_id, None)
-            await self._hangup(leg.channel_id, "normal")
-            async with self.sessions.begin() as session:
-                await QueuedCallRepository(session).end_offer_by_id(leg.offer_row, result,
-                                                                    at=now)
-            try:
-                await self._apply(leg.agent, OfferFailed(caller.channel_id, result.value), now)
-            except IllegalTransition:
-                log.info("agent %s already moved on from %s", leg.agent, caller.channel_id)
-            if miss and result not in _NOT_A_MISS:
-                await self._count_miss(leg.agent, caller, now)
-            live = [other for other in caller.legs.values() if not other.ended]
-            if caller.phase == "offering" and not live:
-                caller.phase = "waiting"
-                self.index.enqueue(caller.waiting)
-                self._pulse()
+            answered = caller.phase == "connected" and caller.agent_channel == leg.channel_id
+            if not answered:
+                await self._close_offer(leg, result, now, miss=miss)
+        if answered:
+            # This leg's end was judged while its answer was being handled (the agent hung
+            # up a few ms after answering): the call is connected, so it ends as an
+            # answered call whose agent hung up, not as a missed offer.
+            await self._end_call(caller, by="agent")
+            return
         log.info("queue %s: offer of %s to %s ended: %s", caller.args.queue,
                  caller.channel_id, leg.agent, result.value)
         self._wake.set()
+
+    async def _close_offer(self, leg: Leg, result: OfferResult, now: datetime, *,
+                           miss: bool) -> None:
+        """:meth:`_offer_failed`'s work, under the caller's lock."""
+        caller = leg.caller
+        leg.ended = True
+        self.legs.pop(leg.channel_id, None)
+        await self._hangup(leg.channel_id, "normal")
+        async with self.sessions.begin() as session:
+            await QueuedCallRepository(session).end_offer_by_id(leg.offer_row, result,
+                                                                at=now)
+        try:
+            await self._apply(leg.agent, OfferFailed(caller.channel_id, result.value), now)
+        except IllegalTransition:
+            log.info("agent %s already moved on from %s", leg.agent, caller.channel_id)
+        if miss and result not in _NOT_A_MISS:
+            await self._count_miss(leg.agent, caller, now)
+        live = [other for other in caller.legs.values() if not other.ended]
+        if caller.phase == "offering" and not live:
+            caller.phase = "waiting"
+            self.index.enqueue(caller.waiting)
+            self._pulse()
 
     async def _count_miss(self, agent: str, caller: Caller, now: datetime) -> None:
         """A missed offer: hold the agent out briefly; pause it after ``auto_pause_after``
@@ -768,7 +782,8 @@ class QueueRouter:
             except IllegalTransition:
                 log.info("agent %s already moved on from %s", caller.agent, caller.channel_id)
         await self._hangup(caller.channel_id, "normal")
-        with contextlib.suppress(ARINotFound, ARIConflict):
+        # ARI unreachable: the records and the agent still move on (see _hangup).
+        with contextlib.suppress(ARINotFound, ARIConflict, ARIConnectionError):
             await self.ari.bridges.destroy(caller.bridge_id)
         outcome = QueueOutcome.ANSWERED if phase == "connected" else QueueOutcome.ABANDONED
         await self._finish(caller.channel_id, caller.row, outcome, now)
