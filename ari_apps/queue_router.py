@@ -393,10 +393,9 @@ class QueueRouter:
         row_is_new = row is None
         if row is None:
             async with self.sessions.begin() as session:
-                queued = await QueuedCallRepository(session).enter(
+                row = await QueuedCallRepository(session).enter_by_id(
                     channel.id, call.queue, entered_at=entered, priority=call.priority,
                     language=call.language, node=self.node)
-                row = queued.id
         policy = self.policies[call.queue]
         waiting = WaitingCall(channel.id, call.queue, entered.timestamp(),
                               policy.call_priority(call.priority), call.skills,

@@ -42,8 +42,9 @@ _STATE_COLUMNS = (
 )
 
 
-def to_state(record: AgentStateRecord) -> AgentState:
-    """The pure state a row holds (``ValueError`` if the row is inconsistent)."""
+def to_state(record: AgentStateRecord | Any) -> AgentState:
+    """The pure state a row holds (``ValueError`` if the row is inconsistent); *record*
+    is an ORM object or a Core row of ``agent_states``."""
     return AgentState(record.agent, **{name: getattr(record, name) for name in _STATE_COLUMNS})
 
 
@@ -64,6 +65,7 @@ _CAS = (
     .values({name: bindparam(name, type_=_STATES.c[name].type) for name in _STATE_COLUMNS})
 )
 _LOG = insert(AgentTransition.__table__)
+_ALL = select(_STATES).order_by(_STATES.c.agent)
 
 
 class AgentStateRepository:
@@ -78,12 +80,11 @@ class AgentStateRepository:
         return None if record is None else to_state(record)
 
     async def all(self) -> list[AgentState]:
-        """Every stored agent, by name."""
-        result = await self._session.execute(
-            select(AgentStateRecord).order_by(AgentStateRecord.agent)
-            .execution_options(populate_existing=True)
-        )
-        return [to_state(record) for record in result.scalars()]
+        """Every stored agent, by name (plain rows, no ORM objects: the router re-reads
+        them every second)."""
+        connection = await self._session.connection()
+        result = await connection.execute(_ALL)
+        return [to_state(row) for row in result]
 
     async def create(self, state: AgentState) -> bool:
         """Store *state* for a new agent; ``False`` (and nothing written) if the agent

@@ -266,7 +266,7 @@ async def test_a_queued_call_by_ids_as_the_router_records_it(
     async with sessions.begin() as session:
         calls = QueuedCallRepository(session)
         row = (await calls.enter("1700.2", "sales", entered_at=T0, node="pbx1")).id
-        abandoned = (await calls.enter("1700.3", "sales", entered_at=T0)).id
+        abandoned = await calls.enter_by_id("1700.3", "sales", entered_at=T0, language="en")
     async with sessions.begin() as session:
         calls = QueuedCallRepository(session)
         missed = await calls.add_offer_by_id(row, "alice", offered_at=T0 + timedelta(seconds=1),
@@ -308,6 +308,8 @@ async def test_a_queued_call_by_ids_as_the_router_records_it(
             ("alice", "offer-1", OfferResult.NO_ANSWER), ("bob", None, OfferResult.ANSWERED)]
         other = await calls.get_by_channel("1700.3")
         assert other is not None and other.outcome is QueueOutcome.ABANDONED
+        assert (other.id, other.queue, other.entered_at, other.language) == (
+            abandoned, "sales", T0, "en")
 
 
 async def test_waiting_calls_come_back_by_priority_then_time(
