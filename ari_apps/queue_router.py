@@ -43,9 +43,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from sqlalchemy import select
@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
 from callcenter.agents.reconcile import ContactStatus, reconcile
+from callcenter.agents.rules import rules_from_config
 from callcenter.agents.state import (
     NO_ANSWER_REASON,
     AgentState,
@@ -66,14 +67,15 @@ from callcenter.agents.state import (
     Pause,
     ReadyForCalls,
     Ring,
-    Rules,
     ScheduleWrapUpEnd,
     Tick,
 )
 from callcenter.agents.store import AgentStore
+from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ari import ARIClient, EventDispatcher
 from callcenter.asterisk.ari.client import (
     ARIConflict,
+    ARIConnectionError,
     ARIError,
     ARINotFound,
     HangupReason,
@@ -94,10 +96,10 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.routing.decide import Offer, Overflow
 from callcenter.routing.index import Router
 from callcenter.routing.policy import AgentView, WaitingCall, memberships, policies
-from callcenter.storage.models import CallOffer, OfferResult, QueuedCall, QueueOutcome
+from callcenter.storage.models import OfferResult, QueuedCall, QueueOutcome
 from callcenter.storage.queued_calls import QueuedCallRepository
 
-__all__ = ["QueueRouter", "offer_result", "utc_now"]
+__all__ = ["QueueRouter", "offer_result"]
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +125,6 @@ _FINAL_DIAL: Final[dict[str, OfferResult]] = {
 }
 #: Offer results that are not the agent's doing: no miss is counted.
 _NOT_A_MISS: Final = frozenset({OfferResult.CANCELLED, OfferResult.CALLER_GONE})
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def offer_result(dialstatus: str) -> OfferResult | None:
@@ -209,7 +207,7 @@ class QueueRouter:
         #: :mod:`ari_apps.agent_features`, and the playbacks they wait for.
         self._feature_calls: set[str] = set()
         self._feature_waits = PlaybackWaits()
-        self.store = AgentStore(sessions, Rules(frozenset(config.pause_reasons)), node=node)
+        self.store = AgentStore(sessions, rules_from_config(config), node=node)
         self.policies = policies(config)
         self.index = Router(self.policies)
         self._members = memberships(config)
@@ -242,7 +240,7 @@ class QueueRouter:
             # prefix of its channel ids, distinct per node); its EID when none is set.
             info = await self.ari.asterisk_info()
             self.node = info.system_name or info.entity_id
-            self.store = AgentStore(self.sessions, Rules(frozenset(self.config.pause_reasons)),
+            self.store = AgentStore(self.sessions, rules_from_config(self.config),
                                     node=self.node)
         await self.store.ensure(self.config.agents, self.clock())
         async with asyncio.TaskGroup() as tg, EventDispatcher(
@@ -392,12 +390,12 @@ class QueueRouter:
         """Record the caller (unless re-adopted), park it in its bridge, queue it."""
         now = self.clock()
         entered = entered_at or now
+        row_is_new = row is None
         if row is None:
             async with self.sessions.begin() as session:
-                queued = await QueuedCallRepository(session).enter(
+                row = await QueuedCallRepository(session).enter_by_id(
                     channel.id, call.queue, entered_at=entered, priority=call.priority,
                     language=call.language, node=self.node)
-                row = queued.id
         policy = self.policies[call.queue]
         waiting = WaitingCall(channel.id, call.queue, entered.timestamp(),
                               policy.call_priority(call.priority), call.skills,
@@ -407,7 +405,7 @@ class QueueRouter:
         self.callers[channel.id] = caller
         async with caller.lock:
             try:
-                await self._park(caller)
+                await self._park(caller, new=row_is_new)
             except ARIError:
                 if await self._exists(channel.id):
                     raise  # a real failure: the dispatcher sends the call to its fallback
@@ -424,14 +422,22 @@ class QueueRouter:
         self._pulse()
         return caller
 
-    async def _park(self, caller: Caller) -> None:
-        """The caller's own bridge, with music on hold (created if it does not exist)."""
-        try:
-            bridge = await self.ari.bridges.get(caller.bridge_id)
-        except ARINotFound:
-            bridge = await self.ari.bridges.create("mixing", bridge_id=caller.bridge_id,
-                                                   name=f"queue {caller.args.queue}")
-        if caller.channel_id not in bridge.channels:
+    async def _park(self, caller: Caller, *, new: bool = False) -> None:
+        """The caller's own bridge, with music on hold (created if it does not exist).
+
+        A *new* caller (just entered: its bridge cannot exist) costs Asterisk no
+        ``GET /bridges``; a re-adopted one may have a bridge that outlived the previous
+        router, so it is looked up first."""
+        members: tuple[str, ...] = ()
+        if not new:
+            try:
+                members = (await self.ari.bridges.get(caller.bridge_id)).channels
+            except ARINotFound:
+                new = True
+        if new:
+            await self.ari.bridges.create("mixing", bridge_id=caller.bridge_id,
+                                          name=f"queue {caller.args.queue}")
+        if caller.channel_id not in members:
             await self.ari.bridges.add_channel(caller.bridge_id, caller.channel_id)
         if caller.phase == "waiting":
             await self.ari.bridges.start_moh(caller.bridge_id)
@@ -455,7 +461,7 @@ class QueueRouter:
                 await self._fire_timers(now)
                 if now >= watchdog_at and self.ready.is_set():
                     watchdog_at = now + timedelta(seconds=WATCHDOG_INTERVAL)
-                    await self._watchdog(now)
+                    await self._reconcile(now)
                 await self._match(now)
             except Exception:
                 log.exception("queue router: matchmaking pass failed; retrying")
@@ -542,7 +548,8 @@ class QueueRouter:
         meanwhile (the caller is then decided again)."""
         won: list[str] = []
         for agent in decision.agents:
-            state = await self.store.try_reserve(agent, caller.channel_id, now)
+            state = await self.store.try_reserve(agent, caller.channel_id, now,
+                                                 known=self.states.get(agent))
             if state is None:
                 self.index.agent_unavailable(agent)
                 continue
@@ -576,11 +583,9 @@ class QueueRouter:
             caller.offers_made += 1
             leg_id = f"{caller.channel_id}-o{caller.offers_made}"
             async with self.sessions.begin() as session:
-                repo = QueuedCallRepository(session)
-                queued = await repo.get_by_channel(caller.channel_id)
-                assert queued is not None
-                offer = await repo.add_offer(queued, agent, offered_at=now, channel_id=leg_id)
-            leg = Leg(leg_id, agent, caller, offer.id, stage)
+                offer_row = await QueuedCallRepository(session).add_offer_by_id(
+                    caller.row, agent, offered_at=now, channel_id=leg_id)
+            leg = Leg(leg_id, agent, caller, offer_row, stage)
             caller.legs[leg_id] = leg
             self.legs[leg_id] = leg
         dial_string = self.config.agents[agent].dial_string(agent)
@@ -597,7 +602,9 @@ class QueueRouter:
                         caller.channel_id, agent, exc or type(exc).__name__)
             result = (OfferResult.UNREGISTERED if isinstance(exc, ARIError) and exc.status in
                       (400, 404, 500) else OfferResult.FAILED)
-            await self._offer_failed(leg, result)
+            # ARI gave no answer: the phone was never rung, so it is not the agent's miss.
+            await self._offer_failed(leg, result,
+                                     miss=not isinstance(exc, ARIConnectionError))
             return
         async with caller.lock:
             if not leg.ended and caller.phase == "offering":
@@ -644,46 +651,61 @@ class QueueRouter:
         """Caller and agent share the bridge: record it (under the caller's lock)."""
         caller.phase = "connected"
         caller.agent, caller.agent_channel = leg.agent, leg.channel_id
-        await self._apply(leg.agent, Answer(caller.channel_id), now)
-        async with self.sessions.begin() as session:
-            repo = QueuedCallRepository(session)
-            queued = await repo.get_by_channel(caller.channel_id)
-            offer = await session.get(CallOffer, leg.offer_row)
-            assert queued is not None and offer is not None
-            agent = self.config.agents[leg.agent]
-            await repo.answered(queued, offer, at=now,
-                                matched_skills=dict(agent.skills) or None,
-                                relaxation_step=leg.stage)
+        agent = self.config.agents[leg.agent]
+
+        async def record(session: AsyncSession) -> None:
+            await QueuedCallRepository(session).answered_by_id(
+                caller.row, leg.offer_row, leg.agent, at=now,
+                matched_skills=dict(agent.skills) or None, relaxation_step=leg.stage)
+
+        # The agent's change and the call's record commit together (one transaction).
+        await self._apply(leg.agent, Answer(caller.channel_id), now, also=record)
         self.misses[leg.agent] = 0
         self.calls_taken[leg.agent] = self.calls_taken.get(leg.agent, 0) + 1
 
-    async def _offer_failed(self, leg: Leg, result: OfferResult) -> None:
+    async def _offer_failed(self, leg: Leg, result: OfferResult, *, miss: bool = True) -> None:
+        """End an unanswered offer: the leg, its record, the agent's state; the caller
+        waits again when no other offer is live. *miss*: False when the offer failed on
+        our side (ARI unreachable), so the agent is not held out or paused for it."""
         caller = leg.caller
         now = self.clock()
         async with caller.lock:
             if leg.ended:
                 return
-            leg.ended = True
-            self.legs.pop(leg.channel_id, None)
-            await self._hangup(leg.channel_id, "normal")
-            async with self.sessions.begin() as session:
-                offer = await session.get(CallOffer, leg.offer_row)
-                if offer is not None and offer.result is None:
-                    await QueuedCallRepository(session).end_offer(offer, result, at=now)
-            try:
-                await self._apply(leg.agent, OfferFailed(caller.channel_id, result.value), now)
-            except IllegalTransition:
-                log.info("agent %s already moved on from %s", leg.agent, caller.channel_id)
-            if result not in _NOT_A_MISS:
-                await self._count_miss(leg.agent, caller, now)
-            live = [other for other in caller.legs.values() if not other.ended]
-            if caller.phase == "offering" and not live:
-                caller.phase = "waiting"
-                self.index.enqueue(caller.waiting)
-                self._pulse()
+            answered = caller.phase == "connected" and caller.agent_channel == leg.channel_id
+            if not answered:
+                await self._close_offer(leg, result, now, miss=miss)
+        if answered:
+            # This leg's end was judged while its answer was being handled (the agent hung
+            # up a few ms after answering): the call is connected, so it ends as an
+            # answered call whose agent hung up, not as a missed offer.
+            await self._end_call(caller, by="agent")
+            return
         log.info("queue %s: offer of %s to %s ended: %s", caller.args.queue,
                  caller.channel_id, leg.agent, result.value)
         self._wake.set()
+
+    async def _close_offer(self, leg: Leg, result: OfferResult, now: datetime, *,
+                           miss: bool) -> None:
+        """:meth:`_offer_failed`'s work, under the caller's lock."""
+        caller = leg.caller
+        leg.ended = True
+        self.legs.pop(leg.channel_id, None)
+        await self._hangup(leg.channel_id, "normal")
+        async with self.sessions.begin() as session:
+            await QueuedCallRepository(session).end_offer_by_id(leg.offer_row, result,
+                                                                at=now)
+        try:
+            await self._apply(leg.agent, OfferFailed(caller.channel_id, result.value), now)
+        except IllegalTransition:
+            log.info("agent %s already moved on from %s", leg.agent, caller.channel_id)
+        if miss and result not in _NOT_A_MISS:
+            await self._count_miss(leg.agent, caller, now)
+        live = [other for other in caller.legs.values() if not other.ended]
+        if caller.phase == "offering" and not live:
+            caller.phase = "waiting"
+            self.index.enqueue(caller.waiting)
+            self._pulse()
 
     async def _count_miss(self, agent: str, caller: Caller, now: datetime) -> None:
         """A missed offer: hold the agent out briefly; pause it after ``auto_pause_after``
@@ -742,7 +764,7 @@ class QueueRouter:
             open_legs = [leg for leg in caller.legs.values() if not leg.ended]
         for leg in open_legs:
             if leg.channel_id != caller.agent_channel:
-                await self._close_leg(leg, OfferResult.CALLER_GONE, now)
+                await self._offer_failed(leg, OfferResult.CALLER_GONE)
         if phase == "connected" and caller.agent is not None:
             agent_leg = caller.legs.get(caller.agent_channel or "")
             if agent_leg is not None:
@@ -750,31 +772,23 @@ class QueueRouter:
                 self.legs.pop(agent_leg.channel_id, None)
             await self._hangup(caller.agent_channel, "normal")
             wrap = timedelta(seconds=self.policies[caller.args.queue].wrapup)
+            # The agent's change comes before the caller's channel goes: the watchdog reads
+            # states first, then channels, and an on-call agent whose caller is not in the
+            # channel list is freed without wrap-up. The call's end is recorded last, after
+            # the hang-ups: a restart in between finds the call open and ends it.
             try:
                 await self._apply(caller.agent, Hangup(caller.channel_id, wrap), now)
             except IllegalTransition:
                 log.info("agent %s already moved on from %s", caller.agent, caller.channel_id)
         await self._hangup(caller.channel_id, "normal")
-        with contextlib.suppress(ARINotFound, ARIConflict):
+        # ARI unreachable: the records and the agent still move on (see _hangup).
+        with contextlib.suppress(ARINotFound, ARIConflict, ARIConnectionError):
             await self.ari.bridges.destroy(caller.bridge_id)
         outcome = QueueOutcome.ANSWERED if phase == "connected" else QueueOutcome.ABANDONED
-        await self._finish(caller.channel_id, outcome, now)
+        await self._finish(caller.channel_id, caller.row, outcome, now)
         log.info("queue %s: call %s ended (%s, hung up by %s)", caller.args.queue,
                  caller.channel_id, outcome.value, by)
         self._wake.set()
-
-    async def _close_leg(self, leg: Leg, result: OfferResult, now: datetime) -> None:
-        leg.ended = True
-        self.legs.pop(leg.channel_id, None)
-        await self._hangup(leg.channel_id, "normal")
-        async with self.sessions.begin() as session:
-            offer = await session.get(CallOffer, leg.offer_row)
-            if offer is not None and offer.result is None:
-                await QueuedCallRepository(session).end_offer(offer, result, at=now)
-        try:
-            await self._apply(leg.agent, OfferFailed(leg.caller.channel_id, result.value), now)
-        except IllegalTransition:
-            pass
 
     def _pulse(self) -> None:
         """Wake whoever waits in :meth:`wait_until` (something observable changed)."""
@@ -792,20 +806,14 @@ class QueueRouter:
         event stream and for tests, which wait on it rather than on time)."""
         return self._finished.setdefault(channel_id, asyncio.Event())
 
-    async def _finish(self, channel_id: str, outcome: QueueOutcome, now: datetime,
+    async def _finish(self, channel_id: str, row: int, outcome: QueueOutcome, now: datetime,
                       overflow_to: str | None = None) -> None:
-        await self._record_finish(channel_id, outcome, now, overflow_to)
-        self.finished(channel_id).set()
-
-    async def _record_finish(self, channel_id: str, outcome: QueueOutcome, now: datetime,
-                             overflow_to: str | None) -> None:
+        """Record the end of the stay of queued call *row* (``answered`` becomes
+        ``abandoned`` if nobody answered; a call ended already is left as it is)."""
         async with self.sessions.begin() as session:
-            repo = QueuedCallRepository(session)
-            queued = await repo.get_by_channel(channel_id)
-            if queued is not None and queued.ended_at is None:
-                if outcome is QueueOutcome.ANSWERED and queued.answered_at is None:
-                    outcome = QueueOutcome.ABANDONED
-                await repo.finish(queued, outcome, at=now, overflow_to=overflow_to)
+            await QueuedCallRepository(session).finish_by_id(row, outcome, at=now,
+                                                              overflow_to=overflow_to)
+        self.finished(channel_id).set()
 
     async def _drop_caller(self, caller: Caller) -> None:
         """Forget a caller handed back to the dialplan (fallback): it is no longer ours."""
@@ -815,7 +823,8 @@ class QueueRouter:
         self.index.dequeue(caller.channel_id)
         with contextlib.suppress(ARIError):
             await self.ari.bridges.destroy(caller.bridge_id)
-        await self._finish(caller.channel_id, QueueOutcome.OVERFLOWED, self.clock(), "fallback")
+        await self._finish(caller.channel_id, caller.row, QueueOutcome.OVERFLOWED, self.clock(),
+                           "fallback")
 
     async def _overflow(self, caller: Caller, decision: Overflow) -> None:
         from callcenter.asterisk import stasis_args
@@ -825,8 +834,8 @@ class QueueRouter:
         self.callers.pop(caller.channel_id, None)
         with contextlib.suppress(ARIError):
             await self.ari.bridges.destroy(caller.bridge_id)
-        await self._finish(caller.channel_id, QueueOutcome.OVERFLOWED, self.clock(),
-                           overflow_to=label)
+        await self._finish(caller.channel_id, caller.row, QueueOutcome.OVERFLOWED,
+                           self.clock(), overflow_to=label)
         try:
             await self.ari.channels.continue_in_dialplan(
                 caller.channel_id, "cc-queue", caller.args.queue, label=label)
@@ -845,16 +854,40 @@ class QueueRouter:
         return True
 
     async def _hangup(self, channel_id: str | None, reason: HangupReason) -> None:
+        """Hang a channel up; one gone already (404, 409) is normal. ARI unreachable: the
+        teardown goes on (records, agent states) and the resync after the reconnection
+        deals with the channels left in the app."""
         if channel_id is None:
             return
-        with contextlib.suppress(ARINotFound, ARIConflict):
+        try:
             await self.ari.channels.hangup(channel_id, reason)
+        except (ARINotFound, ARIConflict):
+            pass
+        except ARIConnectionError as exc:
+            log.warning("queue router: could not hang %s up: %s", channel_id, exc)
 
     # -- agents ----------------------------------------------------------------------------
 
     async def _apply(self, agent: str, event, now: datetime,  # type: ignore[no-untyped-def]
-                     *, reason: str | None = None) -> None:
-        outcome = await self.store.apply(agent, event, now, reason=reason)
+                     *, reason: str | None = None,
+                     also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> None:
+        """Change *agent* (from our copy of its state: no read unless it is stale) and
+        carry the effects out. *also*: the call's record, written in the same transaction
+        when the agent changes, in one of its own otherwise (refused: not at all)."""
+        done = False
+
+        async def recorded(session: AsyncSession) -> None:
+            nonlocal done
+            assert also is not None
+            await also(session)
+            done = True
+
+        outcome = await self.store.apply(agent, event, now, reason=reason,
+                                         known=self.states.get(agent),
+                                         also=None if also is None else recorded)
+        if also is not None and not done:
+            async with self.sessions.begin() as session:
+                await also(session)
         self._sync_agent(outcome.state, now)
         await self._carry_out(outcome.effects)
 
@@ -878,9 +911,6 @@ class QueueRouter:
             return
         self.contacts[agent] = contact
         await self._reconcile(self.clock(), only=agent)
-
-    async def _watchdog(self, now: datetime) -> None:
-        await self._reconcile(now)
 
     async def _reconcile(self, now: datetime, only: str | None = None) -> None:
         # States first, channels second: a caller an agent is tied to existed before the
@@ -985,7 +1015,7 @@ class QueueRouter:
         for channel_id, row in open_rows.items():
             if channel_id not in in_app and channel_id not in self.callers:
                 outcome = QueueOutcome.ANSWERED if row.answered_at else QueueOutcome.ABANDONED
-                await self._finish(channel_id, outcome, now)
+                await self._finish(channel_id, row.id, outcome, now)
 
     async def _adopt_unknown(self, channel: Channel) -> None:
         """A channel in the app with no record: a caller whose StasisStart we never saw

@@ -8,7 +8,9 @@ the write matches no row; the store reads again and decides again, so the event 
 against the state that really holds: a second ``Reserve`` then finds the agent reserved
 and is refused. Read and write are separate transactions, so on SQLite the write's
 ``UPDATE`` is the first statement of its transaction and waits for the lock instead of
-failing.
+failing. A caller that keeps a copy of the state (the router) passes it as ``known``:
+the read is skipped, and a stale copy costs one failed compare-and-set, never a wrong
+decision.
 
 How the router calls it::
 
@@ -23,7 +25,7 @@ How the router calls it::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,11 +96,26 @@ class AgentStore:
                 await repository.create(logged_out(agent, now))
 
     async def apply(
-        self, agent: str, event: AgentEvent, now: datetime, *, reason: str | None = None
+        self,
+        agent: str,
+        event: AgentEvent,
+        now: datetime,
+        *,
+        reason: str | None = None,
+        known: AgentState | None = None,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> Outcome:
         """Apply *event* to *agent* at *now* and store the change; return its outcome.
 
         *reason* is stored with the transition (a reconcile correction's reason, ``cli``).
+        *known*: the state the caller last saw (the router's copy). The first attempt
+        decides from it and goes straight to the compare-and-set, saving the read; when
+        it is stale the write matches no row and the loop reads and decides again. Only
+        a write is trusted to it: a refusal (or no change) decided from *known* is
+        decided again from the stored state, so a stale copy never refuses an event.
+        *also*: more writes (the queued call's record) to commit in the transaction of the
+        agent's change, after its compare-and-set; not run when the agent does not change
+        (no change, or refused), which the caller sees as *also* not having run.
 
         Raises:
             IllegalTransition: the event is not allowed in the agent's current state.
@@ -106,7 +123,20 @@ class AgentStore:
             StoreConflict: the agent changed under us ``max_attempts`` times in a row.
         """
         why = reason if reason is not None else self._node
+        hint = known if known is not None and known.agent == agent else None
         for _ in range(self._max_attempts):
+            current: AgentState | None
+            if hint is not None:
+                current, hint = hint, None
+                try:
+                    outcome = transition(current, event, now, self._rules)
+                except AgentStateError:
+                    continue  # judged again from the stored state
+                if not outcome.changed:
+                    continue
+                if await self._write(current, outcome, event, now, why, also):
+                    return outcome
+                continue
             async with self._sessions() as session:
                 current = await AgentStateRepository(session).get(agent)
             if current is None:
@@ -116,20 +146,29 @@ class AgentStore:
             outcome = transition(current, event, now, self._rules)
             if not outcome.changed:
                 return outcome
-            async with self._sessions.begin() as session:
-                written = await AgentStateRepository(session).compare_and_set(
-                    current,
-                    outcome.state,
-                    cause=event.cause,
-                    at=now,
-                    detail=_jsonable(event.detail()) or None,
-                    reason=why,
-                )
-            if written:
+            if await self._write(current, outcome, event, now, why, also):
                 return outcome
         raise StoreConflict(
             f"agent {agent!r} changed {self._max_attempts} times while applying {event.cause}"
         )
+
+    async def _write(
+        self, current: AgentState, outcome: Outcome, event: AgentEvent, now: datetime,
+        why: str | None, also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> bool:
+        """One compare-and-set transaction: *current* -> ``outcome.state`` (and *also*)."""
+        async with self._sessions.begin() as session:
+            written = await AgentStateRepository(session).compare_and_set(
+                current,
+                outcome.state,
+                cause=event.cause,
+                at=now,
+                detail=_jsonable(event.detail()) or None,
+                reason=why,
+            )
+            if written and also is not None:
+                await also(session)
+            return written
 
     async def apply_corrections(
         self, corrections: Iterable[Correction], now: datetime
@@ -153,11 +192,13 @@ class AgentStore:
             applied.append((correction, outcome))
         return applied
 
-    async def try_reserve(self, agent: str, call: str, now: datetime) -> AgentState | None:
+    async def try_reserve(
+        self, agent: str, call: str, now: datetime, *, known: AgentState | None = None
+    ) -> AgentState | None:
         """Reserve *agent* for the caller on channel *call*: the reserved state if this
         router won the agent, ``None`` if it is not available (taken by another router,
         paused, logged out...). Of concurrent reservers across every router, one wins."""
         try:
-            return (await self.apply(agent, Reserve(call), now)).state
+            return (await self.apply(agent, Reserve(call), now, known=known)).state
         except IllegalTransition:
             return None

@@ -69,6 +69,24 @@ class StasisArgsError(ValueError):
         return f"{where}: {self.message}"
 
 
+def _key_values(args: Sequence[str], keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """``args[1:]`` as ``key=value`` pairs of *keys*: key -> (position, value). Both
+    contracts (queue calls, agent commands) share it, so they refuse alike."""
+    seen: dict[str, tuple[int, str]] = {}
+    for index, arg in enumerate(args[1:], start=1):
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise StasisArgsError(index, f"{_show(arg)} is not key=value")
+        if key not in keys:
+            raise StasisArgsError(
+                index, f"unknown key {_show(key)} (known: {', '.join(keys)})")
+        if key in seen:
+            raise StasisArgsError(
+                index, f"duplicate key {key!r} (first at args[{seen[key][0]}])")
+        seen[key] = (index, value)
+    return seen
+
+
 def dialplan_args(queue: str, values: Mapping[str, str]) -> list[str]:
     """The argument list for ``Stasis(app,<these joined by commas>)``.
 
@@ -141,18 +159,7 @@ class QueueCall:
         queue = args[0]
         if not _NAME.fullmatch(queue):
             raise StasisArgsError(0, f"queue name {_show(queue)} is not a config name")
-        seen: dict[str, tuple[int, str]] = {}
-        for index, arg in enumerate(args[1:], start=1):
-            key, sep, value = arg.partition("=")
-            if not sep:
-                raise StasisArgsError(index, f"{_show(arg)} is not key=value")
-            if key not in KEYS:
-                raise StasisArgsError(
-                    index, f"unknown key {_show(key)} (known: {', '.join(KEYS)})")
-            if key in seen:
-                raise StasisArgsError(
-                    index, f"duplicate key {key!r} (first at args[{seen[key][0]}])")
-            seen[key] = (index, value)
+        seen = _key_values(args, KEYS)
 
         def text(key: str, pattern: re.Pattern[str], what: str) -> str | None:
             index, value = seen.get(key, (0, ""))
@@ -261,18 +268,7 @@ class AgentCommand:
         if action not in AGENT_ACTIONS:
             raise StasisArgsError(
                 0, f"action {_show(action)} is not one of {', '.join(AGENT_ACTIONS)}")
-        seen: dict[str, tuple[int, str]] = {}
-        for index, arg in enumerate(args[1:], start=1):
-            key, sep, value = arg.partition("=")
-            if not sep:
-                raise StasisArgsError(index, f"{_show(arg)} is not key=value")
-            if key not in AGENT_KEYS:
-                raise StasisArgsError(
-                    index, f"unknown key {_show(key)} (known: {', '.join(AGENT_KEYS)})")
-            if key in seen:
-                raise StasisArgsError(
-                    index, f"duplicate key {key!r} (first at args[{seen[key][0]}])")
-            seen[key] = (index, value)
+        seen = _key_values(args, AGENT_KEYS)
         index, agent = seen.get("agent", (None, ""))
         if not agent:
             # The dialplan found no agent for the calling endpoint and still got here.

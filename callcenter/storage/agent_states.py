@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,13 +42,30 @@ _STATE_COLUMNS = (
 )
 
 
-def to_state(record: AgentStateRecord) -> AgentState:
-    """The pure state a row holds (``ValueError`` if the row is inconsistent)."""
+def to_state(record: AgentStateRecord | Any) -> AgentState:
+    """The pure state a row holds (``ValueError`` if the row is inconsistent); *record*
+    is an ORM object or a Core row of ``agent_states``."""
     return AgentState(record.agent, **{name: getattr(record, name) for name in _STATE_COLUMNS})
 
 
 def _values(state: AgentState) -> dict[str, Any]:
     return {name: getattr(state, name) for name in _STATE_COLUMNS}
+
+
+# The compare-and-set runs several times per call: its two statements are built once, on
+# the tables (Core, no ORM unit of work), with the values bound at execution.
+_STATES = AgentStateRecord.__table__
+_CAS = (
+    update(_STATES)
+    .where(
+        _STATES.c.agent == bindparam("old_agent"),
+        _STATES.c.version == bindparam("old_version"),
+        _STATES.c.status == bindparam("old_status"),
+    )
+    .values({name: bindparam(name, type_=_STATES.c[name].type) for name in _STATE_COLUMNS})
+)
+_LOG = insert(AgentTransition.__table__)
+_ALL = select(_STATES).order_by(_STATES.c.agent)
 
 
 class AgentStateRepository:
@@ -63,12 +80,11 @@ class AgentStateRepository:
         return None if record is None else to_state(record)
 
     async def all(self) -> list[AgentState]:
-        """Every stored agent, by name."""
-        result = await self._session.execute(
-            select(AgentStateRecord).order_by(AgentStateRecord.agent)
-            .execution_options(populate_existing=True)
-        )
-        return [to_state(record) for record in result.scalars()]
+        """Every stored agent, by name (plain rows, no ORM objects: the router re-reads
+        them every second)."""
+        connection = await self._session.connection()
+        result = await connection.execute(_ALL)
+        return [to_state(row) for row in result]
 
     async def create(self, state: AgentState) -> bool:
         """Store *state* for a new agent; ``False`` (and nothing written) if the agent
@@ -103,32 +119,20 @@ class AgentStateRepository:
         """
         if new.agent != old.agent or new.version != old.version + 1:
             raise ValueError(f"{new!r} does not follow {old!r}")
-        statement = (
-            update(AgentStateRecord)
-            .where(
-                AgentStateRecord.agent == old.agent,
-                AgentStateRecord.version == old.version,
-                AgentStateRecord.status == old.status,
-            )
-            .values(**_values(new))
-            .execution_options(synchronize_session=False)
+        connection = await self._session.connection()
+        result = await connection.execute(
+            _CAS,
+            {"old_agent": old.agent, "old_version": old.version, "old_status": old.status,
+             **_values(new)},
         )
-        result: CursorResult[Any] = await self._session.execute(statement)  # type: ignore[assignment]
         if result.rowcount != 1:
             return False
-        self._session.add(
-            AgentTransition(
-                agent=new.agent,
-                version=new.version,
-                at=at,
-                cause=cause,
-                from_status=old.status,
-                to_status=new.status,
-                detail=detail,
-                reason=reason,
-            )
+        await connection.execute(
+            _LOG,
+            {"agent": new.agent, "version": new.version, "at": at, "cause": cause,
+             "from_status": old.status, "to_status": new.status, "detail": detail,
+             "reason": reason},
         )
-        await self._session.flush()
         return True
 
     async def transitions(self, agent: str) -> Sequence[AgentTransition]:

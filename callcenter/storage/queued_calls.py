@@ -6,6 +6,10 @@ The router writes the row *before* the action that depends on it (enter before t
 caller is parked in the holding bridge, the offer before the originate), so a restarted
 router finds every waiting caller (:meth:`QueuedCallRepository.waiting`) in the order it
 must serve them. Takes an ``AsyncSession`` and never commits, like every repository here.
+
+The ``*_by_id`` writes are for a caller that knows the row ids (the router keeps them
+from ``enter`` and ``add_offer``): each is a conditional ``UPDATE`` (or ``INSERT``) with
+the same checks in its ``WHERE`` clause, and no ``SELECT`` first, on the calls' hot path.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.storage.models import (
@@ -26,6 +30,41 @@ from callcenter.storage.models import (
 )
 
 __all__ = ["QueuedCallError", "QueuedCallRepository"]
+
+
+_CALLS = QueuedCall.__table__
+_OFFERS = CallOffer.__table__
+
+
+def _bind(name: str, column: Any) -> Any:
+    return bindparam(name, type_=column.type)
+
+
+# The router's writes, built once (Core, on the tables): values bound at execution.
+_ENTER = insert(_CALLS).returning(_CALLS.c.id)
+_OFFER = insert(_OFFERS).returning(_OFFERS.c.id)
+_OPEN = (_CALLS.c.id == bindparam("w_id"), _CALLS.c.ended_at.is_(None))
+_WAITING = (*_OPEN, _CALLS.c.answered_at.is_(None))
+_FIRST_OFFER = (update(_CALLS).where(*_WAITING, _CALLS.c.offered_at.is_(None))
+                .values(offered_at=_bind("v_at", _CALLS.c.offered_at)))
+# A write that changes nothing: whether the row matches (and, on SQLite, the write lock).
+_STILL_WAITING = update(_CALLS).where(*_WAITING).values(id=_CALLS.c.id)
+_STILL_OPEN = update(_CALLS).where(*_OPEN).values(id=_CALLS.c.id)
+_END_OFFER = (update(_OFFERS)
+              .where(_OFFERS.c.id == bindparam("w_id"), _OFFERS.c.result.is_(None))
+              .values(result=_bind("v_result", _OFFERS.c.result),
+                      ended_at=_bind("v_at", _OFFERS.c.ended_at)))
+_ANSWER_OFFER = _END_OFFER.where(_OFFERS.c.queued_call_id == bindparam("w_call"))
+_ANSWER_CALL = update(_CALLS).where(*_WAITING).values(
+    answered_at=_bind("v_at", _CALLS.c.answered_at), agent=_bind("v_agent", _CALLS.c.agent),
+    matched_skills=_bind("v_skills", _CALLS.c.matched_skills),
+    relaxation_step=_bind("v_step", _CALLS.c.relaxation_step))
+_FINISH = {"outcome": _bind("v_outcome", _CALLS.c.outcome),
+           "ended_at": _bind("v_at", _CALLS.c.ended_at),
+           "overflow_to": _bind("v_to", _CALLS.c.overflow_to)}
+_FINISH_ANSWERED = (update(_CALLS).where(*_OPEN, _CALLS.c.answered_at.is_not(None))
+                    .values(**_FINISH))
+_FINISH_UNANSWERED = update(_CALLS).where(*_WAITING).values(**_FINISH)
 
 
 class QueuedCallError(ValueError):
@@ -191,6 +230,105 @@ class QueuedCallRepository:
             .order_by(CallOffer.offered_at, CallOffer.id)
         )
         return result.scalars().all()
+
+    async def enter_by_id(
+        self,
+        channel_id: str,
+        queue: str,
+        *,
+        entered_at: datetime,
+        priority: int = 0,
+        language: str | None = None,
+        node: str | None = None,
+    ) -> int:
+        """:meth:`enter`, returning the new row's id (no ORM object); ``IntegrityError``
+        if the channel is queued already."""
+        return await self._scalar(_ENTER, {
+            "channel_id": channel_id, "queue": queue, "entered_at": entered_at,
+            "priority": priority, "language": parse_language(language), "node": node})
+
+    async def add_offer_by_id(
+        self, queued_id: int, agent: str, *, offered_at: datetime, channel_id: str | None = None
+    ) -> int:
+        """:meth:`add_offer` by the queued call's id; the offer's id.
+
+        Raises:
+            QueuedCallError: the call is no longer waiting (answered or ended), or unknown.
+        """
+        if not await self._update(_FIRST_OFFER, {"w_id": queued_id, "v_at": offered_at}) \
+                and not await self._update(_STILL_WAITING, {"w_id": queued_id}):
+            raise QueuedCallError(f"queued call {queued_id} is no longer waiting")
+        return await self._scalar(_OFFER, {
+            "queued_call_id": queued_id, "agent": agent, "offered_at": offered_at,
+            "channel_id": channel_id})
+
+    async def end_offer_by_id(self, offer_id: int, result: OfferResult | str, *,
+                              at: datetime) -> bool:
+        """:meth:`end_offer` by id; ``False`` (nothing written) if it has ended already."""
+        return await self._update(_END_OFFER, {
+            "w_id": offer_id, "v_result": OfferResult(result), "v_at": at})
+
+    async def answered_by_id(
+        self,
+        queued_id: int,
+        offer_id: int,
+        agent: str,
+        *,
+        at: datetime,
+        matched_skills: dict[str, Any] | None = None,
+        relaxation_step: int | None = None,
+    ) -> None:
+        """:meth:`answered` by ids.
+
+        Raises:
+            QueuedCallError: the offer is not the call's or has ended, or the call is no
+                longer waiting (the transaction should then be rolled back).
+        """
+        if not await self._update(_ANSWER_OFFER, {
+                "w_id": offer_id, "w_call": queued_id, "v_result": OfferResult.ANSWERED,
+                "v_at": at}):
+            raise QueuedCallError(f"offer {offer_id} of queued call {queued_id} is not open")
+        if not await self._update(_ANSWER_CALL, {
+                "w_id": queued_id, "v_at": at, "v_agent": agent,
+                "v_skills": matched_skills, "v_step": relaxation_step}):
+            raise QueuedCallError(f"queued call {queued_id} is no longer waiting")
+
+    async def finish_by_id(
+        self,
+        queued_id: int,
+        outcome: QueueOutcome | str,
+        *,
+        at: datetime,
+        overflow_to: str | None = None,
+    ) -> bool:
+        """End an open call's stay, as the router does whoever hung up: ``answered``
+        becomes ``abandoned`` for a call nobody answered. ``False`` if it had ended already.
+
+        Raises:
+            QueuedCallError: an outcome other than ``answered`` for an answered call.
+        """
+        outcome = QueueOutcome(outcome)
+        params = {"w_id": queued_id, "v_at": at, "v_to": overflow_to}
+        if outcome is QueueOutcome.ANSWERED and await self._update(
+                _FINISH_ANSWERED, {**params, "v_outcome": outcome}):
+            return True
+        unanswered = QueueOutcome.ABANDONED if outcome is QueueOutcome.ANSWERED else outcome
+        if await self._update(_FINISH_UNANSWERED, {**params, "v_outcome": unanswered}):
+            return True
+        if outcome is not QueueOutcome.ANSWERED and await self._update(
+                _STILL_OPEN, {"w_id": queued_id}):
+            raise QueuedCallError(f"queued call {queued_id}: outcome {outcome} but answered")
+        return False
+
+    async def _update(self, statement: Any, params: dict[str, Any]) -> bool:
+        """Run a prebuilt conditional ``UPDATE`` of one row; whether it matched."""
+        connection = await self._session.connection()
+        result = await connection.execute(statement, params)
+        return result.rowcount == 1
+
+    async def _scalar(self, statement: Any, params: dict[str, Any]) -> int:
+        connection = await self._session.connection()
+        return int((await connection.execute(statement, params)).scalar_one())
 
     @staticmethod
     def _check_open(queued: QueuedCall) -> None:

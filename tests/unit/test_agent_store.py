@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -134,6 +135,67 @@ async def test_a_refused_event_writes_nothing(sessions: async_sessionmaker[Async
         assert await AgentStateRepository(session).transitions("dave") == []
 
 
+async def test_a_known_state_skips_the_read_and_a_stale_one_decides_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The router passes its copy of the state: a fresh copy writes with no SELECT; a
+    stale copy neither wins an agent another router took nor refuses a legal event."""
+    engine = sessions.kw["bind"]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    store = AgentStore(sessions, RULES, node="pbx1")
+    await store.apply("gina", Login(), T0)
+    idle = await store.get("gina", T0)
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        reserved = await store.try_reserve("gina", "c1", T0, known=idle)
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert reserved is not None and reserved.call == "c1"
+    assert "SELECT" not in statements and "UPDATE" in statements
+    # Another router's view, stale: gina looks idle but is reserved for c1.
+    assert await store.try_reserve("gina", "c2", T0, known=idle) is None
+    assert (await store.get("gina", T0)).call == "c1"
+    # A stale copy that would refuse (reserved, but the call has since failed): the
+    # stored state decides, and gina is reserved for c3.
+    await store.apply("gina", OfferFailed("c1", "no_answer"), T0)
+    again = await store.try_reserve("gina", "c3", T0, known=reserved)
+    assert again is not None and again.call == "c3"
+
+
+async def test_also_commits_with_the_agents_change_and_only_then(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """``also`` (the router's call record) is written in the agent's transaction; a
+    refused event writes neither; a record that fails takes the agent's change back."""
+    async with sessions.begin() as session:
+        row = (await QueuedCallRepository(session).enter("1800.1", "sales", entered_at=T0)).id
+
+    async def abandon(session: AsyncSession) -> None:
+        await QueuedCallRepository(session).finish_by_id(row, QueueOutcome.ABANDONED, at=T0)
+
+    async def fail(session: AsyncSession) -> None:
+        raise QueuedCallError("recorded out of order")
+
+    store = AgentStore(sessions, RULES, node="pbx1")
+    with pytest.raises(IllegalTransition):
+        await store.apply("hana", Reserve("1800.1"), T0, also=abandon)
+    async with sessions() as session:
+        assert (await QueuedCallRepository(session).get_by_channel("1800.1")).ended_at is None
+    await store.apply("hana", Login(), T0)
+    with pytest.raises(QueuedCallError):
+        await store.apply("hana", Reserve("1800.1"), T0, also=fail)
+    assert (await store.get("hana", T0)).status is AgentStatus.AVAILABLE
+    await store.apply("hana", Reserve("1800.1"), T0, also=abandon)
+    assert (await store.get("hana", T0)).call == "1800.1"
+    async with sessions() as session:
+        loaded = await QueuedCallRepository(session).get_by_channel("1800.1")
+        assert loaded is not None and loaded.outcome is QueueOutcome.ABANDONED
+
+
 async def test_compare_and_set_refuses_a_stale_version(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -194,6 +256,60 @@ async def test_a_queued_call_from_entry_to_end(sessions: async_sessionmaker[Asyn
             ("bob", None, OfferResult.ANSWERED, T0 + timedelta(seconds=20)),
         ]
         assert await calls.waiting() == []
+
+
+async def test_a_queued_call_by_ids_as_the_router_records_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The router's writes by row id (no read first) record what the ORM path does, and
+    refuse the same out-of-order writes."""
+    async with sessions.begin() as session:
+        calls = QueuedCallRepository(session)
+        row = (await calls.enter("1700.2", "sales", entered_at=T0, node="pbx1")).id
+        abandoned = await calls.enter_by_id("1700.3", "sales", entered_at=T0, language="en")
+    async with sessions.begin() as session:
+        calls = QueuedCallRepository(session)
+        missed = await calls.add_offer_by_id(row, "alice", offered_at=T0 + timedelta(seconds=1),
+                                             channel_id="offer-1")
+        assert await calls.end_offer_by_id(missed, OfferResult.NO_ANSWER,
+                                           at=T0 + timedelta(seconds=16))
+        assert not await calls.end_offer_by_id(missed, OfferResult.FAILED, at=T0)
+        taken = await calls.add_offer_by_id(row, "bob", offered_at=T0 + timedelta(seconds=17))
+        await calls.answered_by_id(row, taken, "bob", at=T0 + timedelta(seconds=20),
+                                   matched_skills={"spanish": 7}, relaxation_step=1)
+    with pytest.raises(QueuedCallError, match="no longer waiting"):
+        async with sessions.begin() as session:
+            await QueuedCallRepository(session).add_offer_by_id(row, "carol", offered_at=T0)
+    with pytest.raises(QueuedCallError, match="not open"):
+        async with sessions.begin() as session:
+            await QueuedCallRepository(session).answered_by_id(row, taken, "bob", at=T0)
+    with pytest.raises(QueuedCallError, match="but answered"):
+        async with sessions.begin() as session:
+            await QueuedCallRepository(session).finish_by_id(row, QueueOutcome.OVERFLOWED,
+                                                             at=T0)
+    async with sessions.begin() as session:
+        calls = QueuedCallRepository(session)
+        assert await calls.finish_by_id(row, QueueOutcome.ANSWERED,
+                                        at=T0 + timedelta(seconds=200))
+        assert not await calls.finish_by_id(row, QueueOutcome.ANSWERED, at=T0)
+        # nobody answered: "answered" (the router's end of a call) is recorded abandoned
+        assert await calls.finish_by_id(abandoned, QueueOutcome.ANSWERED, at=T0)
+
+    async with sessions() as session:
+        calls = QueuedCallRepository(session)
+        loaded = await calls.get_by_channel("1700.2")
+        assert loaded is not None
+        assert (loaded.offered_at, loaded.answered_at, loaded.ended_at, loaded.agent) == (
+            T0 + timedelta(seconds=1), T0 + timedelta(seconds=20),
+            T0 + timedelta(seconds=200), "bob")
+        assert (loaded.matched_skills, loaded.relaxation_step, loaded.outcome) == (
+            {"spanish": 7}, 1, QueueOutcome.ANSWERED)
+        assert [(o.agent, o.channel_id, o.result) for o in await calls.offers(loaded)] == [
+            ("alice", "offer-1", OfferResult.NO_ANSWER), ("bob", None, OfferResult.ANSWERED)]
+        other = await calls.get_by_channel("1700.3")
+        assert other is not None and other.outcome is QueueOutcome.ABANDONED
+        assert (other.id, other.queue, other.entered_at, other.language) == (
+            abandoned, "sales", T0, "en")
 
 
 async def test_waiting_calls_come_back_by_priority_then_time(

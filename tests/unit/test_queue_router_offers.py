@@ -1,0 +1,104 @@
+"""The queue router's offer path on a real AgentStore (SQLite) and a real ARI client aimed
+at a loopback port nobody listens on (what an Asterisk that is down looks like to the
+router): an offer ARI never answered is not the agent's miss; an answered leg whose end
+was judged as a failed offer (the agent hung up a few ms after answering) ends the call
+as answered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ari_apps.queue_router import Caller, Leg, QueueRouter
+from callcenter.agents.state import AgentStatus, Login, Ring
+from callcenter.asterisk.ari import ARIClient
+from callcenter.asterisk.stasis_args import QueueCall
+from callcenter.config.loader import load_config
+from callcenter.routing.policy import WaitingCall
+from callcenter.storage.models import CallOffer, OfferResult, QueuedCall, QueueOutcome
+from callcenter.storage.queued_calls import QueuedCallRepository
+
+NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example"
+
+
+def closed_port() -> int:
+    """A loopback port with no listener (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_an_offer_ari_never_answered_is_not_the_agents_miss(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    config = load_config(EXAMPLE).config
+    async with ARIClient(f"http://127.0.0.1:{closed_port()}/ari", username="u", password="p",
+                         app=config.settings.queue_app, request_timeout=2) as ari:
+        router = QueueRouter(config, ari, sessions, node="pbx1", clock=lambda: NOW)
+        await router.store.ensure(config.agents, NOW)
+        await router.store.apply("carmen", Login(), NOW)
+        async with sessions.begin() as session:
+            row = (await QueuedCallRepository(session).enter(
+                "c1", "sales", entered_at=NOW, node="pbx1")).id
+        waiting = WaitingCall("c1", "sales", NOW.timestamp(), 5, ("sales",), None, 0)
+        caller = Caller("c1", QueueCall("sales"), row, waiting, bridge_id="cc-c1",
+                        phase="offering")
+        router.callers["c1"] = caller
+        reserved = await router.store.try_reserve("carmen", "c1", NOW)
+        assert reserved is not None
+        router.states["carmen"] = reserved
+
+        await router._offer(caller, "carmen", 0)
+
+        state = await router.store.get("carmen", NOW)
+        assert state.status is AgentStatus.AVAILABLE and state.call is None
+        assert router.misses.get("carmen", 0) == 0
+        assert "carmen" not in router._cooling
+        assert caller.phase == "waiting"  # offered again to the next agent
+        async with sessions() as session:
+            offers = (await session.execute(select(CallOffer))).scalars().all()
+        assert [(o.agent, o.result) for o in offers] == [("carmen", OfferResult.FAILED)]
+
+
+async def test_an_agent_hanging_up_just_after_answering_ends_the_call_as_answered(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    config = load_config(EXAMPLE).config
+    async with ARIClient(f"http://127.0.0.1:{closed_port()}/ari", username="u", password="p",
+                         app=config.settings.queue_app, request_timeout=2) as ari:
+        router = QueueRouter(config, ari, sessions, node="pbx1", clock=lambda: NOW)
+        await router.store.ensure(config.agents, NOW)
+        await router.store.apply("carmen", Login(), NOW)
+        async with sessions.begin() as session:
+            calls = QueuedCallRepository(session)
+            row = (await calls.enter("c2", "sales", entered_at=NOW, node="pbx1")).id
+            offer = await calls.add_offer_by_id(row, "carmen", offered_at=NOW,
+                                                channel_id="c2-o1")
+        waiting = WaitingCall("c2", "sales", NOW.timestamp(), 5, ("sales",), None, 0)
+        caller = Caller("c2", QueueCall("sales"), row, waiting, bridge_id="cc-c2",
+                        phase="offering")
+        leg = Leg("c2-o1", "carmen", caller, offer, 0)
+        caller.legs[leg.channel_id], router.legs[leg.channel_id] = leg, leg
+        router.callers["c2"] = caller
+        assert await router.store.try_reserve("carmen", "c2", NOW) is not None
+        await router.store.apply("carmen", Ring("c2"), NOW)
+        # The answer is handled (the call is connected) ...
+        async with caller.lock:
+            await router._connect(caller, leg, NOW)
+        # ... while the leg's ChannelDestroyed, judged before it, ends it as an offer.
+        await router._offer_failed(leg, OfferResult.FAILED)
+
+        state = await router.store.get("carmen", NOW)
+        assert state.status is AgentStatus.WRAP_UP and state.call is None
+        assert router.misses.get("carmen", 0) == 0
+        assert "c2" not in router.callers and router.finished("c2").is_set()
+        async with sessions() as session:
+            queued = await session.get(QueuedCall, row)
+            offers = (await session.execute(select(CallOffer))).scalars().all()
+        assert queued is not None and queued.outcome is QueueOutcome.ANSWERED
+        assert [(o.agent, o.result) for o in offers] == [("carmen", OfferResult.ANSWERED)]
