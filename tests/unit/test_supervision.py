@@ -1,0 +1,80 @@
+"""Supervision's decisions (pure): which agent the dialled digits name, who may listen,
+whisper or barge, and the snoop directions each mode asks Asterisk for."""
+
+from __future__ import annotations
+
+import pytest
+
+from ari_apps.supervision import SNOOP, Join, Refusal, decide, find_agent, keypad_digits
+from callcenter.config.loader import load_config
+from callcenter.config.models import CallCenterConfig
+from tests.conftest import EXAMPLE
+
+
+def example(**supervisors: tuple[str, ...]) -> CallCenterConfig:
+    """The example config with the given agents made supervisors of the given queues."""
+    config = load_config(EXAMPLE).config
+    agents = dict(config.agents)
+    for name, queues in supervisors.items():
+        agents[name] = agents[name].model_copy(update={"role": "supervisor",
+                                                       "supervises": queues})
+    return config.model_copy(update={"agents": agents})
+
+
+def test_keypad_spelling() -> None:
+    assert keypad_digits("carmen") == "227636"
+    assert keypad_digits("bob_2") == "2622"
+
+
+def test_digits_name_an_agent_by_extension_then_by_name() -> None:
+    config = example()
+    assert find_agent(config, "1000") == "carmen"
+    assert find_agent(config, "227636") == "carmen"
+    assert find_agent(config, "262") == "bob"
+    assert find_agent(config, "9999") is None
+
+
+def test_only_a_supervisor_of_a_queue_the_agent_serves() -> None:
+    config = example(bob=("sales",))
+    # carmen serves sales (skill sales); bob supervises sales.
+    assert decide(config, "bob", "carmen", "whisper", "chan-1") == Join(
+        "bob", "carmen", "whisper", "chan-1", "both", "out")
+    # alice is an agent, not a supervisor, whatever her phone dials.
+    refused = decide(config, "alice", "carmen", "listen", "chan-1")
+    assert isinstance(refused, Refusal) and refused.reason == "not_supervisor"
+    assert refused.prompt == "beeperr"
+    # bob (internet, phone) serves tech_support, which bob does not supervise as such.
+    config = example(carmen=("tech_support",))
+    refused = decide(config, "carmen", "alice", "barge", "chan-2")
+    assert isinstance(refused, Refusal) and refused.reason == "not_supervised"
+    assert "alice serves none of the queues carmen supervises (tech_support)" == refused.message
+    assert isinstance(decide(config, "carmen", "bob", "barge", "chan-2"), Join)
+
+
+def test_not_on_a_call_and_unknown_agent() -> None:
+    config = example(bob=("sales",))
+    refused = decide(config, "bob", "carmen", "listen", None)
+    assert isinstance(refused, Refusal)
+    assert (refused.reason, refused.prompt) == ("not_on_call", "vm-isunavail")
+    refused = decide(config, "bob", None, "listen", None)
+    assert isinstance(refused, Refusal) and refused.reason == "unknown_agent"
+    assert refused.prompt == "pbx-invalid"
+
+
+def test_a_supervisor_does_not_supervise_itself() -> None:
+    config = example(carmen=("sales",))
+    refused = decide(config, "carmen", "carmen", "listen", "chan-1")
+    assert isinstance(refused, Refusal) and refused.reason == "not_supervised"
+
+
+@pytest.mark.parametrize(("mode", "spy", "whisper"), [
+    ("listen", "both", "none"), ("whisper", "both", "out"), ("barge", "both", "both")])
+def test_snoop_directions(mode: str, spy: str, whisper: str) -> None:
+    assert SNOOP[mode] == (spy, whisper)
+    join = decide(example(bob=("sales",)), "bob", "carmen", mode, "c")
+    assert isinstance(join, Join) and (join.spy, join.whisper) == (spy, whisper)
+
+
+def test_unknown_mode_is_a_programming_error() -> None:
+    with pytest.raises(ValueError):
+        decide(example(bob=("sales",)), "bob", "carmen", "spy", "c")
