@@ -211,6 +211,15 @@ class Session:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     #: Who ended it: ``supervisor``, ``call`` (the agent's leg or the snoop went), ``stop``.
     ended_by: str = ""
+    #: Our channels of the session not destroyed yet (teardown waits for their
+    #: ChannelDestroyed: a hangup request returns before Asterisk has destroyed them).
+    live: set[str] = field(default_factory=set)
+    all_gone: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def destroyed(self, channel_id: str) -> None:
+        self.live.discard(channel_id)
+        if not self.live:
+            self.all_gone.set()
 
     def end(self, by: str) -> None:
         if not self.ended.is_set():
@@ -246,6 +255,19 @@ class Supervision:
         self.sessions: dict[str, Session] = {}
         """Live sessions by supervisor channel id (tests and the API read it)."""
         self._by_snoop: dict[str, Session] = {}
+        self._changed = asyncio.Event()
+        #: Refusals so far, newest last: (supervisor channel or API, reason), for tests.
+        self.refusals: list[tuple[str, str]] = []
+
+    def _pulse(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate`` holds; checked after each session starts, joins,
+        ends or is refused (tests wait on this, not on time)."""
+        while not predicate():
+            await self._changed.wait()
 
     # -- events -------------------------------------------------------------------------
 
@@ -283,14 +305,20 @@ class Supervision:
             future = self._answers.pop(channel_id)
             if not future.done():
                 future.set_result(False)
+        destroyed = isinstance(event, ChannelDestroyed)
         if channel_id in self._channels:
             self._waits.deliver(event)
             session = self.sessions.get(channel_id)
             if session is not None:
                 session.end("supervisor")
+                if destroyed:
+                    session.destroyed(channel_id)
             return True
         if channel_id in self._by_snoop:
-            self._by_snoop[channel_id].end("call")
+            session = self._by_snoop[channel_id]
+            session.end("call")
+            if destroyed:
+                session.destroyed(channel_id)
             return True
         if channel_id.startswith(SNOOP_PREFIX):
             return True  # a snoop whose session is over: nothing to do
@@ -332,6 +360,8 @@ class Supervision:
                       agent: str = "?", mode: str = "?") -> None:
         log.warning("channel %s: supervisor %s may not %s %s: %s (%s)", channel_id,
                     supervisor, mode, agent, refusal.reason, refusal.message)
+        self.refusals.append((channel_id, refusal.reason))
+        self._pulse()
         key = playback_id(channel_id)
         try:
             await self.ari.channels.play(channel_id, f"sound:{refusal.prompt}", playback_id=key)
@@ -358,6 +388,8 @@ class Supervision:
         if isinstance(decision, Refusal):
             log.warning("API: supervisor %s may not %s %s: %s (%s)", supervisor, mode, agent,
                         decision.reason, decision.message)
+            self.refusals.append(("api", decision.reason))
+            self._pulse()
             raise SupervisionRefused(decision.reason, decision.message)
         channel_id = f"{CALL_PREFIX}{uuid.uuid4().hex[:16]}"
         answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -416,7 +448,7 @@ class Supervision:
 
     def _session(self, join: Join, channel_id: str) -> Session:
         session = Session(join, channel_id, f"{BRIDGE_PREFIX}{channel_id}",
-                          f"{SNOOP_PREFIX}{channel_id}")
+                          f"{SNOOP_PREFIX}{channel_id}", live={channel_id})
         self.sessions[channel_id] = session
         self._by_snoop[session.snoop_id] = session
         return session
@@ -438,6 +470,7 @@ class Supervision:
                 session.end(session.ended_by or "failed")
             else:
                 session.joined.set()
+                self._pulse()
                 log.info("channel %s: supervisor %s %s %s's call (agent leg %s, spy=%s, "
                          "whisper=%s)", session.channel_id, join.supervisor, join.mode,
                          join.agent, join.agent_channel, join.spy, join.whisper)
@@ -452,11 +485,16 @@ class Supervision:
         await self.ari.bridges.add_channel(session.bridge_id, session.channel_id)
         # The snoop enters the agent app under our id; it can be bridged once it is in
         # Stasis (its StasisStart may come before or after this reply).
-        await self.ari.channels.snoop(
-            join.agent_channel, snoop_id=session.snoop_id, spy=join.spy,
-            whisper=join.whisper, app=self.app,
-            app_args=("snoop", f"spy={join.spy}", f"whisper={join.whisper}",
-                      f"supervisor={join.supervisor}", f"agent={join.agent}"))
+        session.live.add(session.snoop_id)
+        try:
+            await self.ari.channels.snoop(
+                join.agent_channel, snoop_id=session.snoop_id, spy=join.spy,
+                whisper=join.whisper, app=self.app,
+                app_args=("snoop", f"spy={join.spy}", f"whisper={join.whisper}",
+                          f"supervisor={join.supervisor}", f"agent={join.agent}"))
+        except ARIError:
+            session.destroyed(session.snoop_id)  # never created: nothing to wait for
+            raise
         async with asyncio.timeout(SNOOP_START_TIMEOUT):
             await _first(session.snoop_started.wait(), session.ended.wait())
         if session.ended.is_set():
@@ -469,13 +507,25 @@ class Supervision:
         session.end("stop")
 
     async def _teardown(self, session: Session) -> None:
-        """Both channels hung up, the bridge destroyed; 404s are normal (already gone)."""
-        self.sessions.pop(session.channel_id, None)
+        """Both channels hung up, the bridge destroyed; 404s are normal (already gone).
+        Over once Asterisk has destroyed both channels (or after a few seconds)."""
         await self._hangup(session.snoop_id)
         await self._hangup(session.channel_id)
         with contextlib.suppress(ARINotFound, ARIConflict):
             await self.ari.bridges.destroy(session.bridge_id)
+        try:
+            # Stopping: the event reader is gone, no ChannelDestroyed will come.
+            async with asyncio.timeout(0 if self.stopping.is_set() else SNOOP_START_TIMEOUT):
+                await session.all_gone.wait()
+        except TimeoutError:
+            # The snoop request failed (it never existed), or an event was lost.
+            for channel_id in list(session.live):
+                with contextlib.suppress(ARINotFound):
+                    await self.ari.channels.get(channel_id)
+                    log.warning("supervision: channel %s still up after teardown", channel_id)
+        self.sessions.pop(session.channel_id, None)
         self._by_snoop.pop(session.snoop_id, None)
+        self._pulse()
         log.info("channel %s: supervision of %s ended (by %s)", session.channel_id,
                  session.join.agent, session.ended_by)
 
