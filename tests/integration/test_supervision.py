@@ -225,7 +225,7 @@ async def test_refused_codes_create_no_snoop(clean_pbx: PBX, ami: AMIClient) -> 
 
             watcher = asyncio.create_task(names())
             try:
-                async with carmen_on_a_call(clean_pbx, running, "15558890004", hold_ms=10000):
+                async with carmen_on_a_call(clean_pbx, running, "15558890004", hold_ms=15000):
                     # alice's phone (an agent, not a supervisor) tries to whisper to carmen.
                     result = await dial(clean_pbx, f"*81{CARMEN}", "alice", hold_ms=20000)
                     assert result.returncode == 0 and result.remote_hangup, result.stderr[-800:]

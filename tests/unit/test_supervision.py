@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from ari_apps.supervision import SNOOP, Join, Refusal, decide, find_agent, keypad_digits
+from ari_apps.supervision import (
+    SNOOP,
+    Join,
+    Refusal,
+    Supervision,
+    SupervisionRefused,
+    decide,
+    find_agent,
+    keypad_digits,
+)
+from callcenter.asterisk.ari import ARIClient, Event
+from callcenter.asterisk.ari.events import parse_event
 from callcenter.config.loader import load_config
 from callcenter.config.models import CallCenterConfig
 from tests.conftest import EXAMPLE
@@ -78,3 +89,55 @@ def test_snoop_directions(mode: str, spy: str, whisper: str) -> None:
 def test_unknown_mode_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         decide(example(bob=("sales",)), "bob", "carmen", "spy", "c")
+
+
+# -- event routing and refusals without Asterisk ------------------------------------------
+
+def _channel(channel_id: str) -> dict[str, object]:
+    return {"id": channel_id, "name": f"PJSIP/x-{channel_id}", "state": "Up",
+            "caller": {"name": "", "number": ""}, "connected": {"name": "", "number": ""},
+            "dialplan": {"context": "cc-extensions", "exten": "s", "priority": 1}}
+
+
+def _event(kind: str, channel_id: str, **more: object) -> Event:
+    return parse_event({"type": kind, "application": "cc-agent",
+                        "channel": _channel(channel_id), **more})
+
+
+def _unopened() -> ARIClient:
+    """A client never opened: any REST call it were asked to make would raise."""
+    return ARIClient("http://127.0.0.1:9/ari", username="u", password="p", app="cc-agent")
+
+
+async def test_refused_before_anything_rings() -> None:
+    spawned: list[str] = []
+    supervision = Supervision(_unopened(), example(bob=("sales",)),
+                              agent_call=lambda agent: None,
+                              spawn=lambda coro, name: (coro.close(), spawned.append(name)))
+    with pytest.raises(SupervisionRefused) as info:
+        await supervision.supervise("alice", "carmen", "listen")
+    assert info.value.reason == "not_supervisor"
+    with pytest.raises(SupervisionRefused) as info:
+        await supervision.supervise("bob", "carmen", "whisper")
+    assert info.value.reason == "not_on_call"
+    assert supervision.refusals == [("api", "not_supervisor"), ("api", "not_on_call")]
+    assert spawned == [] and supervision.sessions == {}
+
+
+async def test_events_of_supervisors_and_snoops_are_taken_the_router_keeps_the_rest() -> None:
+    spawned: list[str] = []
+    supervision = Supervision(_unopened(), example(bob=("sales",)),
+                              agent_call=lambda agent: "leg-1",
+                              spawn=lambda coro, name: (coro.close(), spawned.append(name)))
+    assert supervision.handles(("listen", "supervisor=bob", "target=1000"))
+    assert not supervision.handles(("login", "agent=bob", "reason="))
+    supervision.start("sup-1", ("listen", "supervisor=bob", "target=1000"))
+    assert spawned == ["supervision sup-1"] and supervision.owns("sup-1")
+    # A snoop whose session is unknown (a previous process's): taken, and hung up.
+    assert supervision.deliver(_event("StasisStart", "cc-snoop-old", args=["snoop"]))
+    assert spawned[-1] == "orphan snoop cc-snoop-old"
+    # The supervisor's own channel leaving: taken.
+    assert supervision.deliver(_event("StasisEnd", "sup-1"))
+    # Anyone else's: the router's (a caller, an agent's leg, an agent's feature code).
+    assert not supervision.deliver(_event("StasisEnd", "leg-1"))
+    assert not supervision.deliver(_event("StasisStart", "caller-1", args=["sales"]))
