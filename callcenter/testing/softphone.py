@@ -367,6 +367,11 @@ class Softphone:
             await self._command("uafind", account)
         await self._command("hangup")
 
+    async def mute(self) -> None:
+        """Mute (or unmute) the current call's microphone: baresip goes on sending audio,
+        silence instead of its tone."""
+        await self._command("mute")
+
     async def call(self) -> SoftphoneCall:
         """Wait for the phone's call to end; every call event it had, in order."""
         seen: list[dict[str, Any]] = []

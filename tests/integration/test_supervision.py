@@ -8,7 +8,9 @@ Checked each time against Asterisk itself: the snoop channel (``GET /channels``:
 named ``Snoop/<carmen's leg>-...``) with the spy/whisper directions the mode asks for (its
 StasisStart args as Asterisk echoed them), the supervisor and the snoop in one bridge, and,
 after the supervisor or the call ends first, no snoop, no supervisor leg and no bridge left
-(``start_router`` asserts no bridge, ``clean_pbx`` no channel). Refused: alice (an agent,
+(``start_router`` asserts no bridge, ``clean_pbx`` no channel). The sound too: what
+carmen's phone heard and what the caller was sent hold bob's tone exactly as the mode says
+(listen: neither, whisper: carmen only, barge: both). Refused: alice (an agent,
 not a supervisor) and bob for an agent not on a call hear the prompt and are hung up; no
 snoop is ever created for them (AMI ``Newchannel``).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import uuid
 import wave
 from array import array
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +32,7 @@ import pytest
 from ari_apps.supervision import Mode, Session, Supervision, SupervisionRefused
 from callcenter.agents.state import AgentStatus
 from callcenter.asterisk.ami.client import AMIClient
-from callcenter.asterisk.ari import ARINotFound
+from callcenter.asterisk.ari import ARIClient, ARINotFound, StasisStart
 from callcenter.config.models import CallCenterConfig
 from callcenter.testing.sipp import SippResult
 from tests.conftest import PBX
@@ -151,29 +154,68 @@ async def test_whisper_ends_when_the_call_ends(clean_pbx: PBX) -> None:
         await gone(running, session)
 
 
-def loudness(wav: Path) -> float:
-    """RMS of a 16-bit PCM WAV (what a baresip phone heard); 0 for an empty file."""
+@asynccontextmanager
+async def ear(pbx: PBX, channel_id: str) -> AsyncIterator[tuple[asyncio.Event, Path]]:
+    """Record what ``channel_id`` is sent (what its caller hears): a snoop (``spy=out``)
+    into an app of the test's own, recorded to a WAV; yields (recording finished, file).
+    The recording ends when the channel does."""
+    app = "cc-test-ear"
+    tag = uuid.uuid4().hex[:8]
+    snoop_id, name = f"test-ear-{tag}", f"ear-{tag}"
+    creds = pbx.instance.credentials
+    finished = asyncio.Event()
+    async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
+                         password=creds.ari_password, app=app) as ari, ari.events() as events:
+
+        async def record() -> None:
+            async for event in events:
+                if isinstance(event, StasisStart) and event.channel.id == snoop_id:
+                    await ari.request("POST", f"/channels/{snoop_id}/record", params={
+                        "name": name, "format": "wav", "ifExists": "overwrite"})
+                elif event.type in ("RecordingFinished", "RecordingFailed"):
+                    finished.set()
+                    return
+
+        # ARI records into <astspooldir>/recording, which a fresh instance does not have.
+        (pbx.instance.dir / "spool" / "recording").mkdir(exist_ok=True)
+        reader = asyncio.create_task(record())
+        try:
+            await ari.applications.get(app)
+            await ari.channels.snoop(channel_id, snoop_id=snoop_id, spy="out", app=app)
+            yield finished, pbx.instance.dir / "spool" / "recording" / f"{name}.wav"
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+
+def loud_share(wav: Path, threshold: float = 1000.0) -> float:
+    """Share of a 16-bit PCM WAV's 20 ms windows whose RMS is above ``threshold`` (a tone
+    at ~10000 RMS is loud, silence and codec noise are not); 0 for an empty file."""
     with wave.open(str(wav), "rb") as f:
         assert f.getsampwidth() == 2, f.getparams()
+        window = f.getframerate() * f.getnchannels() // 50
         samples = array("h", f.readframes(f.getnframes()))
     if sys.byteorder == "big":
         samples.byteswap()
-    return math.sqrt(sum(x * x for x in samples) / len(samples)) if samples else 0.0
+    chunks = [samples[i:i + window] for i in range(0, len(samples) - window + 1, window)]
+    loud = sum(math.sqrt(sum(x * x for x in c) / len(c)) > threshold for c in chunks)
+    return loud / len(chunks) if chunks else 0.0
 
 
-@pytest.mark.parametrize(("mode", "spy", "whisper", "agent_hears"), [
-    ("listen", "both", "none", False),
-    ("whisper", "both", "out", True),
-    ("barge", "both", "both", True),
+@pytest.mark.parametrize(("mode", "spy", "whisper", "agent_hears", "caller_hears"), [
+    ("listen", "both", "none", False, False),
+    ("whisper", "both", "out", True, False),
+    ("barge", "both", "both", True, True),
 ])
-async def test_api_rings_the_supervisor_whose_voice_reaches_the_agent_per_mode(
+async def test_api_rings_the_supervisor_whose_voice_reaches_whom_the_mode_says(
         clean_pbx: PBX, ami: AMIClient, mode: Mode, spy: str, whisper: str,
-        agent_hears: bool) -> None:
-    """bob's baresip sends a 440 Hz tone; the caller sends 10 s of silence (a Local
-    channel into ``cc-queue,sales`` whose other side plays ``silence/10``: a whisper is
-    mixed into the audio the agent is sent, so the caller's side must be sending some,
-    as real phones do). What carmen's phone heard (its WAV) is bob's tone exactly when
-    the mode lets the agent hear the supervisor."""
+        agent_hears: bool, caller_hears: bool) -> None:
+    """bob's baresip sends a 440 Hz tone; carmen's is muted (she sends silence); the caller
+    sends 10 s of silence (a Local channel into ``cc-queue,sales`` whose other side plays
+    ``silence/10``: a whisper is mixed into the audio the agent is sent, so the caller's
+    side must be sending some, as real phones do). What carmen's phone heard (its WAV)
+    and what the caller's channel was sent (recorded through a snoop of the test's own)
+    hold bob's tone exactly when the mode lets each of them hear the supervisor."""
     config = supervised(clean_pbx.loaded.config)
     async with start_router(clean_pbx, config) as running, \
             clean_pbx.agent_phone("bob") as bob, clean_pbx.agent_phone("carmen") as carmen:
@@ -186,28 +228,39 @@ async def test_api_rings_the_supervisor_whose_voice_reaches_the_agent_per_mode(
                          CallerID=f"<{caller}>", Async="true")
         agent_call = asyncio.create_task(carmen.call())
         await running.wait_state("carmen", AgentStatus.ON_CALL, timeout=30)
-        # Refused from the API without ringing anyone: alice is no supervisor.
-        with pytest.raises(SupervisionRefused) as refused:
-            await supervision.supervise("alice", "carmen", mode)
-        assert refused.value.reason == "not_supervisor"
-        session = await supervision.supervise("bob", "carmen", mode)
-        assert session.joined.is_set() and session.channel_id.startswith("cc-svcall-")
-        await check_snoop(running, session, spy, whisper)
-        # The caller hangs up: the call ends, and with it bob's leg.
-        supervisor_call = await bob.call()
-        assert supervisor_call.answered, supervisor_call.stderr
-        heard_call = await agent_call
-        assert heard_call.answered, heard_call.stderr
-        await until(supervision, lambda: not supervision.sessions)
-        assert session.ended_by == "call"
-        await gone(running, session)
-        (heard,) = carmen.heard()
-        level = loudness(heard)
-    print(f"carmen heard RMS {level:.0f} ({mode})")
-    if agent_hears:
-        assert level > 1000, f"carmen did not hear bob ({mode}): RMS {level:.0f}"
-    else:
-        assert level < 100, f"carmen heard something while bob listened: RMS {level:.0f}"
+        await carmen.mute()
+        caller_channel = next(iter(running.router.callers))
+        async with ear(clean_pbx, caller_channel) as (recorded, caller_wav):
+            # Refused from the API without ringing anyone: alice is no supervisor.
+            with pytest.raises(SupervisionRefused) as refused:
+                await supervision.supervise("alice", "carmen", mode)
+            assert refused.value.reason == "not_supervisor"
+            session = await supervision.supervise("bob", "carmen", mode)
+            assert session.joined.is_set() and session.channel_id.startswith("cc-svcall-")
+            await check_snoop(running, session, spy, whisper)
+            # The caller hangs up: the call ends, and with it bob's leg.
+            supervisor_call = await bob.call()
+            assert supervisor_call.answered, supervisor_call.stderr
+            heard_call = await agent_call
+            assert heard_call.answered, heard_call.stderr
+            await until(supervision, lambda: not supervision.sessions)
+            assert session.ended_by == "call"
+            await gone(running, session)
+            (heard,) = carmen.heard()
+            agent_loud = loud_share(heard)
+            async with asyncio.timeout(10):
+                await recorded.wait()
+            caller_loud = loud_share(caller_wav)
+            caller_wav.unlink()
+    print(f"loud 20 ms windows ({mode}): carmen {agent_loud:.0%}, caller {caller_loud:.0%}")
+    # bob is in the call for most of its 10 s: his tone fills most of what a party hears
+    # when the mode lets it through, and (next to) none of it otherwise.
+    for who, loud, hears in (("carmen", agent_loud, agent_hears),
+                             ("the caller", caller_loud, caller_hears)):
+        if hears:
+            assert loud > 0.4, f"{who} did not hear bob ({mode}): {loud:.0%} loud"
+        else:
+            assert loud < 0.03, f"{who} heard bob ({mode}): {loud:.0%} loud"
     queued = await running.queued(caller)
     assert (queued.agent, queued.outcome) == ("carmen", "answered")
 
