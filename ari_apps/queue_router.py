@@ -52,6 +52,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
+from ari_apps.supervision import Supervision, current_calls
 from callcenter.agents.reconcile import ContactStatus, reconcile
 from callcenter.agents.rules import rules_from_config
 from callcenter.agents.state import (
@@ -225,6 +226,9 @@ class QueueRouter:
         self._tg: asyncio.TaskGroup | None = None
         self._finished: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Event()
+        #: Supervisors' codes and the API's listen/whisper/barge (:mod:`ari_apps.supervision`).
+        self.supervision = Supervision(ari, config, agent_call=current_calls(self.callers),
+                                       spawn=self._spawn, stopping=self._stopping)
         #: How many times the router has (re)connected to ARI and resynchronised.
         self.connections = 0
         self.ready = asyncio.Event()
@@ -330,6 +334,8 @@ class QueueRouter:
 
     def _feature_event(self, event: Event) -> bool:
         """Route the agents' feature-code calls (``agent_app``); True if *event* was one."""
+        if self.supervision.deliver(event):
+            return True
         match event:
             case StasisStart(channel=channel, args=args) if event.application == self.agent_app:
                 self._start_feature(channel.id, args)
@@ -347,6 +353,9 @@ class QueueRouter:
         return False
 
     def _start_feature(self, channel_id: str, args: tuple[str, ...]) -> None:
+        if self.supervision.handles(args):
+            self.supervision.start(channel_id, args)
+            return
         try:
             command = AgentCommand.parse(args)
         except StasisArgsError as exc:
@@ -962,9 +971,11 @@ class QueueRouter:
         await self._forget_the_dead()
         await self._readopt(now)
         # A feature-code call whose handler died with the previous process: end it.
+        await self.supervision.sweep()
         with contextlib.suppress(ARINotFound):  # a client registered for the queue app only
             for channel_id in (await self.ari.applications.get(self.agent_app)).channel_ids:
-                if channel_id not in self._feature_calls:
+                if channel_id not in self._feature_calls and \
+                        not self.supervision.owns(channel_id):
                     await self._hangup(channel_id, "normal")
         await self._read_states(now)
         await self._reconcile(now)

@@ -51,6 +51,7 @@ from callcenter.asterisk.stasis_args import (
     agent_dialplan_args,
     dialplan_args,
     overflow_label,
+    supervise_dialplan_args,
 )
 from callcenter.config.models import Agent, CallCenterConfig, TimeRange
 from callcenter.flows.callflow import (
@@ -538,6 +539,7 @@ class _Renderer:
         ctx = _Context(AGENT_FEATURES_CONTEXT, [
             self.where("settings", "feature_codes"),
             f"Agents' feature codes: Stasis({app},<action>,agent=<agent>,reason=<reason>).",
+            f"Supervisors' codes: Stasis({app},<mode>,supervisor=<agent>,target=<digits>).",
             (f"Included by {s.extensions_context}. The agent app not running: an error "
              "plays and the call ends."),
         ])
@@ -563,6 +565,24 @@ class _Renderer:
             e.add("NoOp(callcenter agent feature: no such pause reason code)")
             e.add("Answer()")
             e.add(f"Playback({INVALID_CODE_PROMPT})")
+            e.add("Hangup(16)")
+        # Supervisors' codes: the code, then the agent's extension (or name on the keypad).
+        # Only digits go on to the app; anything else dialled after the code is refused.
+        for code in features.supervise:
+            e = ctx.ext(f"_{code.code}X.")
+            e.add(f"NoOp(callcenter supervisor {code.action})")
+            e.add("Answer()")
+            e.add(f"Gosub({AGENT_IDENTIFY_CONTEXT},s,1)")
+            dialled = f"${{EXTEN:{len(code.code)}}}"
+            e.add(f"Set({V.SUPERVISE_TARGET}=${{FILTER(0-9,{dialled})}})")
+            e.add(f"GotoIf($[${{LEN(${{{V.SUPERVISE_TARGET}}})}} != ${{LEN({dialled})}}]?invalid)")
+            # The app parses these with SuperviseCommand.parse and decides who may supervise.
+            args = supervise_dialplan_args(code.action, f"${{{V.AGENT}}}",
+                                           f"${{{V.SUPERVISE_TARGET}}}")
+            e.add(f"Stasis({app},{','.join(args)})")
+            e.add(f'GotoIf($["${{STASISSTATUS}}" = "FAILED"]?{AGENT_IDENTIFY_CONTEXT},failed,1)')
+            e.add("Hangup(16)")
+            e.add(f"Playback({INVALID_CODE_PROMPT})", label="invalid")
             e.add("Hangup(16)")
         ident = _Context(AGENT_IDENTIFY_CONTEXT, [
             "Subroutine: CC_AGENT = the agent whose PJSIP endpoint placed the call.",

@@ -8,6 +8,10 @@ An agent's feature code (``*70`` login, ...) ends in::
 
     Stasis(cc-agent,<action>,agent=<agent>,reason=<pause reason>)
 
+a supervisor's code (``*80<extension>`` listen, ...) ends in::
+
+    Stasis(cc-agent,<mode>,supervisor=<agent>,target=<digits dialled after the code>)
+
 and a queue's overflow relax step is reached by the router continuing the caller in the
 dialplan at ``cc-queue,<queue>,<overflow_label(stage)>``.
 
@@ -34,12 +38,16 @@ __all__ = [
     "AGENT_KEYS",
     "KEYS",
     "SKILL_SEPARATOR",
+    "SUPERVISE_KEYS",
+    "SUPERVISE_MODES",
     "AgentCommand",
     "QueueCall",
     "StasisArgsError",
+    "SuperviseCommand",
     "agent_dialplan_args",
     "dialplan_args",
     "overflow_label",
+    "supervise_dialplan_args",
 ]
 
 #: The ``key=value`` arguments after the queue name, in the order the dialplan writes them.
@@ -283,3 +291,80 @@ class AgentCommand:
         if action != "pause" and reason:
             raise StasisArgsError(index, f"reason: only pause takes one, not {action}")
         return cls(action, agent, reason or None)
+
+
+# -- supervisors' codes ------------------------------------------------------------------
+
+#: How a supervisor joins an agent's call: the first argument of ``Stasis(cc-agent,...)``.
+SUPERVISE_MODES: tuple[str, ...] = ("listen", "whisper", "barge")
+#: The ``key=value`` arguments after the mode, in the order the dialplan writes them.
+SUPERVISE_KEYS: tuple[str, ...] = ("supervisor", "target")
+#: What a supervisor dials after the code: the agent's extension or its name on the keypad.
+_TARGET = re.compile(r"[0-9]{1,48}")
+
+
+def supervise_dialplan_args(mode: str, supervisor: str, target: str) -> list[str]:
+    """The argument list for ``Stasis(<agent_app>,<these joined by commas>)``.
+
+    ``supervisor`` and ``target`` are literal values or the dialplan expressions holding
+    them (``${CC_AGENT}``, ``${CC_SUPERVISE_TARGET}``).
+    """
+    if mode not in SUPERVISE_MODES:
+        raise ValueError(f"unknown supervise mode {mode!r} (known: {', '.join(SUPERVISE_MODES)})")
+    return [mode, f"supervisor={supervisor}", f"target={target}"]
+
+
+@dataclass(frozen=True, slots=True)
+class SuperviseCommand:
+    """What the dialplan tells the agent app when a supervisor dials a code: which agent
+    account dialled (its PJSIP endpoint, by digest auth; whether it is a supervisor is the
+    app's decision), how it wants to join, and the digits naming the agent to supervise."""
+
+    mode: str
+    supervisor: str
+    target: str
+
+    def __post_init__(self) -> None:
+        if self.mode not in SUPERVISE_MODES:
+            raise StasisArgsError(None, f"mode: {_show(self.mode)} is not one of "
+                                        f"{', '.join(SUPERVISE_MODES)}")
+        if not _NAME.fullmatch(self.supervisor):
+            raise StasisArgsError(None, f"supervisor: invalid value {_show(self.supervisor)}")
+        if not _TARGET.fullmatch(self.target):
+            raise StasisArgsError(None, f"target: invalid value {_show(self.target)}")
+
+    def format(self) -> list[str]:
+        """The args as the dialplan writes them (what ``StasisStart.args`` will hold)."""
+        return supervise_dialplan_args(self.mode, self.supervisor, self.target)
+
+    @classmethod
+    def parse(cls, args: Sequence[str]) -> SuperviseCommand:
+        """``StasisStart.args`` -> SuperviseCommand; any departure from the contract raises
+        :class:`StasisArgsError` with the position of the first bad argument."""
+        if not args:
+            raise StasisArgsError(None, "empty: the first argument must be the mode")
+        mode = args[0]
+        if mode not in SUPERVISE_MODES:
+            raise StasisArgsError(
+                0, f"mode {_show(mode)} is not one of {', '.join(SUPERVISE_MODES)}")
+        seen: dict[str, tuple[int, str]] = {}
+        for index, arg in enumerate(args[1:], start=1):
+            key, sep, value = arg.partition("=")
+            if not sep:
+                raise StasisArgsError(index, f"{_show(arg)} is not key=value")
+            if key not in SUPERVISE_KEYS:
+                raise StasisArgsError(
+                    index, f"unknown key {_show(key)} (known: {', '.join(SUPERVISE_KEYS)})")
+            if key in seen:
+                raise StasisArgsError(
+                    index, f"duplicate key {key!r} (first at args[{seen[key][0]}])")
+            seen[key] = (index, value)
+        index, supervisor = seen.get("supervisor", (None, ""))
+        if not supervisor:
+            raise StasisArgsError(index, "supervisor: missing (the calling endpoint is no agent)")
+        if not _NAME.fullmatch(supervisor):
+            raise StasisArgsError(index, f"supervisor: {_show(supervisor)} is not an agent name")
+        index, target = seen.get("target", (None, ""))
+        if not _TARGET.fullmatch(target):
+            raise StasisArgsError(index, f"target: {_show(target)} is not 1 to 48 digits")
+        return cls(mode, supervisor, target)

@@ -30,6 +30,7 @@ __all__ = [
     "SET_AT_ENTRY",
     "SET_BY_LOOKUP",
     "SET_BY_SCHEDULE",
+    "SUPERVISE_TARGET",
     "TRIES",
     "back_variable",
 ]
@@ -70,6 +71,9 @@ AGI_ERROR = "CC_AGI_ERROR"
 #: endpoint's name filtered to [A-Za-z0-9_] (``cc-agent-identify``).
 AGENT = "CC_AGENT"
 AGENT_ENDPOINT = "CC_AGENT_ENDPOINT"
+#: On a supervisor's code (``*80<digits>``): the digits dialled after the code, filtered
+#: to 0-9 (the agent to supervise, by extension or name on the keypad).
+SUPERVISE_TARGET = "CC_SUPERVISE_TARGET"
 
 
 # -- which variables a call flow may branch on, and who sets them ----------------------------

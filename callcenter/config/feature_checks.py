@@ -8,6 +8,14 @@ then ``1`` is ``*721``). Each problem is located at the code that loses::
 
     config/settings.yaml:12:12: settings.feature_codes.unpause: '*721' is the pause code
     '*72' followed by reason code '1' (pause_reasons.lunch)
+
+The supervisors' codes (``listen``, ``whisper``, ``barge``) are followed by an agent's
+extension, so no other code may start with one of them. Who is a supervisor is checked
+here too: ``role: supervisor`` with at least one existing queue in ``supervises``, and a
+PJSIP endpoint to be known by (the dialplan identifies callers by endpoint, never by
+caller ID)::
+
+    config/queues.yaml:40:18: agents.bob.supervises[1]: unknown queue 'sale' (known: ...)
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ def check_feature_codes(c: CallCenterConfig,
         yield Problem(("settings", "agent_app"),
                       f"agent_app '{s.agent_app}' is also the queue_app: feature codes and "
                       "queued callers need two Stasis apps")
-    codes = s.feature_codes.codes()
+    codes = s.feature_codes.codes() | s.feature_codes.supervisor_codes()
     owner: dict[str, str] = {}
     for action, code in codes.items():
         if code in owner:
@@ -46,6 +54,14 @@ def check_feature_codes(c: CallCenterConfig,
     for action, code in codes.items():
         if action != "pause" and code.startswith(pause) and code != pause:
             yield Problem(base + (action,), _after_pause(code, pause, c))
+    for mode, prefix in s.feature_codes.supervisor_codes().items():
+        clash = next(((a, code) for a, code in codes.items()
+                      if code != prefix and code.startswith(prefix)), None)
+        if clash is not None and owner.get(prefix) == mode:
+            yield Problem(base + (mode,),
+                          f"the {mode} code '{prefix}' is followed by an agent's extension, "
+                          f"but the {clash[0]} code '{clash[1]}' starts with it: pick codes "
+                          "where neither starts with the other")
     reasons_known = not broken.touches("pause_reasons")
     reason = s.feature_codes.pause_reason
     if reason is not None and reasons_known and reason not in c.pause_reasons:
@@ -54,6 +70,7 @@ def check_feature_codes(c: CallCenterConfig,
     if broken.touches("agents"):
         return
     yield from _shared_endpoints(c)
+    yield from _supervisors(c, queues_known=not broken.touches("queues"))
     for name, agent in c.agents.items():
         if agent.extension in owner:
             yield Problem(("agents", name, "extension"),
@@ -61,6 +78,11 @@ def check_feature_codes(c: CallCenterConfig,
                           "feature code (settings.feature_codes)")
         elif agent.extension.startswith(pause):
             yield Problem(("agents", name, "extension"), _after_pause(agent.extension, pause, c))
+        elif clash := next((m for m, code in s.feature_codes.supervisor_codes().items()
+                            if agent.extension.startswith(code)), None):
+            yield Problem(("agents", name, "extension"),
+                          f"extension '{agent.extension}' starts with the {clash} code "
+                          f"'{s.feature_codes.supervisor_codes()[clash]}' (settings.feature_codes)")
 
 
 def _shared_endpoints(c: CallCenterConfig) -> Iterator[Problem]:
@@ -77,6 +99,38 @@ def _shared_endpoints(c: CallCenterConfig) -> Iterator[Problem]:
                           "phone: calls and feature codes could not tell the two apart")
         else:
             owner[endpoint] = name
+
+
+def _supervisors(c: CallCenterConfig, *, queues_known: bool) -> Iterator[Problem]:
+    """``role: supervisor`` goes with ``supervises`` (existing queues) and an endpoint."""
+    for name, agent in sorted(c.agents.items()):
+        where = ("agents", name)
+        if agent.role != "supervisor":
+            if agent.supervises:
+                yield Problem(where + ("supervises",),
+                              "only a supervisor supervises queues: add 'role: supervisor' "
+                              "or remove 'supervises'")
+            continue
+        if not agent.supervises:
+            yield Problem(where + ("role",),
+                          f"supervisor {name} supervises no queue: list the queues whose "
+                          "agents it may listen to in 'supervises'")
+        if agent.endpoint(name) is None:
+            yield Problem(where + ("device",),
+                          f"supervisor {name}'s device '{agent.device}' is no PJSIP endpoint "
+                          "(PJSIP/<endpoint>): its supervisor codes could not tell it is "
+                          "the supervisor")
+        if not queues_known:
+            continue
+        seen: set[str] = set()
+        for index, queue in enumerate(agent.supervises):
+            if queue not in c.queues:
+                known = ", ".join(sorted(c.queues)) or "none defined"
+                yield Problem(where + ("supervises", index),
+                              f"unknown queue '{queue}' (known: {known})")
+            elif queue in seen:
+                yield Problem(where + ("supervises", index), f"queue '{queue}' listed twice")
+            seen.add(queue)
 
 
 def _after_pause(number: str, pause: str, c: CallCenterConfig) -> str:

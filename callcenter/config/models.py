@@ -736,6 +736,11 @@ class Agent(_Model):
     languages: tuple[Language, ...] = ()
     #: An existing phone on your PBX (``PJSIP/1001``); unset: a generated softphone account.
     device: Device | None = None
+    #: ``supervisor``: may listen to, whisper to and barge in on the calls of the agents
+    #: of the queues in :attr:`supervises` (README: "Supervision"). Routing ignores it.
+    role: Literal["agent", "supervisor"] = "agent"
+    #: Queues whose agents this supervisor may supervise (only with ``role: supervisor``).
+    supervises: tuple[Name, ...] = ()
 
     @property
     def softphone(self) -> bool:
@@ -862,11 +867,20 @@ class FeatureCodes(_Model):
     end_wrapup: FeatureCode = "*74"
     #: The ``pause_reasons:`` entry a bare ``pause`` code uses (none: it plays an error).
     pause_reason: Name | None = None
+    #: Supervisors' codes, dialled followed by the agent's extension (``*801000``).
+    listen: FeatureCode = "*80"
+    whisper: FeatureCode = "*81"
+    barge: FeatureCode = "*82"
 
     def codes(self) -> dict[str, str]:
         """Action (``callcenter.asterisk.stasis_args.AGENT_ACTIONS``) -> its code."""
         return {"login": self.login, "logout": self.logout, "pause": self.pause,
                 "unpause": self.unpause, "end_wrapup": self.end_wrapup}
+
+    def supervisor_codes(self) -> dict[str, str]:
+        """Mode (``callcenter.asterisk.stasis_args.SUPERVISE_MODES``) -> its code, which
+        the agent's extension follows."""
+        return {"listen": self.listen, "whisper": self.whisper, "barge": self.barge}
 
 
 class Settings(_Model):

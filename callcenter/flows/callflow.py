@@ -395,6 +395,9 @@ class AgentFeatures:
     #: The pause code: followed by digits that are no reason's code, it plays an error.
     pause: str
     endpoints: dict[str, str]
+    #: Supervisors' codes (``action`` is the mode: listen, whisper, barge), each followed
+    #: by the digits naming the agent; who may use them is the agent app's decision.
+    supervise: tuple[FeatureCode, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -595,7 +598,9 @@ class _Compiler:
             codes.append(FeatureCode(fc.pause, "pause", fc.pause_reason))
         codes += [FeatureCode(fc.pause + r.code, "pause", name)
                   for name, r in sorted(self.c.pause_reasons.items()) if r.code is not None]
-        return AgentFeatures(tuple(sorted(codes, key=lambda c: c.code)), fc.pause, endpoints)
+        supervise = tuple(FeatureCode(code, mode) for mode, code in fc.supervisor_codes().items())
+        return AgentFeatures(tuple(sorted(codes, key=lambda c: c.code)), fc.pause, endpoints,
+                             supervise)
 
 
 def compile_callflow(config: CallCenterConfig) -> CallFlow:

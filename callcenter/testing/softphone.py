@@ -119,6 +119,10 @@ def _config(host: str, sip_port: int, ctrl_port: int, rtp_port: int,
         "module g711.so",
         "module ausine.so",
         "module aufile.so",
+        # Audio filter: each call's decoded audio (what the phone hears) and encoded
+        # audio (what it sends) dumped to dump-<time>-dec.wav / -enc.wav here.
+        "module sndfile.so",
+        f"snd_path {directory}",
         "module_app account.so",
         "module_app menu.so",  # the commands, uanew among them
         "module_app ctrl_tcp.so",
@@ -178,6 +182,13 @@ class Softphone:
 
     def __repr__(self) -> str:  # never the password
         return f"Softphone({self.user!r}, sip {self.host}:{self.sip_port})"
+
+    def heard(self) -> list[Path]:
+        """What this phone heard, one WAV per call, oldest first (baresip's ``sndfile``
+        filter; a call's file is complete once the call is closed)."""
+        assert self._tmp is not None, f"{self.user}: the phone is not running"
+        return sorted(Path(self._tmp.name).glob("dump-*-dec.wav"),
+                      key=lambda p: p.stat().st_mtime)
 
     async def __aenter__(self) -> Self:
         baresip = shutil.which("baresip")
@@ -355,6 +366,11 @@ class Softphone:
         if account is not None:
             await self._command("uafind", account)
         await self._command("hangup")
+
+    async def mute(self) -> None:
+        """Mute (or unmute) the current call's microphone: baresip goes on sending audio,
+        silence instead of its tone."""
+        await self._command("mute")
 
     async def call(self) -> SoftphoneCall:
         """Wait for the phone's call to end; every call event it had, in order."""

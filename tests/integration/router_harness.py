@@ -98,7 +98,7 @@ async def start_router(pbx: PBX, config: CallCenterConfig | None = None
             router._admit = admit  # type: ignore[method-assign]
             yield handle
             left = await ari.bridges.list()
-            assert [b.id for b in left] == [], "bridges left after the test"
+            assert [b.id for b in left] == [], f"bridges left after the test: {left}"
         finally:
             # Stopped, not cancelled: a transaction cut by a cancel can keep SQLite's
             # write lock on its connection and block the next test's writes.
