@@ -49,6 +49,7 @@ __all__ = [
     "DESTINATION_KINDS",
     "STEP_KINDS",
     "Agent",
+    "Announce",
     "CallCenterConfig",
     "CallerIdRule",
     "Destination",
@@ -650,6 +651,27 @@ class RelaxStep(_Model):
         return self
 
 
+class Announce(_Model):
+    """Announcements to a caller waiting in a queue: its position and estimated wait
+    (app_queue's ``announce-frequency`` / ``announce-position`` / ``announce-holdtime``).
+    Played over the music on hold in the caller's language with Asterisk's stock sounds."""
+
+    #: Seconds of waiting before the first announcement.
+    first_after: int = Field(30, ge=0, le=3600)
+    #: Seconds of music between the end of one announcement and the next (0: only once).
+    every: int = Field(60, ge=0, le=3600)
+    #: "You are caller number N" / "you are next".
+    position: Flag = True
+    #: "The estimated hold time is N minutes" (skipped while nothing measures it).
+    wait: Flag = True
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Announce:
+        if not (self.position or self.wait):
+            raise ValueError("an announcement needs position or wait (or leave announce out)")
+        return self
+
+
 class Queue(_Model):
     description: str = ""
     #: Who serves the queue, unless ``agents`` lists them: agents having any of these
@@ -676,6 +698,8 @@ class Queue(_Model):
     wrapup: int = Field(10, ge=0, le=3600)
     #: Pause an agent after this many offers in a row not answered (0: never).
     auto_pause_after: int = Field(3, ge=0, le=100)
+    #: Position and estimated-wait announcements while the caller waits (none: music only).
+    announce: Announce | None = None
 
 
 #: A phone that already exists on the admin's PBX, as ``Dial()`` takes it
