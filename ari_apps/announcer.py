@@ -120,6 +120,11 @@ class Announcer:
         #: The latest announcements started, oldest first (for the service and tests).
         self.announced: collections.deque[Announcement] = collections.deque(maxlen=1000)
 
+    @property
+    def tracked(self) -> frozenset[str]:
+        """Channel ids of the callers the announcer keeps state for (waiting ones)."""
+        return frozenset(self._slots)
+
     # -- the router's hooks ---------------------------------------------------------------
 
     def on_event(self, event: Event) -> bool:

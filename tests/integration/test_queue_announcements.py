@@ -117,7 +117,7 @@ async def callers_in(running: RunningRouter, count: int) -> None:
 
 
 async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
-        clean_pbx: PBX) -> None:
+        clean_pbx: PBX, caplog: pytest.LogCaptureFixture) -> None:
     """carmen talks 6, 5, 7, 5, 7 s (wrap-up 2 s). A first call measures the handle time;
     then four callers arrive together: the first in is answered at once, three wait
     behind carmen. Each waiting caller hears, 2 s after it entered and then 2 s after each
@@ -127,6 +127,7 @@ async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
     config = with_queue(clean_pbx.loaded.config, "sales", requires=None, wrapup=WRAPUP,
                         announce=ANNOUNCE)
     calls = ("15558881001", "15558881002", "15558881003", "15558881004", "15558881005")
+    caplog.set_level(logging.INFO)
     async with playback_observer(clean_pbx) as seen, start_router(clean_pbx, config) as running, \
             clean_pbx.agent_phone("carmen") as carmen:
         running.router.announcer.history_since = datetime.now(UTC)
@@ -149,6 +150,11 @@ async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
         assert agent.done()
         queued = {number: await running.queued(number) for number in calls}
         made = list(running.router.announcer.announced)
+        for one in made:  # every announcement is over: none left playing anywhere
+            with pytest.raises(ARINotFound):
+                await running.ari.playbacks.get(one.playback_id)
+        async with asyncio.timeout(5):  # forgotten at its next pass
+            await running.router.wait_until(lambda: not running.router.announcer.tracked)
     for task in placed:
         assert task.result().returncode == 0, task.result().stderr
     assert [q.outcome for q in queued.values()] == ["answered"] * 5
@@ -165,6 +171,7 @@ async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
         assert (q.answered_at - q.entered_at).total_seconds() < ANNOUNCE.first_after  # type: ignore[operator]
 
     errors: list[tuple[str, int, float, float, float]] = []
+    interrupted = 0
     for place, q in enumerate(order[2:], start=2):
         heard = announcements(seen, q.channel_id)
         mine = [a for a in made if a.channel_id == q.channel_id]
@@ -196,6 +203,7 @@ async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
             if end > q.answered_at:  # type: ignore[operator]
                 assert (end - q.answered_at).total_seconds() < 1.0, (end, q.answered_at)  # type: ignore[operator]
                 assert tuple(heard_media) != expected, "an interrupted one was played whole"
+                interrupted += 1
             previous_end = end
             real = (q.answered_at - one.at).total_seconds()  # type: ignore[operator]
             errors.append((q.channel_id, one.position, one.wait, real, one.wait - real))
@@ -204,6 +212,11 @@ async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
         channel, position, estimate, real, error = row
         print(f"  {channel}  {position}  {estimate:6.2f}  {real:6.2f}  {error:+6.2f}")
     assert len(errors) >= 4
+    # The second caller is answered about 8 s in, inside its first (10 s) announcement.
+    assert interrupted >= 1
+    problems = [r for r in caplog.records if r.levelno > logging.INFO
+                and r.name == "ari_apps.announcer"]
+    assert problems == [], [r.getMessage() for r in problems]
     # The bound: the estimate counts every call still to come before the caller's answer
     # (the one in progress and position - 1 more) at the mean talk time; each real one
     # differs from the mean by at most the spread of the talk times (7 - 5 = 2 s). One
@@ -228,7 +241,8 @@ async def test_caller_who_hangs_up_mid_announcement_leaves_nothing(
         result = await place_call(clean_pbx, caller, SPANISH_SALES, hold_ms=7000)
         assert result.returncode == 0 and not result.remote_hangup, result.stderr
         queued = await running.queued(caller)
-        await running.router.wait_until(lambda: not running.router.announcer._slots)
+        async with asyncio.timeout(5):  # forgotten at its next pass
+            await running.router.wait_until(lambda: not running.router.announcer.tracked)
         made = list(running.router.announcer.announced)
         with pytest.raises(ARINotFound):
             await running.ari.playbacks.get(made[0].playback_id)
