@@ -161,27 +161,34 @@ class Announcer:
         :data:`TICK` seconds."""
         router = self.router
         while not stopping.is_set():
+            soonest: float | None = None
             try:
-                await self._pass(router.clock())
+                soonest = await self._pass(router.clock())
             except Exception:
                 log.exception("announcer: pass failed; retrying")
-            await self._idle(stopping, self._snapshot())
+            delay = TICK
+            if soonest is not None:  # wake on time for the next one due
+                delay = min(delay, max(soonest - router.clock().timestamp(), 0.01))
+            await self._idle(stopping, self._snapshot(), delay)
         for slot in self._slots.values():
             if slot.playback is not None:
                 await self._stop(slot.playback)
         self._slots.clear()
 
-    async def _idle(self, stopping: asyncio.Event, seen: frozenset[tuple[str, str]]) -> None:
-        """Until the router's callers change, *stopping* is set, or :data:`TICK` passed."""
+    async def _idle(self, stopping: asyncio.Event, seen: frozenset[tuple[str, str]],
+                    delay: float) -> None:
+        """Until the router's callers change, *stopping* is set, or *delay* passed."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TICK):
+            async with asyncio.timeout(delay):
                 await self.router.wait_until(
                     lambda: stopping.is_set() or self._snapshot() != seen)
 
     def _snapshot(self) -> frozenset[tuple[str, str]]:
         return frozenset((c.channel_id, c.phase) for c in self.router.callers.values())
 
-    async def _pass(self, now: datetime) -> None:
+    async def _pass(self, now: datetime) -> float | None:
+        """Start the announcements due; return when the next one is due (a timestamp)."""
+        soonest: float | None = None
         waiting = self.router.waiting_by_queue()
         present = {c.channel_id for callers in waiting.values() for c in callers}
         for channel_id in [c for c in self._slots if c not in present]:
@@ -202,6 +209,9 @@ class Announcer:
                 due = next_due(settings, caller.waiting.enqueued_at, last, slot.announced)
                 if due is not None and due <= now.timestamp():
                     await self._announce(caller, slot, position, now)
+                elif due is not None:
+                    soonest = due if soonest is None else min(soonest, due)
+        return soonest
 
     async def _announce(self, caller: Caller, slot: _Slot, position: int,
                         now: datetime) -> None:
