@@ -160,6 +160,8 @@ class Announcer:
         """Announce until *stopping* is set: a pass on every router change and every
         :data:`TICK` seconds."""
         router = self.router
+        if not any(q.announce for q in router.config.queues.values()):
+            return  # nothing to announce: no pass, no cost to the router
         while not stopping.is_set():
             soonest: float | None = None
             try:
