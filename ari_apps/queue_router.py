@@ -52,6 +52,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
+from ari_apps.announcer import Announcer
 from ari_apps.supervision import Supervision, current_calls
 from callcenter.agents.reconcile import ContactStatus, reconcile
 from callcenter.agents.rules import rules_from_config
@@ -233,6 +234,8 @@ class QueueRouter:
         self.connections = 0
         self.ready = asyncio.Event()
         """Set once the first resync is done (tests and the service wait on it)."""
+        #: Position and wait announcements to waiting callers (queues with ``announce``).
+        self.announcer = Announcer(self)
 
     # -- running -----------------------------------------------------------------------
 
@@ -252,6 +255,7 @@ class QueueRouter:
         ) as dispatcher:
             self._tg = tg
             tg.create_task(self._matchmaker(), name="queue-router matchmaker")
+            tg.create_task(self.announcer.run(self._stopping), name="queue-router announcer")
             reader = tg.create_task(
                 self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync),
                 name="queue-router events")
@@ -263,6 +267,15 @@ class QueueRouter:
             stop.cancel()
             self._stopping.set()
             self._wake.set()
+
+    def waiting_by_queue(self) -> dict[str, list[Caller]]:
+        """Callers not answered yet (waiting or being offered), per queue, in the order
+        they are served: index 0 is position 1 (what announcements tell them)."""
+        queues: dict[str, list[Caller]] = {}
+        for caller in sorted(self.callers.values(), key=lambda c: c.waiting.rank):
+            if caller.phase in ("waiting", "offering"):
+                queues.setdefault(caller.args.queue, []).append(caller)
+        return queues
 
     def stop(self) -> None:
         """Stop gracefully: no new events; what is in progress completes."""
@@ -301,7 +314,7 @@ class QueueRouter:
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
-        if self._feature_event(event):
+        if self.announcer.on_event(event) or self._feature_event(event):
             return
         match event:
             case StasisStart(channel=channel, args=args):
@@ -635,6 +648,7 @@ class QueueRouter:
             if leg.ended or caller.phase != "offering":
                 await self._hangup(leg.channel_id, "answered_elsewhere")
                 return
+            await self.announcer.silence(caller.channel_id)  # before the agent hears it
             with contextlib.suppress(ARIError):
                 await self.ari.bridges.stop_moh(caller.bridge_id)
             try:

@@ -52,6 +52,7 @@ __all__ = [
     "STEP_KINDS",
     "Agent",
     "ApiUser",
+    "Announce",
     "CallCenterConfig",
     "CallerIdRule",
     "Destination",
@@ -680,6 +681,25 @@ class ServiceLevel(_Model):
                 f"short_abandon ({value} s) must be below threshold ({threshold} s): "
                 "a caller who waited past the threshold missed the service level")
         return value
+class Announce(_Model):
+    """Announcements to a caller waiting in a queue: its position and estimated wait
+    (app_queue's ``announce-frequency`` / ``announce-position`` / ``announce-holdtime``).
+    Played over the music on hold in the caller's language with Asterisk's stock sounds."""
+
+    #: Seconds of waiting before the first announcement.
+    first_after: int = Field(30, ge=0, le=3600)
+    #: Seconds of music between the end of one announcement and the next (0: only once).
+    every: int = Field(60, ge=0, le=3600)
+    #: "You are caller number N" / "you are next".
+    position: Flag = True
+    #: "The estimated hold time is N minutes" (skipped while nothing measures it).
+    wait: Flag = True
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Announce:
+        if not (self.position or self.wait):
+            raise ValueError("an announcement needs position or wait (or leave announce out)")
+        return self
 
 
 class Queue(_Model):
@@ -710,6 +730,8 @@ class Queue(_Model):
     auto_pause_after: int = Field(3, ge=0, le=100)
     #: The service-level definition its statistics use (``callcenter stats``).
     service_level: ServiceLevel = ServiceLevel()
+    #: Position and estimated-wait announcements while the caller waits (none: music only).
+    announce: Announce | None = None
 
 
 #: A phone that already exists on the admin's PBX, as ``Dial()`` takes it

@@ -6,7 +6,9 @@ Imports no I/O library and reads no clock: every decision takes ``now``.
 * :mod:`~callcenter.routing.policy`: queue policies from the config, agents and calls as
   routing sees them;
 * :mod:`~callcenter.routing.decide`: the decisions as plain scans (the reference);
-* :mod:`~callcenter.routing.index`: :class:`Router`, the same decisions over indexes.
+* :mod:`~callcenter.routing.index`: :class:`Router`, the same decisions over indexes;
+* :mod:`~callcenter.routing.estimate`: a waiting caller's estimated wait;
+* :mod:`~callcenter.routing.announce`: what a waiting caller is told, and when.
 """
 
 from callcenter.routing.decide import (

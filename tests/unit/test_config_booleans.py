@@ -65,6 +65,28 @@ FIELDS = {
                 steps: [{hangup: {value}}]
             """},
         "flows.other.steps[0].hangup"),
+    "Announce.position": (
+        {"queues": """\
+            skills: [sales]
+            queues:
+              sales: {skills: [sales], announce: {position: {value}}}
+            agents:
+              alice: {extension: "1001", skills: {sales: 5}}
+            voicemail:
+              general: {mailbox: "8000", name: General}
+            """},
+        "queues.sales.announce.position"),
+    "Announce.wait": (
+        {"queues": """\
+            skills: [sales]
+            queues:
+              sales: {skills: [sales], announce: {wait: {value}}}
+            agents:
+              alice: {extension: "1001", skills: {sales: 5}}
+            voicemail:
+              general: {mailbox: "8000", name: General}
+            """},
+        "queues.sales.announce.wait"),
     "Queue.language_required": (
         {"queues": """\
             skills: [sales]
