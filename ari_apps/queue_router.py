@@ -1098,7 +1098,8 @@ class QueueRouter:
         waiting = WaitingCall(channel.id, row.queue, row.entered_at.timestamp(),
                               policy.call_priority(row.priority), (), None, next(self._seq))
         caller = Caller(channel.id, call, row.id, waiting, bridge_id, phase="connected",
-                        agent=row.agent, agent_channel=agent_channel)
+                        agent=row.agent, agent_channel=agent_channel,
+                        connected_at=row.answered_at)
         self.callers[channel.id] = caller
         if agent_channel is None:
             await self._end_call(caller, by="agent")
