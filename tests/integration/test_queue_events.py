@@ -16,12 +16,15 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from ari_apps.queue_router import QueueRouter
 from callcenter.agents.state import AgentStatus, Logout, Pause, Unpause
 from callcenter.asterisk.ami import AMIClient
+from callcenter.asterisk.secrets import stored_api_token
 from callcenter.config.models import RelaxStep
 from callcenter.events import (
     AgentLoggedOut,
     AgentPaused,
+    AgentStateChanged,
     CallAbandoned,
     CallCompleted,
     CallOverflowed,
@@ -31,6 +34,7 @@ from callcenter.events import (
 from callcenter.reporting.metrics import QueueMetrics, metrics_route
 from callcenter.reporting.queue_log import QueueLogWriter
 from callcenter.routing.policy import memberships
+from callcenter.service import CallCenterService
 from callcenter.testing.ports import free_port
 from tests.conftest import PBX
 from tests.integration.router_harness import (
@@ -253,3 +257,67 @@ async def test_queue_log_and_metrics_follow_real_calls(clean_pbx: PBX) -> None:
             assert value("callcenter_agents", status=status.value) == 0, status
     assert value("callcenter_events_dropped_total", listener="Recorder") == 0
     assert any(isinstance(e, AgentPaused) and e.reason == "lunch" for e in recorder.events)
+
+
+async def test_the_service_writes_queue_log_and_serves_metrics_for_the_router(
+        clean_pbx: PBX, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Wired as ``callcenter serve`` wires it: the service's queue_log writer (the home's
+    AMI login) and metrics hear the router; carmen logs in through the HTTP API (the
+    service's own agent store), takes a call; Asterisk's queue_log has her AGENTLOGIN and
+    the call's lines, and ``GET /metrics`` on the API (with the token) counts the call."""
+    base = clean_pbx.loaded.config
+    settings = base.settings.model_copy(update={
+        "http_api": base.settings.http_api.model_copy(update={"port": free_port()})})
+    config = base.model_copy(update={"settings": settings})
+    queue_log = clean_pbx.instance.queue_log_file
+    offset = queue_log.stat().st_size if queue_log.exists() else 0
+    caller = "15558880104"
+    stop = asyncio.Event()
+    async with CallCenterService(config, home=clean_pbx.instance.home, db_url=clean_pbx.db_url,
+                                 instance=clean_pbx.instance, node="test",
+                                 fastagi=False) as service:
+        recorder = Recorder(service.event_listeners)
+        router = QueueRouter(config, service.ari, service.sessions, node=service.node,
+                             clock=service.clock, listeners=[recorder])
+        service.watch_events(router.events)
+        service.add("queue router", router.run, on_agent_change=router.agent_changed,
+                    on_agent_transition=router.agent_transition)
+        running = asyncio.create_task(service.run(stop))
+        token = stored_api_token(clean_pbx.instance.secrets_file)
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            async with asyncio.timeout(20):
+                await router.ready.wait()
+            async with clean_pbx.agent_phone("carmen") as carmen, \
+                    aiohttp.ClientSession(headers=headers) as http:
+                async with http.post(f"{service.api_url}/api/agents/carmen/login") as response:
+                    assert response.status == 200, await response.text()
+                result, talked = await asyncio.gather(
+                    place_call(clean_pbx, caller, hold_ms=2000), carmen.call())
+                assert result.returncode == 0 and talked.answered
+                completed = await recorder.wait_for(lambda e: isinstance(e, CallCompleted))
+                await recorder.wait_for(lambda e: isinstance(e, AgentStateChanged)
+                                        and e.status is AgentStatus.WRAP_UP)
+                async with http.post(f"{service.api_url}/api/agents/carmen/end-wrapup"), \
+                        http.post(f"{service.api_url}/api/agents/carmen/logout") as response:
+                    assert response.status == 200, await response.text()
+                await recorder.wait_for(lambda e: isinstance(e, AgentLoggedOut))
+                async with http.get(f"{service.api_url}/metrics") as response:
+                    assert response.status == 200
+                    scraped = _samples(await response.text())
+                async with aiohttp.ClientSession() as anonymous, \
+                        anonymous.get(f"{service.api_url}/metrics") as response:
+                    assert response.status == 401
+        finally:
+            stop.set()
+            await asyncio.gather(running, return_exceptions=True)
+    assert service.queue_log is not None and service.queue_log.lost == 0
+    lines = _lines(queue_log, offset)
+    call = completed.call  # type: ignore[attr-defined]
+    assert [line[:4] for line in lines if line[0] == call] == [
+        [call, "sales", "NONE", "ENTERQUEUE"], [call, "sales", "carmen", "CONNECT"],
+        [call, "sales", "carmen", "COMPLETECALLER"]]
+    mine = [line[3] for line in lines if line[2] == "carmen" and line[0] != call]
+    assert mine[0] == "AGENTLOGIN" and mine[-1] == "AGENTLOGOFF", mine
+    assert scraped[("callcenter_queue_calls_answered_total", (("queue", "sales"),))] == 1
+    assert scraped[("callcenter_queue_calls_entered_total", (("queue", "sales"),))] == 1
