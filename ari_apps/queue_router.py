@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
 from ari_apps.announcer import Announcer
 from ari_apps.supervision import Supervision, current_calls
+from callcenter import events as ev
 from callcenter.agents.reconcile import ContactStatus, reconcile
 from callcenter.agents.rules import rules_from_config
 from callcenter.agents.state import (
@@ -95,6 +96,7 @@ from callcenter.asterisk.ari.events import (
 )
 from callcenter.asterisk.stasis_args import AgentCommand, QueueCall, StasisArgsError
 from callcenter.config.models import CallCenterConfig
+from callcenter.events import EventBus, EventListener
 from callcenter.routing.decide import Offer, Overflow
 from callcenter.routing.index import Router
 from callcenter.routing.policy import AgentView, WaitingCall, memberships, policies
@@ -156,6 +158,7 @@ class Leg:
     offer_row: int
     stage: int
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    offered_at: datetime | None = None
     ringing: bool = False
     ended: bool = False
 
@@ -177,6 +180,9 @@ class Caller:
     number: str = ""
     name: str = ""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Position at entry (1 = next) and when the agent answered: for the events.
+    position: int = 0
+    connected_at: datetime | None = None
 
 
 class QueueRouter:
@@ -195,8 +201,11 @@ class QueueRouter:
         *,
         node: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        listeners: Sequence[EventListener] = (),
     ) -> None:
         self.config = config
+        #: Domain events (:mod:`callcenter.events`) for *listeners*: queue_log, metrics...
+        self.events = EventBus(listeners)
         self.ari = ari
         self.sessions = sessions
         #: This router's node: ``queued_calls.node`` of the callers it owns. None: the
@@ -209,7 +218,8 @@ class QueueRouter:
         #: :mod:`ari_apps.agent_features`, and the playbacks they wait for.
         self._feature_calls: set[str] = set()
         self._feature_waits = PlaybackWaits()
-        self.store = AgentStore(sessions, rules_from_config(config), node=node)
+        self.store = AgentStore(sessions, rules_from_config(config), node=node,
+                                on_change=self.agent_transition)
         self.policies = policies(config)
         self.index = Router(self.policies)
         self._members = memberships(config)
@@ -248,7 +258,7 @@ class QueueRouter:
             info = await self.ari.asterisk_info()
             self.node = info.system_name or info.entity_id
             self.store = AgentStore(self.sessions, rules_from_config(self.config),
-                                    node=self.node)
+                                    node=self.node, on_change=self.agent_transition)
         await self.store.ensure(self.config.agents, self.clock())
         async with asyncio.TaskGroup() as tg, EventDispatcher(
             self.on_event, fallback=self._fallback
@@ -256,6 +266,7 @@ class QueueRouter:
             self._tg = tg
             tg.create_task(self._matchmaker(), name="queue-router matchmaker")
             tg.create_task(self.announcer.run(self._stopping), name="queue-router announcer")
+            tg.create_task(self.events.run(), name="queue-router events bus")
             reader = tg.create_task(
                 self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync),
                 name="queue-router events")
@@ -267,6 +278,7 @@ class QueueRouter:
             stop.cancel()
             self._stopping.set()
             self._wake.set()
+            self.events.stop()  # delivers what is queued, then ends
 
     def waiting_by_queue(self) -> dict[str, list[Caller]]:
         """Callers not answered yet (waiting or being offered), per queue, in the order
@@ -286,6 +298,12 @@ class QueueRouter:
         """Another part of the service changed *agent*: re-read it and route now."""
         self._states_read_at = None
         self._wake.set()
+
+    def agent_transition(self, before: AgentState, after: AgentState) -> None:
+        """An agent store wrote a change (ours, or the service's for the HTTP API):
+        login, logout, pause, unpause events."""
+        self.events.publish_all(ev.transition_events(
+            before, after, self._members.get(after.agent, ())))
 
     def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
         if self._tg is None:
@@ -413,6 +431,7 @@ class QueueRouter:
         now = self.clock()
         entered = entered_at or now
         row_is_new = row is None
+        readopted = not row_is_new
         if row is None:
             async with self.sessions.begin() as session:
                 row = await QueuedCallRepository(session).enter_by_id(
@@ -435,6 +454,10 @@ class QueueRouter:
             else:
                 parked = True
                 self.index.enqueue(waiting)
+        caller.position = self._position(caller)
+        self.events.publish(ev.CallerEntered(
+            at=entered, queue=call.queue, call=channel.id, caller_number=caller.number,
+            caller_name=caller.name, position=caller.position, readopted=readopted))
         if not parked:
             await self._end_call(caller, by="caller")
             return caller
@@ -517,6 +540,8 @@ class QueueRouter:
 
     def _sync_agent(self, state: AgentState, now: datetime) -> None:
         """Keep the routing index in step with one agent's stored state."""
+        if (changed := ev.status_event(self.states.get(state.agent), state)) is not None:
+            self.events.publish(changed)
         self.states[state.agent] = state
         self._pulse()
         agent = self.config.agents.get(state.agent)
@@ -607,7 +632,7 @@ class QueueRouter:
             async with self.sessions.begin() as session:
                 offer_row = await QueuedCallRepository(session).add_offer_by_id(
                     caller.row, agent, offered_at=now, channel_id=leg_id)
-            leg = Leg(leg_id, agent, caller, offer_row, stage)
+            leg = Leg(leg_id, agent, caller, offer_row, stage, offered_at=now)
             caller.legs[leg_id] = leg
             self.legs[leg_id] = leg
         dial_string = self.config.agents[agent].dial_string(agent)
@@ -631,6 +656,9 @@ class QueueRouter:
         async with caller.lock:
             if not leg.ended and caller.phase == "offering":
                 await self._apply(agent, Ring(caller.channel_id), self.clock())
+                self.events.publish(ev.OfferRinging(at=self.clock(), queue=caller.args.queue,
+                                                    call=caller.channel_id, agent=agent,
+                                                    leg=leg_id))
         log.info("queue %s: ringing %s for %s", caller.args.queue, agent, caller.channel_id)
 
     @staticmethod
@@ -685,6 +713,11 @@ class QueueRouter:
         await self._apply(leg.agent, Answer(caller.channel_id), now, also=record)
         self.misses[leg.agent] = 0
         self.calls_taken[leg.agent] = self.calls_taken.get(leg.agent, 0) + 1
+        caller.connected_at = now
+        self.events.publish(ev.CallConnected(
+            at=now, queue=caller.args.queue, call=caller.channel_id, agent=leg.agent,
+            agent_channel=leg.channel_id, wait_seconds=self._waited(caller, now),
+            ring_seconds=_since(leg.offered_at, now), position=caller.position))
 
     async def _offer_failed(self, leg: Leg, result: OfferResult, *, miss: bool = True) -> None:
         """End an unanswered offer: the leg, its record, the agent's state; the caller
@@ -718,6 +751,7 @@ class QueueRouter:
         async with self.sessions.begin() as session:
             await QueuedCallRepository(session).end_offer_by_id(leg.offer_row, result,
                                                                 at=now)
+        self._offer_ended(leg, result, now)
         try:
             await self._apply(leg.agent, OfferFailed(caller.channel_id, result.value), now)
         except IllegalTransition:
@@ -781,6 +815,7 @@ class QueueRouter:
         async with caller.lock:
             if caller.phase == "gone":
                 return
+            position = self._position(caller)
             phase, caller.phase = caller.phase, "gone"
             self.callers.pop(caller.channel_id, None)
             self.index.dequeue(caller.channel_id)
@@ -788,6 +823,7 @@ class QueueRouter:
         for leg in open_legs:
             if leg.channel_id != caller.agent_channel:
                 await self._offer_failed(leg, OfferResult.CALLER_GONE)
+        self._call_ended(caller, phase, by, position, now)
         if phase == "connected" and caller.agent is not None:
             agent_leg = caller.legs.get(caller.agent_channel or "")
             if agent_leg is not None:
@@ -841,9 +877,12 @@ class QueueRouter:
     async def _drop_caller(self, caller: Caller) -> None:
         """Forget a caller handed back to the dialplan (fallback): it is no longer ours."""
         async with caller.lock:
-            caller.phase = "gone"
+            position = self._position(caller)
+            phase, caller.phase = caller.phase, "gone"
         self.callers.pop(caller.channel_id, None)
         self.index.dequeue(caller.channel_id)
+        if phase in ("waiting", "offering"):
+            self._left_unanswered(caller, position, "fallback", self.clock())
         with contextlib.suppress(ARIError):
             await self.ari.bridges.destroy(caller.bridge_id)
         await self._finish(caller.channel_id, caller.row, QueueOutcome.OVERFLOWED, self.clock(),
@@ -854,6 +893,7 @@ class QueueRouter:
 
         label_of = getattr(stasis_args, "overflow_label", None)
         label = label_of(decision.stage) if label_of else "fallback"
+        self._left_unanswered(caller, self._position(caller), label, self.clock())
         self.callers.pop(caller.channel_id, None)
         with contextlib.suppress(ARIError):
             await self.ari.bridges.destroy(caller.bridge_id)
@@ -888,6 +928,47 @@ class QueueRouter:
             pass
         except ARIConnectionError as exc:
             log.warning("queue router: could not hang %s up: %s", channel_id, exc)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _position(self, caller: Caller) -> int:
+        """The caller's place in its queue (1 = next), as app_queue counts it: every caller
+        of the queue not answered yet, in rank order (an offer in progress keeps its place)."""
+        rank = caller.waiting.rank
+        return 1 + sum(1 for other in self.callers.values()
+                       if other is not caller and other.args.queue == caller.args.queue
+                       and other.phase in ("waiting", "offering") and other.waiting.rank < rank)
+
+    @staticmethod
+    def _waited(caller: Caller, now: datetime) -> float:
+        return max(now.timestamp() - caller.waiting.enqueued_at, 0.0)
+
+    def _offer_ended(self, leg: Leg, result: OfferResult, now: datetime) -> None:
+        self.events.publish(ev.OfferEnded(
+            at=now, queue=leg.caller.args.queue, call=leg.caller.channel_id, agent=leg.agent,
+            result=result.value, ring_seconds=_since(leg.offered_at, now)))
+
+    def _call_ended(self, caller: Caller, phase: str, by: str, position: int,
+                    now: datetime) -> None:
+        """A call left the router by a hang-up: completed (connected) or abandoned."""
+        if phase == "connected" and caller.agent is not None:
+            connected = caller.connected_at or now
+            self.events.publish(ev.CallCompleted(
+                at=now, queue=caller.args.queue, call=caller.channel_id, agent=caller.agent,
+                by="agent" if by == "agent" else "caller",
+                hold_seconds=self._waited(caller, connected),
+                talk_seconds=_since(connected, now), position=caller.position))
+        elif phase in ("waiting", "offering"):
+            self.events.publish(ev.CallAbandoned(
+                at=now, queue=caller.args.queue, call=caller.channel_id, position=position,
+                original_position=caller.position, wait_seconds=self._waited(caller, now)))
+
+    def _left_unanswered(self, caller: Caller, position: int, destination: str,
+                         now: datetime) -> None:
+        self.events.publish(ev.CallOverflowed(
+            at=now, queue=caller.args.queue, call=caller.channel_id, position=position,
+            original_position=caller.position, wait_seconds=self._waited(caller, now),
+            destination=destination))
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -1071,7 +1152,8 @@ class QueueRouter:
         waiting = WaitingCall(channel.id, row.queue, row.entered_at.timestamp(),
                               policy.call_priority(row.priority), (), None, next(self._seq))
         caller = Caller(channel.id, call, row.id, waiting, bridge_id, phase="connected",
-                        agent=row.agent, agent_channel=agent_channel)
+                        agent=row.agent, agent_channel=agent_channel,
+                        connected_at=row.answered_at)
         self.callers[channel.id] = caller
         if agent_channel is None:
             await self._end_call(caller, by="agent")
@@ -1080,6 +1162,10 @@ class QueueRouter:
         leg.started.set()
         caller.legs[agent_channel] = leg
         self.legs[agent_channel] = leg
+
+
+def _since(start: datetime | None, now: datetime) -> float:
+    return 0.0 if start is None else max((now - start).total_seconds(), 0.0)
 
 
 def _stasis_args_of(channel: Channel) -> tuple[str, ...]:

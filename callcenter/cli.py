@@ -1039,8 +1039,10 @@ async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
                 from ari_apps.queue_router import QueueRouter
 
                 router = QueueRouter(config, service.ari, service.sessions, node=service.node,
-                                     clock=service.clock)
-                service.add("queue router", router.run, on_agent_change=router.agent_changed)
+                                     clock=service.clock, listeners=service.event_listeners)
+                service.watch_events(router.events)
+                service.add("queue router", router.run, on_agent_change=router.agent_changed,
+                            on_agent_transition=router.agent_transition)
                 click.echo(f"Queue router: Stasis app {config.settings.queue_app} "
                            f"(node {service.node})")
             host, port = service.fastagi_address or ("", 0)

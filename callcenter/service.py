@@ -22,6 +22,19 @@ How the queue router is added (a few lines in the composition root)::
 ``on_agent_change`` is what the HTTP API calls after it changed an agent (login, pause...)
 so the router re-reads the agent and routes at once.
 
+The router's domain events (:mod:`callcenter.events`) go to :attr:`CallCenterService.event_listeners`:
+the ``queue_log`` writer (:mod:`callcenter.reporting.queue_log`, through the instance's AMI)
+and the Prometheus metrics (:mod:`callcenter.reporting.metrics`), served on the HTTP API as
+``GET /metrics``::
+
+    router = QueueRouter(..., listeners=service.event_listeners)
+    service.watch_events(router.events)   # dropped events show in the metrics
+    service.add("queue router", router.run, on_agent_change=router.agent_changed,
+                on_agent_transition=router.agent_transition)
+
+``on_agent_transition`` hears every change the service's own agent store writes (the HTTP
+API's login, pause...), so the router's events include them.
+
 :class:`ServiceResources` is the smaller part (database, accounts, HTTP session, data
 dips) that one-shot commands (``simulate``, classic ``agi run``) open on their own.
 """
@@ -46,12 +59,17 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.agents.rules import rules_from_config
-from callcenter.agents.store import AgentStore
+from callcenter.agents.state import AgentState
+from callcenter.agents.store import AgentChangeListener, AgentStore
 from callcenter.asterisk.agi.context import utc_now
+from callcenter.asterisk.ami import AMIClient
 from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceError
 from callcenter.asterisk.secrets import SecretsError
 from callcenter.config.models import CallCenterConfig
+from callcenter.events import EventBus, EventListener
+from callcenter.reporting.metrics import QueueMetrics, metrics_route
+from callcenter.reporting.queue_log import QueueLogWriter
 from callcenter.storage.directory import AccountDirectory
 
 __all__ = [
@@ -195,11 +213,16 @@ class CallCenterService:
         self._want_http_api = http_api
         self._components: list[Component] = []
         self._agent_listeners: list[Callable[[str], None]] = []
+        self._transition_listeners: list[AgentChangeListener] = []
         self._stack = contextlib.AsyncExitStack()
         self._ari: ARIClient | None = None
         self._fastagi: Any = None
         self._api: Any = None
         self._running = False
+        #: Prometheus metrics of the router's events (``GET /metrics`` on the HTTP API).
+        self.metrics = QueueMetrics(config.queues)
+        #: The queue_log writer (AMI ``QueueLog``), when the service has an Asterisk.
+        self.queue_log: QueueLogWriter | None = None
 
     # -- what components use ---------------------------------------------------
 
@@ -229,6 +252,16 @@ class CallCenterService:
         return self._ari
 
     @property
+    def event_listeners(self) -> list[EventListener]:
+        """What hears the router's events: the queue_log writer (with an Asterisk) and
+        the metrics."""
+        return [*([self.queue_log] if self.queue_log is not None else []), self.metrics]
+
+    def watch_events(self, bus: EventBus) -> None:
+        """Report *bus*'s dropped events in the metrics."""
+        self.metrics.watch(bus)
+
+    @property
     def fastagi_address(self) -> tuple[str, int] | None:
         """Where FastAGI listens (the port bound), or ``None`` without FastAGI."""
         if self._fastagi is None:
@@ -241,14 +274,24 @@ class CallCenterService:
         return None if self._api is None else self._api.url
 
     def add(self, name: str, run: Callable[[], Awaitable[None]], *,
-            on_agent_change: Callable[[str], None] | None = None) -> None:
+            on_agent_change: Callable[[str], None] | None = None,
+            on_agent_transition: AgentChangeListener | None = None) -> None:
         """Run ``run()`` as component *name* in :meth:`run`; *on_agent_change* hears of
-        every agent the API changed."""
+        every agent the API changed, *on_agent_transition* of each change (before, after)."""
         if self._running:
             raise RuntimeError("components are added before run()")
         self._components.append(Component(name, run))
         if on_agent_change is not None:
             self._agent_listeners.append(on_agent_change)
+        if on_agent_transition is not None:
+            self._transition_listeners.append(on_agent_transition)
+
+    def _agent_transition(self, before: AgentState, after: AgentState) -> None:
+        for listener in self._transition_listeners:
+            try:
+                listener(before, after)
+            except Exception:
+                log.exception("telling %r about agent %s's change failed", listener, after.agent)
 
     def agent_changed(self, agent: str) -> None:
         """Tell every listener (the router) that *agent* changed in the database."""
@@ -277,7 +320,8 @@ class CallCenterService:
         self.home.mkdir(parents=True, exist_ok=True)
         self._resources = await self._stack.enter_async_context(
             ServiceResources(self.config, self.db_url))
-        self.store = AgentStore(self.sessions, rules_from_config(self.config), node=self.node)
+        self.store = AgentStore(self.sessions, rules_from_config(self.config), node=self.node,
+                                on_change=self._agent_transition)
         await self.store.ensure(self.config.agents, self.clock())
         if self._instance is not None:
             await self._open_ari(self._instance)
@@ -299,6 +343,13 @@ class CallCenterService:
                                    self.config.settings.agent_app))
         await self._ari.open()
         self._stack.push_async_callback(self._ari.close)
+        host, port = instance.ami_address
+        self.queue_log = QueueLogWriter(
+            lambda: AMIClient(host, port, username=credentials.ami_user,
+                              secret=credentials.ami_secret, events="off"),
+            {name: agent.dial_string(name) for name, agent in self.config.agents.items()})
+        # Lazily connected by its first line; closed on the way out.
+        self._stack.push_async_callback(self.queue_log.close)
 
     async def _start_fastagi(self) -> None:
         import agi_scripts
@@ -334,6 +385,8 @@ class CallCenterService:
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
                              tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
                              hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari))
+        # Prometheus scrapes here, with a user's token like every route.
+        app.router.add_get("/metrics", metrics_route(self.metrics))
         settings = self.config.settings.http_api
         server = ApiServer(app, host=settings.host, port=settings.port)
         try:

@@ -25,6 +25,7 @@ How the router calls it::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +46,12 @@ from callcenter.agents.state import (
 )
 from callcenter.storage.agent_states import AgentStateRepository
 
-__all__ = ["AgentStore", "StoreConflict"]
+__all__ = ["AgentChangeListener", "AgentStore", "StoreConflict"]
+
+log = logging.getLogger(__name__)
+
+#: Told of every change the store wrote: ``(before, after)`` (events, reports).
+AgentChangeListener = Callable[[AgentState, AgentState], None]
 
 
 class StoreConflict(AgentStateError):
@@ -69,8 +75,10 @@ class AgentStore:
         *,
         node: str | None = None,
         max_attempts: int = 50,
+        on_change: AgentChangeListener | None = None,
     ) -> None:
         self._sessions = sessions
+        self._on_change = on_change
         self._rules = rules if rules is not None else Rules()
         self._node = node
         self._max_attempts = max_attempts
@@ -168,7 +176,17 @@ class AgentStore:
             )
             if written and also is not None:
                 await also(session)
-            return written
+        if written:
+            self._tell(current, outcome.state)
+        return written
+
+    def _tell(self, before: AgentState, after: AgentState) -> None:
+        if self._on_change is None:
+            return
+        try:
+            self._on_change(before, after)
+        except Exception:  # the change is stored: a listener's bug must not undo the call
+            log.exception("agent %s: change listener failed", after.agent)
 
     async def apply_corrections(
         self, corrections: Iterable[Correction], now: datetime

@@ -224,6 +224,17 @@ class AsteriskInstance:
         return self.settings.node
 
     @property
+    def queue_log_file(self) -> Path:
+        """Asterisk's ``queue_log`` (app_queue's and the router's reporting lines)."""
+        return self.log_dir / "queue_log"
+
+    @property
+    def ami_address(self) -> tuple[str, int]:
+        """Where a local AMI client connects."""
+        s = self.settings
+        return _connect_host(s.bind), s.ami_port
+
+    @property
     def ari_url(self) -> str:
         s = self.settings
         return f"http://{_connect_host(s.bind)}:{s.http_port}"
@@ -301,7 +312,10 @@ class AsteriskInstance:
             ),
             "modules.conf": "[modules]\nautoload=yes\n"
             + "".join(f"noload => {m}\n" for m in _NOLOAD),
-            "logger.conf": "[general]\ndateformat=%F %T.%3q\n[logfiles]\n"
+            # queue_log: app_queue's reporting file (<astlogdir>/queue_log), which the queue
+            # router writes too through AMI QueueLog (callcenter.reporting.queue_log).
+            "logger.conf": "[general]\ndateformat=%F %T.%3q\n"
+            "queue_log=yes\nqueue_log_to_file=yes\nqueue_log_name=queue_log\n[logfiles]\n"
             "messages.log => notice,warning,error,verbose(3)\nconsole => notice,warning,error\n",
             "http.conf": _ini(
                 "general", enabled="yes", bindaddr=s.bind, bindport=s.http_port,

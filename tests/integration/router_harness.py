@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from callcenter.agents.state import (
 )
 from callcenter.asterisk.ari import ARIClient
 from callcenter.config.models import CallCenterConfig
+from callcenter.events import EventListener
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.models import CallOffer, QueuedCall
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
@@ -72,17 +73,20 @@ class RunningRouter:
 
 
 @contextlib.asynccontextmanager
-async def start_router(pbx: PBX, config: CallCenterConfig | None = None
+async def start_router(pbx: PBX, config: CallCenterConfig | None = None,
+                       listeners: Sequence[EventListener] = ()
                        ) -> AsyncIterator[RunningRouter]:
     """The queue router on the session PBX (``config``: the example's unless given: a
-    router-side change such as shorter relax steps needs no new dialplan)."""
+    router-side change such as shorter relax steps needs no new dialplan; ``listeners``
+    hear its events)."""
     engine = make_engine(pbx.db_url, sqlite_immediate=True)
     creds = pbx.instance.credentials
     config = config or pbx.loaded.config
     async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
                          password=creds.ari_password,
                          app=(config.settings.queue_app, config.settings.agent_app)) as ari:
-        router = QueueRouter(config, ari, make_sessionmaker(engine), node="test")
+        router = QueueRouter(config, ari, make_sessionmaker(engine), node="test",
+                             listeners=listeners)
         task = asyncio.create_task(router.run(), name="queue-router")
         try:
             async with asyncio.timeout(20):

@@ -114,10 +114,11 @@ async def test_kill_9_with_callers_waiting_and_talking_drops_nobody(clean_pbx: P
             # not a clock, decides when each call ends.
             async with router_process(clean_pbx) as old:
                 a = asyncio.create_task(call(talking, 90000))
-                await old.expect("carmen answered")
+                mark = await old.expect("carmen answered")
                 b = asyncio.create_task(call(first, 90000))
-                await old.expect("entered")  # b waits: carmen is talking to a
-                mark = len(old.lines)
+                # b waits (carmen is talking to a); c is placed only once b has entered,
+                # so b is first in the queue (a's own "entered" line is before the mark).
+                mark = await old.expect("entered", after=mark) + 1
                 c = asyncio.create_task(call(second, 90000))
                 await old.expect("entered", after=mark)
                 old.kill()
