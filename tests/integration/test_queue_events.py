@@ -296,7 +296,7 @@ async def test_the_service_writes_queue_log_and_serves_metrics_for_the_router(
                 await router.ready.wait()
             async with clean_pbx.agent_phone("carmen") as carmen, \
                     aiohttp.ClientSession(headers=headers) as http:
-                async with http.post(f"{service.api_url}/api/agents/carmen/login") as response:
+                async with http.post(f"{service.api_url}/api/v1/agents/carmen/login") as response:
                     assert response.status == 200, await response.text()
                 result, talked = await asyncio.gather(
                     place_call(clean_pbx, caller, hold_ms=2000), carmen.call())
@@ -304,8 +304,8 @@ async def test_the_service_writes_queue_log_and_serves_metrics_for_the_router(
                 completed = await recorder.wait_for(lambda e: isinstance(e, CallCompleted))
                 await recorder.wait_for(lambda e: isinstance(e, AgentStateChanged)
                                         and e.status is AgentStatus.WRAP_UP)
-                async with http.post(f"{service.api_url}/api/agents/carmen/end-wrapup"), \
-                        http.post(f"{service.api_url}/api/agents/carmen/logout") as response:
+                async with http.post(f"{service.api_url}/api/v1/agents/carmen/end-wrapup"), \
+                        http.post(f"{service.api_url}/api/v1/agents/carmen/logout") as response:
                     assert response.status == 200, await response.text()
                 await recorder.wait_for(lambda e: isinstance(e, AgentLoggedOut))
                 async with http.get(f"{service.api_url}/metrics") as response:
