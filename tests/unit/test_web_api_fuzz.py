@@ -64,7 +64,10 @@ def _statuses(method: str, path: str) -> set[int]:
     """What the document allows for *path* (already encoded; no query string)."""
     path = path.split("?", 1)[0]
     for template, item in DOC["paths"].items():
-        pattern = "^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)) + "$"
+        # A path parameter matches as aiohttp's router does: a segment without "/" and
+        # without braces (decoded: %7B/%7D are braces too), so "/calls/%7B/hangup" is no route.
+        segment = "(?:(?!%7[BbDd])[^/{}])+"
+        pattern = "^" + re.sub(r"\\\{\w+\\\}", lambda _: segment, re.escape(template)) + "$"
         if re.match(pattern, path):
             operation = item.get(method.lower())
             if operation is None:
