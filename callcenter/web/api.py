@@ -57,6 +57,7 @@ from callcenter.web.views import (
     agent_json,
     call_json,
     event_for,
+    field_label,
     parse_body,
     queue_json,
     waiting_json,
@@ -189,7 +190,7 @@ def _no_body(raw: bytes, what: str) -> None:
     except BadBody as exc:
         raise _ApiError(422, str(exc), exc.field) from None
     if body:
-        field = min(body)
+        field = field_label(min(body))
         raise _ApiError(422, f"{field}: unknown field for {what} (expected none)", field)
 
 

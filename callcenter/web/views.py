@@ -81,6 +81,12 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return data
 
 
+def field_label(key: str) -> str:
+    """How an error names a body's field: the key itself, or its JSON spelling when it is
+    empty, blank or not printable (``""``), so the name is never empty or garbled."""
+    return key if key.strip() and key.isprintable() else json.dumps(key)
+
+
 def event_for(action: str, body: Mapping[str, Any]) -> AgentEvent:
     """The agent event of *action* (a key of :data:`ACTIONS`) with the checked *body*.
 
@@ -91,7 +97,7 @@ def event_for(action: str, body: Mapping[str, Any]) -> AgentEvent:
     unknown = sorted(set(body) - allowed)
     if unknown:
         expected = f"expected only {', '.join(sorted(allowed))}" if allowed else "expected none"
-        raise BadBody(unknown[0], f"unknown field for {action} ({expected})")
+        raise BadBody(field_label(unknown[0]), f"unknown field for {action} ({expected})")
     if "reason" in allowed:
         reason = body.get("reason")
         if reason is None:
