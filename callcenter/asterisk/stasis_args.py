@@ -79,7 +79,7 @@ class StasisArgsError(ValueError):
 
 def _key_values(args: Sequence[str], keys: Sequence[str]) -> dict[str, tuple[int, str]]:
     """``args[1:]`` as ``key=value`` pairs of *keys*: key -> (position, value). Both
-    contracts (queue calls, agent commands) share it, so they refuse alike."""
+    contracts (queue calls, agent and supervisor commands) share it, so they refuse alike."""
     seen: dict[str, tuple[int, str]] = {}
     for index, arg in enumerate(args[1:], start=1):
         key, sep, value = arg.partition("=")
@@ -347,18 +347,7 @@ class SuperviseCommand:
         if mode not in SUPERVISE_MODES:
             raise StasisArgsError(
                 0, f"mode {_show(mode)} is not one of {', '.join(SUPERVISE_MODES)}")
-        seen: dict[str, tuple[int, str]] = {}
-        for index, arg in enumerate(args[1:], start=1):
-            key, sep, value = arg.partition("=")
-            if not sep:
-                raise StasisArgsError(index, f"{_show(arg)} is not key=value")
-            if key not in SUPERVISE_KEYS:
-                raise StasisArgsError(
-                    index, f"unknown key {_show(key)} (known: {', '.join(SUPERVISE_KEYS)})")
-            if key in seen:
-                raise StasisArgsError(
-                    index, f"duplicate key {key!r} (first at args[{seen[key][0]}])")
-            seen[key] = (index, value)
+        seen = _key_values(args, SUPERVISE_KEYS)
         index, supervisor = seen.get("supervisor", (None, ""))
         if not supervisor:
             raise StasisArgsError(index, "supervisor: missing (the calling endpoint is no agent)")
