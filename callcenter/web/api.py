@@ -47,8 +47,20 @@ from callcenter.agents.store import AgentStore, StoreConflict
 from callcenter.asterisk.ari import ARIClient, ARINotFound
 from callcenter.config.models import CallCenterConfig
 from callcenter.storage.queued_calls import QueuedCallRepository
-from callcenter.web.access import BUILTIN_ADMIN, Access, ApiUser, users_from_config
+from callcenter.web.access import BUILTIN_ADMIN, Access, users_from_config
 from callcenter.web.auth import TokenBook
+from callcenter.web.context import (
+    ACCESS,
+    CLOCK,
+    CONFIG,
+    SESSIONS,
+    STORE,
+    USER,
+    ApiError,
+    forbidden,
+    known_name,
+    user_of,
+)
 from callcenter.web.openapi import API_PREFIX, Param, Route, openapi_document
 from callcenter.web.views import (
     ACTIONS,
@@ -95,25 +107,13 @@ OPENAPI_PATH: Final = "/openapi.json"
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_CONFIG: Final = web.AppKey("config", CallCenterConfig)
-_STORE: Final = web.AppKey("store", AgentStore)
-_SESSIONS: Final = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+# Shared with the views of other modules (callcenter.web.context); the short names stay.
+_CONFIG, _STORE, _SESSIONS, _ACCESS, _CLOCK, _USER = CONFIG, STORE, SESSIONS, ACCESS, CLOCK, USER
+_ApiError = ApiError
 _TOKENS: Final = web.AppKey("tokens", TokenBook)
-_ACCESS: Final = web.AppKey("access", Access)
 _HOOK: Final = web.AppKey("on_agent_change", Callable[[str], None])
 _HANG_UP: Final = web.AppKey("hang_up", Callable[[str], Awaitable[bool]])
-_CLOCK: Final = web.AppKey("clock", Callable[[], datetime])
 _DOCUMENT: Final = web.AppKey("document", dict)
-_USER: Final = web.RequestKey("user", ApiUser)
-
-
-class _ApiError(Exception):
-    """Answered as ``{"error": message}`` (and ``field``) with *status* by
-    :func:`_json_errors`."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        self.status, self.message, self.field = status, message, field
-        super().__init__(message)
 
 
 def _error(status: int, message: str, **extra: str) -> web.Response:
@@ -174,13 +174,8 @@ async def _bearer_auth(request: web.Request, handler: _Handler) -> web.StreamRes
     return await handler(request)
 
 
-def _user(request: web.Request) -> ApiUser:
-    user: ApiUser = request[_USER]
-    return user
-
-
-def _forbidden(user: ApiUser, what: str) -> _ApiError:
-    return _ApiError(403, f"user {user.name!r} ({user.role}) may not {what}")
+_user = user_of
+_forbidden = forbidden
 
 
 def _no_body(raw: bytes, what: str) -> None:
@@ -195,23 +190,15 @@ def _no_body(raw: bytes, what: str) -> None:
 
 
 def _known_agent(request: web.Request) -> str:
-    name = request.match_info["name"]
-    agents = request.app[_CONFIG].agents
-    if name not in agents:
-        raise _ApiError(404, f"no agent {name!r} (agents: {', '.join(sorted(agents)) or 'none'})")
-    if not request.app[_ACCESS].may_manage_agent(_user(request), name):
-        raise _forbidden(_user(request), f"act on agent {name!r}")
-    return name
+    """The agent ``{name}`` of the path, one the user may act on (404, 403)."""
+    return known_name(request, "name", "agent", request.app[CONFIG].agents,
+                      request.app[ACCESS].may_manage_agent, "act on")
 
 
 def _known_queue(request: web.Request) -> str:
-    name = request.match_info["queue"]
-    queues = request.app[_CONFIG].queues
-    if name not in queues:
-        raise _ApiError(404, f"no queue {name!r} (queues: {', '.join(sorted(queues)) or 'none'})")
-    if not request.app[_ACCESS].may_see_queue(_user(request), name):
-        raise _forbidden(_user(request), f"see queue {name!r}")
-    return name
+    """The queue ``{queue}`` of the path, one the user may see (404, 403)."""
+    return known_name(request, "queue", "queue", request.app[CONFIG].queues,
+                      request.app[ACCESS].may_see_queue, "see")
 
 
 # -- handlers ----------------------------------------------------------------------
