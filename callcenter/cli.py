@@ -1042,7 +1042,8 @@ async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
                                      clock=service.clock, listeners=service.event_listeners)
                 service.watch_events(router.events)
                 service.add("queue router", router.run, on_agent_change=router.agent_changed,
-                            on_agent_transition=router.agent_transition)
+                            on_agent_transition=router.agent_transition,
+                            supervision=router.supervision)
                 click.echo(f"Queue router: Stasis app {config.settings.queue_app} "
                            f"(node {service.node})")
             host, port = service.fastagi_address or ("", 0)

@@ -71,6 +71,8 @@ from callcenter.events import EventBus, EventListener
 from callcenter.reporting.metrics import QueueMetrics, metrics_route
 from callcenter.reporting.queue_log import QueueLogWriter
 from callcenter.storage.directory import AccountDirectory
+from callcenter.web.stream import StreamHub
+from callcenter.web.supervise import SuperviseHook, Supervising, no_router, router_hook
 
 __all__ = [
     "CallCenterService",
@@ -223,6 +225,9 @@ class CallCenterService:
         self.metrics = QueueMetrics(config.queues)
         #: The queue_log writer (AMI ``QueueLog``), when the service has an Asterisk.
         self.queue_log: QueueLogWriter | None = None
+        #: The HTTP API's live event stream (``GET /api/v1/events``), fed by the router.
+        self.stream = StreamHub()
+        self._supervision_hook: SuperviseHook = no_router
 
     # -- what components use ---------------------------------------------------
 
@@ -255,7 +260,8 @@ class CallCenterService:
     def event_listeners(self) -> list[EventListener]:
         """What hears the router's events: the queue_log writer (with an Asterisk) and
         the metrics."""
-        return [*([self.queue_log] if self.queue_log is not None else []), self.metrics]
+        return [*([self.queue_log] if self.queue_log is not None else []), self.metrics,
+                self.stream]
 
     def watch_events(self, bus: EventBus) -> None:
         """Report *bus*'s dropped events in the metrics."""
@@ -275,16 +281,24 @@ class CallCenterService:
 
     def add(self, name: str, run: Callable[[], Awaitable[None]], *,
             on_agent_change: Callable[[str], None] | None = None,
-            on_agent_transition: AgentChangeListener | None = None) -> None:
+            on_agent_transition: AgentChangeListener | None = None,
+            supervision: Any = None) -> None:
         """Run ``run()`` as component *name* in :meth:`run`; *on_agent_change* hears of
-        every agent the API changed, *on_agent_transition* of each change (before, after)."""
+        every agent the API changed, *on_agent_transition* of each change (before, after);
+        *supervision* (the router's) serves the API's listen, whisper and barge."""
         if self._running:
             raise RuntimeError("components are added before run()")
         self._components.append(Component(name, run))
+        if supervision is not None:
+            self._supervision_hook = router_hook(supervision)
         if on_agent_change is not None:
             self._agent_listeners.append(on_agent_change)
         if on_agent_transition is not None:
             self._transition_listeners.append(on_agent_transition)
+
+    async def _supervise_call(self, supervisor: str, agent: str, mode: str) -> Supervising:
+        # The API starts before the router is added: the hook is looked up per request.
+        return await self._supervision_hook(supervisor, agent, mode)
 
     def _agent_transition(self, before: AgentState, after: AgentState) -> None:
         for listener in self._transition_listeners:
@@ -375,6 +389,7 @@ class CallCenterService:
             users_from_config,
         )
         from callcenter.web.api import ari_hang_up, no_asterisk
+        from callcenter.web.context import staff_only
         from callcenter.web.endpoint import remove_endpoint, write_endpoint
 
         secrets_file = AsteriskInstance(self.home).secrets_file
@@ -384,9 +399,12 @@ class CallCenterService:
             raise ServiceError(f"HTTP API: {exc}") from None
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
                              tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
-                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari))
-        # Prometheus scrapes here, with a user's token like every route.
-        app.router.add_get("/metrics", metrics_route(self.metrics))
+                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari),
+                             events=self.stream, supervise=self._supervise_call)
+        # Prometheus scrapes here, with an admin's or a supervisor's token (every queue
+        # and agent at once: not for an agent's).
+        app.router.add_get("/metrics", staff_only(metrics_route(self.metrics),  # type: ignore[arg-type]
+                                                  "read the metrics"))
         settings = self.config.settings.http_api
         server = ApiServer(app, host=settings.host, port=settings.port)
         try:

@@ -17,7 +17,7 @@ from callcenter.agents.state import AgentStatus
 from callcenter.stats.records import CallRecord, StatusChange, WaitingRecord
 from callcenter.storage.models import AgentStateRecord, AgentTransition, QueuedCall
 
-__all__ = ["agent_statuses", "calls_entered", "status_changes", "waiting_calls"]
+__all__ = ["agent_states", "agent_statuses", "calls_entered", "status_changes", "waiting_calls"]
 
 #: How far past the range's last call end transitions are read: the wrap-up after a
 #: call of the range (a queue's ``wrapup`` is at most an hour) belongs to that call.
@@ -91,3 +91,9 @@ async def agent_statuses(session: AsyncSession) -> list[AgentStatus]:
     """Every agent's current status."""
     result = await session.execute(select(AgentStateRecord.status))
     return [AgentStatus(status) for status in result.scalars().all()]
+
+
+async def agent_states(session: AsyncSession) -> dict[str, AgentStatus]:
+    """Every agent's current status, by agent (a view limited to some agents)."""
+    result = await session.execute(select(AgentStateRecord.agent, AgentStateRecord.status))
+    return {agent: AgentStatus(status) for agent, status in result.all()}

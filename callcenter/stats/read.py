@@ -8,6 +8,7 @@ reads the records in one read-only transaction and hands them to
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.config.models import CallCenterConfig
 from callcenter.stats import queries
@@ -23,7 +25,7 @@ from callcenter.stats.records import Report
 from callcenter.storage.engine import make_engine, make_sessionmaker
 from callcenter.storage.migrate import current_revision, head_revision
 
-__all__ = ["StatsError", "collect"]
+__all__ = ["StatsError", "collect", "read_report"]
 
 
 class StatsError(Exception):
@@ -66,23 +68,43 @@ async def collect(url: str, config: CallCenterConfig, *, start: datetime, end: d
         StatsError: the database is missing, not at this code's schema, or unreachable.
     """
     await _check_schema(url)
-    queues = [queue] if queue is not None else list(config.queues)
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            calls = await queries.calls_entered(session, start, end,
-                                                [queue] if queue is not None else None)
-            initial, changes = await queries.status_changes(session, start, end, calls)
-            waiting = [w for w in await queries.waiting_calls(session)
-                       if queue is None or w.queue == queue]
-            statuses = await queries.agent_statuses(session)
+            return await read_report(session, config, start=start, end=end, by=by, now=now,
+                                     interval=interval,
+                                     queues=[queue] if queue is not None else None)
     except SQLAlchemyError as exc:
         raise StatsError(f"cannot read the database: {exc}") from None
     finally:
         await engine.dispose()
+
+
+async def read_report(session: AsyncSession, config: CallCenterConfig, *, start: datetime,
+                      end: datetime, by: str, now: datetime,
+                      interval: timedelta = timedelta(minutes=15),
+                      queues: Collection[str] | None = None,
+                      agents: Collection[str] | None = None) -> Report:
+    """The report of ``[start, end)`` read in *session* (``callcenter stats`` and the HTTP
+    API's ``/api/v1/stats`` both come here, so they give the same numbers): the calls of
+    *queues* only and the time of *agents* only when given (None: every configured one).
+    """
+    shown_queues = list(queues) if queues is not None else list(config.queues)
+    calls = await queries.calls_entered(session, start, end,
+                                        shown_queues if queues is not None else None)
+    initial, changes = await queries.status_changes(session, start, end, calls)
+    waiting = [w for w in await queries.waiting_calls(session)
+               if queues is None or w.queue in shown_queues]
+    if agents is None:
+        statuses = await queries.agent_statuses(session)
+    else:
+        statuses = [s for a, s in (await queries.agent_states(session)).items() if a in agents]
+        initial = {a: s for a, s in initial.items() if a in agents}
+        changes = [c for c in changes if c.agent in agents]
     report = build_report(
         calls, initial, changes,
         rules={name: q.service_level for name, q in config.queues.items()},
         start=start, end=end, now=now, by=by, interval=interval,
-        tz=ZoneInfo(config.settings.timezone), queues=queues, agents=list(config.agents))
-    return replace(report, realtime=realtime(waiting, statuses, now, queues))
+        tz=ZoneInfo(config.settings.timezone), queues=shown_queues,
+        agents=list(agents) if agents is not None else list(config.agents))
+    return replace(report, realtime=realtime(waiting, statuses, now, shown_queues))

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from callcenter.config.models import ServiceLevel
 from callcenter.stats.records import RealTime, Report, Row
 
-__all__ = ["FORMATS", "columns", "neutralise", "render"]
+__all__ = ["FORMATS", "columns", "neutralise", "render", "report_json"]
 
 FORMATS = ("table", "csv", "json")
 
@@ -98,14 +98,7 @@ def render(report: Report, fmt: str, rules: Mapping[str, ServiceLevel]) -> str:
     cols = columns(report.by)
     rows = [*report.rows, report.total]
     if fmt == "json":
-        return json.dumps({
-            "from": report.start.isoformat(), "to": report.end.isoformat(), "by": report.by,
-            "rows": [{name: _number(kind, get(row)) for name, kind, get in cols}
-                     for row in report.rows],
-            "total": {name: _number(kind, get(report.total)) for name, kind, get in cols},
-            "service_level": _definitions(rules),
-            "now": _realtime_json(report.realtime) if report.realtime else None,
-        }, indent=2) + "\n"
+        return json.dumps(report_json(report, rules), indent=2) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 (a cell holding a CR is quoted)
@@ -129,6 +122,20 @@ def render(report: Report, fmt: str, rules: Mapping[str, ServiceLevel]) -> str:
     if report.realtime is not None:
         lines.extend(_realtime_lines(report.realtime))
     return "\n".join(lines) + "\n"
+
+
+def report_json(report: Report, rules: Mapping[str, ServiceLevel]) -> dict[str, Any]:
+    """*report* as the JSON format's object (``callcenter stats --format json`` prints it,
+    ``GET /api/v1/stats`` answers it)."""
+    cols = columns(report.by)
+    return {
+        "from": report.start.isoformat(), "to": report.end.isoformat(), "by": report.by,
+        "rows": [{name: _number(kind, get(row)) for name, kind, get in cols}
+                 for row in report.rows],
+        "total": {name: _number(kind, get(report.total)) for name, kind, get in cols},
+        "service_level": _definitions(rules),
+        "now": _realtime_json(report.realtime) if report.realtime else None,
+    }
 
 
 def _definition_line(rules: Mapping[str, ServiceLevel]) -> str:

@@ -8,7 +8,12 @@ commands use.
 - :mod:`~callcenter.web.access`: pure: users and what each role may do.
 - :mod:`~callcenter.web.auth`: which user a token is (the secrets file, re-read on change).
 - :mod:`~callcenter.web.openapi`: pure: the route description and the OpenAPI document.
+- :mod:`~callcenter.web.context`: what the handlers share (app keys, user, errors, the
+  lookup of a path's agent or queue).
 - :mod:`~callcenter.web.api`: the aiohttp application (auth, routes, errors).
+- :mod:`~callcenter.web.stream`: ``GET /api/v1/events``, the live event stream (websocket).
+- :mod:`~callcenter.web.supervise`: listen, whisper, barge on an agent's call.
+- :mod:`~callcenter.web.statistics`: ``/api/v1/stats`` and a queue's real-time figures.
 - :mod:`~callcenter.web.server`: run it on ``settings.http_api``.
 - :mod:`~callcenter.web.endpoint`: ``api.json`` in the home (URL and pid).
 - :mod:`~callcenter.web.client`: the CLI's client.

@@ -2,7 +2,8 @@
 progress, and the OpenAPI 3.1 document that describes them.
 
 Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bearer
-<token>``, a user's token from the home's ``secrets.json``)::
+<token>``, a user's token from the home's ``secrets.json``; the event stream also takes
+``?token=`` for browsers)::
 
     GET  /openapi.json                         this API's OpenAPI 3.1 document (no token)
     GET  /api/v1/me                            who the token belongs to
@@ -10,8 +11,13 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     GET  /api/v1/agents/{name}                 one agent
     POST /api/v1/agents/{name}/{action}        login, logout, pause ({"reason": "lunch"}),
                                                unpause, end-wrapup: the agent's new state
+    POST /api/v1/agents/{name}/listen          listen, whisper or barge on the agent's call
+         (also .../whisper, .../barge)         from a supervisor's phone (web.supervise)
     GET  /api/v1/queues                        queues: members, callers waiting, longest wait
     GET  /api/v1/queues/{queue}/calls          the callers waiting in one queue
+    GET  /api/v1/queues/{queue}/stats          the queue now and today (web.statistics)
+    GET  /api/v1/stats                         callcenter stats over a range (web.statistics)
+    GET  /api/v1/events                        websocket: live domain events (web.stream)
     GET  /api/v1/calls                         calls in progress (waiting or connected)
     GET  /api/v1/calls/waiting                 callers waiting, every queue the user sees
     POST /api/v1/calls/{channel}/hangup        hang a caller up (admin, the queue's supervisor)
@@ -62,6 +68,13 @@ from callcenter.web.context import (
     user_of,
 )
 from callcenter.web.openapi import API_PREFIX, Param, Route, openapi_document
+from callcenter.web.statistics import SCHEMAS as STATS_SCHEMAS
+from callcenter.web.statistics import queue_stats_route, stats_route
+from callcenter.web.stream import EVENT_SCHEMAS, EVENTS_PATH, StreamHub, events_route
+from callcenter.web.stream import install as install_stream
+from callcenter.web.supervise import MODES, SuperviseHook, no_router, supervise_route
+from callcenter.web.supervise import SCHEMAS as SUPERVISE_SCHEMAS
+from callcenter.web.supervise import install as install_supervise
 from callcenter.web.views import (
     ACTIONS,
     SCHEMAS,
@@ -122,6 +135,11 @@ def _error(status: int, message: str, **extra: str) -> web.Response:
 
 def _presented_token(request: web.Request) -> bytes | None:
     scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if (not scheme and request.path == EVENTS_PATH
+            and len(request.query.getall("token", [])) == 1):
+        # Browsers cannot set a websocket's headers: the token in the query, on the event
+        # stream only (the service's access log hides it: callcenter.web.server).
+        scheme, credentials = "bearer", request.query["token"]
     if scheme.lower() != "bearer" or not credentials.strip():
         return None
     # Header values may hold any code point (and surrogates): compare bytes, never str,
@@ -349,6 +367,14 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", f"{_P}/agents/{{name}}", "getAgent", "One agent's state",
           "admin; a supervisor of one of the agent's queues; the agent itself",
           _get_agent, "Agent", (_AGENT,), errors=(403, 404)),
+    # Supervisor actions (callcenter.web.supervise): before actOnAgent, whose {action}
+    # would take their paths.
+    *(Route("POST", f"{_P}/agents/{{name}}/{mode}", f"{mode}OnAgent",
+            f"{mode.capitalize()} on the agent's call from a supervisor's phone (ARI snoop; "
+            "answered once the phone is answered and bridged)",
+            "admin; a supervisor (API user) of one of the agent's queues; never an agent",
+            supervise_route[mode], "Supervision", (_AGENT,), body="SuperviseBody",
+            errors=(403, 404, 409, 422, 503), tag="supervision") for mode in MODES),
     Route("POST", f"{_P}/agents/{{name}}/{{action}}", "actOnAgent",
           "Change an agent's state through its state machine (pause takes a reason)",
           "admin; a supervisor of one of the agent's queues; the agent itself",
@@ -361,6 +387,32 @@ ROUTES: Final[tuple[Route, ...]] = (
           "The callers waiting in one queue, in the order they are served",
           "admin; the queue's supervisors; the agents who serve it",
           _queue_calls, "WaitingCallList", (_QUEUE,), errors=(403, 404), tag="queues"),
+    Route("GET", f"{_P}/queues/{{queue}}/stats", "getQueueStats",
+          "A queue now (callers waiting, longest wait, its agents by state) and today's "
+          "service level", "admin; the queue's supervisors; the agents who serve it",
+          queue_stats_route, "QueueStats", (_QUEUE,), errors=(403, 404), tag="statistics"),
+    Route("GET", f"{_P}/stats", "getStats",
+          "Service level, ASA, AHT, abandon rate, occupancy for a range (callcenter stats "
+          "--format json)", "every user (a supervisor's queues and agents, an agent the "
+          "queues it serves and itself)", stats_route, "StatsReport", errors=(403, 422),
+          tag="statistics", query=(
+              Param("from", "Start, ISO 8601 (local time of settings.timezone without an "
+                            "offset); default today's midnight."),
+              Param("to", "End, excluded, ISO 8601; default now."),
+              Param("last", "The last 15m, 1h, 7d... (not with from/to)."),
+              Param("by", "One row per queue, agent or interval (default queue).",
+                    ("queue", "agent", "interval")),
+              Param("interval", "Interval length for by=interval (default 15m)."),
+              Param("queue", "Only this queue's calls."))),
+    Route("GET", EVENTS_PATH, "streamEvents",
+          "Live domain events on a websocket (JSON text frames), as the user may see them",
+          "every user (an agent its own events and calls, a supervisor its queues' and "
+          "their agents', an admin all)", events_route, "StreamMessage", errors=(403, 422, 426),
+          tag="events", websocket=True, query=(
+              Param("token", "The token, for browsers (whose websockets cannot send an "
+                             "Authorization header)."),
+              Param("queues", "Only events of these queues (comma-separated names)."),
+              Param("agents", "Only events of these agents (comma-separated names)."))),
     Route("GET", f"{_P}/calls", "listCalls", "Calls in progress (waiting or connected)",
           "every user (a supervisor sees its queues' calls, an agent its own)",
           _calls, "CallList", tag="calls"),
@@ -384,6 +436,8 @@ def create_api_app(
     token: str | None = None,
     on_agent_change: AgentChangeHook = _no_change,
     hang_up: HangUpHook = no_asterisk,
+    events: StreamHub | None = None,
+    supervise: SuperviseHook = no_router,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
@@ -391,6 +445,8 @@ def create_api_app(
     The agents and queues of *config* are the ones the API knows; *tokens* says which
     user a token is (compared in constant time, never logged); *token* instead: only the
     built-in admin, with that token. Without *hang_up* (no Asterisk) a hang-up is a 503.
+    *events*: the hub the router's bus feeds (:mod:`callcenter.web.stream`; none: a
+    stream that stays quiet); *supervise*: the router's supervision (none: a 503).
     """
     if (tokens is None) == (token is None):
         raise TypeError("create_api_app() takes tokens or token, not both nor neither")
@@ -407,6 +463,8 @@ def create_api_app(
     app[_HANG_UP] = hang_up
     app[_CLOCK] = clock
     app[_DOCUMENT] = document()
+    install_stream(app, events if events is not None else StreamHub())
+    install_supervise(app, supervise)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app
@@ -414,4 +472,5 @@ def create_api_app(
 
 def document() -> dict[str, Any]:
     """The OpenAPI document, without a server (``callcenter api openapi``, tests)."""
-    return openapi_document(ROUTES, SCHEMAS, version="1")
+    return openapi_document(ROUTES, {**SCHEMAS, **SUPERVISE_SCHEMAS, **STATS_SCHEMAS,
+                                     **EVENT_SCHEMAS}, version="1")

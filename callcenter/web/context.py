@@ -19,7 +19,7 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.web.access import Access, ApiUser
 
 __all__ = ["ACCESS", "CLOCK", "CONFIG", "SESSIONS", "STORE", "USER", "ApiError", "forbidden",
-           "known_name", "user_of"]
+           "known_name", "staff_only", "user_of"]
 
 CONFIG: Final = web.AppKey("config", CallCenterConfig)
 STORE: Final = web.AppKey("store", AgentStore)
@@ -65,3 +65,16 @@ def known_name(request: web.Request, param: str, kind: str, names: Collection[st
 
 #: A coroutine answering a request (what the routes' handlers are).
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def staff_only(handler: Handler, what: str) -> Handler:
+    """*handler* for admins and supervisors only (an agent token gets a 403): routes that
+    show every queue and agent at once, such as ``GET /metrics``."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        user = user_of(request)
+        if user.role == "agent":
+            raise forbidden(user, what)
+        return await handler(request)
+
+    return guarded

@@ -21,9 +21,11 @@ ERRORS: Final[dict[int, str]] = {
     403: "The user's role does not allow it.",
     404: "Unknown route, agent, queue, action or call.",
     405: "Method not allowed on this route.",
-    409: "The agent's state machine refused the action (its message).",
+    409: "The agent's state machine refused the action, or the agent or a phone is not in "
+         "a state for it (its message).",
     413: "Request body too large.",
-    422: "Bad request body; 'field' names the part that is wrong.",
+    422: "Bad request body or query; 'field' names the part that is wrong.",
+    426: "A websocket route asked without a websocket upgrade.",
     503: "Try again: the agent kept changing, or the PBX is not reachable.",
 }
 
@@ -38,6 +40,8 @@ class Param:
     name: str
     description: str
     enum: tuple[str, ...] = ()
+    #: Only for a query parameter: whether it must be given.
+    required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +66,21 @@ class Route:
     public: bool = False
     #: Tag grouping it in the document.
     tag: str = "agents"
+    #: Query parameters (``?name=value``).
+    query: tuple[Param, ...] = ()
+    #: A websocket: answered ``101 Switching Protocols``; *answer* names the schema of
+    #: each message the server sends.
+    websocket: bool = False
 
 
 def _operation(route: Route) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": {"description": "OK", "content": {
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{route.answer}"}}}}}
+    answer = {"$ref": f"#/components/schemas/{route.answer}"}
+    responses: dict[str, Any] = (
+        {"101": {"description": "Switching Protocols: a websocket; each message the server "
+                               "sends is a JSON text frame of the schema "
+                               f"{route.answer} (x-message).", "x-message": answer}}
+        if route.websocket else
+        {"200": {"description": "OK", "content": {"application/json": {"schema": answer}}}})
     statuses = set(route.errors) | ({405} if route.public else set(_ALWAYS))
     for status in sorted(statuses):
         responses[str(status)] = {
@@ -80,11 +94,13 @@ def _operation(route: Route) -> dict[str, Any]:
         "tags": [route.tag],
         "responses": responses,
     }
-    if route.params:
+    if route.params or route.query:
         operation["parameters"] = [
-            {"name": p.name, "in": "path", "required": True, "description": p.description,
+            {"name": p.name, "in": where, "required": where == "path" or p.required,
+             "description": p.description,
              "schema": {"type": "string", **({"enum": list(p.enum)} if p.enum else {})}}
-            for p in route.params
+            for where, params in (("path", route.params), ("query", route.query))
+            for p in params
         ]
     if route.body is not None:
         operation["requestBody"] = {"required": False, "content": {"application/json": {

@@ -7,10 +7,31 @@ import ipaddress
 import logging
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
-__all__ = ["ApiServer", "connect_url"]
+__all__ = ["ApiServer", "RedactingAccessLogger", "connect_url", "redacted"]
 
 log = logging.getLogger(__name__)
+
+def redacted(request: web.BaseRequest) -> str:
+    """The request's path and query as the access log shows them: the query is hidden
+    when it holds a ``token`` parameter however spelt or encoded (the event stream takes
+    the token there for browsers)."""
+    if any(key.strip().lower() == "token" for key in request.query):
+        return f"{request.rel_url.raw_path}?<query hidden: it holds a token>"
+    return request.raw_path
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log line without secrets: method, path and query with any token
+    hidden, status, size, seconds (never a header: the Authorization header is not
+    logged either)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse,
+            time: float) -> None:
+        self.logger.info('%s "%s %s" %s %s %.3fs', request.remote, request.method,
+                         redacted(request), response.status,
+                         response.body_length, time)
 
 
 def connect_url(host: str, port: int) -> str:
@@ -33,10 +54,11 @@ class ApiServer:
                  shutdown_timeout: float = 5.0) -> None:
         self.host = host
         self._port = port
-        # aiohttp's access log names method, path and status; never the Authorization
-        # header (so never the token).
+        # The access log names method, path and status; never the Authorization header,
+        # and a token in the query (the event stream's, for browsers) is hidden.
         self._runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout,
-                                     handle_signals=False)
+                                     handle_signals=False,
+                                     access_log_class=RedactingAccessLogger)
 
     @property
     def port(self) -> int:

@@ -31,7 +31,7 @@ from tests.web_api import (
     running_api,
 )
 
-DOCUMENTED = {200, 401, 403, 404, 405, 409, 413, 422, 503}
+DOCUMENTED = {200, 401, 403, 404, 405, 409, 413, 422, 426, 503}
 DOC = document()
 
 FUZZ = settings(max_examples=300, deadline=None,
