@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["API_PREFIX", "ERRORS", "Param", "Route", "openapi_document"]
+__all__ = ["API_PREFIX", "ERRORS", "Param", "Route", "openapi_document", "route_table"]
 
 #: Every API route's path starts with it (the version changes when a shape does).
 API_PREFIX: Final = "/api/v1"
@@ -135,3 +135,16 @@ def openapi_document(routes: Iterable[Route], schemas: Mapping[str, Any], *,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def route_table(routes: Iterable[Route]) -> str:
+    """The README's route table (Markdown), from the same routes as the document; the
+    README test checks the README holds it as generated."""
+    lines = ["| method | path | what | who |", "| --- | --- | --- | --- |"]
+    for route in routes:
+        path = route.path + ("?" + "&".join(f"{p.name}=" for p in route.query)
+                             if route.query else "")
+        what = route.summary + "".join(f"; `{p.name}`: {', '.join(p.enum)}"
+                                       for p in route.params if p.enum)
+        lines.append(f"| {route.method} | `{path}` | {what} | {route.allowed} |")
+    return "\n".join(lines) + "\n"
