@@ -79,6 +79,8 @@ CLIENT_INBOX: Final = 1000
 HEARTBEAT: Final = 20.0
 #: A client that takes longer than this to take one message is closed (1008).
 SEND_TIMEOUT: Final = 10.0
+#: At shutdown, how long clients get to answer the close (the server stops anyway).
+CLOSE_TIMEOUT: Final = 2.0
 #: The query parameters the route takes.
 QUERY: Final = ("token", "queues", "agents")
 
@@ -276,10 +278,21 @@ async def events_route(request: web.Request) -> web.StreamResponse:
 
 
 async def _close_all(app: web.Application) -> None:
-    """Shutdown: every socket closed with 1001 so clients know to reconnect later."""
-    for ws in tuple(app[_SOCKETS]):
+    """Shutdown: every socket closed with 1001 so clients know to reconnect later; all at
+    once, and at most :data:`CLOSE_TIMEOUT` waiting for clients' close replies."""
+
+    async def close(ws: web.WebSocketResponse) -> None:
         with contextlib.suppress(ConnectionError):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"service stopping")
+
+    sockets = tuple(app[_SOCKETS])
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT), asyncio.TaskGroup() as group:
+            for ws in sockets:
+                group.create_task(close(ws))
+    except TimeoutError:
+        log.warning("event stream: %d client(s) did not answer the close in %.0f s",
+                    sum(not ws.closed for ws in sockets), CLOSE_TIMEOUT)
 
 
 def install(app: web.Application, hub: StreamHub) -> None:
