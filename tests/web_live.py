@@ -53,3 +53,16 @@ async def live_api(config: CallCenterConfig, sessions: async_sessionmaker[AsyncS
                          events=hub, supervise=supervise)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield LiveApi(client, store, clock, hub)
+
+
+def assert_schema(answer: object, component: str) -> None:
+    """*answer* is what the OpenAPI document's *component* says."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    from callcenter.web.api import document
+
+    uri = "urn:callcenter:openapi"
+    registry = Registry().with_resource(uri, Resource.opaque(document()))
+    Draft202012Validator({"$ref": f"{uri}#/components/schemas/{component}"},
+                         registry=registry).validate(answer)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.stats import collect, render, window
 from callcenter.storage.queued_calls import QueuedCallRepository
 from tests.unit.test_stats_cli import at, seed
-from tests.web_live import LiveApi, live_api, live_config
+from tests.web_live import LiveApi, assert_schema, live_api, live_config
 
 CONFIG = live_config()
 #: Range of the seeded calls (New York time, the example's zone), as the CLI test's.
@@ -51,6 +51,7 @@ async def test_an_admin_gets_what_callcenter_stats_prints(api: LiveApi, db_url: 
     report = await collect(db_url, CONFIG, start=start, end=end, by=by, now=NOW)
     rules = {name: q.service_level for name, q in CONFIG.queues.items()}
     assert answer == json.loads(render(report, "json", rules))
+    assert_schema(answer, "StatsReport")
     assert answer["total"]["answered"] == 2  # the seed's a and b, answered by carmen
 
 
@@ -108,6 +109,7 @@ async def test_a_queue_now_and_today(api: LiveApi, sessions, db_url: str) -> Non
     # sales' agents: alice (available in the seed) and carmen (logged out at 2000 s).
     assert sum(answer["agents"].values()) == 2
     assert (answer["agents"]["available"], answer["agents"]["logged_out"]) == (1, 1)
+    assert_schema(answer, "QueueStats")
     today = answer["today"]
     assert today["from"] == "2026-11-30T00:00:00-05:00"  # New York's midnight
     # The same figures as callcenter stats --queue sales from midnight: the seed's a, b

@@ -26,7 +26,7 @@ from callcenter.web.access import Access, users_from_config
 from callcenter.web.server import RedactingAccessLogger
 from callcenter.web.stream import CLIENT_INBOX, Selection, event_json, visible
 from tests.web_api import T0, TOKENS
-from tests.web_live import LiveApi, live_api, live_config
+from tests.web_live import LiveApi, assert_schema, live_api, live_config
 
 CONFIG = live_config()
 USERS = users_from_config(CONFIG)
@@ -142,6 +142,8 @@ async def test_each_client_gets_what_its_user_may_see_in_publish_order(api: Live
         expected = [event_json(e) for name, e in EVENTS.items() if name in SEES[user]]
         got = [await _next(ws) for _ in expected]
         assert got == expected, user
+        for message in got:
+            assert_schema(message, "StreamMessage")
         assert await _next(ws) == event_json(last[user]), user
         await ws.close()
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.supervision import SupervisionRefused
 from callcenter.web.supervise import router_hook
-from tests.web_live import LiveApi, live_api, live_config
+from tests.web_live import LiveApi, assert_schema, live_api, live_config
 
 CONFIG = live_config()
 
@@ -72,6 +72,7 @@ async def test_a_supervisor_rings_the_named_supervisors_phone_onto_the_call(
                       "channel": "cc-svcall-1", "snoop": "cc-snoop-cc-svcall-1",
                       "bridge": "cc-sv-cc-svcall-1"}
     assert supervision.asked == [("bob", "carmen", mode)]
+    assert_schema(answer, "Supervision")
 
 
 @pytest.mark.parametrize(("user", "agent", "status"), [
@@ -124,6 +125,7 @@ async def test_each_refusal_of_the_supervision_has_its_status(
                          {"supervisor": "alice"})
     assert answer.get("field") == field
     assert f"refused: {reason}" in answer["error"]
+    assert_schema(answer, "Error")
 
 
 async def test_without_a_router_it_is_a_503(sessions: async_sessionmaker[AsyncSession]) -> None:
