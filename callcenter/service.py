@@ -258,8 +258,8 @@ class CallCenterService:
 
     @property
     def event_listeners(self) -> list[EventListener]:
-        """What hears the router's events: the queue_log writer (with an Asterisk) and
-        the metrics."""
+        """What hears the router's events: the queue_log writer (with an Asterisk), the
+        metrics and the HTTP API's event stream (:attr:`stream`)."""
         return [*([self.queue_log] if self.queue_log is not None else []), self.metrics,
                 self.stream]
 
