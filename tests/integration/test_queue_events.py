@@ -39,6 +39,7 @@ from callcenter.service import CallCenterService
 from callcenter.testing.ports import free_port
 from tests.conftest import PBX
 from tests.integration.router_harness import (
+    decline,
     place_call,
     start_router,
     with_queue,
@@ -134,16 +135,9 @@ async def test_queue_log_and_metrics_follow_real_calls(clean_pbx: PBX) -> None:
                 clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
                 clean_pbx.agent_phone("alice") as alice:
             metrics.watch(running.router.events)
-            await running.login("carmen")
-            await running.wait_state("carmen", AgentStatus.AVAILABLE)
-            await running.login("alice")
-
-            async def decline() -> None:
-                await carmen.event("CALL_INCOMING")
-                await carmen.hangup()
-
+            await running.login_in_turn("carmen", "alice")
             result, _, talked = await asyncio.gather(
-                place_call(clean_pbx, answered, hold_ms=4000), decline(), alice.call())
+                place_call(clean_pbx, answered, hold_ms=4000), decline(carmen), alice.call())
             assert result.returncode == 0 and talked.answered
             first = await running.queued(answered)
             offers = await running.offers(first)

@@ -13,6 +13,7 @@ from callcenter.config.models import RelaxStep
 from tests.conftest import PBX
 from tests.integration.router_harness import (
     RunningRouter,
+    decline,
     place_call,
     running,
     start_router,
@@ -130,9 +131,7 @@ async def test_no_answer_moves_on_to_the_next_agent_and_pauses_the_one_who_misse
     async with start_router(clean_pbx, config) as running, \
             clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
             clean_pbx.agent_phone("alice") as alice:
-        await running.login("carmen")
-        await running.wait_state("carmen", AgentStatus.AVAILABLE)
-        await running.login("alice")
+        await running.login_in_turn("carmen", "alice")
         caller = "15558880006"
         result, missed, answered = await asyncio.gather(
             place_call(clean_pbx, caller, hold_ms=9000), carmen.call(), alice.call())
@@ -157,17 +156,10 @@ async def test_a_rejected_offer_goes_to_the_next_agent(clean_pbx: PBX) -> None:
     async with start_router(clean_pbx, config) as running, \
             clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
             clean_pbx.agent_phone("alice") as alice:
-        await running.login("carmen")
-        await running.wait_state("carmen", AgentStatus.AVAILABLE)
-        await running.login("alice")
+        await running.login_in_turn("carmen", "alice")
         caller = "15558880007"
-
-        async def decline() -> None:
-            await carmen.event("CALL_INCOMING")
-            await carmen.hangup()
-
         result, _, answered = await asyncio.gather(
-            place_call(clean_pbx, caller, hold_ms=6000), decline(), alice.call())
+            place_call(clean_pbx, caller, hold_ms=6000), decline(carmen), alice.call())
         assert result.returncode == 0 and answered.answered
         queued = await running.queued(caller)
         offers = await running.offers(queued)
