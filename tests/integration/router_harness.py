@@ -25,12 +25,13 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.events import EventListener
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.models import CallOffer, QueuedCall
+from callcenter.testing.aio import cancel_and_wait
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
-from callcenter.testing.softphone import Softphone
+from callcenter.testing.softphone import Softphone, SoftphoneCall
 from tests.conftest import PBX
 
 __all__ = ["SALES", "RunningRouter", "decline", "holds_callers", "place_call", "running",
-           "start_router", "waiting", "with_queue"]
+           "start_router", "talk_then_hang_up", "waiting", "with_queue"]
 
 SALES = (Keypress("1", 2500), Keypress("2", 1200))  # English, then sales
 
@@ -143,6 +144,22 @@ async def holds_callers(router: QueueRouter, count: int, *,
 async def waiting(running: RunningRouter, count: int, timeout: float = 30) -> None:
     """Wait until the router holds *count* callers waiting for an agent."""
     await holds_callers(running.router, count, phase="waiting", timeout=timeout)
+
+
+async def talk_then_hang_up(running: RunningRouter, agent: str,
+                            phone: Softphone) -> SoftphoneCall:
+    """*agent*'s next call, hung up by the agent (a BYE from *phone*) as soon as the
+    router has connected it (``on_call``): for a test that needs the call answered, not
+    a talk of any length. Not sooner: a leg that ends before the router has seen the
+    answer is a failed offer, and the caller waits again."""
+    call = asyncio.create_task(phone.call())
+    try:
+        await running.wait_state(agent, AgentStatus.ON_CALL)
+        await phone.hangup()
+    except BaseException:
+        await cancel_and_wait(call)
+        raise
+    return await call
 
 
 async def decline(phone: Softphone) -> None:

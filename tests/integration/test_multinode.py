@@ -166,12 +166,12 @@ async def test_callers_on_every_node_at_once_never_get_one_agent_twice(
     """Three callers per node through the example IVR into sales; three agents (phones
     registered on every node) serve sales on all. Two callers per node arrive together
     and hang up after 4 s; once they are all queued, one more per node arrives and waits
-    up to 30 s, so the agents freed by the first calls take these callers, wherever
+    up to 15 s, so the agents freed by the first calls take these callers, wherever
     they are (the order of arrival, not chance, decides who waits)."""
     nodes = [session_node(clean_pbx), *other_nodes]
     assert len({node.name for node in nodes}) == len(nodes), "two homes got one node name"
     config = sales_for(clean_pbx.loaded.config, AGENTS)
-    holds = (4000, 4000, 30000)
+    holds = (4000, 4000, 15000)
     numbers = {node.name: [f"155577{n}{i:04d}" for i in range(len(holds))]
                for n, node in enumerate(nodes)}
     async with routers(nodes, config, pg_url) as node_routers, \

@@ -17,6 +17,7 @@ from tests.integration.router_harness import (
     place_call,
     running,
     start_router,
+    talk_then_hang_up,
     waiting,
     with_queue,
 )
@@ -62,24 +63,26 @@ async def test_caller_who_hangs_up_while_waiting_is_recorded_abandoned(
 
 async def test_vip_is_served_before_an_earlier_caller(
         clean_pbx: PBX, running: RunningRouter) -> None:
-    """Both wait (nobody logged in); the VIP arrived second but is answered first."""
+    """Both wait (nobody logged in); the VIP arrived second but is answered first.
+    carmen hangs up each call once answered (the callers' holds are only bounds)."""
     ordinary, vip = "15558880003", "+15551230001"
     async with clean_pbx.agent_phone("carmen") as carmen:
         first = asyncio.create_task(place_call(clean_pbx, ordinary, hold_ms=30000))
         await waiting(running, 1)
-        second = asyncio.create_task(place_call(clean_pbx, vip, hold_ms=6000))
+        second = asyncio.create_task(place_call(clean_pbx, vip, hold_ms=30000))
         await waiting(running, 2)
         await running.login("carmen")
-        served_first = await carmen.call()
+        served_first = await talk_then_hang_up(running, "carmen", carmen)
         assert served_first.peer_uri.startswith(f"sip:{vip}@"), served_first.peer_uri
-        # The VIP hung up: carmen ends wrap-up at once and takes the other caller.
+        # carmen ends wrap-up at once and takes the other caller.
         await running.wait_state("carmen", AgentStatus.WRAP_UP)
         await running.router.store.apply("carmen", EndWrapUp(), running.router.clock())
         running.router.agent_changed("carmen")
-        served_second = await carmen.call()
+        served_second = await talk_then_hang_up(running, "carmen", carmen)
         assert served_second.peer_uri.startswith(f"sip:{ordinary}@"), served_second.peer_uri
         for task in (first, second):
-            assert (await task).returncode == 0
+            result = await task
+            assert result.returncode == 0 and result.remote_hangup, result.stderr
     a, b = await running.queued(ordinary), await running.queued(vip)
     assert a.entered_at < b.entered_at and b.priority > a.priority
     assert b.answered_at < a.answered_at  # type: ignore[operator]
