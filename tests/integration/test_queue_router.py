@@ -116,7 +116,8 @@ async def test_requirements_relax_for_a_caller_alreadywaiting(clean_pbx: PBX) ->
             clean_pbx.agent_phone("alice") as alice:
         await running.login("alice")
         caller = "15558880005"
-        result, call = await asyncio.gather(place_call(clean_pbx, caller, hold_ms=8000), alice.call())
+        result, call = await asyncio.gather(place_call(clean_pbx, caller, hold_ms=8000),
+                                            talk_then_hang_up(running, "alice", alice))
         assert result.returncode == 0
         assert call.peer_uri.startswith(f"sip:{caller}@")
         queued = await running.queued(caller)
@@ -137,7 +138,8 @@ async def test_no_answer_moves_on_to_the_next_agent_and_pauses_the_one_who_misse
         await running.login_in_turn("carmen", "alice")
         caller = "15558880006"
         result, missed, answered = await asyncio.gather(
-            place_call(clean_pbx, caller, hold_ms=9000), carmen.call(), alice.call())
+            place_call(clean_pbx, caller, hold_ms=9000), carmen.call(),
+            talk_then_hang_up(running, "alice", alice))
         assert result.returncode == 0
         assert missed.flow()[0] == "CALL_INCOMING" and not missed.answered, missed.flow()
         assert answered.answered and answered.peer_uri.startswith(f"sip:{caller}@")
@@ -162,7 +164,8 @@ async def test_a_rejected_offer_goes_to_the_next_agent(clean_pbx: PBX) -> None:
         await running.login_in_turn("carmen", "alice")
         caller = "15558880007"
         result, _, answered = await asyncio.gather(
-            place_call(clean_pbx, caller, hold_ms=6000), decline(carmen), alice.call())
+            place_call(clean_pbx, caller, hold_ms=6000), decline(carmen),
+            talk_then_hang_up(running, "alice", alice))
         assert result.returncode == 0 and answered.answered
         queued = await running.queued(caller)
         offers = await running.offers(queued)
