@@ -31,7 +31,7 @@ from pathlib import Path
 
 from callcenter.asterisk.instance import AsteriskInstance
 from callcenter.asterisk.stasis_args import dialplan_args
-from callcenter.testing.sipp import PROVISIONAL, in_dialog, invite, ok_to_request
+from callcenter.testing.sipp import PROVISIONAL, in_dialog, invite, ok_to_request, sdp
 
 __all__ = [
     "CALLER_CONTEXT",
@@ -144,6 +144,28 @@ def router_config_yaml(agents: Sequence[str], *, ring_timeout: int = 15,
 
 # -- sipp scenarios ------------------------------------------------------------------
 
+def _reply(status: str, to: str, *, cseq: str = "[last_CSeq:]", contact: bool = False,
+           body: str = "") -> str:
+    """A ``<send>`` of the agent's response *status* to the request just received (the
+    INVITE's own ``CSeq`` can be given for a 487 sent after a CANCEL); with a *body*
+    (SDP), retransmitted until ACKed."""
+    contact_line = ("\n      Contact: <sip:[service]@[local_ip]:[local_port];transport=[transport]>"
+                    if contact else "")
+    headers = ("\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n"
+               + body if body else "\n      Content-Length: 0\n")
+    attrs = ' retrans="500"' if body else ""
+    return f"""  <send{attrs}>
+    <![CDATA[
+      SIP/2.0 {status}
+      [last_Via:]
+      [last_From:]
+      To: {to}
+      [last_Call-ID:]
+      {cseq}{contact_line}{headers}    ]]>
+  </send>
+"""
+
+
 def agent_scenario(ring_ms: int, talk_ms: int) -> str:
     """An agent's phone (UAS): 180, ring ``ring_ms``, 200, talk ``talk_ms``, BYE.
 
@@ -160,65 +182,11 @@ def agent_scenario(ring_ms: int, talk_ms: int) -> str:
       <ereg regexp=".*" search_in="hdr" header="To:" assign_to="invite_to"/>
     </action>
   </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      To: {to_us}
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[service]@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      To: {to_us}
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <send>
-    <![CDATA[
-      SIP/2.0 487 Request Terminated
-      [last_Via:]
-      [last_From:]
-      To: {to_us}
-      [last_Call-ID:]
-      CSeq: [$invite_cseq] INVITE
-      Content-Length: 0
-    ]]>
-  </send>
+{_reply("180 Ringing", to_us, contact=True)}  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
+{_reply("200 OK", to_us)}{_reply("487 Request Terminated", to_us, cseq="CSeq: [$invite_cseq] INVITE")}\
   <recv request="ACK" next="end"/>
   <label id="answer"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      To: {to_us}
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[service]@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=agent 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK"/>
+{_reply("200 OK", to_us, contact=True, body=sdp("agent"))}  <recv request="ACK"/>
   <pause milliseconds="{talk_ms}"/>
   <send retrans="500">
     <![CDATA[

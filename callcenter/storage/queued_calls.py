@@ -7,9 +7,10 @@ caller is parked in the holding bridge, the offer before the originate), so a re
 router finds every waiting caller (:meth:`QueuedCallRepository.waiting`) in the order it
 must serve them. Takes an ``AsyncSession`` and never commits, like every repository here.
 
-The ``*_by_id`` writes are for a caller that knows the row ids (the router keeps them
-from ``enter`` and ``add_offer``): each is a conditional ``UPDATE`` (or ``INSERT``) with
-the same checks in its ``WHERE`` clause, and no ``SELECT`` first, on the calls' hot path.
+Writes go by row id (the router keeps the ids :meth:`QueuedCallRepository.enter_by_id` and
+:meth:`QueuedCallRepository.add_offer_by_id` return): each is a conditional ``UPDATE`` (or
+``INSERT``) with its checks in the ``WHERE`` clause and no ``SELECT`` first, because they
+are on the calls' hot path; reads give ORM rows.
 """
 
 from __future__ import annotations
@@ -78,32 +79,6 @@ class QueuedCallRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def enter(
-        self,
-        channel_id: str,
-        queue: str,
-        *,
-        entered_at: datetime,
-        priority: int = 0,
-        language: str | None = None,
-        call_id: int | None = None,
-        node: str | None = None,
-    ) -> QueuedCall:
-        """Record a caller entering *queue*; ``IntegrityError`` if the channel is queued
-        already (a re-adopted channel: look it up with :meth:`get_by_channel`)."""
-        queued = QueuedCall(
-            channel_id=channel_id,
-            queue=queue,
-            entered_at=entered_at,
-            priority=priority,
-            language=parse_language(language),
-            call_id=call_id,
-            node=node,
-        )
-        self._session.add(queued)
-        await self._session.flush()
-        return queued
-
     async def get_by_channel(self, channel_id: str) -> QueuedCall | None:
         """The queued call of the caller's channel, or ``None``."""
         result = await self._session.execute(
@@ -138,90 +113,6 @@ class QueuedCallRepository:
             statement.order_by(QueuedCall.entered_at, QueuedCall.id))
         return result.scalars().all()
 
-    async def add_offer(
-        self,
-        queued: QueuedCall,
-        agent: str,
-        *,
-        offered_at: datetime,
-        channel_id: str | None = None,
-    ) -> CallOffer:
-        """Record an offer to *agent* (the first one sets the call's ``offered_at``)."""
-        self._check_open(queued)
-        offer = CallOffer(
-            queued_call_id=queued.id, agent=agent, offered_at=offered_at, channel_id=channel_id
-        )
-        if queued.offered_at is None:
-            queued.offered_at = offered_at
-        self._session.add(offer)
-        await self._session.flush()
-        return offer
-
-    async def end_offer(self, offer: CallOffer, result: OfferResult | str, *, at: datetime) -> CallOffer:
-        """Record how an unanswered offer ended (``no_answer``, ``busy``...).
-
-        Raises:
-            ValueError: *result* is not an :class:`OfferResult`.
-            QueuedCallError: the offer has ended already.
-        """
-        if offer.result is not None:
-            raise QueuedCallError(f"offer {offer.id} ended already ({offer.result})")
-        offer.result = OfferResult(result)
-        offer.ended_at = at
-        await self._session.flush()
-        return offer
-
-    async def answered(
-        self,
-        queued: QueuedCall,
-        offer: CallOffer,
-        *,
-        at: datetime,
-        matched_skills: dict[str, Any] | None = None,
-        relaxation_step: int | None = None,
-    ) -> QueuedCall:
-        """The agent of *offer* answered: the call leaves the waiting list."""
-        self._check_open(queued)
-        if offer.queued_call_id != queued.id:
-            raise QueuedCallError(f"offer {offer.id} is not an offer of queued call {queued.id}")
-        await self.end_offer(offer, OfferResult.ANSWERED, at=at)
-        queued.answered_at = at
-        queued.agent = offer.agent
-        queued.matched_skills = matched_skills
-        queued.relaxation_step = relaxation_step
-        await self._session.flush()
-        return queued
-
-    async def finish(
-        self,
-        queued: QueuedCall,
-        outcome: QueueOutcome | str,
-        *,
-        at: datetime,
-        overflow_to: str | None = None,
-    ) -> QueuedCall:
-        """Record how the call's stay ended: answered (when the talk ended), abandoned,
-        overflowed (to *overflow_to*) or timed out.
-
-        Raises:
-            ValueError: *outcome* is not a :class:`QueueOutcome`.
-            QueuedCallError: the call ended already, or ``answered`` for a call nobody
-                answered (and the reverse).
-        """
-        outcome = QueueOutcome(outcome)
-        if queued.ended_at is not None:
-            raise QueuedCallError(f"queued call {queued.id} ended already ({queued.outcome})")
-        if (outcome is QueueOutcome.ANSWERED) != (queued.answered_at is not None):
-            raise QueuedCallError(
-                f"queued call {queued.id}: outcome {outcome} but "
-                f"{'answered' if queued.answered_at else 'never answered'}"
-            )
-        queued.outcome = outcome
-        queued.ended_at = at
-        queued.overflow_to = overflow_to
-        await self._session.flush()
-        return queued
-
     async def offers(self, queued: QueuedCall) -> Sequence[CallOffer]:
         """The offers of *queued*, oldest first."""
         result = await self._session.execute(
@@ -241,8 +132,9 @@ class QueuedCallRepository:
         language: str | None = None,
         node: str | None = None,
     ) -> int:
-        """:meth:`enter`, returning the new row's id (no ORM object); ``IntegrityError``
-        if the channel is queued already."""
+        """Record a caller entering *queue*; the new row's id. ``IntegrityError`` if the
+        channel is queued already (a re-adopted channel: look it up with
+        :meth:`get_by_channel`)."""
         return await self._scalar(_ENTER, {
             "channel_id": channel_id, "queue": queue, "entered_at": entered_at,
             "priority": priority, "language": parse_language(language), "node": node})
@@ -250,7 +142,8 @@ class QueuedCallRepository:
     async def add_offer_by_id(
         self, queued_id: int, agent: str, *, offered_at: datetime, channel_id: str | None = None
     ) -> int:
-        """:meth:`add_offer` by the queued call's id; the offer's id.
+        """Record an offer to *agent* (the first one sets the call's ``offered_at``); the
+        offer's id.
 
         Raises:
             QueuedCallError: the call is no longer waiting (answered or ended), or unknown.
@@ -264,7 +157,9 @@ class QueuedCallRepository:
 
     async def end_offer_by_id(self, offer_id: int, result: OfferResult | str, *,
                               at: datetime) -> bool:
-        """:meth:`end_offer` by id; ``False`` (nothing written) if it has ended already."""
+        """Record how an unanswered offer ended (``no_answer``, ``busy``...); ``False``
+        (nothing written) if it has ended already. ``ValueError`` if *result* is not an
+        :class:`OfferResult`."""
         return await self._update(_END_OFFER, {
             "w_id": offer_id, "v_result": OfferResult(result), "v_at": at})
 
@@ -278,7 +173,7 @@ class QueuedCallRepository:
         matched_skills: dict[str, Any] | None = None,
         relaxation_step: int | None = None,
     ) -> None:
-        """:meth:`answered` by ids.
+        """The agent of the offer answered: the call leaves the waiting list.
 
         Raises:
             QueuedCallError: the offer is not the call's or has ended, or the call is no
@@ -329,8 +224,3 @@ class QueuedCallRepository:
     async def _scalar(self, statement: Any, params: dict[str, Any]) -> int:
         connection = await self._session.connection()
         return int((await connection.execute(statement, params)).scalar_one())
-
-    @staticmethod
-    def _check_open(queued: QueuedCall) -> None:
-        if queued.ended_at is not None or queued.answered_at is not None:
-            raise QueuedCallError(f"queued call {queued.id} is no longer waiting")

@@ -10,10 +10,12 @@ pause, then waits for Asterisk to hang up (or hangs up itself after
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -30,10 +32,14 @@ __all__ = [
     "invite",
     "ok_to_request",
     "run_call",
+    "run_scenario",
+    "sdp",
     "write_dtmf_pcaps",
 ]
 
 PCAP_DIR = Path("/usr/share/sip-tester")
+#: What would end sipp's ``[authentication ...]`` keyword or the CDATA it stands in.
+_NOT_IN_KEYWORD = re.compile(r"[\s\]<>&]")
 _PCAP_NAMES = {"*": "star", "#": "pound"}
 
 
@@ -102,11 +108,39 @@ def write_dtmf_pcaps(keys: tuple[Keypress, ...], directory: Path) -> list[Path]:
     return paths
 
 
-def invite(from_user: str, *, dtmf: bool = True, send_attrs: str = 'retrans="500"') -> str:
-    """A ``<send>`` of the INVITE, offering PCMU (and RFC 2833 events when ``dtmf``)."""
-    user = escape(from_user)
-    events = ("a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n      "
+def sdp(origin: str = "user1", *, dtmf: bool = False) -> str:
+    """An SDP body offering (or answering with) PCMU, and RFC 2833 events when ``dtmf``,
+    indented for a ``<send>``'s CDATA (sipp fills in the addresses and ports)."""
+    events = ("\n      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15"
               if dtmf else "")
+    return f"""      v=0
+      o={origin} 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0{" 101" if dtmf else ""}
+      a=rtpmap:0 PCMU/8000{events}
+      a=sendrecv
+"""
+
+
+def invite(from_user: str, *, dtmf: bool = True, send_attrs: str = 'retrans="500"',
+           cseq: int = 1, credentials: tuple[str, str] | None = None) -> str:
+    """A ``<send>`` of the INVITE, offering PCMU (and RFC 2833 events when ``dtmf``).
+
+    ``credentials`` (user, password): the answer to the 401 just received, as sipp
+    writes it in place of its ``[authentication ...]`` keyword (an INVITE with ``cseq``
+    2 after the challenge); the password is then in the scenario file only, never on
+    sipp's command line."""
+    user = escape(from_user)
+    auth = ""
+    if credentials is not None:
+        for part in credentials:
+            if _NOT_IN_KEYWORD.search(part):
+                raise SippError(f"credentials for {from_user!r}: a space, ']', '<', '>' or "
+                                "'&' cannot be written into sipp's [authentication] keyword")
+        name, password = credentials
+        auth = f"[authentication username={name} password={password}]\n      "
     return f"""  <send {send_attrs}>
     <![CDATA[
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -114,21 +148,13 @@ def invite(from_user: str, *, dtmf: bool = True, send_attrs: str = 'retrans="500
       From: "Test" <sip:{user}@[local_ip]:[local_port]>;tag=[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
-      CSeq: 1 INVITE
+      CSeq: {cseq} INVITE
       Contact: <sip:{user}@[local_ip]:[local_port]>
-      Max-Forwards: 70
+      {auth}Max-Forwards: 70
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0{" 101" if dtmf else ""}
-      a=rtpmap:0 PCMU/8000
-      {events}a=sendrecv
-    ]]>
+{sdp(dtmf=dtmf)}    ]]>
   </send>
 """
 
@@ -208,16 +234,37 @@ async def run_call(
     timeout: float = 120.0,
 ) -> SippResult:
     """Place one real SIP call with sipp and wait for it to end."""
+    return await run_scenario(
+        lambda tmp: build_scenario(caller, write_dtmf_pcaps(caller.keys, tmp)), caller.number,
+        sip_port=sip_port, local_port=local_port, media_port=media_port, timeout=timeout)
+
+
+async def run_scenario(
+    write: Callable[[Path], str],
+    number: str,
+    *,
+    sip_port: int,
+    local_port: int,
+    media_port: int,
+    timeout: float,
+    prefix: str = "cc-sipp-",
+) -> SippResult:
+    """Run one call of a sipp UAC scenario to ``number`` and wait for it to end.
+
+    ``write(directory)`` returns the scenario's XML and may put the files it refers to
+    (DTMF captures) in *directory*, a private (0700) temporary directory removed after
+    the call; sipp's trace of the SIP messages is read back into the result."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise SippError("sipp not found: apt-get install sip-tester")
-    with tempfile.TemporaryDirectory(prefix="cc-sipp-") as tmp:
-        scenario = Path(tmp) / "caller.xml"
-        scenario.write_text(build_scenario(caller, write_dtmf_pcaps(caller.keys, Path(tmp))))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        os.chmod(tmp, 0o700)  # mkdtemp's mode already; a scenario may hold a password
+        scenario = Path(tmp) / "scenario.xml"
+        scenario.write_text(write(Path(tmp)))
         trace = Path(tmp) / "messages.log"
         proc = await asyncio.create_subprocess_exec(
             sipp, f"127.0.0.1:{sip_port}",
-            "-sf", str(scenario), "-s", caller.number,
+            "-sf", str(scenario), "-s", number,
             "-i", "127.0.0.1", "-p", str(local_port),
             "-mi", "127.0.0.1", "-mp", str(media_port),
             "-m", "1", "-l", "1", "-nostdin", "-trace_msg", "-message_file", str(trace),

@@ -25,11 +25,13 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.events import EventListener
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.models import CallOffer, QueuedCall
+from callcenter.testing.aio import cancel_and_wait
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
+from callcenter.testing.softphone import Softphone, SoftphoneCall
 from tests.conftest import PBX
 
-__all__ = ["SALES", "RunningRouter", "place_call", "running", "start_router", "waiting",
-           "with_queue"]
+__all__ = ["SALES", "RunningRouter", "decline", "holds_callers", "place_call", "running",
+           "start_router", "talk_then_hang_up", "waiting", "with_queue"]
 
 SALES = (Keypress("1", 2500), Keypress("2", 1200))  # English, then sales
 
@@ -44,6 +46,13 @@ class RunningRouter:
         for agent in agents:
             await self.router.store.apply(agent, Login(), self.router.clock(), reason="test")
             self.router.agent_changed(agent)
+
+    async def login_in_turn(self, *agents: str) -> None:
+        """Log *agents* in one at a time, each once the router has seen the one before
+        available: under ``longest_idle`` the first is offered a call first."""
+        for agent in agents:
+            await self.login(agent)
+            await self.wait_state(agent, AgentStatus.AVAILABLE)
 
     async def state(self, agent: str) -> AgentState:
         return await self.router.store.get(agent, self.router.clock())
@@ -123,12 +132,40 @@ async def running(clean_pbx: PBX) -> AsyncIterator[RunningRouter]:
         yield handle
 
 
+async def holds_callers(router: QueueRouter, count: int, *,
+                        phase: str | None = None, timeout: float = 30) -> None:
+    """Wait until *router* holds at least *count* callers (in *phase*, or in any)."""
+    callers = router.callers
+    async with asyncio.timeout(timeout):
+        await router.wait_until(lambda: sum(
+            phase is None or c.phase == phase for c in callers.values()) >= count)
+
+
 async def waiting(running: RunningRouter, count: int, timeout: float = 30) -> None:
     """Wait until the router holds *count* callers waiting for an agent."""
-    callers = running.router.callers
-    async with asyncio.timeout(timeout):
-        await running.router.wait_until(
-            lambda: sum(c.phase == "waiting" for c in callers.values()) >= count)
+    await holds_callers(running.router, count, phase="waiting", timeout=timeout)
+
+
+async def talk_then_hang_up(running: RunningRouter, agent: str,
+                            phone: Softphone) -> SoftphoneCall:
+    """*agent*'s next call, hung up by the agent (a BYE from *phone*) as soon as the
+    router has connected it (``on_call``): for a test that needs the call answered, not
+    a talk of any length. Not sooner: a leg that ends before the router has seen the
+    answer is a failed offer, and the caller waits again."""
+    call = asyncio.create_task(phone.call())
+    try:
+        await running.wait_state(agent, AgentStatus.ON_CALL)
+        await phone.hangup()
+    except BaseException:
+        await cancel_and_wait(call)
+        raise
+    return await call
+
+
+async def decline(phone: Softphone) -> None:
+    """Reject the call once *phone* rings (an agent who declines the offer)."""
+    await phone.event("CALL_INCOMING")
+    await phone.hangup()
 
 
 def with_queue(config: CallCenterConfig, queue: str, **changes: object) -> CallCenterConfig:

@@ -10,31 +10,15 @@ registered phone is in ``test_ivr_calls``.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import pytest
 
-from callcenter.asterisk.ami.client import AMIClient, AMISubscription
+from callcenter.asterisk.ami.client import AMIClient
 from callcenter.asterisk.ari import ARIClient
+from callcenter.testing.observe import next_event, registered_contacts
 from tests.conftest import PBX
-
-
-async def _contacts(pbx: PBX, aor: str) -> list[str]:
-    """The AOR's registered contact URIs, as ``pjsip show contacts`` lists them."""
-    _, out = await asyncio.to_thread(pbx.instance.cli, "pjsip show contacts", check=False)
-    return re.findall(rf"^\s*Contact:\s+{aor}/(\S+)", out, re.MULTILINE)
-
-
-async def _next(subscription: AMISubscription, match: Mapping[str, str],
-                timeout: float = 15.0) -> dict[str, str]:
-    """The next AMI event whose fields include ``match``."""
-    async with asyncio.timeout(timeout):
-        async for event in subscription:
-            if all(event.get(k) == v for k, v in match.items()):
-                return dict(event)
-    raise AssertionError(f"AMI subscription ended before {match}")
 
 
 @pytest.fixture
@@ -52,15 +36,15 @@ async def test_softphone_registers_with_digest_auth(pbx: PBX, ami: AMIClient,
             assert phone.registration["type"] == "REGISTER_OK"
             assert phone.registration["param"] == "200 OK"
             # Asterisk qualifies the new contact at once (qualify_frequency): reachable.
-            await _next(contacts, {"AOR": "alice", "ContactStatus": "Reachable"})
-            registered = await _contacts(pbx, "alice")
+            await next_event(contacts, {"AOR": "alice", "ContactStatus": "Reachable"})
+            registered = await registered_contacts(pbx.instance, "alice")
             assert len(registered) == 1, registered
             assert f"@127.0.0.1:{phone.sip_port}" in registered[0], registered
             endpoint = await ari.request("GET", "/endpoints/PJSIP/alice")
             assert endpoint["state"] == "online", endpoint
         # baresip unregisters when it stops: the contact is gone, not left to expire.
-        await _next(contacts, {"AOR": "alice", "ContactStatus": "Removed"})
-    assert await _contacts(pbx, "alice") == []
+        await next_event(contacts, {"AOR": "alice", "ContactStatus": "Removed"})
+    assert await registered_contacts(pbx.instance, "alice") == []
     endpoint = await ari.request("GET", "/endpoints/PJSIP/alice")
     assert endpoint["state"] == "offline", endpoint
 
@@ -70,7 +54,7 @@ async def test_wrong_password_is_rejected(pbx: PBX) -> None:
     async with pbx.agent_phone("bob", password=wrong, require_registration=False) as phone:
         assert phone.registration["type"] == "REGISTER_FAIL"
         assert phone.registration["param"].split()[0] in ("401", "403"), phone.registration
-        assert await _contacts(pbx, "bob") == []
+        assert await registered_contacts(pbx.instance, "bob") == []
 
 
 async def test_another_agents_password_is_rejected(pbx: PBX) -> None:
@@ -78,7 +62,7 @@ async def test_another_agents_password_is_rejected(pbx: PBX) -> None:
     async with pbx.agent_phone("bob", password=pbx.agent_password("alice"),
                                require_registration=False) as phone:
         assert phone.registration["type"] == "REGISTER_FAIL"
-        assert await _contacts(pbx, "bob") == []
+        assert await registered_contacts(pbx.instance, "bob") == []
 
 
 async def test_one_contact_per_agent(pbx: PBX, ami: AMIClient) -> None:
@@ -86,15 +70,15 @@ async def test_one_contact_per_agent(pbx: PBX, ami: AMIClient) -> None:
     (remove_existing), so calls never ring two places or a stale one."""
     with ami.subscribe("ContactStatus") as contacts:
         async with pbx.agent_phone("bob") as first:
-            await _next(contacts, {"AOR": "bob", "ContactStatus": "Reachable"})
+            await next_event(contacts, {"AOR": "bob", "ContactStatus": "Reachable"})
             async with pbx.agent_phone("bob") as second:
-                await _next(contacts, {"AOR": "bob", "ContactStatus": "Reachable"})
-                registered = await _contacts(pbx, "bob")
+                await next_event(contacts, {"AOR": "bob", "ContactStatus": "Reachable"})
+                registered = await registered_contacts(pbx.instance, "bob")
                 assert len(registered) == 1, registered
                 assert f"@127.0.0.1:{second.sip_port}" in registered[0], registered
                 assert f":{first.sip_port}" not in registered[0]
-        await _next(contacts, {"AOR": "bob", "ContactStatus": "Removed"})
-    assert await _contacts(pbx, "bob") == []
+        await next_event(contacts, {"AOR": "bob", "ContactStatus": "Removed"})
+    assert await registered_contacts(pbx.instance, "bob") == []
 
 
 async def test_call_to_the_agents_extension_reaches_the_registered_phone(
@@ -108,7 +92,7 @@ async def test_call_to_the_agents_extension_reaches_the_registered_phone(
                              Application="Wait", Data="1", CallerID=f"<{caller}>",
                              Async="true")
             call = await phone.call()
-            answered = await _next(dials, {"DialStatus": "ANSWER"})
+            answered = await next_event(dials, {"DialStatus": "ANSWER"})
     assert answered["DestChannel"].startswith("PJSIP/alice-"), answered
     assert call.flow() == ["CALL_ESTABLISHED", "CALL_CLOSED"], call.stderr
     assert call.peer_uri.startswith(f"sip:{caller}@"), call.peer_uri

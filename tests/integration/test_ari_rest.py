@@ -9,6 +9,7 @@ Ids are chosen by the test, as the router will choose them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
@@ -79,17 +80,26 @@ def _ids(event: Event) -> str:
     return ""
 
 
-@pytest.fixture
-async def recorder(clean_pbx: PBX, ari_app: ARIClient) -> AsyncIterator[Recorder]:
+@contextlib.asynccontextmanager
+async def recording(ari: ARIClient) -> AsyncIterator[Recorder]:
+    """A :class:`Recorder` of *ari*'s app, connected on entry."""
     rec = Recorder()
     rec.connected = asyncio.Event()  # type: ignore[assignment]
-    task = asyncio.create_task(rec.run(ari_app), name="ari-recorder")
+    task = asyncio.create_task(rec.run(ari), name="ari-recorder")
     try:
         async with asyncio.timeout(10):
             await rec.connected.wait()  # type: ignore[attr-defined]
         yield rec
     finally:
         await cancel_and_wait(task)
+
+
+@pytest.fixture
+async def recorder(clean_pbx: PBX, ari_app: ARIClient) -> AsyncIterator[Recorder]:
+    try:
+        async with recording(ari_app) as rec:
+            yield rec
+    finally:
         # A failed test must not leave its channels to fail the next one's check.
         for channel in await ari_app.channels.list():
             if channel.id.startswith("cc-test-"):
@@ -210,38 +220,48 @@ async def test_bridge_lifecycle_with_our_id(
     await hang_up_both(ari_app, recorder, two, one)
 
 
-async def test_endpoints_and_endpoint_subscription(
-    clean_pbx: PBX, ari_app: ARIClient, recorder: Recorder
-) -> None:
-    app = clean_pbx.loaded.config.settings.queue_app
-    everything = await ari_app.endpoints.list()
-    pjsip = await ari_app.endpoints.list("PJSIP")
-    assert ("PJSIP", "carmen") in {(e.technology, e.resource) for e in everything}
-    assert {e.technology for e in pjsip} == {"PJSIP"}
-    carmen = await ari_app.endpoints.get("PJSIP", "carmen")
-    assert carmen.resource == "carmen" and carmen.channel_ids == ()
-    with pytest.raises(ARINotFound):
-        await ari_app.endpoints.get("PJSIP", "nobody")
+async def test_endpoints_and_endpoint_subscription(clean_pbx: PBX) -> None:
+    """On an app of its own: Asterisk keeps an app's subscriptions while the app is
+    known to it, so the queue app may still be subscribed to carmen's endpoint by a
+    router an earlier test ran (the router subscribes to every agent's endpoint), and
+    the unsubscribe below would then leave it subscribed."""
+    app = new_id("endpoints")
+    creds = clean_pbx.instance.credentials
+    async with ARIClient(clean_pbx.instance.ari_url, username=creds.ari_user,
+                         password=creds.ari_password, app=app) as ari, \
+            recording(ari) as recorder:
+        everything = await ari.endpoints.list()
+        pjsip = await ari.endpoints.list("PJSIP")
+        assert ("PJSIP", "carmen") in {(e.technology, e.resource) for e in everything}
+        assert {e.technology for e in pjsip} == {"PJSIP"}
+        carmen = await ari.endpoints.get("PJSIP", "carmen")
+        assert carmen.resource == "carmen" and carmen.channel_ids == ()
+        with pytest.raises(ARINotFound):
+            await ari.endpoints.get("PJSIP", "nobody")
 
-    subscribed = await ari_app.applications.subscribe(app, "endpoint:PJSIP/carmen")
-    assert "PJSIP/carmen" in subscribed.endpoint_ids
-    try:
-        # carmen's softphone registered: a channel to her can be created (not rung),
-        # and it changes the endpoint's channel list.
-        async with clean_pbx.agent_phone("carmen"):
-            offer = new_id("offer")
-            await ari_app.channels.create("PJSIP/carmen", channel_id=offer, app=app)
-            await recorder.wait_for(StasisStart, lambda e: e.channel.id == offer)
-            changed = await recorder.wait_for(
-                EndpointStateChange, lambda e: offer in e.endpoint.channel_ids)
-            assert (changed.endpoint.technology, changed.endpoint.resource) == ("PJSIP", "carmen")
-            await ari_app.channels.hangup(offer)
-            await recorder.wait_for(ChannelDestroyed, lambda e: e.channel.id == offer)
-    finally:
-        after = await ari_app.applications.unsubscribe(app, "endpoint:PJSIP/carmen")
-    assert "PJSIP/carmen" not in after.endpoint_ids
-    with pytest.raises(ARINotFound):
-        await ari_app.applications.get("cc-no-such-app")
+        assert "PJSIP/carmen" not in (await ari.applications.get(app)).endpoint_ids
+        subscribed = await ari.applications.subscribe(app, "endpoint:PJSIP/carmen")
+        assert "PJSIP/carmen" in subscribed.endpoint_ids
+        offer = new_id("offer")
+        try:
+            # carmen's softphone registered: a channel to her can be created (not rung),
+            # and it changes the endpoint's channel list.
+            async with clean_pbx.agent_phone("carmen"):
+                await ari.channels.create("PJSIP/carmen", channel_id=offer, app=app)
+                await recorder.wait_for(StasisStart, lambda e: e.channel.id == offer)
+                changed = await recorder.wait_for(
+                    EndpointStateChange, lambda e: offer in e.endpoint.channel_ids)
+                assert (changed.endpoint.technology, changed.endpoint.resource) == (
+                    "PJSIP", "carmen")
+                await ari.channels.hangup(offer)
+                await recorder.wait_for(ChannelDestroyed, lambda e: e.channel.id == offer)
+        finally:
+            with contextlib.suppress(ARINotFound):  # a failed test's channel
+                await ari.channels.hangup(offer)
+            after = await ari.applications.unsubscribe(app, "endpoint:PJSIP/carmen")
+        assert "PJSIP/carmen" not in after.endpoint_ids
+        with pytest.raises(ARINotFound):
+            await ari.applications.get("cc-no-such-app")
 
 
 async def test_device_states_set_read_subscribe_delete(

@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Mapping
 
 import pytest
 
-from callcenter.asterisk.ami.client import AMIClient, AMISubscription
+from callcenter.asterisk.ami.client import AMIClient
+from callcenter.testing.observe import next_event, registered_contacts
 from tests.conftest import PBX
 
 pytestmark = pytest.mark.integration
@@ -86,21 +87,6 @@ async def start_phone(pbx: PBX) -> AsyncIterator:
             await phone.proc.wait()
 
 
-async def _contacts(pbx: PBX, aor: str) -> list[str]:
-    """The AOR's registered contact URIs, as ``pjsip show contacts`` lists them."""
-    _, out = await asyncio.to_thread(pbx.instance.cli, "pjsip show contacts", check=False)
-    return re.findall(rf"^\s*Contact:\s+{aor}/(\S+)", out, re.MULTILINE)
-
-
-async def _next(subscription: AMISubscription, match: Mapping[str, str],
-                timeout: float = 15.0) -> dict[str, str]:
-    async with asyncio.timeout(timeout):
-        async for event in subscription:
-            if all(event.get(k) == v for k, v in match.items()):
-                return dict(event)
-    raise AssertionError(f"AMI subscription ended before {match}")
-
-
 async def test_phone_registers_answers_the_operator_call_and_unregisters(
         clean_pbx: PBX, ami: AMIClient, start_phone) -> None:
     pbx = clean_pbx
@@ -108,8 +94,8 @@ async def test_phone_registers_answers_the_operator_call_and_unregisters(
         phone = await start_phone("carmen", "--config", str(pbx.config_dir))
         registered = await phone.line("registered")
         assert registered == f"registered: carmen at 127.0.0.1:{pbx.sip_port} (200 OK)"
-        await _next(contacts, {"AOR": "carmen", "ContactStatus": "Reachable"})
-        contact = await _contacts(pbx, "carmen")
+        await next_event(contacts, {"AOR": "carmen", "ContactStatus": "Reachable"})
+        contact = await registered_contacts(pbx.instance, "carmen")
         assert len(contact) == 1, contact
         assert phone.lines[0].startswith(f"phone carmen: registering at 127.0.0.1:"
                                          f"{pbx.sip_port} (SIP on 127.0.0.1:"), phone.lines
@@ -133,8 +119,8 @@ async def test_phone_registers_answers_the_operator_call_and_unregisters(
         rc, rest, err = await phone.rest()
         assert rc == 0, (phone.lines, rest, err)
         assert rest == ["phone carmen: unregistered, stopped"], (rest, err)
-        await _next(contacts, {"AOR": "carmen", "ContactStatus": "Removed"})
-    assert await _contacts(pbx, "carmen") == []
+        await next_event(contacts, {"AOR": "carmen", "ContactStatus": "Removed"})
+    assert await registered_contacts(pbx.instance, "carmen") == []
     assert "Traceback" not in err, err
     said = "\n".join(phone.lines + rest) + err
     assert pbx.agent_password("carmen") not in said, "the phone printed the password"
@@ -146,7 +132,7 @@ async def test_phone_without_baresip_says_what_to_install(pbx: PBX, start_phone,
     rc, out, err = await phone.rest()
     assert rc == 1, (out, err)
     assert "apt-get install baresip-core" in err and "Traceback" not in err, err
-    assert await _contacts(pbx, "carmen") == []
+    assert await registered_contacts(pbx.instance, "carmen") == []
 
 
 async def test_phone_for_an_agent_without_an_account(pbx: PBX, start_phone) -> None:

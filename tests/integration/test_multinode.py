@@ -37,7 +37,7 @@ from tests.integration.nodes import (
     phone_on_every_node,
     session_node,
 )
-from tests.integration.router_harness import SALES, with_queue
+from tests.integration.router_harness import SALES, holds_callers, with_queue
 
 pytestmark = pytest.mark.integration
 
@@ -166,12 +166,12 @@ async def test_callers_on_every_node_at_once_never_get_one_agent_twice(
     """Three callers per node through the example IVR into sales; three agents (phones
     registered on every node) serve sales on all. Two callers per node arrive together
     and hang up after 4 s; once they are all queued, one more per node arrives and waits
-    up to 30 s, so the agents freed by the first calls take these callers, wherever
+    up to 15 s, so the agents freed by the first calls take these callers, wherever
     they are (the order of arrival, not chance, decides who waits)."""
     nodes = [session_node(clean_pbx), *other_nodes]
     assert len({node.name for node in nodes}) == len(nodes), "two homes got one node name"
     config = sales_for(clean_pbx.loaded.config, AGENTS)
-    holds = (4000, 4000, 30000)
+    holds = (4000, 4000, 15000)
     numbers = {node.name: [f"155577{n}{i:04d}" for i in range(len(holds))]
                for n, node in enumerate(nodes)}
     async with routers(nodes, config, pg_url) as node_routers, \
@@ -182,9 +182,8 @@ async def test_callers_on_every_node_at_once_never_get_one_agent_twice(
         first = [asyncio.create_task(node.call(number, SALES, hold_ms=hold))
                  for node in nodes
                  for number, hold in zip(numbers[node.name][:2], holds[:2], strict=True)]
-        async with asyncio.timeout(30):
-            for router in node_routers:  # every early caller is queued (or answered)
-                await router.wait_until(lambda r=router: len(r.callers) >= 2)
+        for router in node_routers:  # every early caller is queued (or answered)
+            await holds_callers(router, 2)
         later = [asyncio.create_task(node.call(numbers[node.name][2], SALES,
                                                hold_ms=holds[2])) for node in nodes]
         results = await asyncio.gather(*first, *later)
@@ -258,9 +257,7 @@ async def test_agent_leaving_one_nodes_call_is_offered_the_other_nodes_caller(
             # B's caller hangs up 8 s after keying sales: time to wait for carmen and
             # talk to her (she is free within a second or two of leaving A's call).
             second = asyncio.create_task(node_b.call(second_number, SALES, hold_ms=8000))
-            async with asyncio.timeout(30):
-                await router_b.wait_until(lambda: any(
-                    c.phase == "waiting" for c in router_b.callers.values()))
+            await holds_callers(router_b, 1, phase="waiting")
             waiting = next(iter(router_b.callers.values()))
             assert waiting.offers_made == 0, "B offered carmen while she was on A's call"
             # Still talking to A's caller (seconds later): it is she who leaves the call.

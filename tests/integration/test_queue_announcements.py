@@ -27,7 +27,7 @@ from callcenter.routing.announce import prompts
 from callcenter.testing.sipp import Keypress
 from tests.conftest import PBX
 from tests.integration.router_harness import (
-    RunningRouter,
+    holds_callers,
     place_call,
     start_router,
     with_queue,
@@ -110,12 +110,6 @@ def media_heard(events: list[Seen]) -> list[str]:
     return starts
 
 
-async def callers_in(running: RunningRouter, count: int) -> None:
-    """Wait until the router holds *count* callers (any phase)."""
-    async with asyncio.timeout(30):
-        await running.router.wait_until(lambda: len(running.router.callers) >= count)
-
-
 async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
         clean_pbx: PBX, caplog: pytest.LogCaptureFixture) -> None:
     """carmen talks 6, 5, 7, 5, 7 s (wrap-up 2 s). A first call measures the handle time;
@@ -143,7 +137,7 @@ async def test_waiting_callers_hear_position_and_wait_and_nothing_once_answered(
         async with asyncio.TaskGroup() as tg:
             agent = tg.create_task(talk(len(calls)))
             placed = [tg.create_task(place_call(clean_pbx, calls[0], hold_ms=60000))]
-            await callers_in(running, 1)
+            await holds_callers(running.router, 1)
             await running.queued(calls[0], timeout=30)  # ended: its handle time is measured
             placed += [tg.create_task(place_call(clean_pbx, number, hold_ms=90000))
                        for number in calls[1:]]

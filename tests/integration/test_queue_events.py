@@ -39,6 +39,7 @@ from callcenter.service import CallCenterService
 from callcenter.testing.ports import free_port
 from tests.conftest import PBX
 from tests.integration.router_harness import (
+    decline,
     place_call,
     start_router,
     with_queue,
@@ -109,15 +110,15 @@ def _secs(start: datetime | None, end: datetime | None) -> int:
 
 async def test_queue_log_and_metrics_follow_real_calls(clean_pbx: PBX) -> None:
     """Three callers in sales: one answered by alice after carmen declines, one who gives
-    up while nobody is free, one overflowed after 8 s. Agents log in, pause, unpause and
+    up while nobody is free, one overflowed after 5 s. Agents log in, pause, unpause and
     log out. Asterisk's queue_log holds app_queue's lines for each, with the waits of the
     records; the scraped metrics count the same calls."""
     base = clean_pbx.loaded.config
     overflow = base.queues["sales"].relax[1].overflow  # stage 1: the dialplan's overflow1
     config = with_queue(base, "sales", requires=None, strategy="longest_idle",
                         auto_pause_after=0, wrapup=1,
-                        relax=(RelaxStep(after=7, any_agent=True),
-                               RelaxStep(after=8, overflow=overflow)))
+                        relax=(RelaxStep(after=4, any_agent=True),
+                               RelaxStep(after=5, overflow=overflow)))
     creds, (host, port) = clean_pbx.instance.credentials, clean_pbx.instance.ami_address
     writer = QueueLogWriter(
         lambda: AMIClient(host, port, username=creds.ami_user, secret=creds.ami_secret,
@@ -134,16 +135,9 @@ async def test_queue_log_and_metrics_follow_real_calls(clean_pbx: PBX) -> None:
                 clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
                 clean_pbx.agent_phone("alice") as alice:
             metrics.watch(running.router.events)
-            await running.login("carmen")
-            await running.wait_state("carmen", AgentStatus.AVAILABLE)
-            await running.login("alice")
-
-            async def decline() -> None:
-                await carmen.event("CALL_INCOMING")
-                await carmen.hangup()
-
+            await running.login_in_turn("carmen", "alice")
             result, _, talked = await asyncio.gather(
-                place_call(clean_pbx, answered, hold_ms=4000), decline(), alice.call())
+                place_call(clean_pbx, answered, hold_ms=4000), decline(carmen), alice.call())
             assert result.returncode == 0 and talked.answered
             first = await running.queued(answered)
             offers = await running.offers(first)
@@ -159,7 +153,7 @@ async def test_queue_log_and_metrics_follow_real_calls(clean_pbx: PBX) -> None:
             result = await place_call(clean_pbx, gave_up, hold_ms=2500)
             assert result.returncode == 0 and not result.remote_hangup
             second = await running.queued(gave_up)
-            result = await place_call(clean_pbx, overflowed, hold_ms=11000)
+            result = await place_call(clean_pbx, overflowed, hold_ms=8000)
             assert result.returncode == 0
             third = await running.queued(overflowed)
             await recorder.wait_for(lambda e: isinstance(e, CallAbandoned))
@@ -214,7 +208,7 @@ async def test_queue_log_and_metrics_follow_real_calls(clean_pbx: PBX) -> None:
     ]
     assert third.outcome == "overflowed"
     waited = _secs(third.entered_at, third.ended_at)
-    assert 8 <= waited <= 9, waited
+    assert 5 <= waited <= 6, waited
     assert by_call[third.channel_id] == [
         [third.channel_id, "sales", "NONE", "ENTERQUEUE", "", overflowed, "1"],
         [third.channel_id, "sales", "NONE", "EXITWITHTIMEOUT", "1", "1", str(waited)],

@@ -13,9 +13,11 @@ from callcenter.config.models import RelaxStep
 from tests.conftest import PBX
 from tests.integration.router_harness import (
     RunningRouter,
+    decline,
     place_call,
     running,
     start_router,
+    talk_then_hang_up,
     waiting,
     with_queue,
 )
@@ -61,24 +63,26 @@ async def test_caller_who_hangs_up_while_waiting_is_recorded_abandoned(
 
 async def test_vip_is_served_before_an_earlier_caller(
         clean_pbx: PBX, running: RunningRouter) -> None:
-    """Both wait (nobody logged in); the VIP arrived second but is answered first."""
+    """Both wait (nobody logged in); the VIP arrived second but is answered first.
+    carmen hangs up each call once answered (the callers' holds are only bounds)."""
     ordinary, vip = "15558880003", "+15551230001"
     async with clean_pbx.agent_phone("carmen") as carmen:
         first = asyncio.create_task(place_call(clean_pbx, ordinary, hold_ms=30000))
         await waiting(running, 1)
-        second = asyncio.create_task(place_call(clean_pbx, vip, hold_ms=6000))
+        second = asyncio.create_task(place_call(clean_pbx, vip, hold_ms=30000))
         await waiting(running, 2)
         await running.login("carmen")
-        served_first = await carmen.call()
+        served_first = await talk_then_hang_up(running, "carmen", carmen)
         assert served_first.peer_uri.startswith(f"sip:{vip}@"), served_first.peer_uri
-        # The VIP hung up: carmen ends wrap-up at once and takes the other caller.
+        # carmen ends wrap-up at once and takes the other caller.
         await running.wait_state("carmen", AgentStatus.WRAP_UP)
         await running.router.store.apply("carmen", EndWrapUp(), running.router.clock())
         running.router.agent_changed("carmen")
-        served_second = await carmen.call()
+        served_second = await talk_then_hang_up(running, "carmen", carmen)
         assert served_second.peer_uri.startswith(f"sip:{ordinary}@"), served_second.peer_uri
         for task in (first, second):
-            assert (await task).returncode == 0
+            result = await task
+            assert result.returncode == 0 and result.remote_hangup, result.stderr
     a, b = await running.queued(ordinary), await running.queued(vip)
     assert a.entered_at < b.entered_at and b.priority > a.priority
     assert b.answered_at < a.answered_at  # type: ignore[operator]
@@ -112,7 +116,8 @@ async def test_requirements_relax_for_a_caller_alreadywaiting(clean_pbx: PBX) ->
             clean_pbx.agent_phone("alice") as alice:
         await running.login("alice")
         caller = "15558880005"
-        result, call = await asyncio.gather(place_call(clean_pbx, caller, hold_ms=8000), alice.call())
+        result, call = await asyncio.gather(place_call(clean_pbx, caller, hold_ms=8000),
+                                            talk_then_hang_up(running, "alice", alice))
         assert result.returncode == 0
         assert call.peer_uri.startswith(f"sip:{caller}@")
         queued = await running.queued(caller)
@@ -130,12 +135,11 @@ async def test_no_answer_moves_on_to_the_next_agent_and_pauses_the_one_who_misse
     async with start_router(clean_pbx, config) as running, \
             clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
             clean_pbx.agent_phone("alice") as alice:
-        await running.login("carmen")
-        await running.wait_state("carmen", AgentStatus.AVAILABLE)
-        await running.login("alice")
+        await running.login_in_turn("carmen", "alice")
         caller = "15558880006"
         result, missed, answered = await asyncio.gather(
-            place_call(clean_pbx, caller, hold_ms=9000), carmen.call(), alice.call())
+            place_call(clean_pbx, caller, hold_ms=9000), carmen.call(),
+            talk_then_hang_up(running, "alice", alice))
         assert result.returncode == 0
         assert missed.flow()[0] == "CALL_INCOMING" and not missed.answered, missed.flow()
         assert answered.answered and answered.peer_uri.startswith(f"sip:{caller}@")
@@ -157,17 +161,11 @@ async def test_a_rejected_offer_goes_to_the_next_agent(clean_pbx: PBX) -> None:
     async with start_router(clean_pbx, config) as running, \
             clean_pbx.agent_phone("carmen", auto_answer=False) as carmen, \
             clean_pbx.agent_phone("alice") as alice:
-        await running.login("carmen")
-        await running.wait_state("carmen", AgentStatus.AVAILABLE)
-        await running.login("alice")
+        await running.login_in_turn("carmen", "alice")
         caller = "15558880007"
-
-        async def decline() -> None:
-            await carmen.event("CALL_INCOMING")
-            await carmen.hangup()
-
         result, _, answered = await asyncio.gather(
-            place_call(clean_pbx, caller, hold_ms=6000), decline(), alice.call())
+            place_call(clean_pbx, caller, hold_ms=6000), decline(carmen),
+            talk_then_hang_up(running, "alice", alice))
         assert result.returncode == 0 and answered.answered
         queued = await running.queued(caller)
         offers = await running.offers(queued)

@@ -6,22 +6,9 @@ and the phone reports how it ended. Feature codes (``*70``...) are dialed the sa
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-
-from callcenter.asterisk.ami.client import AMIClient, AMISubscription
+from callcenter.asterisk.ami.client import AMIClient
+from callcenter.testing.observe import next_event
 from tests.conftest import PBX
-
-
-async def _next(subscription: AMISubscription, match: Mapping[str, str],
-                prefix: dict[str, str] | None = None, timeout: float = 15.0) -> dict[str, str]:
-    """The next AMI event whose fields include ``match`` (and start with ``prefix``)."""
-    async with asyncio.timeout(timeout):
-        async for event in subscription:
-            if all(event.get(k) == v for k, v in match.items()) and all(
-                    event.get(k, "").startswith(v) for k, v in (prefix or {}).items()):
-                return dict(event)
-    raise AssertionError(f"AMI subscription ended before {match}")
 
 
 async def test_agent_dials_another_agents_extension(clean_pbx: PBX, ami: AMIClient) -> None:
@@ -33,7 +20,7 @@ async def test_agent_dials_another_agents_extension(clean_pbx: PBX, ami: AMIClie
             await carmen.dial("1001")
             await alice.event("CALL_ESTABLISHED")
             await carmen.event("CALL_ESTABLISHED")
-            answered = await _next(dials, {"DialStatus": "ANSWER"},
+            answered = await next_event(dials, {"DialStatus": "ANSWER"},
                                    {"Channel": "PJSIP/carmen-"})
             await carmen.hangup()
             heard, placed = await alice.call(), await carmen.call()
@@ -62,7 +49,7 @@ async def test_dialing_an_unregistered_agent_ends_in_cc_failure(clean_pbx: PBX,
         async with clean_pbx.agent_phone("carmen") as carmen:
             await carmen.dial("1002")
             placed = await carmen.call()
-            hangup = await _next(hangups, {}, {"Channel": "PJSIP/carmen-"})
+            hangup = await next_event(hangups, {}, {"Channel": "PJSIP/carmen-"})
     assert placed.flow() == ["CALL_ESTABLISHED", "CALL_CLOSED"], placed.stderr
     assert placed.close_reason == "Connection reset by peer", placed.stderr
     assert hangup["Cause"] == "41", hangup

@@ -32,6 +32,7 @@ from tests.integration.router_harness import (
     RunningRouter,
     place_call,
     start_router,
+    talk_then_hang_up,
     waiting,
     with_queue,
 )
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 THRESHOLD, SHORT_ABANDON, WRAP_UP = 4, 2, 1
 #: The three quick calls: how long each caller stays after keying sales (ms).
-HOLDS = (3000, 4000, 5000)
+HOLDS = (1500, 2000, 2500)
 QUICK = tuple(f"1555777000{n}" for n in range(len(HOLDS)))
 LATE, GONE = "15557770010", "15557770011"
 
@@ -79,9 +80,9 @@ def seconds(later: datetime | None, earlier: datetime | None) -> float:
 
 
 async def test_stats_equal_the_calls_made(clean_pbx: PBX, tmp_path: Path) -> None:
-    """Three calls answered at once (talk 3-5 s), then carmen pauses: one caller waits,
-    another gives up after about 6 s, carmen comes back and answers the first one past
-    the 4 s threshold. Service level 3/5, abandon rate 1/5, ASA, AHT and carmen's
+    """Three calls answered at once (talk 1.5-2.5 s), then carmen pauses: one caller
+    waits, another gives up after about 4 s, carmen comes back, answers the first one
+    past the 4 s threshold and hangs up once connected. Service level 3/5, abandon rate 1/5, ASA, AHT and carmen's
     occupancy as the records say."""
     assert default_sqlite_url(clean_pbx.instance.home) == clean_pbx.db_url  # the service's
     config_dir = stats_config(clean_pbx.config_dir, tmp_path / "config")
@@ -106,7 +107,7 @@ async def test_stats_equal_the_calls_made(clean_pbx: PBX, tmp_path: Path) -> Non
         await running.wait_state("carmen", AgentStatus.PAUSED)
         late = asyncio.create_task(place_call(clean_pbx, LATE, hold_ms=20000))
         await waiting(running, 1)
-        gone = asyncio.create_task(place_call(clean_pbx, GONE, hold_ms=6000))
+        gone = asyncio.create_task(place_call(clean_pbx, GONE, hold_ms=4000))
         await waiting(running, 2)
         live = json.loads(await cli(clean_pbx, config_dir, "--last", "1m", "--format", "json"))
         gave_up = await gone
@@ -115,7 +116,7 @@ async def test_stats_equal_the_calls_made(clean_pbx: PBX, tmp_path: Path) -> Non
         unpaused_at = running.router.clock()
         await running.router.store.apply("carmen", Unpause(), unpaused_at, reason="test")
         running.router.agent_changed("carmen")
-        result, call = await asyncio.gather(late, carmen.call())
+        result, call = await asyncio.gather(late, talk_then_hang_up(running, "carmen", carmen))
         assert result.returncode == 0 and call.peer_uri.startswith(f"sip:{LATE}@"), call.peer_uri
         last = await served(running, LATE)
         end = datetime.now(UTC)
@@ -183,7 +184,7 @@ async def test_stats_equal_the_calls_made(clean_pbx: PBX, tmp_path: Path) -> Non
         (row["on_call"] + row["wrap_up"]) / row["staffed"], abs=0.0002)
 
     intervals = json.loads(await cli(clean_pbx, config_dir, *window, "--by", "interval",
-                                     "--interval", "30s", "--format", "json"))
+                                     "--interval", "10s", "--format", "json"))
     assert len(intervals["rows"]) >= 2
     assert sum(r["offered"] for r in intervals["rows"]) == 5
     assert sum(r["answered"] for r in intervals["rows"]) == 4
@@ -197,7 +198,7 @@ async def test_stats_equal_the_calls_made(clean_pbx: PBX, tmp_path: Path) -> Non
 
     for by in ("queue", "agent"):
         print("\n" + await cli(clean_pbx, config_dir, *window, "--by", by, "--queue", "sales"))
-    print(await cli(clean_pbx, config_dir, *window, "--by", "interval", "--interval", "30s"))
+    print(await cli(clean_pbx, config_dir, *window, "--by", "interval", "--interval", "10s"))
 
 
 # -- the queries on PostgreSQL ---------------------------------------------------------

@@ -135,11 +135,12 @@ async def test_agent_state_and_queued_calls_round_trip(
 
     async with sessions.begin() as session:
         calls = QueuedCallRepository(session)
-        queued = await calls.enter("1700.9", "sales", entered_at=T0, priority=3)
-        offer = await calls.add_offer(queued, "alice", offered_at=T0 + timedelta(seconds=1))
-        await calls.answered(queued, offer, at=T0 + timedelta(seconds=4),
-                             matched_skills={"billing": 5}, relaxation_step=0)
-        await calls.finish(queued, QueueOutcome.ANSWERED, at=T0 + timedelta(seconds=60))
+        queued = await calls.enter_by_id("1700.9", "sales", entered_at=T0, priority=3)
+        offer = await calls.add_offer_by_id(queued, "alice", offered_at=T0 + timedelta(seconds=1))
+        await calls.answered_by_id(queued, offer, "alice", at=T0 + timedelta(seconds=4),
+                                   matched_skills={"billing": 5}, relaxation_step=0)
+        assert await calls.finish_by_id(queued, QueueOutcome.ANSWERED,
+                                        at=T0 + timedelta(seconds=60))
     async with sessions() as session:
         calls = QueuedCallRepository(session)
         loaded = await calls.get_by_channel("1700.9")

@@ -70,9 +70,12 @@ def joined(supervision: Supervision) -> Session | None:
 
 @asynccontextmanager
 async def carmen_on_a_call(pbx: PBX, running: RunningRouter, caller: str,
-                           hold_ms: int) -> AsyncIterator[asyncio.Task[SippResult]]:
+                           hold_ms: int, *, agent_hangs_up: bool = False
+                           ) -> AsyncIterator[asyncio.Task[SippResult]]:
     """A sales caller talking with carmen; yields the caller's sipp task, and on exit
-    checks the call went on to its normal end (answered by carmen)."""
+    checks the call went on to its normal end (answered by carmen): the caller hangs up
+    after ``hold_ms``, or, with ``agent_hangs_up``, carmen hangs up on exit (the caller
+    gets Asterisk's BYE; ``hold_ms`` is then only a bound)."""
     async with pbx.agent_phone("carmen") as carmen:
         await running.login("carmen")
         await running.wait_state("carmen", AgentStatus.AVAILABLE)
@@ -80,8 +83,11 @@ async def carmen_on_a_call(pbx: PBX, running: RunningRouter, caller: str,
         phone = asyncio.create_task(carmen.call())
         await running.wait_state("carmen", AgentStatus.ON_CALL, timeout=30)
         yield call
+        if agent_hangs_up:
+            await carmen.hangup()
         result, seen = await call, await phone
         assert result.returncode == 0, result.stderr[-800:]
+        assert result.remote_hangup == agent_hangs_up, result.stderr[-800:]
         assert seen.answered, seen.stderr
     queued = await running.queued(caller)
     assert (queued.agent, queued.outcome) == ("carmen", "answered")
@@ -120,7 +126,8 @@ async def test_listen_then_the_supervisor_hangs_up_first(clean_pbx: PBX) -> None
     config = supervised(clean_pbx.loaded.config)
     async with start_router(clean_pbx, config) as running:
         supervision = running.router.supervision
-        async with carmen_on_a_call(clean_pbx, running, "15558890001", hold_ms=14000):
+        async with carmen_on_a_call(clean_pbx, running, "15558890001", hold_ms=30000,
+                                    agent_hangs_up=True):
             bob = asyncio.create_task(dial(clean_pbx, f"*80{CARMEN}", "bob", hold_ms=3000))
             await until(supervision, lambda: joined(supervision) is not None)
             session = joined(supervision)
@@ -278,7 +285,8 @@ async def test_refused_codes_create_no_snoop(clean_pbx: PBX, ami: AMIClient) -> 
 
             watcher = asyncio.create_task(names())
             try:
-                async with carmen_on_a_call(clean_pbx, running, "15558890004", hold_ms=15000):
+                async with carmen_on_a_call(clean_pbx, running, "15558890004", hold_ms=30000,
+                                            agent_hangs_up=True):
                     # alice's phone (an agent, not a supervisor) tries to whisper to carmen.
                     result = await dial(clean_pbx, f"*81{CARMEN}", "alice", hold_ms=20000)
                     assert result.returncode == 0 and result.remote_hangup, result.stderr[-800:]

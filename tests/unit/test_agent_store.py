@@ -172,7 +172,7 @@ async def test_also_commits_with_the_agents_change_and_only_then(
     """``also`` (the router's call record) is written in the agent's transaction; a
     refused event writes neither; a record that fails takes the agent's change back."""
     async with sessions.begin() as session:
-        row = (await QueuedCallRepository(session).enter("1800.1", "sales", entered_at=T0)).id
+        row = await QueuedCallRepository(session).enter_by_id("1800.1", "sales", entered_at=T0)
 
     async def abandon(session: AsyncSession) -> None:
         await QueuedCallRepository(session).finish_by_id(row, QueueOutcome.ABANDONED, at=T0)
@@ -227,45 +227,15 @@ async def test_an_inconsistent_row_is_reported_not_used(
 # ----------------------------------------------------------------------- queued calls
 
 
-async def test_a_queued_call_from_entry_to_end(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        calls = QueuedCallRepository(session)
-        queued = await calls.enter("1700.1", "sales", entered_at=T0, priority=5,
-                                   language="es", node="pbx1")
-        missed = await calls.add_offer(queued, "alice", offered_at=T0 + timedelta(seconds=1),
-                                       channel_id="offer-1")
-        await calls.end_offer(missed, OfferResult.NO_ANSWER, at=T0 + timedelta(seconds=16))
-        offer = await calls.add_offer(queued, "bob", offered_at=T0 + timedelta(seconds=17))
-        await calls.answered(queued, offer, at=T0 + timedelta(seconds=20),
-                             matched_skills={"spanish": 7}, relaxation_step=1)
-        await calls.finish(queued, QueueOutcome.ANSWERED, at=T0 + timedelta(seconds=200))
-
-    async with sessions() as session:
-        calls = QueuedCallRepository(session)
-        loaded = await calls.get_by_channel("1700.1")
-        assert loaded is not None
-        assert (loaded.queue, loaded.priority, loaded.language, loaded.node, loaded.agent) == (
-            "sales", 5, "es", "pbx1", "bob")
-        assert (loaded.entered_at, loaded.offered_at, loaded.answered_at, loaded.ended_at) == (
-            T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=20), T0 + timedelta(seconds=200))
-        assert (loaded.matched_skills, loaded.relaxation_step, loaded.outcome) == (
-            {"spanish": 7}, 1, QueueOutcome.ANSWERED)
-        offers = await calls.offers(loaded)
-        assert [(o.agent, o.channel_id, o.result, o.ended_at) for o in offers] == [
-            ("alice", "offer-1", OfferResult.NO_ANSWER, T0 + timedelta(seconds=16)),
-            ("bob", None, OfferResult.ANSWERED, T0 + timedelta(seconds=20)),
-        ]
-        assert await calls.waiting() == []
-
-
-async def test_a_queued_call_by_ids_as_the_router_records_it(
+async def test_a_queued_call_from_entry_to_end_as_the_router_records_it(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    """The router's writes by row id (no read first) record what the ORM path does, and
-    refuse the same out-of-order writes."""
+    """The router's writes by row id (no read first) record the whole stay, and refuse
+    out-of-order writes."""
     async with sessions.begin() as session:
         calls = QueuedCallRepository(session)
-        row = (await calls.enter("1700.2", "sales", entered_at=T0, node="pbx1")).id
+        row = await calls.enter_by_id("1700.1", "sales", entered_at=T0, priority=5,
+                                      language="es", node="pbx1")
         abandoned = await calls.enter_by_id("1700.3", "sales", entered_at=T0, language="en")
     async with sessions.begin() as session:
         calls = QueuedCallRepository(session)
@@ -297,19 +267,24 @@ async def test_a_queued_call_by_ids_as_the_router_records_it(
 
     async with sessions() as session:
         calls = QueuedCallRepository(session)
-        loaded = await calls.get_by_channel("1700.2")
+        loaded = await calls.get_by_channel("1700.1")
         assert loaded is not None
-        assert (loaded.offered_at, loaded.answered_at, loaded.ended_at, loaded.agent) == (
-            T0 + timedelta(seconds=1), T0 + timedelta(seconds=20),
-            T0 + timedelta(seconds=200), "bob")
+        assert (loaded.id, loaded.queue, loaded.priority, loaded.language, loaded.node,
+                loaded.agent) == (row, "sales", 5, "es", "pbx1", "bob")
+        assert (loaded.entered_at, loaded.offered_at, loaded.answered_at, loaded.ended_at) == (
+            T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=20), T0 + timedelta(seconds=200))
         assert (loaded.matched_skills, loaded.relaxation_step, loaded.outcome) == (
             {"spanish": 7}, 1, QueueOutcome.ANSWERED)
-        assert [(o.agent, o.channel_id, o.result) for o in await calls.offers(loaded)] == [
-            ("alice", "offer-1", OfferResult.NO_ANSWER), ("bob", None, OfferResult.ANSWERED)]
+        offers = await calls.offers(loaded)
+        assert [(o.id, o.agent, o.channel_id, o.result, o.ended_at) for o in offers] == [
+            (missed, "alice", "offer-1", OfferResult.NO_ANSWER, T0 + timedelta(seconds=16)),
+            (taken, "bob", None, OfferResult.ANSWERED, T0 + timedelta(seconds=20)),
+        ]
         other = await calls.get_by_channel("1700.3")
         assert other is not None and other.outcome is QueueOutcome.ABANDONED
         assert (other.id, other.queue, other.entered_at, other.language) == (
             abandoned, "sales", T0, "en")
+        assert await calls.waiting() == []
 
 
 async def test_waiting_calls_come_back_by_priority_then_time(
@@ -317,12 +292,12 @@ async def test_waiting_calls_come_back_by_priority_then_time(
 ) -> None:
     async with sessions.begin() as session:
         calls = QueuedCallRepository(session)
-        await calls.enter("a", "sales", entered_at=T0 + timedelta(seconds=1))
-        await calls.enter("b", "sales", entered_at=T0 + timedelta(seconds=5), priority=10)
-        await calls.enter("c", "sales", entered_at=T0)
-        await calls.enter("d", "support", entered_at=T0, node="pbx2")
-        gone = await calls.enter("e", "sales", entered_at=T0)
-        await calls.finish(gone, "abandoned", at=T0 + timedelta(seconds=3))
+        await calls.enter_by_id("a", "sales", entered_at=T0 + timedelta(seconds=1))
+        await calls.enter_by_id("b", "sales", entered_at=T0 + timedelta(seconds=5), priority=10)
+        await calls.enter_by_id("c", "sales", entered_at=T0)
+        await calls.enter_by_id("d", "support", entered_at=T0, node="pbx2")
+        gone = await calls.enter_by_id("e", "sales", entered_at=T0)
+        assert await calls.finish_by_id(gone, "abandoned", at=T0 + timedelta(seconds=3))
     async with sessions() as session:
         calls = QueuedCallRepository(session)
         assert [q.channel_id for q in await calls.waiting()] == ["b", "c", "d", "a"]
@@ -335,19 +310,21 @@ async def test_queued_calls_refuse_out_of_order_records(
 ) -> None:
     async with sessions.begin() as session:
         calls = QueuedCallRepository(session)
-        queued = await calls.enter("x", "sales", entered_at=T0)
-        with pytest.raises(QueuedCallError, match="never answered"):
-            await calls.finish(queued, QueueOutcome.ANSWERED, at=T0)
+        queued = await calls.enter_by_id("x", "sales", entered_at=T0)
         with pytest.raises(ValueError):
-            await calls.finish(queued, "hung_up", at=T0)
-        await calls.finish(queued, QueueOutcome.OVERFLOWED, at=T0, overflow_to="voicemail:sales")
-        with pytest.raises(QueuedCallError, match="ended already"):
-            await calls.finish(queued, QueueOutcome.ABANDONED, at=T0)
+            await calls.finish_by_id(queued, "hung_up", at=T0)
+        assert await calls.finish_by_id(queued, QueueOutcome.OVERFLOWED, at=T0,
+                                        overflow_to="voicemail:sales")
+        assert not await calls.finish_by_id(queued, QueueOutcome.ABANDONED, at=T0)
         with pytest.raises(QueuedCallError, match="no longer waiting"):
-            await calls.add_offer(queued, "alice", offered_at=T0)
+            await calls.add_offer_by_id(queued, "alice", offered_at=T0)
+    async with sessions() as session:
+        loaded = await QueuedCallRepository(session).get_by_channel("x")
+        assert loaded is not None
+        assert (loaded.outcome, loaded.overflow_to) == (QueueOutcome.OVERFLOWED, "voicemail:sales")
     with pytest.raises(IntegrityError):
         async with sessions.begin() as session:
-            await QueuedCallRepository(session).enter("x", "sales", entered_at=T0)
+            await QueuedCallRepository(session).enter_by_id("x", "sales", entered_at=T0)
 
 
 async def test_reconcile_corrections_are_stored_and_stale_ones_skipped(

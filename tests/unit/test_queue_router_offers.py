@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,72 +35,74 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_an_offer_ari_never_answered_is_not_the_agents_miss(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
+@pytest.fixture
+async def router(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[QueueRouter]:
+    """The example's router on node pbx1 at a frozen NOW, its ARI client aimed at a port
+    nobody listens on, with carmen logged in (available)."""
     config = load_config(EXAMPLE).config
     async with ARIClient(f"http://127.0.0.1:{closed_port()}/ari", username="u", password="p",
                          app=config.settings.queue_app, request_timeout=2) as ari:
         router = QueueRouter(config, ari, sessions, node="pbx1", clock=lambda: NOW)
         await router.store.ensure(config.agents, NOW)
         await router.store.apply("carmen", Login(), NOW)
-        async with sessions.begin() as session:
-            row = (await QueuedCallRepository(session).enter(
-                "c1", "sales", entered_at=NOW, node="pbx1")).id
-        waiting = WaitingCall("c1", "sales", NOW.timestamp(), 5, ("sales",), None, 0)
-        caller = Caller("c1", QueueCall("sales"), row, waiting, bridge_id="cc-c1",
-                        phase="offering")
-        router.callers["c1"] = caller
-        reserved = await router.store.try_reserve("carmen", "c1", NOW)
-        assert reserved is not None
-        router.states["carmen"] = reserved
+        yield router
 
-        await router._offer(caller, "carmen", 0)
 
-        state = await router.store.get("carmen", NOW)
-        assert state.status is AgentStatus.AVAILABLE and state.call is None
-        assert router.misses.get("carmen", 0) == 0
-        assert "carmen" not in router._cooling
-        assert caller.phase == "waiting"  # offered again to the next agent
-        async with sessions() as session:
-            offers = (await session.execute(select(CallOffer))).scalars().all()
-        assert [(o.agent, o.result) for o in offers] == [("carmen", OfferResult.FAILED)]
+async def offering(router: QueueRouter, channel: str) -> Caller:
+    """A sales caller on *channel* the router owns, recorded as entered, with carmen
+    reserved for it: the state the router is in just before it rings her."""
+    async with router.sessions.begin() as session:
+        row = await QueuedCallRepository(session).enter_by_id(
+            channel, "sales", entered_at=NOW, node="pbx1")
+    waiting = WaitingCall(channel, "sales", NOW.timestamp(), 5, ("sales",), None, 0)
+    caller = Caller(channel, QueueCall("sales"), row, waiting, bridge_id=f"cc-{channel}",
+                    phase="offering")
+    router.callers[channel] = caller
+    reserved = await router.store.try_reserve("carmen", channel, NOW)
+    assert reserved is not None
+    router.states["carmen"] = reserved
+    return caller
+
+
+async def test_an_offer_ari_never_answered_is_not_the_agents_miss(
+    router: QueueRouter, sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    caller = await offering(router, "c1")
+
+    await router._offer(caller, "carmen", 0)
+
+    state = await router.store.get("carmen", NOW)
+    assert state.status is AgentStatus.AVAILABLE and state.call is None
+    assert router.misses.get("carmen", 0) == 0
+    assert "carmen" not in router._cooling
+    assert caller.phase == "waiting"  # offered again to the next agent
+    async with sessions() as session:
+        offers = (await session.execute(select(CallOffer))).scalars().all()
+    assert [(o.agent, o.result) for o in offers] == [("carmen", OfferResult.FAILED)]
 
 
 async def test_an_agent_hanging_up_just_after_answering_ends_the_call_as_answered(
-    sessions: async_sessionmaker[AsyncSession],
+    router: QueueRouter, sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    config = load_config(EXAMPLE).config
-    async with ARIClient(f"http://127.0.0.1:{closed_port()}/ari", username="u", password="p",
-                         app=config.settings.queue_app, request_timeout=2) as ari:
-        router = QueueRouter(config, ari, sessions, node="pbx1", clock=lambda: NOW)
-        await router.store.ensure(config.agents, NOW)
-        await router.store.apply("carmen", Login(), NOW)
-        async with sessions.begin() as session:
-            calls = QueuedCallRepository(session)
-            row = (await calls.enter("c2", "sales", entered_at=NOW, node="pbx1")).id
-            offer = await calls.add_offer_by_id(row, "carmen", offered_at=NOW,
-                                                channel_id="c2-o1")
-        waiting = WaitingCall("c2", "sales", NOW.timestamp(), 5, ("sales",), None, 0)
-        caller = Caller("c2", QueueCall("sales"), row, waiting, bridge_id="cc-c2",
-                        phase="offering")
-        leg = Leg("c2-o1", "carmen", caller, offer, 0)
-        caller.legs[leg.channel_id], router.legs[leg.channel_id] = leg, leg
-        router.callers["c2"] = caller
-        assert await router.store.try_reserve("carmen", "c2", NOW) is not None
-        await router.store.apply("carmen", Ring("c2"), NOW)
-        # The answer is handled (the call is connected) ...
-        async with caller.lock:
-            await router._connect(caller, leg, NOW)
-        # ... while the leg's ChannelDestroyed, judged before it, ends it as an offer.
-        await router._offer_failed(leg, OfferResult.FAILED)
+    caller = await offering(router, "c2")
+    async with sessions.begin() as session:
+        offer = await QueuedCallRepository(session).add_offer_by_id(
+            caller.row, "carmen", offered_at=NOW, channel_id="c2-o1")
+    leg = Leg("c2-o1", "carmen", caller, offer, 0)
+    caller.legs[leg.channel_id], router.legs[leg.channel_id] = leg, leg
+    router.states["carmen"] = (await router.store.apply("carmen", Ring("c2"), NOW)).state
+    # The answer is handled (the call is connected) ...
+    async with caller.lock:
+        await router._connect(caller, leg, NOW)
+    # ... while the leg's ChannelDestroyed, judged before it, ends it as an offer.
+    await router._offer_failed(leg, OfferResult.FAILED)
 
-        state = await router.store.get("carmen", NOW)
-        assert state.status is AgentStatus.WRAP_UP and state.call is None
-        assert router.misses.get("carmen", 0) == 0
-        assert "c2" not in router.callers and router.finished("c2").is_set()
-        async with sessions() as session:
-            queued = await session.get(QueuedCall, row)
-            offers = (await session.execute(select(CallOffer))).scalars().all()
-        assert queued is not None and queued.outcome is QueueOutcome.ANSWERED
-        assert [(o.agent, o.result) for o in offers] == [("carmen", OfferResult.ANSWERED)]
+    state = await router.store.get("carmen", NOW)
+    assert state.status is AgentStatus.WRAP_UP and state.call is None
+    assert router.misses.get("carmen", 0) == 0
+    assert "c2" not in router.callers and router.finished("c2").is_set()
+    async with sessions() as session:
+        queued = await session.get(QueuedCall, caller.row)
+        offers = (await session.execute(select(CallOffer))).scalars().all()
+    assert queued is not None and queued.outcome is QueueOutcome.ANSWERED
+    assert [(o.agent, o.result) for o in offers] == [("carmen", OfferResult.ANSWERED)]

@@ -183,15 +183,15 @@ async def test_waiting_calls_are_the_unanswered_unended_ones_in_service_order(
         api: Api, sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions.begin() as session:
         repo = QueuedCallRepository(session)
-        await repo.enter("c-early", "sales", entered_at=T0, priority=0, language="en")
-        vip = await repo.enter("c-vip", "support", entered_at=T0 + dt.timedelta(seconds=20),
-                               priority=10, node="pbx1")
-        await repo.add_offer(vip, "alice", offered_at=T0 + dt.timedelta(seconds=21))
-        answered = await repo.enter("c-answered", "sales", entered_at=T0)
-        offer = await repo.add_offer(answered, "bob", offered_at=T0)
-        await repo.answered(answered, offer, at=T0)
-        gone = await repo.enter("c-gone", "sales", entered_at=T0)
-        await repo.finish(gone, QueueOutcome.ABANDONED, at=T0)
+        await repo.enter_by_id("c-early", "sales", entered_at=T0, priority=0, language="en")
+        vip = await repo.enter_by_id("c-vip", "support", entered_at=T0 + dt.timedelta(seconds=20),
+                                     priority=10, node="pbx1")
+        await repo.add_offer_by_id(vip, "alice", offered_at=T0 + dt.timedelta(seconds=21))
+        answered = await repo.enter_by_id("c-answered", "sales", entered_at=T0)
+        offer = await repo.add_offer_by_id(answered, "bob", offered_at=T0)
+        await repo.answered_by_id(answered, offer, "bob", at=T0)
+        gone = await repo.enter_by_id("c-gone", "sales", entered_at=T0)
+        await repo.finish_by_id(gone, QueueOutcome.ABANDONED, at=T0)
     api.clock.now = T0 + dt.timedelta(seconds=62, milliseconds=340)
     body = await _json(api, "GET", "/api/v1/calls/waiting", 200)
     assert body["calls"] == [

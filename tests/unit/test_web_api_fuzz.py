@@ -49,7 +49,7 @@ async def api(config, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     async with sessions.begin() as session:
         repo = QueuedCallRepository(session)
         for channel, queue in [("c-1", "sales"), ("c-2", "tech_support"), ("c-3", "sales")]:
-            await repo.enter(channel, queue, entered_at=T0)
+            await repo.enter_by_id(channel, queue, entered_at=T0)
 
     async def hang_up(channel: str) -> bool:
         # Hung up once per example at most matters not: the record stays open, as when

@@ -32,10 +32,10 @@ def config():
 async def api(config, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Api]:
     async with sessions.begin() as session:
         repo = QueuedCallRepository(session)
-        await repo.enter("c-1", "sales", entered_at=T0, language="en", node="pbx1")
-        talk = await repo.enter("c-2", "tech_support", entered_at=T0)
-        offer = await repo.add_offer(talk, "bob", offered_at=T0)
-        await repo.answered(talk, offer, at=T0 + dt.timedelta(seconds=3))
+        await repo.enter_by_id("c-1", "sales", entered_at=T0, language="en", node="pbx1")
+        talk = await repo.enter_by_id("c-2", "tech_support", entered_at=T0)
+        offer = await repo.add_offer_by_id(talk, "bob", offered_at=T0)
+        await repo.answered_by_id(talk, offer, "bob", at=T0 + dt.timedelta(seconds=3))
 
     async def hang_up(channel: str) -> bool:
         return True

@@ -49,13 +49,14 @@ async def api(config, sessions: async_sessionmaker[AsyncSession],
               pbx: Asterisk) -> AsyncIterator[Api]:
     async with sessions.begin() as session:
         repo = QueuedCallRepository(session)
-        await repo.enter("c-sales", "sales", entered_at=T0, priority=0)
-        await repo.enter("c-tech", "tech_support", entered_at=T0 + dt.timedelta(seconds=5))
-        talk = await repo.enter("c-talk", "sales", entered_at=T0 + dt.timedelta(seconds=1))
-        offer = await repo.add_offer(talk, "carmen", offered_at=T0 + dt.timedelta(seconds=2))
-        await repo.answered(talk, offer, at=T0 + dt.timedelta(seconds=4))
-        gone = await repo.enter("c-gone", "sales", entered_at=T0)
-        await repo.finish(gone, QueueOutcome.ABANDONED, at=T0)
+        await repo.enter_by_id("c-sales", "sales", entered_at=T0, priority=0)
+        await repo.enter_by_id("c-tech", "tech_support", entered_at=T0 + dt.timedelta(seconds=5))
+        talk = await repo.enter_by_id("c-talk", "sales", entered_at=T0 + dt.timedelta(seconds=1))
+        offer = await repo.add_offer_by_id(talk, "carmen",
+                                           offered_at=T0 + dt.timedelta(seconds=2))
+        await repo.answered_by_id(talk, offer, "carmen", at=T0 + dt.timedelta(seconds=4))
+        gone = await repo.enter_by_id("c-gone", "sales", entered_at=T0)
+        await repo.finish_by_id(gone, QueueOutcome.ABANDONED, at=T0)
     async with running_api(config, sessions, hang_up=pbx.hang_up) as running:
         running.clock.now = T0 + dt.timedelta(seconds=30)
         yield running
@@ -176,9 +177,9 @@ async def test_an_agent_sees_its_own_call(api: Api, config,
                                           pbx: Asterisk) -> None:
     async with sessions.begin() as session:
         repo = QueuedCallRepository(session)
-        mine = await repo.enter("c-mine", "sales", entered_at=T0)
-        offer = await repo.add_offer(mine, "alice", offered_at=T0)
-        await repo.answered(mine, offer, at=T0)
+        mine = await repo.enter_by_id("c-mine", "sales", entered_at=T0)
+        offer = await repo.add_offer_by_id(mine, "alice", offered_at=T0)
+        await repo.answered_by_id(mine, offer, "alice", at=T0)
     body = await _json(api, "alice_phone", "GET", "/api/v1/calls", 200)
     assert [(c["channel"], c["agent"]) for c in body["calls"]] == [("c-mine", "alice")]
     body = await _json(api, "alice_phone", "POST", "/api/v1/calls/c-mine/hangup", 403)
@@ -219,7 +220,7 @@ async def test_hang_up_of_an_unknown_ended_or_vanished_call_is_a_404(api: Api,
 async def test_hang_up_without_asterisk_or_when_it_fails_is_a_503(
         config, sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions.begin() as session:
-        await QueuedCallRepository(session).enter("c-1", "sales", entered_at=T0)
+        await QueuedCallRepository(session).enter_by_id("c-1", "sales", entered_at=T0)
     async with running_api(config, sessions) as api:
         body = await _json(api, "admin", "POST", "/api/v1/calls/c-1/hangup", 503)
         assert body["error"] == ("this service has no Asterisk connection: it cannot hang up "

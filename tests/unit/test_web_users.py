@@ -200,7 +200,7 @@ async def test_the_service_generates_every_users_token_and_answers_it(tmp_path: 
                                  headers=admin) as response:
                 assert response.status == 404  # no such call: checked before asking the PBX
             async with service.sessions.begin() as session:
-                await QueuedCallRepository(session).enter("c-1", "sales", entered_at=T0)
+                await QueuedCallRepository(session).enter_by_id("c-1", "sales", entered_at=T0)
             async with http.post(f"{service.api_url}/api/v1/calls/c-1/hangup",
                                  headers=admin) as response:
                 assert response.status == 503
