@@ -101,9 +101,9 @@ async def test_a_queue_the_user_may_not_see_is_a_403(api: LiveApi) -> None:
 async def test_a_queue_now_and_today(api: LiveApi, sessions, db_url: str) -> None:
     async with sessions.begin() as session:
         repo = QueuedCallRepository(session)
-        await repo.enter("w-1", "sales", entered_at=NOW - timedelta(seconds=40))
-        await repo.enter("w-2", "sales", entered_at=NOW - timedelta(seconds=5))
-        await repo.enter("w-3", "tech_support", entered_at=NOW - timedelta(seconds=90))
+        await repo.enter_by_id("w-1", "sales", entered_at=NOW - timedelta(seconds=40))
+        await repo.enter_by_id("w-2", "sales", entered_at=NOW - timedelta(seconds=5))
+        await repo.enter_by_id("w-3", "tech_support", entered_at=NOW - timedelta(seconds=90))
     answer = await _get(api, "alice_phone", "/api/v1/queues/sales/stats")
     assert (answer["queue"], answer["waiting"], answer["longest_wait"]) == ("sales", 2, 40.0)
     # sales' agents: alice (available in the seed) and carmen (logged out at 2000 s).
