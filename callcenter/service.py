@@ -384,7 +384,11 @@ class CallCenterService:
             raise ServiceError(f"HTTP API: {exc}") from None
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
                              tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
-                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari))
+                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari),
+                             # Where the instance's Asterisk writes recordings (its
+                             # asterisk.conf's astspooldir + /recording).
+                             recordings=None if self._instance is None
+                             else self._instance.dir / "spool" / "recording")
         # Prometheus scrapes here, with a user's token like every route.
         app.router.add_get("/metrics", metrics_route(self.metrics))
         settings = self.config.settings.http_api

@@ -62,11 +62,17 @@ class Route:
     public: bool = False
     #: Tag grouping it in the document.
     tag: str = "agents"
+    #: Media type of the 200 answer: JSON (``answer`` is its schema) or a file's
+    #: (``audio/*``: a recording), documented as binary.
+    media: str = "application/json"
 
 
 def _operation(route: Route) -> dict[str, Any]:
+    schema: dict[str, Any] = (
+        {"$ref": f"#/components/schemas/{route.answer}"} if route.media == "application/json"
+        else {"type": "string", "contentMediaType": route.media})
     responses: dict[str, Any] = {"200": {"description": "OK", "content": {
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{route.answer}"}}}}}
+        route.media: {"schema": schema}}}}
     statuses = set(route.errors) | ({405} if route.public else set(_ALWAYS))
     for status in sorted(statuses):
         responses[str(status)] = {
