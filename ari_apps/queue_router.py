@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
 from ari_apps.announcer import Announcer
+from ari_apps.recording import Recorder
 from ari_apps.supervision import Supervision, current_calls
 from callcenter import events as ev
 from callcenter.agents.reconcile import ContactStatus, reconcile
@@ -246,6 +247,8 @@ class QueueRouter:
         """Set once the first resync is done (tests and the service wait on it)."""
         #: Position and wait announcements to waiting callers (queues with ``announce``).
         self.announcer = Announcer(self)
+        #: Recordings of answered calls (queues with ``record``) and their retention.
+        self.recorder = Recorder(self)
 
     # -- running -----------------------------------------------------------------------
 
@@ -266,6 +269,7 @@ class QueueRouter:
             self._tg = tg
             tg.create_task(self._matchmaker(), name="queue-router matchmaker")
             tg.create_task(self.announcer.run(self._stopping), name="queue-router announcer")
+            tg.create_task(self.recorder.run(self._stopping), name="queue-router recordings")
             tg.create_task(self.events.run(), name="queue-router events bus")
             reader = tg.create_task(
                 self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync),
@@ -332,7 +336,8 @@ class QueueRouter:
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
-        if self.announcer.on_event(event) or self._feature_event(event):
+        if self.announcer.on_event(event) or self.recorder.on_event(event) or \
+                self._feature_event(event):
             return
         match event:
             case StasisStart(channel=channel, args=args):
@@ -688,6 +693,7 @@ class QueueRouter:
             else:
                 joined = True
                 await self._connect(caller, leg, now)
+                await self.recorder.start(caller)  # both sides are in the bridge now
             others = [other for other in caller.legs.values()
                       if other is not leg and not other.ended]
         if not joined:
@@ -825,6 +831,7 @@ class QueueRouter:
                 await self._offer_failed(leg, OfferResult.CALLER_GONE)
         self._call_ended(caller, phase, by, position, now)
         if phase == "connected" and caller.agent is not None:
+            await self.recorder.stop(caller, now)  # before the agent's leg goes
             agent_leg = caller.legs.get(caller.agent_channel or "")
             if agent_leg is not None:
                 agent_leg.ended = True

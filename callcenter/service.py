@@ -400,7 +400,11 @@ class CallCenterService:
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
                              tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
                              hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari),
-                             events=self.stream, supervise=self._supervise_call)
+                             events=self.stream, supervise=self._supervise_call,
+                             # Where the instance's Asterisk writes recordings (its
+                             # asterisk.conf's astspooldir + /recording).
+                             recordings=None if self._instance is None
+                             else self._instance.dir / "spool" / "recording")
         # Prometheus scrapes here, with an admin's or a supervisor's token (every queue
         # and agent at once: not for an agent's).
         app.router.add_get("/metrics", staff_only(metrics_route(self.metrics),  # type: ignore[arg-type]

@@ -51,8 +51,8 @@ __all__ = [
     "DESTINATION_KINDS",
     "STEP_KINDS",
     "Agent",
-    "ApiUser",
     "Announce",
+    "ApiUser",
     "CallCenterConfig",
     "CallerIdRule",
     "Destination",
@@ -64,6 +64,7 @@ __all__ = [
     "Menu",
     "PauseReason",
     "Queue",
+    "Record",
     "RelaxStep",
     "Schedule",
     "ServiceLevel",
@@ -702,6 +703,23 @@ class Announce(_Model):
         return self
 
 
+#: Audio formats a queue's recordings may be written in (Asterisk's format names):
+#: ``wav`` is 8 kHz 16-bit PCM, ``wav16`` 16 kHz, ``gsm`` about a tenth of the size.
+RecordFormat = Literal["wav", "wav16", "gsm"]
+
+
+class Record(_Model):
+    """Recording of a queue's answered calls: caller and agent mixed into one file
+    (ARI ``POST /bridges/{id}/record`` on the caller's bridge), linked to the call's
+    record; files and records older than ``retention_days`` are removed."""
+
+    #: Record this queue's calls (``record: {}`` records; leave ``record`` out: none).
+    enabled: Flag = True
+    format: RecordFormat = "wav"
+    #: Days a recording is kept (none: kept until removed by hand).
+    retention_days: int | None = Field(90, ge=1, le=3650)
+
+
 class Queue(_Model):
     description: str = ""
     #: Who serves the queue, unless ``agents`` lists them: agents having any of these
@@ -732,6 +750,8 @@ class Queue(_Model):
     service_level: ServiceLevel = ServiceLevel()
     #: Position and estimated-wait announcements while the caller waits (none: music only).
     announce: Announce | None = None
+    #: Recording of answered calls (none: not recorded).
+    record: Record | None = None
 
 
 #: A phone that already exists on the admin's PBX, as ``Dial()`` takes it

@@ -34,6 +34,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -69,6 +70,7 @@ __all__ = [
     "OfferResult",
     "QueueOutcome",
     "QueuedCall",
+    "Recording",
     "UTCDateTime",
     "caller_phone",
     "normalise_phone",
@@ -517,3 +519,42 @@ class CallOffer(Base):
 
     def __repr__(self) -> str:
         return f"CallOffer(id={self.id!r}, agent={self.agent!r}, result={self.result!r})"
+
+
+RECORDING_NAME_MAX = 160
+"""A recording's name as ARI takes it: ``<queue>/<offer leg's channel id>``."""
+
+
+class Recording(Base):
+    """One recording of a queued call (caller and agent mixed), written by Asterisk into
+    its recordings directory (``<astspooldir>/recording``) and linked here when it ends.
+
+    A table of its own rather than columns of :class:`QueuedCall`: retention removes
+    recordings while the call's history (statistics) stays, and a call may one day be
+    recorded in several pieces (a transfer to a second agent)."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_queue_started_at", "queue", "started_at"),)
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    queued_call_id: Mapped[int] = mapped_column(
+        ForeignKey("queued_calls.id", ondelete="CASCADE"), index=True
+    )
+    queue: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    agent: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    #: ARI's recording name (unique): the file without its extension, relative to the
+    #: recordings directory.
+    name: Mapped[str] = mapped_column(String(RECORDING_NAME_MAX), unique=True)
+    #: Asterisk's format name (``wav``, ``wav16``, ``gsm``): the file's extension.
+    format: Mapped[str] = mapped_column(String(ENUM_MAX))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set when the recording is linked (stopped, file found); None while recording.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The file relative to the recordings directory (None: Asterisk wrote none).
+    path: Mapped[str | None] = mapped_column(String(RECORDING_NAME_MAX + 8))
+    #: Seconds of audio in the file (from its header or its size).
+    duration: Mapped[float | None] = mapped_column(Float)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"Recording(id={self.id!r}, name={self.name!r}, path={self.path!r})"

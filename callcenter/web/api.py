@@ -21,6 +21,8 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     GET  /api/v1/calls                         calls in progress (waiting or connected)
     GET  /api/v1/calls/waiting                 callers waiting, every queue the user sees
     POST /api/v1/calls/{channel}/hangup        hang a caller up (admin, the queue's supervisor)
+    GET  /api/v1/calls/{channel}/recordings    a call's recordings (whoever may see the call)
+    GET  /api/v1/recordings/{recording}/audio  a recording's file (audio/wav, audio/x-gsm)
 
 :data:`ROUTES` is the one description of them: the router is built from it and so is
 the document (:mod:`callcenter.web.openapi`). Who may do what is decided in
@@ -40,9 +42,11 @@ process).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -52,7 +56,10 @@ from callcenter.agents.state import IllegalTransition, UnknownPauseReason, logge
 from callcenter.agents.store import AgentStore, StoreConflict
 from callcenter.asterisk.ari import ARIClient, ARINotFound
 from callcenter.config.models import CallCenterConfig
+from callcenter.recording import files as recording_files
 from callcenter.storage.queued_calls import QueuedCallRepository
+from callcenter.storage.recordings import RecordingRepository
+from callcenter.web import recordings as recording_views
 from callcenter.web.access import BUILTIN_ADMIN, Access, users_from_config
 from callcenter.web.auth import TokenBook
 from callcenter.web.context import (
@@ -127,6 +134,7 @@ _TOKENS: Final = web.AppKey("tokens", TokenBook)
 _HOOK: Final = web.AppKey("on_agent_change", Callable[[str], None])
 _HANG_UP: Final = web.AppKey("hang_up", Callable[[str], Awaitable[bool]])
 _DOCUMENT: Final = web.AppKey("document", dict)
+_RECORDINGS: Final = web.AppKey("recordings", Path)
 
 
 def _error(status: int, message: str, **extra: str) -> web.Response:
@@ -340,6 +348,51 @@ async def _hang_up(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
+async def _call_recordings(request: web.Request) -> web.Response:
+    channel = request.match_info["channel"]
+    user = _user(request)
+    async with request.app[_SESSIONS]() as session:
+        call, recordings = await RecordingRepository(session).of_call(channel)
+        if call is None:
+            raise _ApiError(404, f"no call on channel {channel!r}")
+        if not request.app[_ACCESS].may_see_call(
+                user, call.queue, call.agent if call.answered_at else None):
+            raise _forbidden(user, f"see the recordings of call {channel!r}")
+        return web.json_response(recording_views.recordings_json(call, recordings))
+
+
+async def _recording_audio(request: web.Request) -> web.StreamResponse:
+    text = request.match_info["recording"]
+    recording_id = recording_views.parse_recording_id(text)
+    async with request.app[_SESSIONS]() as session:
+        found = None if recording_id is None else \
+            await RecordingRepository(session).get(recording_id)
+    if found is None:
+        raise _ApiError(404, f"no recording {text!r}")
+    user = _user(request)
+    if not request.app[_ACCESS].may_see_call(user, found.queue, found.agent):
+        raise _forbidden(user, f"hear recording {text!r}")
+    directory = request.app.get(_RECORDINGS)
+    handle = None if directory is None or found.path is None else await asyncio.to_thread(
+        recording_files.open_recording, directory, found.path)
+    if handle is None:
+        raise _ApiError(404, f"recording {text!r} has no file here (still recording, "
+                             "removed, or this service has no recordings directory)")
+    with handle:
+        size = await asyncio.to_thread(lambda: handle.seek(0, 2))
+        handle.seek(0)
+        response = web.StreamResponse(headers={
+            "Content-Type": recording_views.MEDIA_TYPES.get(found.format,
+                                                            "application/octet-stream"),
+            "Content-Length": str(size),
+            "Content-Disposition": f'attachment; filename="{Path(found.path or "").name}"'})
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(handle.read, 64 * 1024):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
 def _no_change(agent: str) -> None:
     """The default hook: no router runs, nobody to tell."""
 
@@ -353,6 +406,7 @@ _AGENT = Param("name", "An agent's name (a key of agents).")
 _QUEUE = Param("queue", "A queue's name (a key of queues).")
 _CHANNEL = Param("channel", "The caller's channel id (the 'channel' of a call).")
 _ACTION = Param("action", "What to do to the agent.", tuple(ACTIONS))
+_RECORDING = Param("recording", "A recording's id (the 'id' of a recording).")
 _P = API_PREFIX
 
 #: Every route the API serves: the router and the OpenAPI document are built from this.
@@ -423,6 +477,15 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", f"{_P}/calls/{{channel}}/hangup", "hangUpCall", "Hang a caller up",
           "admin; the supervisors of the call's queue", _hang_up, "Call", (_CHANNEL,),
           errors=(403, 404, 422, 503), tag="calls"),
+    # Recordings (callcenter.web.recordings): whoever may see the call.
+    Route("GET", f"{_P}/calls/{{channel}}/recordings", "listCallRecordings",
+          "A call's recordings (caller and agent mixed), in the order they started",
+          "admin; the supervisors of the call's queue; the agent who answered it",
+          _call_recordings, "RecordingList", (_CHANNEL,), errors=(403, 404), tag="calls"),
+    Route("GET", f"{_P}/recordings/{{recording}}/audio", "getRecordingAudio",
+          "A recording's file", "whoever may list the call's recordings",
+          _recording_audio, "", (_RECORDING,), errors=(403, 404), tag="calls",
+          media=recording_views.AUDIO),
 )
 
 
@@ -438,6 +501,7 @@ def create_api_app(
     hang_up: HangUpHook = no_asterisk,
     events: StreamHub | None = None,
     supervise: SuperviseHook = no_router,
+    recordings: Path | None = None,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
@@ -447,6 +511,7 @@ def create_api_app(
     built-in admin, with that token. Without *hang_up* (no Asterisk) a hang-up is a 503.
     *events*: the hub the router's bus feeds (:mod:`callcenter.web.stream`; none: a
     stream that stays quiet); *supervise*: the router's supervision (none: a 503).
+    *recordings*: the directory recordings' files are read from (none: not served).
     """
     if (tokens is None) == (token is None):
         raise TypeError("create_api_app() takes tokens or token, not both nor neither")
@@ -465,6 +530,8 @@ def create_api_app(
     app[_DOCUMENT] = document()
     install_stream(app, events if events is not None else StreamHub())
     install_supervise(app, supervise)
+    if recordings is not None:
+        app[_RECORDINGS] = recordings
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app
@@ -473,4 +540,5 @@ def create_api_app(
 def document() -> dict[str, Any]:
     """The OpenAPI document, without a server (``callcenter api openapi``, tests)."""
     return openapi_document(ROUTES, {**SCHEMAS, **SUPERVISE_SCHEMAS, **STATS_SCHEMAS,
-                                     **EVENT_SCHEMAS}, version="1")
+                                     **EVENT_SCHEMAS, **recording_views.SCHEMAS},
+                            version="1")

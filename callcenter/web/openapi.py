@@ -71,16 +71,22 @@ class Route:
     #: A websocket: answered ``101 Switching Protocols``; *answer* names the schema of
     #: each message the server sends.
     websocket: bool = False
+    #: Media type of the 200 answer: JSON (``answer`` is its schema) or a file's
+    #: (``audio/*``: a recording), documented as binary.
+    media: str = "application/json"
 
 
 def _operation(route: Route) -> dict[str, Any]:
     answer = {"$ref": f"#/components/schemas/{route.answer}"}
+    schema: dict[str, Any] = (
+        answer if route.media == "application/json"
+        else {"type": "string", "contentMediaType": route.media})
     responses: dict[str, Any] = (
         {"101": {"description": "Switching Protocols: a websocket; each message the server "
                                "sends is a JSON text frame of the schema "
                                f"{route.answer} (x-message).", "x-message": answer}}
         if route.websocket else
-        {"200": {"description": "OK", "content": {"application/json": {"schema": answer}}}})
+        {"200": {"description": "OK", "content": {route.media: {"schema": schema}}}})
     statuses = set(route.errors) | ({405} if route.public else set(_ALWAYS))
     for status in sorted(statuses):
         responses[str(status)] = {

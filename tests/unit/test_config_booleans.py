@@ -120,6 +120,17 @@ FIELDS = {
               general: {mailbox: "8000", name: General}
             """},
         "queues.sales.service_level.count_short_abandons"),
+    "Record.enabled": (
+        {"queues": """\
+            skills: [sales]
+            queues:
+              sales: {skills: [sales], record: {enabled: {value}}}
+            agents:
+              alice: {extension: "1001", skills: {sales: 5}}
+            voicemail:
+              general: {mailbox: "8000", name: General}
+            """},
+        "queues.sales.record.enabled"),
 }
 
 

@@ -94,6 +94,8 @@ _param_values = {
                                         "SALES", ""]), st.text(max_size=30)),
     "channel": st.one_of(st.sampled_from(["c-1", "c-2", "c-3", "c-none", "", "%00"]),
                          st.text(max_size=40)),
+    "recording": st.one_of(st.sampled_from(["1", "0", "-1", "1.0", "٣", "9" * 30, ""]),
+                           st.text(max_size=20)),
 }
 
 
