@@ -229,3 +229,25 @@ def test_bad_values_are_located_errors(tmp_path: Path, value: str, path: str,
     error = find(found, path)
     assert error.line == 5, lines(found)
     assert message in error.message, error.message
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+def test_a_callback_request_is_app_queues_exitwithkey() -> None:
+    """app_queue logs a caller who leaves by a key as EXITWITHKEY|key|position|
+    origposition|waittime: reporting tools see a callback request the same way."""
+    from datetime import UTC, datetime
+
+    from callcenter.events import CallbackAttemptEnded, CallbackRequested
+    from callcenter.reporting.queue_log import QueueLogLine, queue_log_lines
+
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    event = CallbackRequested(at=at, queue="sales", call="pbx-1.7", key="5",
+                              source="caller_id", position=2, original_position=3,
+                              wait_seconds=41.6)
+    assert queue_log_lines(event, lambda agent: f"PJSIP/{agent}") == [
+        QueueLogLine("sales", "pbx-1.7", "NONE", "EXITWITHKEY", ("5", "2", "3", "42"))]
+    attempt = CallbackAttemptEnded(at=at, queue="sales", call="pbx-1.7", agent="carmen",
+                                   result="busy", cause=17)
+    assert queue_log_lines(attempt, lambda agent: f"PJSIP/{agent}") == []
