@@ -368,3 +368,30 @@ async def test_a_restarted_router_re_adopts_a_pending_callback_in_its_place(
     assert [(x.agent, x.result) for x in attempts] == [("carmen", "answered")]
     assert (request.status, queued.outcome, queued.agent) == ("done", "answered", "carmen")
     assert queued.entered_at.timestamp() == entered
+
+
+async def test_a_hostile_caller_id_is_never_dialled_only_a_keyed_number_is(
+        clean_pbx: PBX) -> None:
+    """The caller ID is ``1555$PJSIP/evil,tT`` (a variable, a second destination and Dial
+    options, if it reached a dial string): it is not read back; the caller keys 5551234#
+    and only that number is dialled."""
+    phone = customer(clean_pbx)
+    hostile, keyed = "1555$PJSIP/evil,tT", "5551234"
+    keys = (*SALES, Keypress("5", 4000), *(Keypress(k, 600) for k in keyed + "#"))
+    async with start_router(clean_pbx, callback_config(clean_pbx, phone)) as running, \
+            clean_pbx.agent_phone("carmen") as carmen:
+        asked = await place_call(clean_pbx, hostile, keys, hold_ms=20000)
+        assert asked.returncode == 0 and asked.remote_hangup, asked.stderr
+        await pending_callbacks(running, 1)
+        [pending] = running.router.callbacks.pending.values()
+        assert pending.caller.number == hostile  # what Asterisk gave the router
+        answering = asyncio.create_task(phone.take(_ANSWER))
+        await running.login("carmen")
+        assert (await take(carmen, running, hostile)).startswith(f"sip:{keyed}@")
+        trace = await answering
+        request, attempts = await records(running, keyed)
+        await running.queued(hostile)
+    assert f"INVITE sip:{keyed}@127.0.0.1:{phone.port}" in trace
+    assert "evil" not in trace
+    assert (request.number, request.number_source) == (keyed, "keyed")
+    assert [(x.agent, x.result) for x in attempts] == [("carmen", "answered")]
