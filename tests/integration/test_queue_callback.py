@@ -34,6 +34,7 @@ from tests.integration.router_harness import (
     waiting,
     with_queue,
 )
+from tests.integration.test_queue_announcements import playback_observer
 
 OBSERVER_APP = "cc-test-dials"
 #: After the IVR: the callback key once the caller is in the queue, then 1 (the caller
@@ -395,3 +396,48 @@ async def test_a_hostile_caller_id_is_never_dialled_only_a_keyed_number_is(
     assert "evil" not in trace
     assert (request.number, request.number_source) == (keyed, "keyed")
     assert [(x.agent, x.result) for x in attempts] == [("carmen", "answered")]
+
+
+async def test_a_callback_whose_last_attempt_fails_leaves_the_queue(clean_pbx: PBX) -> None:
+    """``retries: 0`` and the customer is busy: the callback fails (stored ``failed``
+    with its one attempt, busy, cause 17), the queued call ends abandoned (never
+    served), carmen is free at once, the router holds nothing more."""
+    phone = customer(clean_pbx)
+    number = "15558886001"
+    config = callback_config(clean_pbx, phone, retries=0)
+    async with start_router(clean_pbx, config) as running, \
+            clean_pbx.agent_phone("carmen") as carmen:
+        asked = await place_call(clean_pbx, number, ASKS_CALLBACK, hold_ms=20000)
+        assert asked.returncode == 0 and asked.remote_hangup, asked.stderr
+        await pending_callbacks(running, 1)
+        busy = asyncio.create_task(phone.take(_BUSY_THEN_ANSWER, calls=1))
+        await running.login("carmen")
+        rung = await carmen.call()  # answered by carmen, hung up by the router
+        assert rung.peer_uri.startswith(f"sip:{number}@"), rung.peer_uri
+        await busy
+        queued = await running.queued(number)
+        await running.wait_state("carmen", AgentStatus.AVAILABLE)
+        assert running.router.callers == {} and running.router.callbacks.pending == {}
+        request, attempts = await records(running, number)
+    assert [(x.agent, x.result, x.cause) for x in attempts] == [("carmen", "busy", 17)]
+    assert request.status == "failed" and request.ended_at is not None
+    assert (queued.outcome, queued.answered_at, queued.agent) == ("abandoned", None, None)
+
+
+async def test_the_queue_prompt_is_played_once_when_callbacks_open(clean_pbx: PBX) -> None:
+    """``prompt`` is played to a waiting caller once, ``after`` (2 s) after it entered,
+    as a playback of its own on the caller's channel; not again while it waits on."""
+    phone = customer(clean_pbx)
+    config = callback_config(clean_pbx, phone, after=2, prompt="vm-tocallback")
+    number = "15558887001"
+    async with playback_observer(clean_pbx) as seen, \
+            start_router(clean_pbx, config) as running:
+        call = asyncio.create_task(place_call(clean_pbx, number, hold_ms=8000))
+        await waiting(running, 1)
+        channel = _channel_of(running, number)
+        entered = running.router.callers[channel].waiting.enqueued_at
+        assert (await call).returncode == 0
+        await running.queued(number)
+    started = [s for s in seen if s.channel == channel and s.type == "PlaybackStarted"]
+    assert [s.media for s in started] == ["sound:vm-tocallback"], seen
+    assert started[0].at.timestamp() >= entered + 2
