@@ -203,6 +203,8 @@ class Announcer:
             if settings is None:
                 continue
             for position, caller in enumerate(callers, start=1):
+                if self.router.callbacks.holds(caller.channel_id):
+                    continue  # a callback keeps its position, with no one to tell
                 slot = self._slots.setdefault(caller.channel_id, _Slot())
                 if slot.playback is not None:
                     await self._check_stale(caller.channel_id, slot, now)

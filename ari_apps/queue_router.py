@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
 from ari_apps.announcer import Announcer
+from ari_apps.callback import Callbacks
 from ari_apps.recording import Recorder
 from ari_apps.supervision import Supervision, current_calls
 from callcenter import events as ev
@@ -249,6 +250,8 @@ class QueueRouter:
         self.announcer = Announcer(self)
         #: Recordings of answered calls (queues with ``record``) and their retention.
         self.recorder = Recorder(self)
+        #: Callbacks that keep the caller's place (queues with ``callback``).
+        self.callbacks = Callbacks(self)
 
     # -- running -----------------------------------------------------------------------
 
@@ -270,6 +273,7 @@ class QueueRouter:
             tg.create_task(self._matchmaker(), name="queue-router matchmaker")
             tg.create_task(self.announcer.run(self._stopping), name="queue-router announcer")
             tg.create_task(self.recorder.run(self._stopping), name="queue-router recordings")
+            tg.create_task(self.callbacks.run(self._stopping), name="queue-router callbacks")
             tg.create_task(self.events.run(), name="queue-router events bus")
             reader = tg.create_task(
                 self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync),
@@ -336,8 +340,8 @@ class QueueRouter:
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
-        if self.announcer.on_event(event) or self.recorder.on_event(event) or \
-                self._feature_event(event):
+        if self.announcer.on_event(event) or self.recorder.on_event(event) \
+                or self._feature_event(event) or await self.callbacks.on_event(event):
             return
         match event:
             case StasisStart(channel=channel, args=args):
@@ -584,7 +588,8 @@ class QueueRouter:
             for _ in range(10):
                 if caller.phase != "waiting":
                     break  # hung up (or re-offered) during an await of this pass  # lost reservations: decide again with the agent removed
-                decision = self.index.select_agent(caller.waiting, ts)
+                decision = self.index.select_agent(caller.waiting,
+                                                   self.callbacks.decision_time(caller, ts))
                 if decision is None:
                     break
                 if isinstance(decision, Overflow):
@@ -625,6 +630,9 @@ class QueueRouter:
     # -- offers --------------------------------------------------------------------------
 
     async def _offer(self, caller: Caller, agent: str, stage: int) -> None:
+        if self.callbacks.holds(caller.channel_id):  # the agent first, then the customer
+            await self.callbacks.offer(caller, agent, stage)
+            return
         now = self.clock()
         policy = self.policies[caller.args.queue]
         async with caller.lock:
@@ -682,6 +690,7 @@ class QueueRouter:
                 await self._hangup(leg.channel_id, "answered_elsewhere")
                 return
             await self.announcer.silence(caller.channel_id)  # before the agent hears it
+            await self.callbacks.silence(caller.channel_id)
             with contextlib.suppress(ARIError):
                 await self.ari.bridges.stop_moh(caller.bridge_id)
             try:
@@ -793,7 +802,8 @@ class QueueRouter:
         """A channel left the app (``cause`` None: StasisEnd) or was destroyed."""
         caller = self.callers.get(channel_id)
         if caller is not None:
-            await self._end_call(caller, by="caller")
+            if not await self.callbacks.caller_left(caller):  # a callback keeps its place
+                await self._end_call(caller, by="caller")
             return
         leg = self.legs.get(channel_id)
         if leg is None:
@@ -1028,6 +1038,7 @@ class QueueRouter:
         # list was read, so it is in the list unless it is really gone.
         states = [s for s in await self.store.all() if only is None or s.agent == only]
         live = {channel.id for channel in await self.ari.channels.list()}
+        live |= self.callbacks.live_calls()  # an agent on a callback: its caller is gone
         # Several nodes share the database: an agent tied to another node's caller is not
         # judged by this node's channel list (that caller lives in the other Asterisk).
         # Ours: callers recorded by this node, or recorded by no node (a single node).
@@ -1091,8 +1102,9 @@ class QueueRouter:
         Asterisk restart kills every channel): end them as if their hang-up had come."""
         live = {channel.id for channel in await self.ari.channels.list()}
         for caller in list(self.callers.values()):
-            if caller.channel_id not in live:
+            if caller.channel_id not in live and not self.callbacks.holds(caller.channel_id):
                 await self._end_call(caller, by="nobody: the channel vanished")
+        await self.callbacks.forget_the_dead(live)
         for leg in list(self.legs.values()):
             if leg.channel_id not in live and not leg.ended:
                 await self._offer_failed(leg, OfferResult.FAILED)
@@ -1125,6 +1137,7 @@ class QueueRouter:
                 await self._adopt_connected(channel, call, row, in_app)
             else:
                 await self._admit(channel, call, entered_at=row.entered_at, row=row.id)
+        await self.callbacks.readopt(now)  # before the rows of gone channels are closed
         for channel_id, row in open_rows.items():
             if channel_id not in in_app and channel_id not in self.callers:
                 outcome = QueueOutcome.ANSWERED if row.answered_at else QueueOutcome.ABANDONED

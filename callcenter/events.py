@@ -49,6 +49,9 @@ __all__ = [
     "CallCompleted",
     "CallConnected",
     "CallOverflowed",
+    "CallbackAttemptEnded",
+    "CallbackEnded",
+    "CallbackRequested",
     "CallerEntered",
     "EventBus",
     "EventListener",
@@ -165,6 +168,45 @@ class CallOverflowed(QueueEvent):
     original_position: int
     wait_seconds: float
     destination: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackRequested(QueueEvent):
+    """The caller pressed *key*, confirmed a number and left the queue to be called back;
+    the callback keeps its place (app_queue's ``EXITWITHKEY``). *source*: ``caller_id``
+    or ``keyed``."""
+
+    queue: str
+    call: str
+    key: str
+    source: str
+    position: int
+    original_position: int
+    wait_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackAttemptEnded(QueueEvent):
+    """One attempt of a callback ended without a conversation: *result* is a
+    :class:`~callcenter.storage.models.CallbackResult` value, *cause* the customer leg's
+    Q.850 cause when known. (An answered attempt is a ``CallConnected``.)"""
+
+    queue: str
+    call: str
+    agent: str
+    result: str
+    cause: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackEnded(QueueEvent):
+    """A callback is over: *status* ``done`` (the customer talked to an agent) or
+    ``failed`` (every attempt used)."""
+
+    queue: str
+    call: str
+    status: str
+    attempts: int
 
 
 # -- agents --------------------------------------------------------------------------

@@ -54,6 +54,8 @@ __all__ = [
     "Announce",
     "ApiUser",
     "CallCenterConfig",
+    "Callback",
+    "CallbackDial",
     "CallerIdRule",
     "Destination",
     "EntryPoint",
@@ -148,6 +150,10 @@ PATTERN_WORDS: dict[str, str] = {
     r"^[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@+:/-]{1,100}$":
         "a dial string: a channel technology, / and a resource of letters, digits "
         "or _ . @ + : / - (PJSIP/1001, PJSIP/1001@office)",
+    r"^[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@+:/{}-]{1,120}$":
+        "a dial string with {number} for the customer's number: a channel technology, / "
+        "and letters, digits or _ . @ + : / - (PJSIP/{number}@trunk, "
+        "Local/{number}@cc-callback-out)",
 }
 
 #: One sound or a list of them (a single name is read as a one-item list).
@@ -720,6 +726,53 @@ class Record(_Model):
     retention_days: int | None = Field(90, ge=1, le=3650)
 
 
+#: Where a callback rings the customer, as ``Dial()`` and ARI take it, with ``{number}``
+#: (exactly once) standing for the customer's number: ``PJSIP/{number}@trunk``,
+#: ``Local/{number}@cc-callback-out``. The number is digits with an optional ``+`` (checked
+#: when the caller keys it), so nothing but this safe alphabet reaches ARI.
+CallbackDial = Annotated[str, StringConstraints(
+    pattern=r"^[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@+:/{}-]{1,120}$")]
+
+
+class Callback(_Model):
+    """A waiting caller may leave the queue and be called back, keeping its place.
+
+    After ``after`` seconds of waiting the caller presses ``key``, hears its number (the
+    caller ID) and confirms with 1, or keys another number ended by ``#``; then it hangs up
+    (or is thanked and hung up). When its turn comes an agent is called first, then the
+    customer through ``dial``; a customer who does not answer is called again
+    ``retry_delay`` seconds later, at most ``retries`` more times."""
+
+    #: The key that asks for a callback while waiting.
+    key: MenuKey = "5"
+    #: Seconds of waiting before the key is taken (and ``prompt`` played, if set).
+    after: int = Field(30, ge=0, le=3600)
+    #: How the customer is dialled (see :data:`CallbackDial`).
+    dial: CallbackDial
+    #: Further attempts after the first one the customer did not answer.
+    retries: int = Field(2, ge=0, le=10)
+    #: Seconds between two attempts (the agent is free meanwhile).
+    retry_delay: int = Field(120, ge=1, le=86400)
+    #: Seconds the customer's phone rings.
+    ring_timeout: int = Field(30, ge=5, le=120)
+    #: A sound played once, ``after`` seconds in ("press 5 to be called back"); unset: the
+    #: offer is made elsewhere (the IVR's prompts, the announcements' wording).
+    prompt: Sound | None = None
+    #: Most digits a keyed number may have (the ``+`` aside).
+    max_digits: int = Field(15, ge=3, le=20)
+
+    @field_validator("dial")
+    @classmethod
+    def _one_number(cls, value: str) -> str:
+        holes = re.findall(r"\{[^{}]*\}", value)
+        if holes != ["{number}"] or value.replace("{number}", "").count("{") \
+                or value.replace("{number}", "").count("}"):
+            raise ValueError(
+                f"{value!r}: a dial string with {{number}} exactly once and no other braces "
+                "(e.g. PJSIP/{number}@trunk)")
+        return value
+
+
 class Queue(_Model):
     description: str = ""
     #: Who serves the queue, unless ``agents`` lists them: agents having any of these
@@ -752,6 +805,8 @@ class Queue(_Model):
     announce: Announce | None = None
     #: Recording of answered calls (none: not recorded).
     record: Record | None = None
+    #: Callbacks that keep the caller's place (none: callers can only wait).
+    callback: Callback | None = None
 
 
 #: A phone that already exists on the admin's PBX, as ``Dial()`` takes it

@@ -50,6 +50,7 @@ from callcenter.events import (
     AgentPaused,
     AgentUnpaused,
     CallAbandoned,
+    CallbackRequested,
     CallCompleted,
     CallConnected,
     CallerEntered,
@@ -132,6 +133,10 @@ def queue_log_lines(event: QueueEvent, interface_of: Callable[[str], str],
             return [QueueLogLine(event.queue, event.call, NONE, "ABANDON",
                                  (str(event.position), str(event.original_position),
                                   _secs(event.wait_seconds)))]
+        case CallbackRequested():
+            return [QueueLogLine(event.queue, event.call, NONE, "EXITWITHKEY",
+                                 (event.key, str(event.position),
+                                  str(event.original_position), _secs(event.wait_seconds)))]
         case CallOverflowed():
             return [QueueLogLine(event.queue, event.call, NONE, "EXITWITHTIMEOUT",
                                  (str(event.position), str(event.original_position),

@@ -66,6 +66,10 @@ __all__ = [
     "CallEvent",
     "CallEventKind",
     "CallOffer",
+    "CallbackAttempt",
+    "CallbackRequest",
+    "CallbackResult",
+    "CallbackStatus",
     "DestinationKind",
     "OfferResult",
     "QueueOutcome",
@@ -558,3 +562,95 @@ class Recording(Base):
 
     def __repr__(self) -> str:
         return f"Recording(id={self.id!r}, name={self.name!r}, path={self.path!r})"
+
+
+# -- callbacks (issue 7) -------------------------------------------------------------
+
+
+class CallbackStatus(enum.StrEnum):
+    """Where a callback stands."""
+
+    #: Holds the caller's place: waiting for its turn, or for its next attempt.
+    PENDING = "pending"
+    #: The customer answered an agent's call.
+    DONE = "done"
+    #: Every attempt failed (``retries`` used up).
+    FAILED = "failed"
+
+
+class CallbackResult(enum.StrEnum):
+    """How one callback attempt ended."""
+
+    #: The customer answered and talked to the agent.
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    #: The customer's number could not be reached (no route, congestion, rejected).
+    FAILED = "failed"
+    #: The agent did not take the callback (no answer, busy, phone gone): the customer
+    #: was never dialled, so it is no attempt on the customer.
+    AGENT_MISSED = "agent_missed"
+    #: The agent hung up before the customer answered.
+    AGENT_GONE = "agent_gone"
+
+
+class CallbackRequest(Base):
+    """A caller who left the queue to be called back, keeping its place.
+
+    The caller's ``queued_calls`` row stays open (no ``ended_at``) while the callback is
+    pending: its ``entered_at`` and ``priority`` are the callback's rank, and a restarted
+    router finds the open row with its pending callback here and queues it again. The row
+    is closed when the callback ends (answered, or failed)."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    queued_call_id: Mapped[int] = mapped_column(
+        ForeignKey("queued_calls.id", ondelete="CASCADE"), unique=True
+    )
+    queue: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    #: The number to call: ``+`` and digits, or digits (checked before it is stored).
+    number: Mapped[str] = mapped_column(String(PHONE_MAX))
+    #: ``caller_id`` (confirmed with 1) or ``keyed`` (keyed by the caller).
+    number_source: Mapped[str] = mapped_column(String(ENUM_MAX))
+    #: The skills the caller's route asked for (``a+b``; the ``skills`` Stasis arg), so a
+    #: re-adopted callback is routed as the caller was.
+    skills: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[CallbackStatus] = mapped_column(
+        _str_enum(CallbackStatus, "callback_status"), default=CallbackStatus.PENDING,
+        index=True,
+    )
+    #: Not before this time is the next attempt made (None: as soon as its turn comes).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"CallbackRequest(id={self.id!r}, queue={self.queue!r}, status={self.status!r})"
+
+
+class CallbackAttempt(Base):
+    """One attempt of a callback: the agent called (``started_at``), then the customer
+    (``dialled_at``, its leg ``customer_channel``), and how it ended with the customer
+    leg's Q.850 ``cause`` when there was one."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    callback_id: Mapped[int] = mapped_column(
+        ForeignKey("callbacks.id", ondelete="CASCADE"), index=True
+    )
+    agent: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    agent_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dialled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    customer_channel: Mapped[str | None] = mapped_column(String(CHANNEL_ID_MAX))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[CallbackResult | None] = mapped_column(
+        _str_enum(CallbackResult, "callback_result")
+    )
+    cause: Mapped[int | None] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"CallbackAttempt(id={self.id!r}, agent={self.agent!r}, result={self.result!r})"
