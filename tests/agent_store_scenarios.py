@@ -177,6 +177,7 @@ async def concurrent_upgrades_apply_once(url: str, *, count: int) -> None:
     assert [m.split(",")[0] for m in handler.applied] == [
         "Running upgrade  -> 0001",
         "Running upgrade 0001 -> 0002",
+        "Running upgrade 0002 -> 0003",
     ]
     engine = make_engine(url)
     try:

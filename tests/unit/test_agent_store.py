@@ -403,7 +403,7 @@ async def test_a_migration_waits_for_the_lock_and_gives_up_with_a_clear_error(
             await upgrade(url)
     assert not (tmp_path / "callcenter.sqlite3").exists()
     await upgrade(url)
-    assert await current_revision(url) == "0002"
+    assert await current_revision(url) == "0003"
 
 
 async def test_upgrades_in_separate_processes_apply_once(tmp_path: Path) -> None:
@@ -439,4 +439,5 @@ async def test_upgrades_in_separate_processes_apply_once(tmp_path: Path) -> None
     applied = [line for _, err in outputs for line in err.decode().splitlines()
                if line.startswith("Running upgrade")]
     assert [line.split(",")[0] for line in applied] == [
-        "Running upgrade  -> 0001", "Running upgrade 0001 -> 0002"]
+        "Running upgrade  -> 0001", "Running upgrade 0001 -> 0002",
+        "Running upgrade 0002 -> 0003"]

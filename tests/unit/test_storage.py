@@ -57,7 +57,7 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
 
     await upgrade(url)
 
-    assert await current_revision(url) == head_revision() == "0002"
+    assert await current_revision(url) == head_revision() == "0003"
     assert await _table_names(url) == {
         "alembic_version",
         "accounts",
@@ -67,6 +67,7 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
         "agent_transitions",
         "queued_calls",
         "call_offers",
+        "call_transfers",
     }
 
 
