@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
 from ari_apps.announcer import Announcer
 from ari_apps.supervision import Supervision, current_calls
+from ari_apps.transfer import Transfers, leg_variables
 from callcenter import events as ev
 from callcenter.agents.reconcile import ContactStatus, reconcile
 from callcenter.agents.rules import rules_from_config
@@ -246,6 +247,9 @@ class QueueRouter:
         """Set once the first resync is done (tests and the service wait on it)."""
         #: Position and wait announcements to waiting callers (queues with ``announce``).
         self.announcer = Announcer(self)
+        #: Blind and attended transfers, from the HTTP API and agents' REFER
+        #: (:mod:`ari_apps.transfer`).
+        self.transfers = Transfers(self)
 
     # -- running -----------------------------------------------------------------------
 
@@ -332,7 +336,8 @@ class QueueRouter:
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
-        if self.announcer.on_event(event) or self._feature_event(event):
+        if self.announcer.on_event(event) or self.transfers.on_event(event) \
+                or self._feature_event(event):
             return
         match event:
             case StasisStart(channel=channel, args=args):
@@ -639,7 +644,7 @@ class QueueRouter:
         try:
             await self.ari.channels.create(
                 dial_string, channel_id=leg_id, app=self.app, originator=caller.channel_id,
-                variables=self._caller_id(caller))
+                variables={**self._caller_id(caller), **leg_variables(dial_string)})
             async with asyncio.timeout(LEG_START_TIMEOUT):
                 await leg.started.wait()
             await self.ari.channels.dial(leg_id, caller=caller.channel_id,
@@ -824,6 +829,7 @@ class QueueRouter:
             if leg.channel_id != caller.agent_channel:
                 await self._offer_failed(leg, OfferResult.CALLER_GONE)
         self._call_ended(caller, phase, by, position, now)
+        await self.transfers.call_ended(caller)  # a transfer's legs and records
         if phase == "connected" and caller.agent is not None:
             agent_leg = caller.legs.get(caller.agent_channel or "")
             if agent_leg is not None:

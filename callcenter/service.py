@@ -223,6 +223,8 @@ class CallCenterService:
         self.metrics = QueueMetrics(config.queues)
         #: The queue_log writer (AMI ``QueueLog``), when the service has an Asterisk.
         self.queue_log: QueueLogWriter | None = None
+        #: The queue router's transfers, for the HTTP API (set with the router).
+        self.transfers: Any = None
 
     # -- what components use ---------------------------------------------------
 
@@ -384,7 +386,8 @@ class CallCenterService:
             raise ServiceError(f"HTTP API: {exc}") from None
         app = create_api_app(config=self.config, store=self.store, sessions=self.sessions,
                              tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
-                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari))
+                             hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari),
+                             transfers=lambda: self.transfers)
         # Prometheus scrapes here, with a user's token like every route.
         app.router.add_get("/metrics", metrics_route(self.metrics))
         settings = self.config.settings.http_api

@@ -15,6 +15,8 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     GET  /api/v1/calls                         calls in progress (waiting or connected)
     GET  /api/v1/calls/waiting                 callers waiting, every queue the user sees
     POST /api/v1/calls/{channel}/hangup        hang a caller up (admin, the queue's supervisor)
+    POST /api/v1/calls/{channel}/transfer      blind or attended transfer, and its
+         .../transfer/complete|cancel          end (:mod:`callcenter.web.transfers`)
 
 :data:`ROUTES` is the one description of them: the router is built from it and so is
 the document (:mod:`callcenter.web.openapi`). Who may do what is decided in
@@ -50,6 +52,10 @@ from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.web.access import BUILTIN_ADMIN, Access, ApiUser, users_from_config
 from callcenter.web.auth import TokenBook
 from callcenter.web.openapi import API_PREFIX, Param, Route, openapi_document
+from callcenter.web.transfers import TRANSFER_SCHEMAS, TRANSFERS, TransferPort
+from callcenter.web.transfers import cancel as _transfer_cancel
+from callcenter.web.transfers import complete as _transfer_complete
+from callcenter.web.transfers import transfer as _transfer
 from callcenter.web.views import (
     ACTIONS,
     SCHEMAS,
@@ -384,6 +390,20 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", f"{_P}/calls/{{channel}}/hangup", "hangUpCall", "Hang a caller up",
           "admin; the supervisors of the call's queue", _hang_up, "Call", (_CHANNEL,),
           errors=(403, 404, 422, 503), tag="calls"),
+    # Transfers (callcenter/web/transfers.py; the work is ari_apps/transfer.py's).
+    Route("POST", f"{_P}/calls/{{channel}}/transfer", "transferCall",
+          "Transfer a connected call blind or attended to a queue, an agent or a number",
+          "admin; the supervisors of the call's queue; the call's own agent",
+          _transfer, "Transfer", (_CHANNEL,), body="TransferBody",
+          errors=(403, 404, 409, 422, 503), tag="calls"),
+    Route("POST", f"{_P}/calls/{{channel}}/transfer/complete", "completeTransfer",
+          "Attended transfer: the consulted target takes the caller, the agent leaves",
+          "as transferCall", _transfer_complete, "Transfer", (_CHANNEL,),
+          errors=(403, 404, 409, 422, 503), tag="calls"),
+    Route("POST", f"{_P}/calls/{{channel}}/transfer/cancel", "cancelTransfer",
+          "Attended transfer: end the consultation, back to the caller",
+          "as transferCall", _transfer_cancel, "Transfer", (_CHANNEL,),
+          errors=(403, 404, 409, 422, 503), tag="calls"),
 )
 
 
@@ -397,13 +417,15 @@ def create_api_app(
     token: str | None = None,
     on_agent_change: AgentChangeHook = _no_change,
     hang_up: HangUpHook = no_asterisk,
+    transfers: Callable[[], TransferPort | None] = lambda: None,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
 
     The agents and queues of *config* are the ones the API knows; *tokens* says which
     user a token is (compared in constant time, never logged); *token* instead: only the
-    built-in admin, with that token. Without *hang_up* (no Asterisk) a hang-up is a 503.
+    built-in admin, with that token. Without *hang_up* (no Asterisk) a hang-up is a 503;
+    *transfers* returns the queue router's transfers (none: a transfer is a 503).
     """
     if (tokens is None) == (token is None):
         raise TypeError("create_api_app() takes tokens or token, not both nor neither")
@@ -418,6 +440,7 @@ def create_api_app(
     app[_ACCESS] = Access(config)
     app[_HOOK] = on_agent_change
     app[_HANG_UP] = hang_up
+    app[TRANSFERS] = transfers
     app[_CLOCK] = clock
     app[_DOCUMENT] = document()
     for route in ROUTES:
@@ -427,4 +450,4 @@ def create_api_app(
 
 def document() -> dict[str, Any]:
     """The OpenAPI document, without a server (``callcenter api openapi``, tests)."""
-    return openapi_document(ROUTES, SCHEMAS, version="1")
+    return openapi_document(ROUTES, {**SCHEMAS, **TRANSFER_SCHEMAS}, version="1")
