@@ -56,6 +56,7 @@ from ari_apps.announcer import Announcer
 from ari_apps.callback import Callbacks
 from ari_apps.recording import Recorder
 from ari_apps.supervision import Supervision, current_calls
+from ari_apps.transfer import Transfers, leg_variables
 from callcenter import events as ev
 from callcenter.agents.reconcile import ContactStatus, reconcile
 from callcenter.agents.rules import rules_from_config
@@ -252,6 +253,9 @@ class QueueRouter:
         self.recorder = Recorder(self)
         #: Callbacks that keep the caller's place (queues with ``callback``).
         self.callbacks = Callbacks(self)
+        #: Blind and attended transfers, from the HTTP API and agents' REFER
+        #: (:mod:`ari_apps.transfer`).
+        self.transfers = Transfers(self)
 
     # -- running -----------------------------------------------------------------------
 
@@ -341,7 +345,8 @@ class QueueRouter:
 
     async def on_event(self, event: Event) -> None:
         if self.announcer.on_event(event) or self.recorder.on_event(event) \
-                or self._feature_event(event) or await self.callbacks.on_event(event):
+                or self.transfers.on_event(event) or self._feature_event(event) \
+                or await self.callbacks.on_event(event):
             return
         match event:
             case StasisStart(channel=channel, args=args):
@@ -652,7 +657,7 @@ class QueueRouter:
         try:
             await self.ari.channels.create(
                 dial_string, channel_id=leg_id, app=self.app, originator=caller.channel_id,
-                variables=self._caller_id(caller))
+                variables={**self._caller_id(caller), **leg_variables(dial_string)})
             async with asyncio.timeout(LEG_START_TIMEOUT):
                 await leg.started.wait()
             await self.ari.channels.dial(leg_id, caller=caller.channel_id,
@@ -840,6 +845,7 @@ class QueueRouter:
             if leg.channel_id != caller.agent_channel:
                 await self._offer_failed(leg, OfferResult.CALLER_GONE)
         self._call_ended(caller, phase, by, position, now)
+        await self.transfers.call_ended(caller)  # a transfer's legs and records
         if phase == "connected" and caller.agent is not None:
             await self.recorder.stop(caller, now)  # before the agent's leg goes
             agent_leg = caller.legs.get(caller.agent_channel or "")

@@ -1041,6 +1041,7 @@ async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
                 router = QueueRouter(config, service.ari, service.sessions, node=service.node,
                                      clock=service.clock, listeners=service.event_listeners)
                 service.watch_events(router.events)
+                service.transfers = router.transfers  # the HTTP API's transfer routes
                 service.add("queue router", router.run, on_agent_change=router.agent_changed,
                             on_agent_transition=router.agent_transition,
                             supervision=router.supervision)

@@ -49,6 +49,7 @@ __all__ = [
     "CallCompleted",
     "CallConnected",
     "CallOverflowed",
+    "CallTransferred",
     "CallbackAttemptEnded",
     "CallbackEnded",
     "CallbackRequested",
@@ -207,6 +208,26 @@ class CallbackEnded(QueueEvent):
     call: str
     status: str
     attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(QueueEvent):
+    """*agent* handed the call over (:mod:`ari_apps.transfer`) and left it: *mode*
+    ``blind`` or ``attended``, *target_kind* ``queue`` / ``agent`` / ``number`` and
+    *target*; *hold_seconds* the caller's wait before the agent, *talk_seconds* the
+    agent's part, *position* the entry position (app_queue's BLINDTRANSFER /
+    ATTENDEDTRANSFER fields). *bridge*: the call's bridge (ATTENDEDTRANSFER's data)."""
+
+    queue: str
+    call: str
+    agent: str
+    mode: Literal["blind", "attended"]
+    target_kind: str
+    target: str
+    hold_seconds: float
+    talk_seconds: float
+    position: int
+    bridge: str = ""
 
 
 # -- agents --------------------------------------------------------------------------

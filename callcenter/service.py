@@ -228,6 +228,8 @@ class CallCenterService:
         #: The HTTP API's live event stream (``GET /api/v1/events``), fed by the router.
         self.stream = StreamHub()
         self._supervision_hook: SuperviseHook = no_router
+        #: The queue router's transfers, for the HTTP API (set with the router).
+        self.transfers: Any = None
 
     # -- what components use ---------------------------------------------------
 
@@ -401,6 +403,7 @@ class CallCenterService:
                              tokens=tokens, clock=self.clock, on_agent_change=self.agent_changed,
                              hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari),
                              events=self.stream, supervise=self._supervise_call,
+                             transfers=lambda: self.transfers,
                              # Where the instance's Asterisk writes recordings (its
                              # asterisk.conf's astspooldir + /recording).
                              recordings=None if self._instance is None

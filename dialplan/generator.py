@@ -724,6 +724,10 @@ class _Renderer:
                 "rtp_symmetric=yes",
                 "force_rport=yes",
                 "rewrite_contact=yes",
+                # The phone's transfer key (SIP REFER) reaches the queue router: the
+                # router sets PJSIP_TRANSFER_HANDLING()=ari-only on each call it places
+                # to the agent (ari_apps/transfer.py), so Asterisk moves nothing itself.
+                "allow_transfer=yes",
                 # A phone that stops answering OPTIONS turns Unreachable (and its
                 # endpoint offline) within ~qualify_frequency seconds.
                 "",

@@ -179,6 +179,7 @@ async def concurrent_upgrades_apply_once(url: str, *, count: int) -> None:
         "Running upgrade 0001 -> 0002",
         "Running upgrade 0002 -> 0003",
         "Running upgrade 0003 -> 0004",
+        "Running upgrade 0004 -> 0005",
     ]
     engine = make_engine(url)
     try:

@@ -17,6 +17,10 @@ Fields per verb, as app_queue.c (Asterisk 22) writes them; ``callid`` is the cal
     COMPLETECALLER  holdtime|calltime|origposition
     COMPLETEAGENT   holdtime|calltime|origposition
     ABANDON         position|origposition|waittime
+    BLINDTRANSFER   extension|context|holdtime|calltime|origposition
+                    (extension: the queue, agent or number; context: cc-queue,
+                    cc-agent or cc-external)
+    ATTENDEDTRANSFER BRIDGE|bridge|holdtime|calltime|origposition
     EXITWITHTIMEOUT position|origposition|waittime   (an overflow step, or the fallback)
     ADDMEMBER       (empty)         callid MANAGER, one line per queue the agent serves
     REMOVEMEMBER    (empty)         callid MANAGER, one line per queue
@@ -55,6 +59,7 @@ from callcenter.events import (
     CallConnected,
     CallerEntered,
     CallOverflowed,
+    CallTransferred,
     OfferEnded,
     QueueEvent,
 )
@@ -76,6 +81,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 #: Offer results logged as RINGNOANSWER (app_queue's ``rna()``: no answer, busy,
 #: unavailable all count as the member not answering).
 _NOT_ANSWERED: Final = frozenset({"no_answer", "busy", "rejected", "unregistered", "failed"})
+
+#: BLINDTRANSFER's context field per target kind (app_queue writes the dialplan context
+#: the transferee was sent to).
+_TRANSFER_CONTEXT: Final = {"queue": "cc-queue", "agent": "cc-agent", "number": "cc-external"}
 
 
 def clean(value: str) -> str:
@@ -141,6 +150,15 @@ def queue_log_lines(event: QueueEvent, interface_of: Callable[[str], str],
             return [QueueLogLine(event.queue, event.call, NONE, "EXITWITHTIMEOUT",
                                  (str(event.position), str(event.original_position),
                                   _secs(event.wait_seconds)))]
+        case CallTransferred(mode="blind"):
+            return [QueueLogLine(event.queue, event.call, event.agent, "BLINDTRANSFER",
+                                 (event.target, _TRANSFER_CONTEXT.get(event.target_kind, ""),
+                                  _secs(event.hold_seconds), _secs(event.talk_seconds),
+                                  str(event.position)))]
+        case CallTransferred():
+            return [QueueLogLine(event.queue, event.call, event.agent, "ATTENDEDTRANSFER",
+                                 ("BRIDGE", event.bridge, _secs(event.hold_seconds),
+                                  _secs(event.talk_seconds), str(event.position)))]
         case AgentLoggedIn():
             return [QueueLogLine(NONE, NONE, event.agent, "AGENTLOGIN",
                                  (interface_of(event.agent),)),

@@ -66,6 +66,7 @@ __all__ = [
     "CallEvent",
     "CallEventKind",
     "CallOffer",
+    "CallTransfer",
     "CallbackAttempt",
     "CallbackRequest",
     "CallbackResult",
@@ -654,3 +655,40 @@ class CallbackAttempt(Base):
 
     def __repr__(self) -> str:
         return f"CallbackAttempt(id={self.id!r}, agent={self.agent!r}, result={self.result!r})"
+
+
+class CallTransfer(Base):
+    """One transfer of a queued call by its agent (:mod:`ari_apps.transfer`): who, to
+    what, blind or attended, when, and how it ended. The call keeps its id (the caller's
+    channel id, ``channel_id`` here and in ``queued_calls``): the caller never leaves its
+    channel, so the record of the call follows it and this row links the legs.
+
+    ``from_answered_at`` to ``at`` is the first agent's talk; ``answered_by`` (an agent,
+    or the external number) and ``answered_at`` are the new leg's; ``result`` is
+    ``requeued``, ``completed``, ``cancelled``, ``no_answer``, ``caller_gone``, ``failed``
+    (None while it is in progress)."""
+
+    __tablename__ = "call_transfers"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    queued_call_id: Mapped[int] = mapped_column(
+        ForeignKey("queued_calls.id", ondelete="CASCADE"), index=True
+    )
+    channel_id: Mapped[str] = mapped_column(String(CHANNEL_ID_MAX), index=True)
+    from_agent: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    from_queue: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    from_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mode: Mapped[str] = mapped_column(String(ENUM_MAX))
+    target_kind: Mapped[str] = mapped_column(String(ENUM_MAX))
+    target: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    #: ``api:<user>`` or ``refer``: where the transfer was asked.
+    via: Mapped[str] = mapped_column(String(NAME_MAX))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_by: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[str | None] = mapped_column(String(ENUM_MAX))
+
+    def __repr__(self) -> str:
+        return (f"CallTransfer(id={self.id!r}, channel_id={self.channel_id!r}, "
+                f"{self.from_agent!r} -> {self.target_kind} {self.target!r}, {self.result!r})")

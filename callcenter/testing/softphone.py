@@ -367,6 +367,13 @@ class Softphone:
             await self._command("uafind", account)
         await self._command("hangup")
 
+    async def transfer(self, number: str) -> None:
+        """The phone's own transfer key: a blind transfer of the current call (SIP REFER,
+        ``Refer-To: sip:<number>@<registrar>``) to what the agent keyed."""
+        if not _DIALABLE.fullmatch(number) or ":" in number:
+            raise ValueError(f"{number!r}: not a number (digits, * # +)")
+        await self._command("transfer", number)
+
     async def mute(self) -> None:
         """Mute (or unmute) the current call's microphone: baresip goes on sending audio,
         silence instead of its tone."""

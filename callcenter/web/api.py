@@ -23,6 +23,8 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     POST /api/v1/calls/{channel}/hangup        hang a caller up (admin, the queue's supervisor)
     GET  /api/v1/calls/{channel}/recordings    a call's recordings (whoever may see the call)
     GET  /api/v1/recordings/{recording}/audio  a recording's file (audio/wav, audio/x-gsm)
+    POST /api/v1/calls/{channel}/transfer      blind or attended transfer, and its
+         .../transfer/complete|cancel          end (:mod:`callcenter.web.transfers`)
 
 :data:`ROUTES` is the one description of them: the router is built from it and so is
 the document (:mod:`callcenter.web.openapi`). Who may do what is decided in
@@ -82,6 +84,10 @@ from callcenter.web.stream import install as install_stream
 from callcenter.web.supervise import MODES, SuperviseHook, no_router, supervise_route
 from callcenter.web.supervise import SCHEMAS as SUPERVISE_SCHEMAS
 from callcenter.web.supervise import install as install_supervise
+from callcenter.web.transfers import TRANSFER_SCHEMAS, TRANSFERS, TransferPort
+from callcenter.web.transfers import cancel as _transfer_cancel
+from callcenter.web.transfers import complete as _transfer_complete
+from callcenter.web.transfers import transfer as _transfer
 from callcenter.web.views import (
     ACTIONS,
     SCHEMAS,
@@ -486,6 +492,20 @@ ROUTES: Final[tuple[Route, ...]] = (
           "A recording's file", "whoever may list the call's recordings",
           _recording_audio, "", (_RECORDING,), errors=(403, 404), tag="calls",
           media=recording_views.AUDIO),
+    # Transfers (callcenter/web/transfers.py; the work is ari_apps/transfer.py's).
+    Route("POST", f"{_P}/calls/{{channel}}/transfer", "transferCall",
+          "Transfer a connected call blind or attended to a queue, an agent or a number",
+          "admin; the supervisors of the call's queue; the call's own agent",
+          _transfer, "Transfer", (_CHANNEL,), body="TransferBody",
+          errors=(403, 404, 409, 422, 503), tag="calls"),
+    Route("POST", f"{_P}/calls/{{channel}}/transfer/complete", "completeTransfer",
+          "Attended transfer: the consulted target takes the caller, the agent leaves",
+          "as transferCall", _transfer_complete, "Transfer", (_CHANNEL,),
+          errors=(403, 404, 409, 422, 503), tag="calls"),
+    Route("POST", f"{_P}/calls/{{channel}}/transfer/cancel", "cancelTransfer",
+          "Attended transfer: end the consultation, back to the caller",
+          "as transferCall", _transfer_cancel, "Transfer", (_CHANNEL,),
+          errors=(403, 404, 409, 422, 503), tag="calls"),
 )
 
 
@@ -502,6 +522,7 @@ def create_api_app(
     events: StreamHub | None = None,
     supervise: SuperviseHook = no_router,
     recordings: Path | None = None,
+    transfers: Callable[[], TransferPort | None] = lambda: None,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
@@ -512,6 +533,7 @@ def create_api_app(
     *events*: the hub the router's bus feeds (:mod:`callcenter.web.stream`; none: a
     stream that stays quiet); *supervise*: the router's supervision (none: a 503).
     *recordings*: the directory recordings' files are read from (none: not served).
+    *transfers*: returns the queue router's transfers (none: a transfer is a 503).
     """
     if (tokens is None) == (token is None):
         raise TypeError("create_api_app() takes tokens or token, not both nor neither")
@@ -526,6 +548,7 @@ def create_api_app(
     app[_ACCESS] = Access(config)
     app[_HOOK] = on_agent_change
     app[_HANG_UP] = hang_up
+    app[TRANSFERS] = transfers
     app[_CLOCK] = clock
     app[_DOCUMENT] = document()
     install_stream(app, events if events is not None else StreamHub())
@@ -540,5 +563,6 @@ def create_api_app(
 def document() -> dict[str, Any]:
     """The OpenAPI document, without a server (``callcenter api openapi``, tests)."""
     return openapi_document(ROUTES, {**SCHEMAS, **SUPERVISE_SCHEMAS, **STATS_SCHEMAS,
-                                     **EVENT_SCHEMAS, **recording_views.SCHEMAS},
+                                     **EVENT_SCHEMAS, **recording_views.SCHEMAS,
+                                     **TRANSFER_SCHEMAS},
                             version="1")
