@@ -23,10 +23,11 @@ How the parts fit (each tested on its own; this module only carries their decisi
 * **Records**: :class:`~callcenter.storage.queued_calls.QueuedCallRepository`, written
   before the action that depends on it (enter before the caller is parked, the offer
   before the leg is created), so a restarted router finds every waiting caller.
-* **When nobody can take calls** (a queue's ``when_unavailable``): :class:`~ari_apps.
-  unavailable.Gate` judges, the router carries out: a caller refused in :meth:`QueueRouter.
-  _admit` never waits; waiting callers are moved at the start of each matchmaking pass
-  (:meth:`QueueRouter._leave_unavailable`); both go to ``cc-queue,<queue>,unavailable``.
+* **When nobody can take calls** (a queue's ``when_unavailable``): the
+  :class:`~ari_apps.unavailable.Gate` judges, the router carries out. A caller refused
+  in :meth:`QueueRouter._admit` never waits; waiting callers are moved at the start of
+  each matchmaking pass (:meth:`QueueRouter._leave_unavailable`); both go on to
+  ``cc-queue,<queue>,unavailable``.
 * **Restart and reconnect**: :meth:`QueueRouter.resync` runs after every websocket
   (re)connection: it re-adopts the channels still in the app (waiting callers with their
   original entry time, calls in progress with their agent), hangs up offer legs whose
