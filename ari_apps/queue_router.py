@@ -23,6 +23,11 @@ How the parts fit (each tested on its own; this module only carries their decisi
 * **Records**: :class:`~callcenter.storage.queued_calls.QueuedCallRepository`, written
   before the action that depends on it (enter before the caller is parked, the offer
   before the leg is created), so a restarted router finds every waiting caller.
+* **When nobody can take calls** (a queue's ``when_unavailable``): the
+  :class:`~ari_apps.unavailable.Gate` judges, the router carries out. A caller refused
+  in :meth:`QueueRouter._admit` never waits; waiting callers are moved at the start of
+  each matchmaking pass (:meth:`QueueRouter._leave_unavailable`); both go on to
+  ``cc-queue,<queue>,unavailable``.
 * **Restart and reconnect**: :meth:`QueueRouter.resync` runs after every websocket
   (re)connection: it re-adopts the channels still in the app (waiting callers with their
   original entry time, calls in progress with their agent), hangs up offer legs whose
@@ -57,6 +62,7 @@ from ari_apps.callback import Callbacks
 from ari_apps.recording import Recorder
 from ari_apps.supervision import Supervision, current_calls
 from ari_apps.transfer import Transfers, leg_variables
+from ari_apps.unavailable import Gate
 from callcenter import events as ev
 from callcenter.agents.reconcile import ContactStatus, reconcile
 from callcenter.agents.rules import rules_from_config
@@ -100,6 +106,7 @@ from callcenter.asterisk.ari.events import (
 from callcenter.asterisk.stasis_args import AgentCommand, QueueCall, StasisArgsError
 from callcenter.config.models import CallCenterConfig
 from callcenter.events import EventBus, EventListener
+from callcenter.routing import availability
 from callcenter.routing.decide import Offer, Overflow
 from callcenter.routing.index import Router
 from callcenter.routing.policy import AgentView, WaitingCall, memberships, policies
@@ -256,6 +263,8 @@ class QueueRouter:
         #: Blind and attended transfers, from the HTTP API and agents' REFER
         #: (:mod:`ari_apps.transfer`).
         self.transfers = Transfers(self)
+        #: Where callers go when nobody can take calls (queues with ``when_unavailable``).
+        self.gate = Gate(config)
 
     # -- running -----------------------------------------------------------------------
 
@@ -440,12 +449,17 @@ class QueueRouter:
     # -- a caller arrives --------------------------------------------------------------
 
     async def _admit(self, channel: Channel, call: QueueCall,
-                     entered_at: datetime | None = None, row: int | None = None) -> Caller:
-        """Record the caller (unless re-adopted), park it in its bridge, queue it."""
+                     entered_at: datetime | None = None, row: int | None = None
+                     ) -> Caller | None:
+        """Record the caller (unless re-adopted), park it in its bridge, queue it; or send
+        it on at once when nobody can take it (None)."""
         now = self.clock()
         entered = entered_at or now
         row_is_new = row is None
         readopted = not row_is_new
+        if row_is_new and (reason := self._refused(call.queue, now)) is not None:
+            await self._refuse(channel, call, reason, now)
+            return None
         if row is None:
             async with self.sessions.begin() as session:
                 row = await QueuedCallRepository(session).enter_by_id(
@@ -586,6 +600,7 @@ class QueueRouter:
 
     async def _match(self, now: datetime) -> None:
         """Offer every waiting caller, best first, the best agent it may have now."""
+        self._leave_unavailable(now)
         ts = now.timestamp()
         waiting = sorted((c for c in self.callers.values() if c.phase == "waiting"),
                          key=lambda c: c.waiting.rank)
@@ -916,21 +931,91 @@ class QueueRouter:
 
         label_of = getattr(stasis_args, "overflow_label", None)
         label = label_of(decision.stage) if label_of else "fallback"
-        self._left_unanswered(caller, self._position(caller), label, self.clock())
-        self.callers.pop(caller.channel_id, None)
-        with contextlib.suppress(ARIError):
-            await self.ari.bridges.destroy(caller.bridge_id)
-        await self._finish(caller.channel_id, caller.row, QueueOutcome.OVERFLOWED,
-                           self.clock(), overflow_to=label)
-        try:
-            await self.ari.channels.continue_in_dialplan(
-                caller.channel_id, "cc-queue", caller.args.queue, label=label)
-        except ARIError as exc:
-            log.warning("queue %s: overflow of %s failed (%s); hanging up",
-                        caller.args.queue, caller.channel_id, exc)
-            await self._hangup(caller.channel_id, "normal")
+        await self._send_on(caller, label)
         log.info("queue %s: %s overflowed at step %d", caller.args.queue,
                  caller.channel_id, decision.stage)
+
+    async def _send_on(self, caller: Caller, label: str, *,
+                       outcome: QueueOutcome = QueueOutcome.OVERFLOWED,
+                       overflow_to: str | None = None, reason: str = "") -> None:
+        """A waiting caller (``gone`` already) leaves unanswered for its queue's
+        ``cc-queue`` extension at *label*: recorded first, then continued there."""
+        self._left_unanswered(caller, self._position(caller), label, self.clock(),
+                              reason=reason)
+        self.callers.pop(caller.channel_id, None)
+        await self.announcer.silence(caller.channel_id)
+        with contextlib.suppress(ARIError):
+            await self.ari.bridges.destroy(caller.bridge_id)
+        await self._finish(caller.channel_id, caller.row, outcome,
+                           self.clock(), overflow_to=overflow_to or label)
+        await self._continue_at(caller.channel_id, caller.args.queue, label)
+
+    async def _continue_at(self, channel_id: str, queue: str, label: str) -> None:
+        """Back to the dialplan at ``cc-queue,<queue>,<label>``; hung up if that fails
+        (a call never stays in the app with nobody owning it)."""
+        try:
+            await self.ari.channels.continue_in_dialplan(channel_id, "cc-queue", queue,
+                                                         label=label)
+        except ARIError as exc:
+            log.warning("queue %s: sending %s to %s failed (%s); hanging up",
+                        queue, channel_id, label, exc)
+            await self._hangup(channel_id, "normal")
+
+    # -- when nobody can take calls (callcenter.routing.availability) ----------------------
+
+    def _statuses(self) -> dict[str, AgentStatus]:
+        return {agent: state.status for agent, state in self.states.items()}
+
+    def _refused(self, queue: str, now: datetime) -> str | None:
+        """Why a caller arriving in *queue* now must not wait (None: it joins). Agents
+        are judged once the first resync has read them."""
+        if queue not in self.gate.rules:
+            return None
+        waiting = sum(1 for c in self.callers.values()  # callers on the line (max_callers)
+                      if c.args.queue == queue and c.phase in ("waiting", "offering")
+                      and not self.callbacks.holds(c.channel_id))
+        statuses = self._statuses() if self.ready.is_set() else None
+        return self.gate.at_entry(queue, statuses, waiting, now)
+
+    async def _refuse(self, channel: Channel, call: QueueCall, reason: str,
+                      now: datetime) -> None:
+        """The caller never waits: a stay of no time is recorded, and it goes on at once
+        to the queue's ``unavailable`` label (no bridge, no music)."""
+        async with self.sessions.begin() as session:
+            repo = QueuedCallRepository(session)
+            row = await repo.enter_by_id(channel.id, call.queue, entered_at=now,
+                                         priority=call.priority, language=call.language,
+                                         node=self.node)
+            await repo.finish_by_id(row, QueueOutcome.OVERFLOWED, at=now,
+                                    overflow_to=availability.overflow_to(reason))
+        self.finished(channel.id).set()
+        self.events.publish(ev.CallOverflowed(
+            at=now, queue=call.queue, call=channel.id, position=0, original_position=0,
+            wait_seconds=0.0, destination=availability.UNAVAILABLE_LABEL, reason=reason))
+        log.info("queue %s: caller %s sent on at entry (%s)", call.queue, channel.id, reason)
+        await self._continue_at(channel.id, call.queue, availability.UNAVAILABLE_LABEL)
+
+    def _leave_unavailable(self, now: datetime) -> None:
+        """Waiting callers of a queue nobody can take calls for any more (its schedule
+        closed, its agents gone for ``grace``, ``max_wait`` reached) leave for its
+        ``unavailable`` label. A caller being offered is judged when the offer ends."""
+        if not self.gate.rules or not self.ready.is_set():
+            return  # agents not read yet: every queue would look empty
+        # A callback has no caller on the line to send on: it keeps its place until an
+        # agent can take it (neither max_wait nor an empty or closed queue moves it).
+        waiting = [availability.Waiting(c.channel_id, c.args.queue, c.waiting.enqueued_at)
+                   for c in self.callers.values()
+                   if c.phase == "waiting" and not self.callbacks.holds(c.channel_id)]
+        for call, reason in self.gate.leaving(waiting, self._statuses(), now):
+            caller = self.callers[call]
+            caller.phase = "gone"
+            self.index.dequeue(call)
+            outcome = (QueueOutcome.TIMED_OUT if reason == availability.MAX_WAIT
+                       else QueueOutcome.OVERFLOWED)
+            log.info("queue %s: %s leaves: %s", caller.args.queue, call, reason)
+            sent = self._send_on(caller, availability.UNAVAILABLE_LABEL, outcome=outcome,
+                                 overflow_to=availability.overflow_to(reason), reason=reason)
+            self._spawn(sent, f"unavailable {call}")
 
     async def _exists(self, channel_id: str) -> bool:
         try:
@@ -987,11 +1072,11 @@ class QueueRouter:
                 original_position=caller.position, wait_seconds=self._waited(caller, now)))
 
     def _left_unanswered(self, caller: Caller, position: int, destination: str,
-                         now: datetime) -> None:
+                         now: datetime, *, reason: str = "") -> None:
         self.events.publish(ev.CallOverflowed(
             at=now, queue=caller.args.queue, call=caller.channel_id, position=position,
             original_position=caller.position, wait_seconds=self._waited(caller, now),
-            destination=destination))
+            destination=destination, reason=reason))
 
     # -- agents ----------------------------------------------------------------------------
 

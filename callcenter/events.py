@@ -160,8 +160,13 @@ class CallAbandoned(QueueEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallOverflowed(QueueEvent):
-    """The caller left the queue for *destination* (an overflow step's target, or
-    ``fallback`` after an error) without being answered."""
+    """The caller left the queue for *destination* (an overflow step's target,
+    ``fallback`` after an error, ``unavailable`` when nobody can take calls) without
+    being answered.
+
+    *reason*: why nobody could take it (:class:`~callcenter.routing.availability.Reason`:
+    ``closed``, ``no_agents``, ``full``, ``max_wait``); empty for an overflow step or the
+    fallback. *position* 0: refused at entry, the caller never joined the queue."""
 
     queue: str
     call: str
@@ -169,6 +174,7 @@ class CallOverflowed(QueueEvent):
     original_position: int
     wait_seconds: float
     destination: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,7 +29,8 @@ Context names (all prefixed ``cc-`` so they never collide with a PBX's own):
 ``cc-menu-<name>``         an IVR menu: keys are extensions, plus ``i``/``t``
 ``cc-schedule-<name>``     subroutine: is the schedule open now (native, no FastAGI)
 ``cc-queue``               hand-off to the queue router (Stasis) per queue; its
-                           ``overflow<N>`` labels lead to relax step N's overflow
+                           ``overflow<N>`` labels lead to relax step N's overflow,
+                           ``unavailable`` to ``when_unavailable``'s destination
 ``cc-agent-features``      the agents' feature codes (login, pause...): included by
                            ``settings.extensions_context``, where their phones dial
 ``cc-agent-identify``      subroutine: which agent is the calling PJSIP endpoint
@@ -79,6 +80,7 @@ from callcenter.flows.callflow import (
     compile_callflow,
     needs_answer,
 )
+from callcenter.routing.availability import UNAVAILABLE_LABEL
 
 __all__ = [
     "AGENT_FEATURES_CONTEXT",
@@ -521,6 +523,15 @@ class _Renderer:
                 e.add(f"NoOp(callcenter queue {name} overflow at relax step {stage})",
                       label=overflow_label(stage))
                 e.extend(self.go(target))
+            # ... and one nobody can take (when_unavailable: closed, no agents, full, waited
+            # max_wait) here. Every queue has the label, so a router whose config gained
+            # when_unavailable before the dialplan was regenerated still finds it.
+            unavailable = self.flow_model.queue_unavailable.get(name)
+            if unavailable is not None:
+                e.comment(self.where("queues", name, "when_unavailable", "destination"))
+            e.add(f"NoOp(callcenter queue {name} nobody can take calls)",
+                  label=UNAVAILABLE_LABEL)
+            e.extend(self.go(unavailable or self.flow_model.queue_fallbacks[name]))
         return ctx
 
     def agent_features(self) -> list[_Context]:

@@ -428,6 +428,9 @@ def _reachability(c: CallCenterConfig) -> Iterator[Problem]:
     roots += [n for q in c.queues.values() for n in [_target(q.fallback, None)] if n is not None]
     roots += [n for q in c.queues.values() for step in q.relax if step.overflow is not None
               for n in [_target(step.overflow, None)] if n is not None]
+    roots += [n for q in c.queues.values() if q.when_unavailable is not None
+              and q.when_unavailable.destination is not None
+              for n in [_target(q.when_unavailable.destination, None)] if n is not None]
     names = {kind: [n for k, n in edges if k == kind] for kind in ("flow", "menu")}
 
     def meant(node: Node) -> Node | None:

@@ -72,6 +72,7 @@ __all__ = [
     "ServiceLevel",
     "Settings",
     "Step",
+    "WhenUnavailable",
 ]
 
 
@@ -773,6 +774,37 @@ class Callback(_Model):
         return value
 
 
+#: When a queue counts as having nobody to take calls (:class:`WhenUnavailable`).
+NoAgents = Literal["logged_out", "paused", "never"]
+
+
+class WhenUnavailable(_Model):
+    """Where callers go when nobody can take their call, decided when they arrive and
+    again while they wait (app_queue's ``joinempty``/``leavewhenempty``, ``maxlen`` and
+    the ``Queue()`` timeout; README: "When nobody can take calls").
+
+    Every limit is off unless set, except ``no_agents``, whose default is the one
+    app_queue users expect from ``joinempty=yes``: no member logged in."""
+
+    #: Where the caller goes (another queue, voicemail, a flow...); default: the
+    #: queue's ``fallback``.
+    destination: Destination | None = None
+    #: The queue has no agents when every member is logged out (``logged_out``), logged
+    #: out or paused (``paused``); ``never``: never judged. Agents ringing, on a call or
+    #: in wrap-up always count as there.
+    no_agents: NoAgents = "logged_out"
+    #: Seconds the queue may have no agents before callers already waiting leave (an
+    #: agent logging out and straight back in moves nobody). A caller arriving meanwhile
+    #: does not wait: it leaves at once.
+    grace: int = Field(5, ge=0, le=600)
+    #: The queue takes calls only while this schedule (of ``schedules:``) is open.
+    schedule: Name | None = None
+    #: Seconds a caller may wait before leaving (app_queue's ``Queue()`` timeout).
+    max_wait: int | None = Field(None, ge=1, le=86400)
+    #: Callers that may wait at once; the next one leaves at once (app_queue's ``maxlen``).
+    max_callers: int | None = Field(None, ge=1, le=10000)
+
+
 class Queue(_Model):
     description: str = ""
     #: Who serves the queue, unless ``agents`` lists them: agents having any of these
@@ -807,6 +839,8 @@ class Queue(_Model):
     record: Record | None = None
     #: Callbacks that keep the caller's place (none: callers can only wait).
     callback: Callback | None = None
+    #: Where callers go when nobody can take calls (none: they wait, whatever happens).
+    when_unavailable: WhenUnavailable | None = None
 
 
 #: A phone that already exists on the admin's PBX, as ``Dial()`` takes it

@@ -50,6 +50,7 @@ def check_routing(c: CallCenterConfig, broken: Broken = _NOTHING_BROKEN) -> Iter
                     yield Problem(base + ("preferred", skill),
                                   f"unknown skill '{skill}'{_hint(skill, declared)}")
         yield from _relax_order(c, name)
+        yield from _when_unavailable(c, name, broken)
         if not agents_known:
             continue
         for i, agent in enumerate(queue.agents):
@@ -107,6 +108,32 @@ def _relax_order(c: CallCenterConfig, name: str) -> Iterator[Problem]:
         if isinstance(step.overflow, QueueDest) and step.overflow.queue == name:
             yield Problem(path + ("overflow", "queue"),
                           f"queue '{name}' overflows to itself")
+
+
+def _when_unavailable(c: CallCenterConfig, name: str, broken: Broken) -> Iterator[Problem]:
+    """A queue's ``when_unavailable``: its schedule exists, it does not send callers back
+    to itself, and ``max_wait`` leaves every relax step time to happen."""
+    rule = c.queues[name].when_unavailable
+    if rule is None:
+        return
+    path = ("queues", name, "when_unavailable")
+    if rule.schedule is not None and rule.schedule not in c.schedules \
+            and not broken.has("schedules", rule.schedule):
+        yield Problem(path + ("schedule",),
+                      f"unknown schedule '{rule.schedule}'{_hint(rule.schedule, c.schedules)}")
+    if isinstance(rule.destination, QueueDest) and rule.destination.queue == name:
+        yield Problem(path + ("destination", "queue"),
+                      f"queue '{name}' sends the callers nobody can take back to itself")
+    if rule.max_wait is not None:
+        late = [(i, step) for i, step in enumerate(c.queues[name].relax)
+                if step.after >= rule.max_wait]
+        if late:
+            i, step = late[0]
+            what = "overflow" if step.overflow is not None else "relax"
+            yield Problem(path + ("max_wait",),
+                          f"max_wait: {rule.max_wait} sends callers on before relax[{i}] "
+                          f"({what} after {step.after} s) can happen; make max_wait longer "
+                          "than every relax step's after")
 
 
 def _hint(name: str, known: object) -> str:

@@ -80,6 +80,9 @@ def destinations(config: CallCenterConfig) -> Iterator[tuple[Destination, Path]]
         for i, step in enumerate(queue.relax):
             if step.overflow is not None:
                 yield step.overflow, ("queues", name, "relax", i, "overflow")
+        if queue.when_unavailable is not None and queue.when_unavailable.destination is not None:
+            yield queue.when_unavailable.destination, ("queues", name, "when_unavailable",
+                                                       "destination")
     for i, rule in enumerate(config.caller_id_rules):
         if rule.destination is not None:
             yield rule.destination, ("caller_id_rules", i, "destination")

@@ -25,7 +25,7 @@ The generator then only formats ops, and the simulator only executes them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from callcenter.asterisk import variables as V
@@ -414,6 +414,9 @@ class CallFlow:
     queue_overflows: dict[str, dict[int, Target]]
     #: None when no agent can use feature codes.
     agent_features: AgentFeatures | None = None
+    #: Queue -> where its callers go when nobody can take calls (``when_unavailable``'s
+    #: destination; a queue without one sends them to its fallback).
+    queue_unavailable: dict[str, Target] = field(default_factory=dict)
 
     def targets(self) -> Iterator[tuple[Target, Path, str | None]]:
         """Every target with the YAML path naming it and the menu it is taken from
@@ -443,6 +446,8 @@ class CallFlow:
         for q, steps in self.queue_overflows.items():
             for stage, t in steps.items():
                 yield t, ("queues", q, "relax", stage - 1, "overflow"), None
+        for q, t in self.queue_unavailable.items():
+            yield t, ("queues", q, "when_unavailable", "destination"), None
 
 
 # -- the compiler ---------------------------------------------------------------
@@ -581,6 +586,11 @@ class _Compiler:
                 for name, q in sorted(c.queues.items())
             },
             agent_features=self.agent_features(),
+            queue_unavailable={
+                name: self.target(q.when_unavailable.destination)
+                for name, q in sorted(c.queues.items())
+                if q.when_unavailable is not None and q.when_unavailable.destination is not None
+            },
         )
 
     def agent_features(self) -> AgentFeatures | None:

@@ -21,7 +21,10 @@ Fields per verb, as app_queue.c (Asterisk 22) writes them; ``callid`` is the cal
                     (extension: the queue, agent or number; context: cc-queue,
                     cc-agent or cc-external)
     ATTENDEDTRANSFER BRIDGE|bridge|holdtime|calltime|origposition
-    EXITWITHTIMEOUT position|origposition|waittime   (an overflow step, or the fallback)
+    EXITWITHTIMEOUT position|origposition|waittime   (an overflow step, the fallback, or
+                                                      when_unavailable's max_wait)
+    EXITEMPTY       position|origposition|waittime   (when_unavailable while waiting: no
+                                                      agents, or the schedule closed)
     ADDMEMBER       (empty)         callid MANAGER, one line per queue the agent serves
     REMOVEMEMBER    (empty)         callid MANAGER, one line per queue
     PAUSEALL        reason          queue NONE, then PAUSE reason per queue (QueuePause
@@ -29,6 +32,8 @@ Fields per verb, as app_queue.c (Asterisk 22) writes them; ``callid`` is the cal
     AGENTLOGIN      channel         queue NONE (app_queue: from app_agent_pool's login;
     AGENTLOGOFF     channel|logintime             ours: the agent's device, PJSIP/<name>)
 
+A caller refused at entry by ``when_unavailable`` (closed, no agents, full) has no line:
+app_queue's ``joinempty`` and ``maxlen`` refusals write none (only ``QUEUESTATUS``).
 An offer cancelled because another agent answered first (``ring_all``) is not logged,
 as app_queue logs nothing for the other members it stops ringing.
 
@@ -85,6 +90,11 @@ _NOT_ANSWERED: Final = frozenset({"no_answer", "busy", "rejected", "unregistered
 #: BLINDTRANSFER's context field per target kind (app_queue writes the dialplan context
 #: the transferee was sent to).
 _TRANSFER_CONTEXT: Final = {"queue": "cc-queue", "agent": "cc-agent", "number": "cc-external"}
+
+
+#: ``CallOverflowed.reason`` values app_queue's ``leavewhenempty`` would write as
+#: EXITEMPTY (a closed schedule empties the queue as its agents leave).
+_EXIT_EMPTY: Final = frozenset({"no_agents", "closed"})
 
 
 def clean(value: str) -> str:
@@ -146,8 +156,11 @@ def queue_log_lines(event: QueueEvent, interface_of: Callable[[str], str],
             return [QueueLogLine(event.queue, event.call, NONE, "EXITWITHKEY",
                                  (event.key, str(event.position),
                                   str(event.original_position), _secs(event.wait_seconds)))]
+        case CallOverflowed(position=0):
+            return []  # refused at entry: it never joined (app_queue logs no JOINEMPTY)
         case CallOverflowed():
-            return [QueueLogLine(event.queue, event.call, NONE, "EXITWITHTIMEOUT",
+            verb = "EXITEMPTY" if event.reason in _EXIT_EMPTY else "EXITWITHTIMEOUT"
+            return [QueueLogLine(event.queue, event.call, NONE, verb,
                                  (str(event.position), str(event.original_position),
                                   _secs(event.wait_seconds)))]
         case CallTransferred(mode="blind"):
