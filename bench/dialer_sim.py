@@ -152,6 +152,7 @@ def simulate(n_agents: int, world: World, mode: Mode, hours: float, seed: int,
     events: list[tuple[float, int, int, int]] = []
     seq = 0
     placed = 0
+    decided = -1.0  # when the Pacer was last asked
 
     def push(t: float, kind: int, ref: int) -> None:
         nonlocal seq
@@ -183,6 +184,8 @@ def simulate(n_agents: int, world: World, mode: Mode, hours: float, seed: int,
         push(now + rng.lognormvariate(talk_mu, world.talk_sigma), _TALK_END, agent)
 
     def decide(now: float) -> None:
+        nonlocal decided
+        decided = now
         snap = Snapshot(
             tuple(AgentView(a.state, now - a.since) for a in agents),
             tuple(CallView(now - t) for t in ringing.values())
@@ -202,6 +205,8 @@ def simulate(n_agents: int, world: World, mode: Mode, hours: float, seed: int,
             next_refresh += REFRESH
         if kind == _TICK:
             push(now + 1.0, _TICK, 0)
+            if now - decided < 0.5:
+                continue  # a change was decided on just now: the tick adds nothing new
         elif kind == _RESOLVE:
             del ringing[ref]
             outcome, after = outcome_of.pop(ref)
