@@ -240,7 +240,7 @@ class PacingPolicy:
     abandon_target: float = 0.03
     guard_from: float = 0.9
     risk: float = 0.3
-    risk_halvings: float = 2.5
+    risk_halvings: float = 2.0
     max_ratio: float = 6.0
     ring_timeout: float = 20.0
     patience: float = 2.0
