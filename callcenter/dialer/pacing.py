@@ -20,8 +20,10 @@ a tick, calls :meth:`Pacer.calls_to_place` and places that many calls; the retur
   measured time distributions, conditioned on how long it has lasted). It places the
   most calls for which, at every horizon, the expected shortfall (answers with no agent:
   abandons; a normal approximation of the difference of two sums of Bernoullis) stays
-  within ``risk`` x the abandon target of the answers expected. Never fewer than
-  progressive, never more than ``max_ratio`` x the agents free soon in all.
+  within a budget x the answers expected. That estimate misses abandons from timing
+  within a horizon, so the budget is fed back from the measured abandon rate (it shrinks
+  as the rate rises). Never fewer than progressive, never more than ``max_ratio`` x the
+  agents free soon in all.
 * **cold start**: before ``min_resolved`` calls, ``min_live`` live answers and
   ``min_handled`` finished calls were measured, predictive places what progressive does.
 * **hard guard**: the abandon rate measured over the compliance window (abandons / live
@@ -230,10 +232,15 @@ class PacingPolicy:
     """A campaign's pacing settings.
 
     ``abandon_target`` is the rule's cap as a fraction of live answers (US: 0.03).
-    ``risk`` is the share of it one decision may spend (decisions overlap: several plan
-    for the same answers). ``ring_timeout`` is when an unanswered call gives up;
-    ``patience`` how long an answered contact may wait for an agent before the
-    safe-harbor message (2 s by the rule).
+    ``risk`` is the share of it a decision may plan to spend while nothing was abandoned;
+    the budget halves ``risk_halvings`` times as the measured rate goes from 0 to the
+    target (see :func:`_budget`). The guard blends toward progressive from ``guard_from``
+    x the target. ``max_ratio`` caps the calls in progress per agent free soon.
+    ``horizons`` are quantiles of the ring time to a live answer. ``ring_timeout`` is when
+    an unanswered call gives up; ``patience`` how long an answered contact may wait for an
+    agent before the safe-harbor message (2 s by the rule). ``min_*``: the samples a
+    predictive campaign needs before it leaves its progressive cold start. The defaults
+    were tuned by ``bench/dialer_sim.py`` (see bench/README.md).
     """
 
     mode: Mode = Mode.PREDICTIVE
