@@ -148,7 +148,8 @@ class AgentTime(_Summable):
 
     @property
     def occupancy(self) -> float:
-        return ratio(self.busy, self.staffed)
+        # on_call + wrap_up may round a hair past staffed (1023.367188 + 1.0 > 1024.367188)
+        return min(1.0, ratio(self.busy, self.staffed))
 
 
 @dataclass(frozen=True, slots=True)
