@@ -153,15 +153,23 @@ def generate(obj: _Obj, config_dir: Path, out: Path) -> None:
 
 def _render(obj: _Obj, loaded: Any) -> dict[str, str]:
     """The generated files, with the agents' softphone passwords from the home's
-    secrets file (generated there the first time an agent appears)."""
-    from callcenter.asterisk.secrets import SecretsError, agent_passwords
-    from dialplan.generator import render, softphone_agents
+    secrets file (generated there the first time an agent appears) and the trunks'
+    (stored there by 'callcenter trunks password')."""
+    from callcenter.asterisk.secrets import (
+        SecretsError,
+        agent_passwords,
+        trunk_passwords,
+    )
+    from dialplan.generator import MissingPasswordError, render, softphone_agents
+    from dialplan.trunks import auth_trunks
 
     try:
         passwords = agent_passwords(obj.instance.secrets_file, softphone_agents(loaded.config))
-    except (SecretsError, OSError) as exc:
+        trunks = trunk_passwords(obj.instance.secrets_file, auth_trunks(loaded.config))
+        return render(loaded.config, loaded.where, agent_passwords=passwords,
+                      trunk_passwords=trunks)
+    except (SecretsError, OSError, MissingPasswordError) as exc:
         raise click.ClickException(str(exc)) from None
-    return render(loaded.config, loaded.where, agent_passwords=passwords)
 
 
 @main.command()
