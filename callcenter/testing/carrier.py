@@ -199,7 +199,7 @@ class Carrier:
         """The account's password (generated once, kept in the carrier's secrets)."""
         value = read_secrets(self.instance.secrets_file).get(_PASSWORD_KEY)
         if not isinstance(value, str):
-            raise RuntimeError(f"no carrier set up in {self.instance.home}")
+            raise RuntimeError(f"no carrier set up in {self.instance.home}")  # noqa: TRY004
         return value
 
     def setup(self, installation: AsteriskInstallation, settings: InstanceSettings | None = None,
