@@ -45,6 +45,8 @@ __all__ = [
     "NumberClass",
     "carrier_files",
     "classify",
+    "free_port_on",
+    "free_udp_range_on",
     "trunk_yaml",
 ]
 
@@ -209,10 +211,10 @@ class Carrier:
         from callcenter.apply import write_generation
 
         if settings is None:
-            rtp_start, rtp_end = _free_udp_range(CARRIER_HOST, 40)
+            rtp_start, rtp_end = free_udp_range_on(CARRIER_HOST, 40)
             settings = InstanceSettings(
-                bind=CARRIER_HOST, sip_port=_free_port(CARRIER_HOST, udp_and_tcp=True),
-                http_port=_free_port(CARRIER_HOST), ami_port=_free_port(CARRIER_HOST),
+                bind=CARRIER_HOST, sip_port=free_port_on(CARRIER_HOST, udp_and_tcp=True),
+                http_port=free_port_on(CARRIER_HOST), ami_port=free_port_on(CARRIER_HOST),
                 rtp_start=rtp_start, rtp_end=rtp_end, node="carrier")
         self.instance.setup(installation, settings)
         ensure_secrets(self.instance.secrets_file, {_PASSWORD_KEY: secrets.token_urlsafe(18)})
@@ -244,7 +246,7 @@ class Carrier:
         return fields
 
 
-def _free_port(host: str, *, udp_and_tcp: bool = False) -> int:
+def free_port_on(host: str, *, udp_and_tcp: bool = False) -> int:
     """A port free on ``host`` now (TCP, and UDP too for SIP)."""
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp_and_tcp
@@ -262,7 +264,7 @@ def _free_port(host: str, *, udp_and_tcp: bool = False) -> int:
     raise RuntimeError(f"no free port on {host}")
 
 
-def _free_udp_range(host: str, count: int) -> tuple[int, int]:
+def free_udp_range_on(host: str, count: int) -> tuple[int, int]:
     """``count`` consecutive UDP ports free on ``host`` and on every address (RTP may
     bind the wildcard address)."""
     from callcenter.testing.ports import free_udp_range

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import array
 import asyncio
+import signal
+import sys
 import time
 import uuid
 import wave
@@ -25,7 +27,13 @@ from callcenter.apply import apply_files
 from callcenter.asterisk.ami.client import AMIClient, AMIMessage
 from callcenter.asterisk.secrets import set_trunk_password, trunk_passwords
 from callcenter.config.loader import load_config
-from callcenter.testing.carrier import Carrier, classify
+from callcenter.testing.carrier import (
+    CARRIER_HOST,
+    Carrier,
+    classify,
+    free_port_on,
+    free_udp_range_on,
+)
 from dialplan.generator import render
 from dialplan.trunks import auth_trunks, trunk_out_context
 from tests.integration.scratch_pbx import ScratchPBX, scratch_pbx
@@ -328,3 +336,59 @@ async def test_call_from_the_carrier_to_our_did_reaches_the_entry_point(pair: Pa
     assert ("cc-entrypoint-main", "NoOp", "callcenter entry main from 15551230001") in apps
     assert ("cc-flow-hello", "Playback", "hello-world") in apps
     assert hangup["Cause"] == "16"  # the flow's hangup step, after the prompt
+
+
+# -- callcenter carrier run ---------------------------------------------------------------------
+
+async def test_carrier_run_prints_a_trunk_that_loads_and_stops_on_ctrl_c(
+        tmp_path: Path) -> None:
+    home, carrier_home = tmp_path / "home", tmp_path / "carrier-home"
+    rtp_start, rtp_end = free_udp_range_on(CARRIER_HOST, 20)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from callcenter.cli import main; main()",
+        "--home", str(home), "carrier", "run", "--carrier-home", str(carrier_home),
+        "--did", f"{DID}=main",
+        "--sip-port", str(free_port_on(CARRIER_HOST, udp_and_tcp=True)),
+        "--http-port", str(free_port_on(CARRIER_HOST)),
+        "--ami-port", str(free_port_on(CARRIER_HOST)),
+        "--rtp-ports", f"{rtp_start}-{rtp_end}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    printed: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not printed or "Ctrl-C stops the carrier" not in printed[-1]:
+                line = await proc.stdout.readline()
+                assert line, f"carrier run ended: {printed} {await proc.stderr.read()!r}"
+                printed.append(line.decode())
+        text = "".join(printed)
+        yaml_part = text[text.index("trunks:\n"):text.index("numbers (")]
+        directory = tmp_path / "cfg"
+        directory.mkdir()
+        (directory / "main.yaml").write_text(dedent("""\
+            entry_points:
+              main: {numbers: ["7000"], flow: hello}
+            flows:
+              hello: {steps: [{play: hello-world}, {hangup: true}]}
+            """))
+        (directory / "trunks.yaml").write_text(yaml_part)
+        trunk = load_config(directory).config.trunks["carrier"]
+        assert (trunk.host, trunk.dids) == (CARRIER_HOST, {DID: "main"})
+        running = Carrier(carrier_home)
+        assert trunk.port == running.sip_port
+        # The password is in our secrets file, never on stdout.
+        assert trunk_passwords(home / "secrets.json", ["carrier"]) == {
+            "carrier": running.password}
+        assert running.password not in text
+        for number_class in ("+15550100xxx", "+15550101xxx", "+15550104xxx"):
+            assert number_class in text
+        _, endpoints = await asyncio.to_thread(running.instance.cli, "pjsip show endpoints")
+        assert "callcenter" in endpoints
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.decode().strip().endswith("carrier stopped")
+    assert not Carrier(carrier_home).instance.is_running()
