@@ -699,14 +699,11 @@ class _Renderer:
         lines += [f"match={peer}" for peer in s.inbound_sip_peers]
         softphones = self.softphones()
         if softphones or trunks.auth_trunks(self.c):
+            who = "Agents' softphones (agents: without device)" + (
+                " and trunks with auth" if self.c.trunks else "")
             lines += [
                 "",
-                "; Agents' softphones (agents: without device) and trunks with auth. Digest",
-                f"; auth; the auth sections and their passwords are in {AUTH_FILE} (0600).",
-                f'#include "{INCLUDE_DIR}/{AUTH_FILE}"',
-            ] if self.c.trunks else [
-                "",
-                "; Agents' softphones (agents: without device). Digest auth; the auth",
+                f"; {who}. Digest auth; the auth",
                 f"; sections and their passwords are in {AUTH_FILE} (0600).",
                 f'#include "{INCLUDE_DIR}/{AUTH_FILE}"',
             ]

@@ -6,7 +6,8 @@ tell a trunk's traffic from everyone else's::
     config/trunks.yaml:3:11: trunks.carrier.host: 127.0.0.1 is in settings.inbound_sip_peers
     (127.0.0.1/32): Asterisk could not tell the trunk's calls from callers' calls
 
-A trunk's name is also its PJSIP endpoint's, AOR's and (with ``-auth``) auth section's, as a
+Two trunks may not share a host (each ``identify`` section claims the address). A trunk's
+name is also its PJSIP endpoint's, AOR's and (with ``-auth``) auth section's, as a
 generated softphone's are: the two may not share a name.
 """
 
@@ -31,8 +32,16 @@ def _known(names: Iterable[str]) -> str:
 
 def check_trunks(c: CallCenterConfig, broken: Broken = _NOTHING_BROKEN) -> Iterator[Problem]:
     """Every problem with ``trunks`` that needs the rest of the config to see."""
+    hosts: dict[str, str] = {}
     for name, trunk in c.trunks.items():
         base = ("trunks", name)
+        first = hosts.setdefault(trunk.host.lower(), name)
+        if first != name:
+            # Two identify sections matching one address: the provider's calls would
+            # land in whichever trunk's DID context Asterisk picks.
+            yield Problem(base + ("host",),
+                          f"trunk '{first}' already has host {trunk.host}: Asterisk knows a "
+                          "provider's calls by its address, so one trunk per address")
         for did, entry in trunk.dids.items():
             if entry not in c.entry_points and not broken.has("entry_points", entry):
                 yield Problem(base + ("dids", did),

@@ -133,6 +133,17 @@ def test_a_provider_among_the_inbound_peers_is_refused(tmp_path: Path) -> None:
         "the provider an address outside them (or narrow inbound_sip_peers)")]
 
 
+def test_two_trunks_may_not_share_an_address(tmp_path: Path) -> None:
+    errs = errors(tmp_path, trunks="""\
+        trunks:
+          one: {host: Sip.Example.net}
+          two: {host: sip.example.net, port: 5080}
+        """)
+    assert lines(errs) == [
+        ("trunks.yaml:3:15: trunks.two.host: trunk 'one' already has host sip.example.net: "
+        "Asterisk knows a provider's calls by its address, so one trunk per address")]
+
+
 def test_a_trunk_may_not_take_a_softphone_agents_name(tmp_path: Path) -> None:
     errs = errors(tmp_path, trunks="""\
         trunks:
