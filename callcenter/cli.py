@@ -153,15 +153,23 @@ def generate(obj: _Obj, config_dir: Path, out: Path) -> None:
 
 def _render(obj: _Obj, loaded: Any) -> dict[str, str]:
     """The generated files, with the agents' softphone passwords from the home's
-    secrets file (generated there the first time an agent appears)."""
-    from callcenter.asterisk.secrets import SecretsError, agent_passwords
-    from dialplan.generator import render, softphone_agents
+    secrets file (generated there the first time an agent appears) and the trunks'
+    (stored there by 'callcenter trunks password')."""
+    from callcenter.asterisk.secrets import (
+        SecretsError,
+        agent_passwords,
+        trunk_passwords,
+    )
+    from dialplan.generator import MissingPasswordError, render, softphone_agents
+    from dialplan.trunks import auth_trunks
 
     try:
         passwords = agent_passwords(obj.instance.secrets_file, softphone_agents(loaded.config))
-    except (SecretsError, OSError) as exc:
+        trunks = trunk_passwords(obj.instance.secrets_file, auth_trunks(loaded.config))
+        return render(loaded.config, loaded.where, agent_passwords=passwords,
+                      trunk_passwords=trunks)
+    except (SecretsError, OSError, MissingPasswordError) as exc:
         raise click.ClickException(str(exc)) from None
-    return render(loaded.config, loaded.where, agent_passwords=passwords)
 
 
 @main.command()
@@ -729,6 +737,119 @@ def asterisk_cli(obj: _Obj, command: str) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(out, nl=False)
     sys.exit(rc)
+
+
+# -- trunks and the test carrier ------------------------------------------------
+
+@main.group()
+def trunks() -> None:
+    """SIP trunks to providers (the config's trunks: section)."""
+
+
+@trunks.command("password")
+@click.argument("name")
+@click.option("--config", "config_dir", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Check that NAME is a trunk with auth in this config.")
+@pass_obj
+def trunks_password(obj: _Obj, name: str, config_dir: Path | None) -> None:
+    """Store the password the provider gave for trunk NAME in the home's secrets.json.
+
+    Read from the terminal without echo, or as one line from standard input, never from
+    the command line (which other users and the shell history see).
+    """
+    from callcenter.asterisk.secrets import SecretsError, set_trunk_password
+    from dialplan.trunks import TRUNK_PASSWORD, auth_trunks
+
+    if config_dir is not None and name not in auth_trunks(_load(obj, config_dir).config):
+        raise click.ClickException(f"{name!r} is no trunk with auth in {config_dir}")
+    if sys.stdin.isatty():
+        password = click.prompt(f"password of trunk {name}", hide_input=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not TRUNK_PASSWORD.fullmatch(password):
+        raise click.ClickException(
+            "the password must be 1 to 128 printable ASCII characters without blank, ';', "
+            "'\\' or quotes (PJSIP's config could not hold it)")
+    try:
+        set_trunk_password(obj.instance.secrets_file, name, password)
+    except (SecretsError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"password of trunk {name} stored in {obj.instance.secrets_file} "
+               "(run 'callcenter apply' to load it)")
+
+
+@main.group()
+def carrier() -> None:
+    """The test carrier: a second Asterisk playing the public network (README: "Trunks")."""
+
+
+@carrier.command("run")
+@click.option("--carrier-home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The carrier's own home (default: <home>/carrier).")
+@click.option("--trunk", "trunk", default="carrier", show_default=True,
+              help="The trunk's name in your config (its password is stored under it).")
+@click.option("--did", "dids", multiple=True, metavar="NUMBER=ENTRY_POINT",
+              help="A DID of yours and its entry point, for the printed YAML (repeatable).")
+@click.option("--bind", default="127.0.0.2", show_default=True,
+              help="The carrier's address (not your callers' 127.0.0.1).")
+@click.option("--sip-port", type=_PORT, default=5060, show_default=True)
+@click.option("--http-port", type=_PORT, default=8088, show_default=True)
+@click.option("--ami-port", type=_PORT, default=5038, show_default=True)
+@click.option("--rtp-ports", type=_PortRange(), default="12000-12999", show_default=True)
+@pass_obj
+def carrier_run(obj: _Obj, carrier_home: Path | None, trunk: str, dids: tuple[str, ...],
+                bind: str, sip_port: int, http_port: int, ami_port: int,
+                rtp_ports: tuple[int, int]) -> None:
+    """Start the carrier, store its password as trunk TRUNK's in this home's secrets.json,
+    print the trunk YAML to paste and the number plan; Ctrl-C stops it."""
+    from callcenter.asterisk.secrets import SecretsError, set_trunk_password
+    from callcenter.testing.carrier import NUMBER_PLAN, Carrier
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,47}", trunk):
+        raise click.BadParameter("a trunk name: a lowercase letter, then lowercase letters, "
+                                 "digits or _", param_hint="--trunk")
+    did_map: dict[str, str] = {}
+    for item in dids:
+        number, sep, entry = item.partition("=")
+        if not (sep and re.fullmatch(r"\+?[0-9]{3,20}", number)
+                and re.fullmatch(r"[a-z][a-z0-9_]{0,47}", entry)):
+            raise click.BadParameter(f"{item!r}: expected NUMBER=ENTRY_POINT, e.g. "
+                                     "+15550109000=main", param_hint="--did")
+        did_map[number] = entry
+    try:
+        installation = find_installation() or install(progress=_progress)
+        the_carrier = Carrier(carrier_home or obj.home / "carrier")
+        the_carrier.setup(installation, InstanceSettings(
+            bind=bind, sip_port=sip_port, http_port=http_port, ami_port=ami_port,
+            rtp_start=rtp_ports[0], rtp_end=rtp_ports[1], node="carrier"))
+        set_trunk_password(obj.instance.secrets_file, trunk, the_carrier.password)
+    except (ProvisionError, InstanceError, SecretsError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    # Blocked before the start, so a Ctrl-C during it stops the carrier instead of
+    # leaving it running behind a traceback.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        the_carrier.start()
+    except InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        s = the_carrier.instance.settings
+        click.echo(f"carrier: Asterisk {s.asterisk_version} at sip:{s.bind}:{s.sip_port}, "
+                   f"account {the_carrier.account}; its password is trunk_passwords.{trunk} "
+                   f"in {obj.instance.secrets_file}")
+        click.echo("paste into your config (e.g. a trunks.yaml), then 'callcenter apply':\n")
+        click.echo(the_carrier.trunk_yaml(name=trunk, dids=did_map))
+        click.echo("numbers (xxx: any three digits):")
+        for number_class in NUMBER_PLAN:
+            click.echo(f"  +1555010{number_class.digit}xxx  {number_class.description}")
+        click.echo("outbound: Local/<number>@cc-trunk-" + trunk + "-out; Ctrl-C stops the carrier")
+        signal.sigwait(signals)
+    finally:
+        the_carrier.stop()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    click.echo("carrier stopped")
 
 
 @main.command("call")

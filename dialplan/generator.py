@@ -36,6 +36,7 @@ Context names (all prefixed ``cc-`` so they never collide with a PBX's own):
 ``cc-agent-identify``      subroutine: which agent is the calling PJSIP endpoint
 ``cc-voicemail``           one extension per voicemail box
 ``cc-external``            external transfers through the outbound trunk
+``cc-trunk-<name>-out/-in``  a trunk's dial context and its DIDs (:mod:`dialplan.trunks`)
 ``cc-failure``             every error path ends here: prompt, log, hang up
 =========================  ====================================================
 """
@@ -81,6 +82,7 @@ from callcenter.flows.callflow import (
     needs_answer,
 )
 from callcenter.routing.availability import UNAVAILABLE_LABEL
+from dialplan import trunks
 
 __all__ = [
     "AGENT_FEATURES_CONTEXT",
@@ -677,9 +679,12 @@ class _Renderer:
         if self.c.settings.extensions_context.startswith("cc-"):
             contexts.append(self.extensions())
         contexts.append(self.failure())
-        return _HEADER.format(what="the call-center YAML") + "\n" + "\n".join(
+        text = _HEADER.format(what="the call-center YAML") + "\n" + "\n".join(
             c.text() for c in contexts
         )
+        if self.c.trunks:
+            text += "\n" + trunks.trunk_contexts(self.c, self.where, _comment, entrypoint_context)
+        return text
 
     def pjsip_conf(self) -> str:
         s = self.c.settings
@@ -704,13 +709,16 @@ class _Renderer:
         ]
         lines += [f"match={peer}" for peer in s.inbound_sip_peers]
         softphones = self.softphones()
-        if softphones:
+        if softphones or trunks.auth_trunks(self.c):
+            who = "Agents' softphones (agents: without device)" + (
+                " and trunks with auth" if self.c.trunks else "")
             lines += [
                 "",
-                "; Agents' softphones (agents: without device). Digest auth; the auth",
+                f"; {who}. Digest auth; the auth",
                 f"; sections and their passwords are in {AUTH_FILE} (0600).",
                 f'#include "{INCLUDE_DIR}/{AUTH_FILE}"',
             ]
+        lines += trunks.trunk_pjsip_lines(self.c, self.where, _comment)
         for name, agent in softphones:
             language = agent.languages[0] if agent.languages else s.language
             display = _display_name(agent.name)
@@ -759,7 +767,8 @@ class _Renderer:
         """Agents whose PJSIP endpoint callcenter generates, by name."""
         return [(n, a) for n, a in sorted(self.c.agents.items()) if a.softphone]
 
-    def pjsip_auth_conf(self, passwords: Mapping[str, str] | None) -> str:
+    def pjsip_auth_conf(self, passwords: Mapping[str, str] | None,
+                        trunk_passwords: Mapping[str, str] | None = None) -> str:
         """The softphones' digest credentials: the one generated file with secrets."""
         lines = [_HEADER.format(what="agents: and the home's secrets.json"),
                  "; Holds passwords: written with mode 0600, never printed."]
@@ -780,6 +789,10 @@ class _Renderer:
                 f"username={name}",
                 f"password={password}",
             ]
+        try:
+            lines += trunks.trunk_auth_lines(self.c, trunk_passwords)
+        except trunks.MissingTrunkPasswordError as exc:
+            raise MissingPasswordError(str(exc)) from None
         return "\n".join(lines) + "\n"
 
     def voicemail_conf(self) -> str:
@@ -847,18 +860,21 @@ def softphone_agents(config: CallCenterConfig) -> list[str]:
 
 
 def render(config: CallCenterConfig, locate: Locator | None = None, *,
-           agent_passwords: Mapping[str, str] | None = None) -> dict[str, str]:
+           agent_passwords: Mapping[str, str] | None = None,
+           trunk_passwords: Mapping[str, str] | None = None) -> dict[str, str]:
     """All generated files, by name. Pure and deterministic.
 
     ``agent_passwords`` (agent name -> password, from the home's ``secrets.json``,
     see :func:`callcenter.asterisk.secrets.agent_passwords`) must hold every agent
-    of :func:`softphone_agents`; they are written only into :data:`AUTH_FILE`,
-    which the caller writes with mode 0600. Raises :class:`MissingPasswordError`.
+    of :func:`softphone_agents`, ``trunk_passwords`` every trunk with ``auth``
+    (:func:`callcenter.asterisk.secrets.trunk_passwords`); they are written only into
+    :data:`AUTH_FILE`, which the caller writes with mode 0600. Raises
+    :class:`MissingPasswordError`.
     """
     r = _Renderer(config, locate)
     return {
         "extensions_callcenter.conf": r.extensions_conf(),
         "pjsip_callcenter.conf": r.pjsip_conf(),
-        AUTH_FILE: r.pjsip_auth_conf(agent_passwords),
+        AUTH_FILE: r.pjsip_auth_conf(agent_passwords, trunk_passwords),
         "voicemail_callcenter.conf": r.voicemail_conf(),
     }

@@ -330,7 +330,7 @@ class AsteriskInstance:
                 webenabled="no", authlimit=50, authtimeout=10,
             ) + _ini(
                 c.ami_user, secret=c.ami_secret, deny="0.0.0.0/0.0.0.0",
-                permit=f"{_connect_host(s.bind)}/255.255.255.255",
+                permit=_ami_permit(s.bind),
                 read="system,call,agent,user,dialplan,reporting,originate",
                 write="system,call,agent,user,dialplan,reporting,originate,command",
                 writetimeout=1000,
@@ -564,6 +564,15 @@ def _alive(pid: int) -> bool:
 
 def _connect_host(bind: str) -> str:
     return "127.0.0.1" if bind in ("0.0.0.0", "") else bind
+
+
+def _ami_permit(bind: str) -> str:
+    """Who may log in to AMI: the address it listens on, or, on a loopback address, the
+    whole loopback network: a local client reaching 127.0.0.2 (the test carrier's) comes
+    from 127.0.0.1, the kernel's source address for 127.0.0.0/8, and nothing outside this
+    machine can reach a loopback address at all."""
+    host = _connect_host(bind)
+    return "127.0.0.0/255.0.0.0" if host.startswith("127.") else f"{host}/255.255.255.255"
 
 
 def _ini(section: str, **options: object) -> str:

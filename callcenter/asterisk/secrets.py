@@ -4,7 +4,9 @@ It holds the ARI and AMI logins (:class:`callcenter.asterisk.instance.Credential
 top-level keys), under ``agent_passwords`` the digest password of every agent's
 generated softphone account, under ``api_token`` the bearer token of the HTTP
 API's built-in admin (``callcenter serve``; the ``callcenter agents`` commands read it
-from here) and under ``api_tokens`` the token of every ``api_users`` entry.
+from here), under ``api_tokens`` the token of every ``api_users`` entry and under
+``trunk_passwords`` the password each provider gave for a ``trunks`` entry with ``auth``
+(never generated: stored by ``callcenter trunks password`` or ``callcenter carrier run``).
 Nothing here is ever logged or printed, except by ``callcenter agents
 credentials`` and ``callcenter api token``, whose purpose it is.
 
@@ -30,15 +32,18 @@ __all__ = [
     "API_TOKEN",
     "API_TOKENS",
     "PASSWORD_PATTERN",
+    "TRUNK_PASSWORDS",
     "SecretsError",
     "agent_passwords",
     "api_token",
     "ensure_secrets",
     "read_secrets",
     "rotate_api_token",
+    "set_trunk_password",
     "stored_agent_password",
     "stored_api_token",
     "stored_user_token",
+    "trunk_passwords",
     "user_tokens",
 ]
 
@@ -48,6 +53,8 @@ AGENT_PASSWORDS = "agent_passwords"
 API_TOKEN = "api_token"
 #: Key of the HTTP API users' tokens (``api_users`` name -> token) in the secrets file.
 API_TOKENS = "api_tokens"
+#: Key of the trunks' digest passwords (``trunks`` name -> the password the provider gave).
+TRUNK_PASSWORDS = "trunk_passwords"
 #: What a generated password looks like: ``token_urlsafe`` output, which PJSIP's
 #: config parser reads as plain text (no ``;``, ``#``, blank or quote).
 PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -209,3 +216,28 @@ def rotate_api_token(path: Path, user: str | None) -> str:
 
     _update(path, change)
     return token
+
+
+def trunk_passwords(path: Path, trunks: Iterable[str]) -> dict[str, str]:
+    """The stored password of each of ``trunks`` that has one (never generated: the
+    provider chooses it); the generator names the missing ones."""
+    stored = read_secrets(path).get(TRUNK_PASSWORDS)
+    if not isinstance(stored, dict):
+        return {}
+    return {name: stored[name] for name in sorted(set(trunks))
+            if isinstance(stored.get(name), str)}
+
+
+def set_trunk_password(path: Path, trunk: str, password: str) -> None:
+    """Store (or replace) the password of trunk ``trunk``."""
+
+    def change(data: dict[str, Any]) -> bool:
+        stored = data.get(TRUNK_PASSWORDS)
+        if not isinstance(stored, dict):
+            stored = data[TRUNK_PASSWORDS] = {}
+        if stored.get(trunk) == password:
+            return False
+        stored[trunk] = password
+        return True
+
+    _update(path, change)

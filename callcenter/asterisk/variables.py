@@ -20,10 +20,12 @@ __all__ = [
     "ENTRY",
     "LOOKUP_STATUS",
     "MENU",
+    "OUTBOUND_CALLER_ID",
     "PRIORITY",
     "QUEUE_PRIORITY",
     "QUEUE_SKILLS",
     "RAW_DIGITS",
+    "RING_TIMEOUT",
     "RULE",
     "SCHEDULE",
     "SCHED_LOCALTIME",
@@ -74,6 +76,11 @@ AGENT_ENDPOINT = "CC_AGENT_ENDPOINT"
 #: On a supervisor's code (``*80<digits>``): the digits dialled after the code, filtered
 #: to 0-9 (the agent to supervise, by extension or name on the keypad).
 SUPERVISE_TARGET = "CC_SUPERVISE_TARGET"
+#: Read by a trunk's dial context (``cc-trunk-<name>-out``) when set on the calling
+#: channel: the caller ID to send (else the trunk's ``caller_id``) and the seconds to
+#: ring (else the trunk's ``ring_timeout``); both filtered (``+0-9``, ``0-9``) there.
+OUTBOUND_CALLER_ID = "CC_OUTBOUND_CALLER_ID"
+RING_TIMEOUT = "CC_RING_TIMEOUT"
 
 
 # -- which variables a call flow may branch on, and who sets them ----------------------------

@@ -102,10 +102,12 @@ def check_config(
     from callcenter.config.api_checks import check_api_users
     from callcenter.config.feature_checks import check_feature_codes
     from callcenter.config.routing_checks import check_routing
+    from callcenter.config.trunk_checks import check_trunks
 
     problems += check_routing(config, broken)
     problems += check_feature_codes(config, broken)
     problems += check_api_users(config, broken)
+    problems += check_trunks(config, broken)
     return problems
 
 

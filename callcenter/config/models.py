@@ -3,7 +3,7 @@
 A config directory holds YAML files whose top-level keys are the sections of
 :class:`CallCenterConfig` (``settings``, ``entry_points``, ``flows``, ``menus``,
 ``schedules``, ``lookups``, ``queues``, ``skills``, ``agents``, ``voicemail``,
-``caller_id_rules``, ``pause_reasons``, ``api_users``). Shape and types are checked here; cross-references
+``caller_id_rules``, ``pause_reasons``, ``api_users``, ``trunks``). Shape and types are checked here; cross-references
 (undefined targets, reachability, loops, sounds) in :mod:`callcenter.config.checks`.
 
 Every name that ends up in the dialplan (menu, flow, queue names, sound names,
@@ -72,6 +72,8 @@ __all__ = [
     "ServiceLevel",
     "Settings",
     "Step",
+    "Trunk",
+    "TrunkAuth",
     "WhenUnavailable",
 ]
 
@@ -958,6 +960,65 @@ class EntryPoint(_Model):
     language: Language | None = None
 
 
+# -- trunks ------------------------------------------------------------------
+# One block: a SIP trunk to a provider (README: "Trunks"). Every value here is
+# written into pjsip_callcenter.conf and the generated dialplan, so each is
+# restricted to an alphabet that neither PJSIP's config parser (``;`` comments,
+# ``#include``) nor a dial string (``,`` ``&`` ``@``) can read another way.
+
+_HOST_PATTERN = (r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                 r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
+#: A provider's host name or IPv4 address (no port: see :attr:`Trunk.port`).
+SipHost = Annotated[str, StringConstraints(pattern=_HOST_PATTERN, max_length=253)]
+_SIP_USER_PATTERN = r"^[A-Za-z0-9._+-]{1,64}$"
+#: The user part of a SIP URI as providers hand it out (an account, a number).
+SipUser = Annotated[str, StringConstraints(pattern=_SIP_USER_PATTERN)]
+PATTERN_WORDS[_HOST_PATTERN] = (
+    "a host name or IPv4 address: labels of letters, digits or - separated by dots, "
+    "without port")
+PATTERN_WORDS[_SIP_USER_PATTERN] = "1 to 64 letters, digits or . _ + -"
+#: Codecs a trunk may offer, by Asterisk's names.
+Codec = Literal["ulaw", "alaw", "gsm", "g722", "g726", "g729", "ilbc", "opus", "speex", "slin"]
+
+
+class TrunkAuth(_Model):
+    """Digest credentials the provider gave. The password is not written here: it lives in
+    the home's ``secrets.json`` (``trunk_passwords``), set by ``callcenter trunks password
+    NAME`` (or ``callcenter carrier run`` for the test carrier)."""
+
+    username: SipUser
+
+
+class Trunk(_Model):
+    """A PJSIP trunk to a provider: outbound calls go through it, calls to its
+    ``dids`` come in through it (identified by the provider's address)."""
+
+    description: str = ""
+    host: SipHost
+    port: int = Field(5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    #: Digest auth (omit for a provider that trusts our address: IP auth).
+    auth: TrunkAuth | None = None
+    #: Keep an outbound registration with the provider (needs ``auth``).
+    registration: Flag = False
+    #: The From header's user and domain, when the provider wants them fixed.
+    from_user: SipUser | None = None
+    from_domain: SipHost | None = None
+    codecs: Annotated[tuple[Codec, ...], Field(min_length=1, max_length=10)] = ("ulaw", "alaw")
+    #: Caller ID of outbound calls that set none of their own (``CC_OUTBOUND_CALLER_ID``).
+    caller_id: ExternalNumber | None = None
+    #: Seconds an outbound call may ring before Dial gives up (NOANSWER).
+    ring_timeout: int = Field(60, ge=5, le=300)
+    #: A DID arriving from this provider -> the entry point (``entry_points:``) it enters.
+    dids: dict[ExternalNumber, Name] = {}
+
+    @model_validator(mode="after")
+    def _registration_needs_auth(self) -> Trunk:
+        if self.registration and self.auth is None:
+            raise ValueError("registration: true needs auth (a registrar asks for a password)")
+        return self
+
+
 # -- settings ----------------------------------------------------------------
 
 def _listen_host(value: str) -> str:
@@ -1098,6 +1159,8 @@ class CallCenterConfig(_Model):
     voicemail: dict[Name, Voicemail] = {}
     pause_reasons: dict[Annotated[Name, AfterValidator(_not_a_system_reason)], PauseReason] = {}
     api_users: dict[Annotated[Name, AfterValidator(_not_builtin_admin)], ApiUser] = {}
+    #: SIP trunks to providers, by name (the name is also the PJSIP endpoint's).
+    trunks: dict[Name, Trunk] = {}
 
     @field_validator("pause_reasons")
     @classmethod

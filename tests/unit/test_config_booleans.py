@@ -131,6 +131,12 @@ FIELDS = {
               general: {mailbox: "8000", name: General}
             """},
         "queues.sales.record.enabled"),
+    "Trunk.registration": (
+        {"trunks": """\
+            trunks:
+              carrier: {host: 127.0.0.2, auth: {username: cc}, registration: {value}}
+            """},
+        "trunks.carrier.registration"),
 }
 
 
