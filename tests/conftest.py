@@ -82,7 +82,10 @@ class PBX:
             # The media ports too (sipp binds media and media+2, baresip media..media+3):
             # they lie in the kernel's ephemeral range, where any UDP client socket of
             # another process (PJSIP's DNS resolver, of every node) may sit.
-            if all(_udp_free(port) for port in (sip, *range(media, media + 4))):
+            # baresip also listens on TCP (and TLS) at the SIP port and the next: an
+            # outgoing TCP connection's ephemeral port there made it exit with 98.
+            if all(_udp_free(port) for port in (sip, *range(media, media + 4))) \
+                    and _tcp_free(sip) and _tcp_free(sip + 1):
                 return sip, media
 
     def agent_password(self, agent: str) -> str:

@@ -305,7 +305,11 @@ async def test_not_a_number_never_leaves_our_pbx(pair: Pair) -> None:
                          f"{trunk_out_context('carrier')}", Application="Wait", Data="5",
                          ChannelId=chan_id, Async="true", Timeout="10000")
         async with asyncio.timeout(15):
-            while not any(e.event == "Hangup" and e.get("Uniqueid") == chan_id for e in seen):
+            # Both halves of the Local channel: the ;2 half (the dial context's) may hang
+            # up after the ;1 half whose Uniqueid we chose.
+            while {e["Channel"].rsplit(";", 1)[-1] for e in seen
+                   if e.event == "Hangup" and e.get("Channel", "").startswith("Local/")} \
+                    < {"1", "2"}:
                 event = await events.get()
                 if event.get("Linkedid") == chan_id:
                     seen.append(event)
