@@ -44,7 +44,9 @@ DID = "+15550109000"
 TRUNK_CALLER_ID = "+15550100000"
 RING = 5  # seconds: the trunk's ring_timeout in this config
 #: A config directory name that once ran a shell: it may only reach comments.
-SHELL = "${SHELL(touch /tmp/cc-carrier-pwned)}"
+# The marker path lives in a global (as test_hostile_config does): file names cannot
+# hold '/', and the marker must stay inside the test's own directory.
+SHELL = "${SHELL(touch ${CC_TEST_MARKER})}"
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Pair:
     carrier: Carrier
     carrier_ami: AMIClient
     config_dir: Path
+    #: The file the hostile config's ${SHELL(touch ...)} would create if it ever ran.
+    marker: Path
 
 
 def _config(root: Path, carrier: Carrier) -> Path:
@@ -89,6 +93,9 @@ async def pair(tmp_path_factory: pytest.TempPathFactory,
         async with AMIClient(host, port, username=creds.ami_user,
                              secret=creds.ami_secret) as carrier_ami, \
                 scratch_pbx(tmp_path_factory.mktemp("our-home"), asterisk_installation) as ours:
+            marker = tmp_path_factory.mktemp("marker") / f"pwned-{uuid.uuid4().hex}"
+            await asyncio.to_thread(ours.instance.cli,
+                                    f"dialplan set global CC_TEST_MARKER {marker}")
             config_dir = _config(tmp_path_factory.mktemp("config"), carrier)
             loaded = load_config(config_dir, sounds=asterisk_installation.sound_languages())
             # As 'callcenter carrier run' does: the password goes into our secrets file.
@@ -99,7 +106,7 @@ async def pair(tmp_path_factory: pytest.TempPathFactory,
             with ours.ami.subscribe("Registry") as registry:
                 await asyncio.to_thread(apply_files, ours.instance, files)
                 await _registered(ours, registry)
-            yield Pair(ours, carrier, carrier_ami, config_dir)
+            yield Pair(ours, carrier, carrier_ami, config_dir, marker)
     finally:
         await asyncio.to_thread(carrier.stop)
 
@@ -215,9 +222,9 @@ async def test_hostile_names_never_reach_what_asterisk_runs(pair: Pair) -> None:
     assert names == {"cc-inbound", "carrier"}, endpoints
     _, show = await asyncio.to_thread(pair.ours.instance.cli, "dialplan show")
     assert "cc-trunk-carrier-out" in show
-    for needle in ("SHELL", "evil", "pwned"):
+    for needle in ("SHELL", "evil", "pwned", "CC_TEST_MARKER"):
         assert needle not in show, f"{needle!r} in the loaded dialplan"
-    assert not Path("/tmp/cc-carrier-pwned").exists()
+    assert not pair.marker.exists(), "a config name ran a shell command"
 
 
 # -- outbound calls, one per number class -----------------------------------------------------
