@@ -31,7 +31,14 @@ from pathlib import Path
 
 from callcenter.asterisk.instance import AsteriskInstance
 from callcenter.asterisk.stasis_args import dialplan_args
-from callcenter.testing.sipp import PROVISIONAL, in_dialog, invite, ok_to_request, sdp
+from callcenter.testing.sipp import (
+    PROVISIONAL,
+    in_dialog,
+    invite,
+    ok_to_request,
+    reply,
+    sdp,
+)
 
 __all__ = [
     "CALLER_CONTEXT",
@@ -144,28 +151,6 @@ def router_config_yaml(agents: Sequence[str], *, ring_timeout: int = 15,
 
 # -- sipp scenarios ------------------------------------------------------------------
 
-def _reply(status: str, to: str, *, cseq: str = "[last_CSeq:]", contact: bool = False,
-           body: str = "") -> str:
-    """A ``<send>`` of the agent's response *status* to the request just received (the
-    INVITE's own ``CSeq`` can be given for a 487 sent after a CANCEL); with a *body*
-    (SDP), retransmitted until ACKed."""
-    contact_line = ("\n      Contact: <sip:[service]@[local_ip]:[local_port];transport=[transport]>"
-                    if contact else "")
-    headers = ("\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n"
-               + body if body else "\n      Content-Length: 0\n")
-    attrs = ' retrans="500"' if body else ""
-    return f"""  <send{attrs}>
-    <![CDATA[
-      SIP/2.0 {status}
-      [last_Via:]
-      [last_From:]
-      To: {to}
-      [last_Call-ID:]
-      {cseq}{contact_line}{headers}    ]]>
-  </send>
-"""
-
-
 def agent_scenario(ring_ms: int, talk_ms: int) -> str:
     """An agent's phone (UAS): 180, ring ``ring_ms``, 200, talk ``talk_ms``, BYE.
 
@@ -182,11 +167,11 @@ def agent_scenario(ring_ms: int, talk_ms: int) -> str:
       <ereg regexp=".*" search_in="hdr" header="To:" assign_to="invite_to"/>
     </action>
   </recv>
-{_reply("180 Ringing", to_us, contact=True)}  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
-{_reply("200 OK", to_us)}{_reply("487 Request Terminated", to_us, cseq="CSeq: [$invite_cseq] INVITE")}\
+{reply("180 Ringing", f"To: {to_us}", contact=True)}  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
+{reply("200 OK", f"To: {to_us}")}{reply("487 Request Terminated", f"To: {to_us}", cseq="CSeq: [$invite_cseq] INVITE")}\
   <recv request="ACK" next="end"/>
   <label id="answer"/>
-{_reply("200 OK", to_us, contact=True, body=sdp("agent"))}  <recv request="ACK"/>
+{reply("200 OK", f"To: {to_us}", contact=True, body=sdp("agent"))}  <recv request="ACK"/>
   <pause milliseconds="{talk_ms}"/>
   <send retrans="500">
     <![CDATA[

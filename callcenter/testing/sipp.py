@@ -31,6 +31,7 @@ __all__ = [
     "in_dialog",
     "invite",
     "ok_to_request",
+    "reply",
     "run_call",
     "run_scenario",
     "sdp",
@@ -192,6 +193,29 @@ def ok_to_request(*, send_attrs: str = "") -> str:
       [last_CSeq:]
       Content-Length: 0
     ]]>
+  </send>
+"""
+
+
+def reply(status: str, to: str = "[last_To:]", *, cseq: str = "[last_CSeq:]",
+          contact: bool = False, body: str = "") -> str:
+    """A ``<send>`` of a UAS's response *status* to the request just received (a phone
+    sipp plays: an agent's, a customer's). *to*: the whole To header line (add our tag to
+    the INVITE's: ``[last_To:];tag=...``); *cseq*: the INVITE's own for a 487 sent after
+    a CANCEL; with a *body* (SDP, see :func:`sdp`), retransmitted until ACKed."""
+    contact_line = ("\n      Contact: <sip:[service]@[local_ip]:[local_port];transport=[transport]>"
+                    if contact else "")
+    headers = ("\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n"
+               + body if body else "\n      Content-Length: 0\n")
+    attrs = ' retrans="500"' if body else ""
+    return f"""  <send{attrs}>
+    <![CDATA[
+      SIP/2.0 {status}
+      [last_Via:]
+      [last_From:]
+      {to}
+      [last_Call-ID:]
+      {cseq}{contact_line}{headers}    ]]>
   </send>
 """
 

@@ -23,7 +23,7 @@ from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.ari.events import Dial
 from callcenter.config.models import Callback, CallCenterConfig
 from callcenter.storage.models import CallbackAttempt, CallbackRequest
-from callcenter.testing.sipp import Keypress
+from callcenter.testing.sipp import Keypress, ok_to_request, reply, sdp
 from callcenter.testing.softphone import Softphone
 from tests.conftest import PBX
 from tests.integration.router_harness import (
@@ -41,54 +41,22 @@ OBSERVER_APP = "cc-test-dials"
 #: ID read back is right) while it is read back.
 ASKS_CALLBACK = (*SALES, Keypress("5", 4000), Keypress("1", 3000))
 
-_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+#: The customer's phone adds its tag to the INVITE's To in every answer.
+_TO_US = "[last_To:];tag=[pid]SIPpTag01[call_number]"
+
+_ANSWER = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callback customer answers">
   <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-  ]]></send>
-  <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-  ]]></send>
+{reply("180 Ringing", _TO_US, contact=True)}\
+{reply("200 OK", _TO_US, contact=True, body=sdp())}\
   <recv request="ACK" crlf="true"/>
   <recv request="BYE"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
+{ok_to_request()}\
 </scenario>
 """
 
 #: The first call is refused 486 Busy Here, the second answered (sipp counts calls).
-_BUSY_THEN_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+_BUSY_THEN_ANSWER = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callback customer: busy, then answers">
   <recv request="INVITE" crlf="true"/>
   <nop>
@@ -99,46 +67,12 @@ _BUSY_THEN_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     </action>
   </nop>
   <nop next="busy" test="first"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-  ]]></send>
+{reply("200 OK", _TO_US, contact=True, body=sdp())}\
   <recv request="ACK" crlf="true"/>
   <recv request="BYE"/>
-  <send next="end"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
+{ok_to_request(send_attrs='next="end"')}\
   <label id="busy"/>
-  <send><![CDATA[
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
+{reply("486 Busy Here", _TO_US)}\
   <recv request="ACK" crlf="true"/>
   <label id="end"/>
 </scenario>
