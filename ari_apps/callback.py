@@ -307,9 +307,7 @@ class Callbacks:
         except (ARIError, TimeoutError) as exc:
             log.warning("queue %s: callback %s: calling %s failed: %s", caller.args.queue,
                         caller.channel_id, agent, exc or type(exc).__name__)
-            result = (OfferResult.UNREGISTERED if isinstance(exc, ARIError) and exc.status in
-                      (400, 404, 500) else OfferResult.FAILED)
-            await self._agent_missed(attempt, result,
+            await self._agent_missed(attempt, _leg_error_result(exc),
                                      miss=not isinstance(exc, ARIConnectionError))
             return
         async with caller.lock:
@@ -810,6 +808,12 @@ def _offer_result(cause: int) -> OfferResult:
     from ari_apps.queue_router import result_from_cause as offer_from_cause
 
     return offer_from_cause(cause)
+
+
+def _leg_error_result(exc: Exception) -> OfferResult:
+    from ari_apps.queue_router import result_from_leg_error
+
+    return result_from_leg_error(exc)
 
 
 def _since(start: datetime | None, now: datetime) -> float:

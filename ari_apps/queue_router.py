@@ -113,7 +113,7 @@ from callcenter.routing.policy import AgentView, WaitingCall, memberships, polic
 from callcenter.storage.models import OfferResult, QueuedCall, QueueOutcome
 from callcenter.storage.queued_calls import QueuedCallRepository
 
-__all__ = ["QueueRouter", "offer_result"]
+__all__ = ["QueueRouter", "offer_result", "result_from_cause", "result_from_leg_error"]
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,15 @@ def result_from_cause(cause: int) -> OfferResult:
         20: OfferResult.UNREGISTERED,
         3: OfferResult.UNREGISTERED,
     }.get(cause, OfferResult.FAILED)
+
+
+def result_from_leg_error(exc: Exception) -> OfferResult:
+    """Why an offer leg never rang: ARI refusing to create or dial it (400, 404, 500: no
+    such endpoint, or no contact to reach) means the phone is not there; anything else
+    (ARI gone, the leg not entering Stasis in time) is a failure."""
+    if isinstance(exc, ARIError) and exc.status in (400, 404, 500):
+        return OfferResult.UNREGISTERED
+    return OfferResult.FAILED
 
 
 @dataclass(eq=False)
@@ -680,10 +689,8 @@ class QueueRouter:
         except (ARIError, TimeoutError) as exc:
             log.warning("queue %s: offer of %s to %s failed: %s", caller.args.queue,
                         caller.channel_id, agent, exc or type(exc).__name__)
-            result = (OfferResult.UNREGISTERED if isinstance(exc, ARIError) and exc.status in
-                      (400, 404, 500) else OfferResult.FAILED)
             # ARI gave no answer: the phone was never rung, so it is not the agent's miss.
-            await self._offer_failed(leg, result,
+            await self._offer_failed(leg, result_from_leg_error(exc),
                                      miss=not isinstance(exc, ARIConnectionError))
             return
         async with caller.lock:
