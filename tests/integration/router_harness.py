@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from callcenter.agents.state import (
     Unpause,
 )
 from callcenter.asterisk.ari import ARIClient
+from callcenter.asterisk.ari.events import Event
 from callcenter.config.models import CallCenterConfig
 from callcenter.events import EventListener
 from callcenter.storage import make_engine, make_sessionmaker
@@ -29,6 +31,8 @@ from callcenter.testing.aio import cancel_and_wait
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
 from callcenter.testing.softphone import Softphone, SoftphoneCall
 from tests.conftest import PBX
+
+_T = TypeVar("_T")
 
 __all__ = ["SALES", "RunningRouter", "decline", "holds_callers", "place_call", "running",
            "start_router", "talk_then_hang_up", "waiting", "with_queue"]
@@ -166,6 +170,31 @@ async def decline(phone: Softphone) -> None:
     """Reject the call once *phone* rings (an agent who declines the offer)."""
     await phone.event("CALL_INCOMING")
     await phone.hangup()
+
+
+@contextlib.asynccontextmanager
+async def channel_events(pbx: PBX, app: str,
+                         keep: Callable[[Event], _T | None]) -> AsyncIterator[list[_T]]:
+    """What *keep* makes of every event of every channel (None: not kept), in the order
+    Asterisk sent them, from an ARI app *app* of the test's own (not the router's
+    websocket): what the caller heard, which legs were dialled."""
+    creds = pbx.instance.credentials
+    seen: list[_T] = []
+    async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
+                         password=creds.ari_password, app=app) as ari, \
+            ari.events() as stream:
+        await ari.applications.subscribe(app, "channel:")
+
+        async def read() -> None:
+            async for event in stream:
+                if (kept := keep(event)) is not None:
+                    seen.append(kept)
+
+        task = asyncio.create_task(read(), name=f"{app} observer")
+        try:
+            yield seen
+        finally:
+            await cancel_and_wait(task)
 
 
 def with_queue(config: CallCenterConfig, queue: str, **changes: object) -> CallCenterConfig:

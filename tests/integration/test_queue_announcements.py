@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ari_apps.announcer import PLAYBACK_PREFIX
-from callcenter.asterisk.ari import ARIClient, ARINotFound
+from callcenter.asterisk.ari import ARINotFound
 from callcenter.asterisk.ari.events import (
+    Event,
     PlaybackFinished,
     PlaybackStarted,
     UnknownEvent,
@@ -27,6 +27,7 @@ from callcenter.routing.announce import prompts
 from callcenter.testing.sipp import Keypress
 from tests.conftest import PBX
 from tests.integration.router_harness import (
+    channel_events,
     holds_callers,
     place_call,
     start_router,
@@ -55,39 +56,24 @@ class Seen:
     at: datetime
 
 
-@contextlib.asynccontextmanager
-async def playback_observer(pbx: PBX) -> AsyncIterator[list[Seen]]:
+def _playback(event: Event) -> Seen | None:
+    match event:
+        case PlaybackStarted(playback=p) | PlaybackFinished(playback=p):
+            return Seen(event.type, p.id, p.target_uri.removeprefix("channel:"),
+                        p.media_uri, "", p.language, event.timestamp or datetime.now(UTC))
+        case UnknownEvent(raw=raw) if str(raw.get("type", "")).startswith("Playback"):
+            p = raw.get("playback", {})
+            return Seen(str(raw["type"]), str(p.get("id")),
+                        str(p.get("target_uri", "")).removeprefix("channel:"),
+                        str(p.get("media_uri")), str(p.get("next_media_uri", "")),
+                        str(p.get("language", "")), event.timestamp or datetime.now(UTC))
+    return None
+
+
+def playback_observer(pbx: PBX) -> contextlib.AbstractAsyncContextManager[list[Seen]]:
     """Every playback event of every channel, from an ARI app of the test's own (not the
     router's websocket), in the order Asterisk sent them."""
-    creds = pbx.instance.credentials
-    seen: list[Seen] = []
-    async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
-                         password=creds.ari_password, app=OBSERVER_APP) as ari, \
-            ari.events() as stream:
-        await ari.applications.subscribe(OBSERVER_APP, "channel:")
-
-        async def read() -> None:
-            async for event in stream:
-                match event:
-                    case PlaybackStarted(playback=p) | PlaybackFinished(playback=p):
-                        seen.append(Seen(event.type, p.id, p.target_uri.removeprefix("channel:"),
-                                         p.media_uri, "", p.language,
-                                         event.timestamp or datetime.now(UTC)))
-                    case UnknownEvent(raw=raw) if str(raw.get("type", "")).startswith("Playback"):
-                        p = raw.get("playback", {})
-                        seen.append(Seen(str(raw["type"]), str(p.get("id")),
-                                         str(p.get("target_uri", "")).removeprefix("channel:"),
-                                         str(p.get("media_uri")), str(p.get("next_media_uri", "")),
-                                         str(p.get("language", "")),
-                                         event.timestamp or datetime.now(UTC)))
-
-        task = asyncio.create_task(read(), name="playback observer")
-        try:
-            yield seen
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    return channel_events(pbx, OBSERVER_APP, _playback)
 
 
 def announcements(seen: list[Seen], channel: str) -> list[list[Seen]]:

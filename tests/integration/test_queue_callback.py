@@ -12,14 +12,12 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentStatus
-from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.ari.events import Dial
 from callcenter.config.models import Callback, CallCenterConfig
 from callcenter.storage.models import CallbackAttempt, CallbackRequest
@@ -29,6 +27,7 @@ from tests.conftest import PBX
 from tests.integration.router_harness import (
     SALES,
     RunningRouter,
+    channel_events,
     place_call,
     start_router,
     waiting,
@@ -128,29 +127,11 @@ def callback_config(pbx: PBX, phone: Customer, **changes: object) -> CallCenterC
                       callback=settings.model_copy(update=changes))
 
 
-@contextlib.asynccontextmanager
-async def dial_observer(pbx: PBX) -> AsyncIterator[list[tuple[str, str]]]:
+def dial_observer(pbx: PBX) -> contextlib.AbstractAsyncContextManager[list[tuple[str, str]]]:
     """Every ``Dial`` event of every channel as (peer channel id, dialstatus), in the order
     Asterisk sent them, from an ARI app of the test's own."""
-    creds = pbx.instance.credentials
-    seen: list[tuple[str, str]] = []
-    async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
-                         password=creds.ari_password, app=OBSERVER_APP) as ari, \
-            ari.events() as stream:
-        await ari.applications.subscribe(OBSERVER_APP, "channel:")
-
-        async def read() -> None:
-            async for event in stream:
-                if isinstance(event, Dial):
-                    seen.append((event.peer.id, event.dialstatus))
-
-        task = asyncio.create_task(read(), name="dial observer")
-        try:
-            yield seen
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    return channel_events(pbx, OBSERVER_APP, lambda event: (
+        (event.peer.id, event.dialstatus) if isinstance(event, Dial) else None))
 
 
 async def take(phone: Softphone, running: RunningRouter, caller: str | None = None) -> str:
