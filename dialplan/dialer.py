@@ -40,8 +40,8 @@ def amd_context(settings: AmdSettings | None = None) -> str:
         f" same => n,Stasis({DIALER_APP},{ARG_ANALYSED})",
         ' same => n,GotoIf($["${STASISSTATUS}" = "FAILED"]?failed)',
         " same => n,Hangup(16)",
-        f" same => n(failed),Log(WARNING,dialer {DIALER_APP} not running: "
-        "${CHANNEL(name)} hung up after AMD)",
+        (f" same => n(failed),Log(WARNING,dialer {DIALER_APP} not running: "
+         "${CHANNEL(name)} hung up after AMD)"),
         " same => n,Hangup(41)",
     ]
     return "\n".join(lines) + "\n"

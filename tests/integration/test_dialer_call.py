@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -23,12 +22,17 @@ import pytest
 from callcenter.apply import apply_files
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.ami.client import AMIClient
-from callcenter.asterisk.ari.client import ARIClient
+from callcenter.asterisk.ari.client import ARIClient, ARINotFound
 from callcenter.asterisk.secrets import set_trunk_password, trunk_passwords
 from callcenter.config.loader import load_config
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.outcome import Outcome
-from callcenter.dialer.placer import ChannelInboxes, PlacedCall, new_channel_id, place_call
+from callcenter.dialer.placer import (
+    ChannelInboxes,
+    PlacedCall,
+    new_channel_id,
+    place_call,
+)
 from callcenter.testing.aio import cancel_and_wait
 from callcenter.testing.carrier import Carrier
 from dialplan.generator import render
@@ -49,8 +53,9 @@ class Dialer:
     inboxes: ChannelInboxes
 
     async def call(self, number: str, *, ring_seconds: int = 10, amd: bool = True,
-                   caller_id: str | None = None) -> PlacedCall:
-        channel_id = new_channel_id()
+                   caller_id: str | None = None, channel_id: str | None = None,
+                   ) -> PlacedCall:
+        channel_id = channel_id or new_channel_id()
         with self.inboxes.open(channel_id) as inbox:
             return await place_call(self.ari, inbox, number=number, trunk="carrier",
                                     caller_id=caller_id, ring_seconds=ring_seconds, amd=amd,
@@ -120,25 +125,119 @@ async def dialer(tmp_path_factory: pytest.TempPathFactory,
         await asyncio.to_thread(carrier.stop)
 
 
-@contextlib.asynccontextmanager
-async def _hung_up(dialer: Dialer, call: PlacedCall) -> AsyncIterator[None]:
-    """Hang a live call up when the test is done with it."""
+async def _carrier_saw(dialer: Dialer, place) -> tuple[PlacedCall, dict[str, str]]:
+    """Place a call and the carrier's first step of it (``NoOp(carrier call from <caller
+    ID> to <number>)``): what the network received."""
+    with dialer.carrier_ami.subscribe("Newexten") as steps:
+        call = await place
+        seen = await steps.wait_for("Newexten", 10, Context="carrier-in", Application="NoOp")
+    return call, dict(seen)
+
+
+async def _gone(dialer: Dialer, channel_id: str) -> bool:
+    return channel_id not in {c.id for c in await dialer.ari.channels.list()}
+
+
+async def test_live_answer_is_handed_back_up_with_amd_saying_human(dialer: Dialer) -> None:
+    number = "+15550100020"  # says "hello world", then listens for 20 s
+    call, seen = await _carrier_saw(dialer, dialer.call(number, caller_id="+15557770001"))
     try:
-        yield
+        assert call.outcome is Outcome.LIVE, call
+        assert call.observation.amd is not None and call.observation.amd.status == "HUMAN"
+        # Up, still ours (in Stasis cc-dialer): ready to be bridged to an agent.
+        assert call.channel is not None and call.channel.state == "Up"
+        assert call.observation.ended_at is None
+        assert (await dialer.ari.channels.get(call.channel_id)).state == "Up"
+        assert await dialer.ari.channels.get_variable(call.channel_id, V.AMD) \
+            == call.observation.amd.raw
+        # The network got the number and the call's own caller ID, not the trunk's.
+        assert seen["AppData"] == f"carrier call from +15557770001 to {number}"
     finally:
-        if call.channel is not None:
-            with contextlib.suppress(Exception):
-                await dialer.ari.channels.hangup(call.channel_id)
+        await dialer.ari.channels.hangup(call.channel_id)
 
 
-async def test_explore(dialer: Dialer) -> None:
-    import logging
-    logging.basicConfig(level=logging.INFO)
-    for number, amd in [("+15550100008", True), ("+15550104005", True),
-                        ("+15550105000", True), ("+15550101000", False),
-                        ("+15550103000", False), ("+15550102000", False),
-                        ("+15559999999", False)]:
-        call = await dialer.call(number, amd=amd, ring_seconds=3)
-        print(number, amd, call.outcome, call.observation)
-        if call.channel is not None:
+async def test_live_answer_without_amd_is_handed_back_at_once(dialer: Dialer) -> None:
+    call, seen = await _carrier_saw(dialer, dialer.call("+15550100020", amd=False))
+    try:
+        assert call.outcome is Outcome.LIVE
+        assert call.observation.amd is None and call.channel is not None
+        assert seen["AppData"] == f"carrier call from {TRUNK_CALLER_ID} to +15550100020"
+    finally:
+        await dialer.ari.channels.hangup(call.channel_id)
+
+
+async def test_answering_machine_is_told_from_a_person_and_hung_up(dialer: Dialer) -> None:
+    machine, person = await asyncio.gather(dialer.call("+15550104030"),
+                                           dialer.call("+15550100030"))
+    try:
+        assert machine.outcome is Outcome.MACHINE, machine
+        assert machine.observation.amd is not None
+        assert machine.observation.amd.status == "MACHINE"
+        # The greeting is 8.5 s of voice: AMD decides within its 5 s, and the dialer
+        # hangs the machine up at once (it would talk for 30 s after the beep).
+        assert machine.channel is None and machine.observation.talk_seconds is not None
+        assert machine.observation.talk_seconds < 6, machine.observation
+        assert await _gone(dialer, machine.channel_id)
+        assert person.outcome is Outcome.LIVE, person
+    finally:
+        await dialer.ari.channels.hangup(person.channel_id)
+
+
+async def test_busy_number(dialer: Dialer) -> None:
+    call = await dialer.call("+15550101000")
+    assert (call.outcome, call.observation.cause) == (Outcome.BUSY, 17)
+    assert call.channel is None and not call.observation.answered
+
+
+async def test_unanswered_number_gives_up_after_the_ring_limit(dialer: Dialer) -> None:
+    call = await dialer.call("+15550102000", ring_seconds=2)
+    assert (call.outcome, call.observation.cause) == (Outcome.NO_ANSWER, 19)
+    assert call.channel is None and not call.observation.answered
+
+
+async def test_failing_number_503(dialer: Dialer) -> None:
+    call = await dialer.call("+15550103000")
+    assert (call.outcome, call.observation.cause) == (Outcome.FAILED, 34)
+
+
+async def test_number_the_network_does_not_know(dialer: Dialer) -> None:
+    call = await dialer.call("+15559990000")  # the carrier answers 404
+    assert (call.outcome, call.observation.cause) == (Outcome.INVALID_NUMBER, 1)
+
+
+@pytest.mark.parametrize("amd", [True, False])
+async def test_answer_then_hang_up_at_once(dialer: Dialer, amd: bool) -> None:
+    call = await dialer.call("+15550105000", amd=amd)
+    if not amd:
+        # Without AMD the answer is handed back before the hangup can be seen; the
+        # channel then ends within the second (cause 16) and is no one's to bridge.
+        assert call.outcome is Outcome.LIVE and call.channel is not None
+        with contextlib.suppress(ARINotFound):
             await dialer.ari.channels.hangup(call.channel_id)
+        return
+    assert call.outcome is Outcome.HANGUP_AT_ONCE, call
+    assert call.channel is None and call.observation.cause == 16
+
+
+@pytest.mark.parametrize("number", ["+1555;0100003", "1000@evil", "${SHELL(id)}",
+                                    "+15550100003,Wait(9)", "", "+", "1" * 21, "+15550100003\n"])
+async def test_hostile_numbers_are_refused_before_dialling(dialer: Dialer, number: str) -> None:
+    before = {c.id for c in await dialer.ari.channels.list()}
+    call = await dialer.call(number)
+    assert call.outcome is Outcome.INVALID_NUMBER and call.channel is None
+    assert {c.id for c in await dialer.ari.channels.list()} <= before
+
+
+async def test_cancelling_the_placer_hangs_the_ringing_call_up(dialer: Dialer) -> None:
+    with dialer.carrier_ami.subscribe("Newexten", "Hangup") as carrier_events:
+        channel_id = new_channel_id()
+        task = asyncio.create_task(dialer.call("+15550102000", ring_seconds=60,
+                                               channel_id=channel_id))
+        # The carrier rings its subscriber: the call is out on the network.
+        await carrier_events.wait_for("Newexten", 10, Context="carrier-in",
+                                      Application="Ringing")
+        await cancel_and_wait(task)
+        # And the network hears it end: the carrier's leg hangs up.
+        await carrier_events.wait_for("Hangup", 10, Context="carrier-in")
+    # The placer waited for our channel's ChannelDestroyed before it let go.
+    assert await _gone(dialer, channel_id)
