@@ -166,6 +166,11 @@ async def test_live_answer_without_amd_is_handed_back_at_once(dialer: Dialer) ->
         await dialer.ari.channels.hangup(call.channel_id)
 
 
+async def test_app_amd_is_loaded(dialer: Dialer) -> None:
+    _, out = await asyncio.to_thread(dialer.ours.instance.cli, "module show like app_amd")
+    assert "app_amd.so" in out and "Running" in out, out
+
+
 async def test_answering_machine_is_told_from_a_person_and_hung_up(dialer: Dialer) -> None:
     machine, person = await asyncio.gather(dialer.call("+15550104030"),
                                            dialer.call("+15550100030"))
