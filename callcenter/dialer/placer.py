@@ -24,9 +24,10 @@ every wait bounded (ring time + margins).
 Every way it exits: a :class:`PlacedCall` with its :class:`Observation` and
 :class:`Outcome` (a number that is not one is INVALID_NUMBER without dialling; an
 originate ARI refused is FAILED; a call that outlives its time budget is hung up and
-CANCELLED, or decided from what was seen if it had been answered). Bad arguments that
+CANCELLED, or decided from what was seen if it had been answered: LIVE with no channel
+then means a person answered and the dialer dropped them, an abandon). Bad arguments that
 only a programming error produces (trunk name, caller ID, ring time) raise
-:class:`ValueError`. Cancelling the task hangs the call up.
+:class:`ValueError`. Cancelling the task (even during the originate) hangs the call up.
 """
 
 from __future__ import annotations
@@ -184,14 +185,14 @@ async def place_call(
     if caller_id is not None:
         variables[V.OUTBOUND_CALLER_ID] = caller_id
     try:
-        await ari.channels.originate(
-            f"Local/{number}@cc-trunk-{trunk}-out", app=app, app_args=(ARG_ANSWERED,),
-            channel_id=channel_id, caller_id=caller_id, variables=variables,
-            timeout=ring_seconds + _RING_MARGIN)
-    except ARIError as exc:
-        log.warning("dialer: originate to %s on trunk %s refused: %s", number, trunk, exc)
-        return call.result()
-    try:
+        try:
+            await ari.channels.originate(
+                f"Local/{number}@cc-trunk-{trunk}-out", app=app, app_args=(ARG_ANSWERED,),
+                channel_id=channel_id, caller_id=caller_id, variables=variables,
+                timeout=ring_seconds + _RING_MARGIN)
+        except ARIError as exc:
+            log.warning("dialer: originate to %s on trunk %s refused: %s", number, trunk, exc)
+            return call.result()
         async with asyncio.timeout(ring_seconds + _RING_MARGIN + (_AMD_BUDGET if amd else 0)):
             return await call.run()
     except TimeoutError:

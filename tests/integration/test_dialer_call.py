@@ -19,12 +19,9 @@ from textwrap import dedent
 
 import pytest
 
-from callcenter.apply import apply_files
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.ami.client import AMIClient
 from callcenter.asterisk.ari.client import ARIClient, ARINotFound
-from callcenter.asterisk.secrets import set_trunk_password, trunk_passwords
-from callcenter.config.loader import load_config
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
@@ -35,8 +32,7 @@ from callcenter.dialer.placer import (
 )
 from callcenter.testing.aio import cancel_and_wait
 from callcenter.testing.carrier import Carrier
-from dialplan.generator import render
-from dialplan.trunks import auth_trunks
+from tests.integration.carrier_trunk import connect_trunk
 from tests.integration.scratch_pbx import ScratchPBX, scratch_pbx
 
 pytestmark = pytest.mark.integration
@@ -60,18 +56,6 @@ class Dialer:
             return await place_call(self.ari, inbox, number=number, trunk="carrier",
                                     caller_id=caller_id, ring_seconds=ring_seconds, amd=amd,
                                     channel_id=channel_id)
-
-
-async def _registered(ours: ScratchPBX, registry) -> None:
-    """Our trunk's registration to the carrier: its Registry event, or already done."""
-    async with asyncio.timeout(30):
-        while True:
-            _, out = await asyncio.to_thread(ours.instance.cli, "pjsip show registrations")
-            if "Registered" in out:
-                return
-            event = await registry.get()
-            if event.get("Status") == "Registered":
-                return
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +82,7 @@ async def dialer(tmp_path_factory: pytest.TempPathFactory,
                 """))
             (directory / "trunks.yaml").write_text(
                 carrier.trunk_yaml(dids={"+15550109000": "main"}, caller_id=TRUNK_CALLER_ID))
-            loaded = load_config(directory, sounds=asterisk_installation.sound_languages())
-            set_trunk_password(ours.instance.secrets_file, "carrier", carrier.password)
-            files = render(loaded.config, loaded.where, agent_passwords={},
-                           trunk_passwords=trunk_passwords(ours.instance.secrets_file,
-                                                           auth_trunks(loaded.config)))
-            with ours.ami.subscribe("Registry") as registry:
-                await asyncio.to_thread(apply_files, ours.instance, files)
-                await _registered(ours, registry)
+            await connect_trunk(ours, carrier, directory, asterisk_installation)
             ari_creds = ours.instance.credentials
             async with ARIClient(ours.instance.ari_url, username=ari_creds.ari_user,
                                  password=ari_creds.ari_password, app=DIALER_APP) as ari, \
