@@ -231,6 +231,10 @@ class _Call:
                 case ChannelDestroyed(cause=cause):
                     self.ended = True
                     self.seen = replace(self.seen, ended_at=_seconds(event, loop), cause=cause)
+                    if self.amd and self.seen.answered and self.seen.amd is None:
+                        # Hung up while AMD listened: AMD() saw HANGUP, but the dialplan
+                        # of a hung-up channel runs no further to store it.
+                        self.seen = replace(self.seen, amd=AmdResult("HANGUP"))
                     return self.result()
                 case ChannelVarset(variable=V.AMD, value=value):
                     self.seen = replace(self.seen, amd=parse_amd(value))

@@ -199,6 +199,8 @@ async def test_answer_then_hang_up_at_once(dialer: Dialer, amd: bool) -> None:
         return
     assert call.outcome is Outcome.HANGUP_AT_ONCE, call
     assert call.channel is None and call.observation.cause == 16
+    # Gone while AMD listened (app_amd logs HANGUP; CC_AMD is never set after a hangup).
+    assert call.observation.amd is not None and call.observation.amd.status == "HANGUP"
 
 
 @pytest.mark.parametrize("number", ["+1555;0100003", "1000@evil", "${SHELL(id)}",
