@@ -100,6 +100,7 @@ def check_config(
         problems += _sounds(config, sounds)
     # Both build on Problem, so they are imported here, not at the top.
     from callcenter.config.api_checks import check_api_users
+    from callcenter.config.campaign_checks import check_campaigns
     from callcenter.config.feature_checks import check_feature_codes
     from callcenter.config.routing_checks import check_routing
     from callcenter.config.trunk_checks import check_trunks
@@ -108,6 +109,7 @@ def check_config(
     problems += check_feature_codes(config, broken)
     problems += check_api_users(config, broken)
     problems += check_trunks(config, broken)
+    problems += check_campaigns(config, broken)
     return problems
 
 
