@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from callcenter.config.models import (
+    PATTERN_WORDS,
     DayKey,
     ExternalNumber,
     Flag,
@@ -93,6 +94,8 @@ Duration = Annotated[int, BeforeValidator(_duration), Field(ge=0, le=90 * 86400)
                      _also_written(type="string", pattern=_DURATION_PATTERN)]
 #: ISO 3166 region of numbers written without a country code (``US``, ``GB``).
 Region = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+PATTERN_WORDS[_DURATION_PATTERN] = "a duration: a number and a unit s, m, h or d (90s, 10m, 4h, 1d)"
+PATTERN_WORDS[r"^[A-Z]{2}$"] = "a country code: two uppercase letters (US, GB)"
 
 
 class RetryRule(_Model):
