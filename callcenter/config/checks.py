@@ -515,6 +515,14 @@ def _prompt_paths(c: CallCenterConfig) -> Iterator[tuple[str, Path]]:
                 yield s, ("menus", name, key, j)
     for j, s in enumerate(c.settings.failure_prompts):
         yield s, ("settings", "failure_prompts", j)
+    for name, campaign in c.campaigns.items():
+        # A safe-harbor message that is not installed plays silence: an abandoned call
+        # then never says who called, which the abandon rule requires.
+        for key, sound in (("safe_harbor", campaign.safe_harbor), ("message", campaign.message)):
+            if sound is not None:
+                yield sound, ("campaigns", name, key)
+        if campaign.amd.message is not None:
+            yield campaign.amd.message, ("campaigns", name, "amd", "message")
 
 
 def _sounds_in(value: object, path: Path) -> Iterator[tuple[str, Path]]:

@@ -199,3 +199,15 @@ def test_time_zones_and_area_codes() -> None:
     assert time_zones("not a number") == ()
     assert area_code("+12125550100") == "+1212"
     assert area_code("junk") is None
+
+
+def test_campaign_sounds_must_be_installed(tmp_path: Path) -> None:
+    root = tmp_path / "sounds" / "en"
+    root.mkdir(parents=True)
+    for name in ("hello-world", "vm-press", "tt-somethingwrong", "tt-weasels"):
+        (root / f"{name}.gsm").write_bytes(b"\0" * 33)
+    errs = errors(tmp_path, sounds={"en": root}, trunks=TRUNKS, campaigns=CAMPAIGN + (
+        "        amd: {enabled: true, on_machine: leave_message, message: campaign/renewal-vm}\n"))
+    assert [line for line in lines(errs) if "campaigns" in line] == [
+        ("campaigns.yaml:8:62: campaigns.renewals.amd.message: sound 'campaign/renewal-vm' is "
+        "not installed for language(s) en")]
