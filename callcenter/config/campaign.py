@@ -23,8 +23,10 @@ text except sound names (``Sound``), which keep their alphabet.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BeforeValidator,
@@ -268,3 +270,16 @@ class Campaign(_Model):
             for day in expand_days(key):
                 out[day] = out.get(day, ()) + tuple(ranges)
         return out
+
+    def window_open(self, zone: str | None, now: dt.datetime) -> bool:
+        """Whether a contact in ``zone`` may be called at ``now`` (aware): ``now`` in the
+        contact's zone falls in a calling window. A contact of unknown zone (``None``) is
+        called in ``assume_timezone``, or never when the campaign sets none."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        zone = zone or self.assume_timezone
+        if zone is None:
+            return False
+        local = now.astimezone(ZoneInfo(zone))
+        ranges = self.weekly_windows().get(local.weekday(), ())
+        return any(r.contains(local.time().replace(tzinfo=None)) for r in ranges)

@@ -211,3 +211,21 @@ def test_campaign_sounds_must_be_installed(tmp_path: Path) -> None:
     assert [line for line in lines(errs) if "campaigns" in line] == [
         ("campaigns.yaml:8:62: campaigns.renewals.amd.message: sound 'campaign/renewal-vm' is "
         "not installed for language(s) en")]
+
+
+def test_calling_windows_are_in_the_contacts_time(tmp_path: Path) -> None:
+    import datetime as dt
+
+    c = _load(tmp_path).config.campaigns["renewals"]  # mon-fri 09-20, sat 10-16
+    utc = dt.UTC
+    monday_14_utc = dt.datetime(2026, 11, 30, 14, 0, tzinfo=utc)  # 09:00 in New York
+    assert c.window_open("America/New_York", monday_14_utc)
+    assert not c.window_open("America/Los_Angeles", monday_14_utc)  # 06:00 there
+    assert not c.window_open(None, monday_14_utc)  # unknown zone, no assume_timezone
+    saturday_night = dt.datetime(2026, 12, 6, 0, 30, tzinfo=utc)  # Sat 19:30 in New York
+    assert not c.window_open("America/New_York", saturday_night)
+    assert c.window_open("Asia/Tokyo", dt.datetime(2026, 12, 5, 3, 0, tzinfo=utc))  # Sat 12:00
+    assumed = c.model_copy(update={"assume_timezone": "America/New_York"})
+    assert assumed.window_open(None, monday_14_utc)
+    with pytest.raises(ValueError, match="aware"):
+        c.window_open("America/New_York", dt.datetime(2026, 11, 30, 14, 0))
