@@ -183,10 +183,11 @@ def dnc_import(ctx: click.Context, csv_file: Path, region: str, url: str | None)
     Contacts with those numbers waiting in any campaign are closed as do_not_call.
     """
     from callcenter.dialer.contacts import parse_dnc
+    from callcenter.phone_numbers import is_region
     from callcenter.storage.campaigns import CampaignRepository
 
-    if not (len(region) == 2 and region.isalpha()):
-        raise click.BadParameter(f"expected a two-letter country code, got {region!r}",
+    if not is_region(region.upper()):
+        raise click.BadParameter(f"expected a country code such as US or GB, got {region!r}",
                                  param_hint="--region")
     parsed = parse_dnc(_read(csv_file), region=region.upper())
     _report(csv_file, parsed.problems)

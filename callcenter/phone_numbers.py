@@ -20,7 +20,7 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, timezone
 
-__all__ = ["PhoneNumberError", "area_code", "is_e164", "time_zones", "to_e164"]
+__all__ = ["PhoneNumberError", "area_code", "is_e164", "is_region", "time_zones", "to_e164"]
 
 _UNKNOWN_ZONE = "Etc/Unknown"
 _REASONS = {
@@ -74,6 +74,11 @@ def to_e164(text: str, region: str | None = None) -> str:
         raise PhoneNumberError(f"{text.strip()!r} is a local number: write it with its "
                                "area code")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def is_region(code: str) -> bool:
+    """Whether ``code`` is a region libphonenumber has a numbering plan for (``US``, ``GB``)."""
+    return code in phonenumbers.SUPPORTED_REGIONS
 
 
 def is_e164(text: str) -> bool:

@@ -256,6 +256,16 @@ class Campaign(_Model):
     dispositions: dict[Name, Disposition] = Field(
         default_factory=lambda: dict(DEFAULT_DISPOSITIONS), min_length=1)
 
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        from callcenter.phone_numbers import is_region
+
+        if not is_region(value):
+            raise ValueError(f"unknown region {value!r}: expected an ISO 3166 country code "
+                             "with a numbering plan (US, GB, DE, ...)")
+        return value
+
     @field_validator("assume_timezone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:

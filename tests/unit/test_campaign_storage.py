@@ -208,3 +208,5 @@ def test_contacts_import_export_and_dnc_commands(tmp_path: Path) -> None:
     ]
     result = run("contacts", "import", "nope", str(contacts), "--config", str(EXAMPLE))
     assert result.exit_code == 1 and "unknown campaign 'nope'" in result.stderr
+    result = run("dnc", "import", str(dnc), "--region", "ZZ")
+    assert result.exit_code == 2 and "expected a country code such as US or GB" in result.stderr

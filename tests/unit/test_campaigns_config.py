@@ -148,6 +148,8 @@ def test_an_abandon_limit_over_3_percent_is_refused(tmp_path: Path) -> None:
      "campaigns.renewals.dispositions.do_not_call", "final or retried, not both"),
     ("        local_presence: true\n", "campaigns.renewals.local_presence", "pool of caller IDs"),
     ("        colour: red\n", "campaigns.renewals", "unknown key 'colour'"),
+    ("        region: ZZ\n", "campaigns.renewals.region", "unknown region 'ZZ'"),
+    ("        region: us\n", "campaigns.renewals.region", "two uppercase letters"),
 ])
 def test_bad_values_are_located(tmp_path: Path, extra: str, path: str, words: str) -> None:
     text = CAMPAIGN.replace("        mode: progressive\n", "") if "mode:" in extra else CAMPAIGN
