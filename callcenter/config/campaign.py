@@ -293,3 +293,18 @@ class Campaign(_Model):
         local = now.astimezone(ZoneInfo(zone))
         ranges = self.weekly_windows().get(local.weekday(), ())
         return any(r.contains(local.time().replace(tzinfo=None)) for r in ranges)
+
+    def caller_id_for(self, number: str) -> str:
+        """The caller ID to show ``number`` (E.164): with ``local_presence``, the pool's
+        first number in the contact's area code (people answer local numbers), else the
+        pool's first number."""
+        if self.local_presence:
+            from callcenter.phone_numbers import area_code
+
+            wanted = area_code(number)
+            if wanted is not None:
+                for candidate in self.caller_id:
+                    if area_code(candidate if candidate.startswith("+") else "+" + candidate
+                                 ) == wanted:
+                        return candidate
+        return self.caller_id[0]

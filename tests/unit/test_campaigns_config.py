@@ -231,3 +231,14 @@ def test_calling_windows_are_in_the_contacts_time(tmp_path: Path) -> None:
     assert assumed.window_open(None, monday_14_utc)
     with pytest.raises(ValueError, match="aware"):
         c.window_open("America/New_York", dt.datetime(2026, 11, 30, 14, 0))
+
+
+def test_local_presence_picks_the_contacts_area_code(tmp_path: Path) -> None:
+    c = _load(tmp_path, CAMPAIGN.replace(
+        '"+15550100000"', '["+15550100000", "+13125550100", "+12125550100"]')
+        + "        local_presence: true\n").config.campaigns["renewals"]
+    assert c.caller_id_for("+12125550177") == "+12125550100"
+    assert c.caller_id_for("+13125550177") == "+13125550100"
+    assert c.caller_id_for("+442079460000") == "+15550100000"  # no local number: the first
+    assert c.model_copy(update={"local_presence": False}).caller_id_for(
+        "+12125550177") == "+15550100000"
