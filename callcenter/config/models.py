@@ -3,7 +3,7 @@
 A config directory holds YAML files whose top-level keys are the sections of
 :class:`CallCenterConfig` (``settings``, ``entry_points``, ``flows``, ``menus``,
 ``schedules``, ``lookups``, ``queues``, ``skills``, ``agents``, ``voicemail``,
-``caller_id_rules``, ``pause_reasons``, ``api_users``, ``trunks``). Shape and types are checked here; cross-references
+``caller_id_rules``, ``pause_reasons``, ``api_users``, ``trunks``, ``campaigns``). Shape and types are checked here; cross-references
 (undefined targets, reachability, loops, sounds) in :mod:`callcenter.config.checks`.
 
 Every name that ends up in the dialplan (menu, flow, queue names, sound names,
@@ -1145,6 +1145,10 @@ class ApiUser(_Model):
         return self
 
 
+# Outbound campaigns build on the alphabets above (see callcenter/config/__init__.py).
+from callcenter.config.campaign import Campaign
+
+
 class CallCenterConfig(_Model):
     settings: Settings = Settings()
     entry_points: dict[Name, EntryPoint] = Field(min_length=1)
@@ -1161,6 +1165,8 @@ class CallCenterConfig(_Model):
     api_users: dict[Annotated[Name, AfterValidator(_not_builtin_admin)], ApiUser] = {}
     #: SIP trunks to providers, by name (the name is also the PJSIP endpoint's).
     trunks: dict[Name, Trunk] = {}
+    #: Outbound campaigns, by name (README: "Outbound campaigns").
+    campaigns: dict[Name, Campaign] = {}
 
     @field_validator("pause_reasons")
     @classmethod

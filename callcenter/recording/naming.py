@@ -27,9 +27,16 @@ SAFE_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,79}")
 EXTENSIONS: Final[dict[str, str]] = {"wav": "wav", "wav16": "wav16", "gsm": "gsm"}
 
 
+#: Longest id kept as it is: room for the file's extension within one safe segment.
+MAX_KEPT: Final = 64
+
+
 def safe_segment(value: str) -> str:
-    """*value* itself when it is a safe path segment, else ``x`` + a digest of it."""
-    if SAFE_SEGMENT.fullmatch(value) and ".." not in value:
+    """*value* itself when it is a safe path segment that stays one once the file's
+    extension is added (not ending in ``.``, at most :data:`MAX_KEPT` long), else ``x`` +
+    a digest of it."""
+    if (SAFE_SEGMENT.fullmatch(value) and ".." not in value and not value.endswith(".")
+            and len(value) <= MAX_KEPT):
         return value
     return "x" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
