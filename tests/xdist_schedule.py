@@ -1,0 +1,87 @@
+"""How ``pytest -n 4 --dist loadfile`` spreads the suite over its workers.
+
+Most tests wait on Asterisk, so four workers on two cores finish far sooner than
+one. Three rules on top of xdist's ``loadfile`` (each test file whole on one worker:
+a file's tests share its fixtures and expectations):
+
+- the slowest files start first (:data:`SLOW_FIRST`, measured with ``--durations``),
+  so no long file starts last and holds the run up alone;
+- the tests that measure speed or timeouts (:data:`TIMING`) run as one unit, on one
+  worker, queued last, when the other workers are finishing and the load is lowest;
+- everything else keeps its collection order.
+
+The pure order is :func:`order`; :func:`make_scheduler` wraps xdist's scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+#: The integration files that take longest (seconds of one serial run, measured with
+#: ``--durations=0`` summed per file), slowest first.
+SLOW_FIRST: tuple[str, ...] = (
+    "tests/integration/test_queue_chaos.py",
+    "tests/integration/test_multinode.py",
+    "tests/integration/test_carrier.py",
+    "tests/integration/test_ivr_calls.py",
+    "tests/integration/test_callflow_agreement.py",
+    "tests/integration/test_queue_callback.py",
+    "tests/integration/test_agent_softphone.py",
+    "tests/integration/test_queue_router.py",
+    "tests/integration/test_supervision.py",
+    "tests/integration/test_asterisk_restart.py",
+    "tests/integration/test_router_restart.py",
+    "tests/integration/test_queue_transfer.py",
+    "tests/integration/test_storage_postgres.py",
+)
+
+#: Files whose tests assert wall-clock bounds (a reply within 1 s, a fuzz run within
+#: its deadline): kept together on one worker, last.
+TIMING: tuple[str, ...] = (
+    "tests/unit/test_agi_server.py",
+    "tests/unit/test_config_fuzz.py",
+)
+
+#: The scope name of the :data:`TIMING` unit.
+TIMING_SCOPE = "TIMING"
+
+
+def scope_of(nodeid: str) -> str:
+    """The work unit of a test: its file, or :data:`TIMING_SCOPE`."""
+    path = nodeid.split("::", 1)[0]
+    return TIMING_SCOPE if path in TIMING else path
+
+
+def order(nodeids: Iterable[str]) -> list[str]:
+    """The tests in the order their units should be handed out (stable otherwise)."""
+
+    def rank(nodeid: str) -> int:
+        scope = scope_of(nodeid)
+        if scope == TIMING_SCOPE:
+            return len(SLOW_FIRST) + 1
+        if scope in SLOW_FIRST:
+            return SLOW_FIRST.index(scope)
+        return len(SLOW_FIRST)
+
+    return sorted(nodeids, key=rank)
+
+
+def make_scheduler(config: Any, log: Any) -> Any:
+    """xdist's ``loadfile`` scheduler with the order and grouping above."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class OrderedLoadFile(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+        def schedule(self) -> None:
+            if self.collection is None:
+                # The work queue is built in collection order (xdist's reordering by
+                # size is turned off): order the collections, identically on every node.
+                config.option.loadscopereorder = False
+                for node, collection in self.registered_collections.items():
+                    self.registered_collections[node] = order(collection)
+            super().schedule()
+
+    return OrderedLoadFile(config, log)
