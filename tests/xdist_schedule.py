@@ -76,12 +76,14 @@ def make_scheduler(config: Any, log: Any) -> Any:
             return scope_of(nodeid)
 
         def schedule(self) -> None:
-            if self.collection is None:
-                # The work queue is built in collection order (xdist's reordering by
-                # size is turned off): order the collections, identically on every node.
-                config.option.loadscopereorder = False
-                for node, collection in self.registered_collections.items():
-                    self.registered_collections[node] = order(collection)
+            if self.collection is None and self._check_nodes_have_same_collection():
+                # xdist fills its work queue (an OrderedDict, scope -> tests) in
+                # collection order, or by size; a key already present keeps its place.
+                # So the units are put in first, in our order. (The collections
+                # themselves must stay as the workers hold them: xdist sends indexes.)
+                collection = next(iter(self.registered_collections.values()))
+                for nodeid in order(collection):
+                    self.workqueue.setdefault(scope_of(nodeid), {})
             super().schedule()
 
     return OrderedLoadFile(config, log)
