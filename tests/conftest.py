@@ -134,7 +134,7 @@ class PBX:
         # caller placed at the same moment cannot be handed the phone's SIP port;
         # baresip listens for SIP on UDP and TCP.
         # baresip also listens for SIP over TLS on the next port (baresip 1.0 cannot turn
-        # that transport off): both must be free.
+        # that transport off): sipp_ports() takes both.
         sip, media = self.sipp_ports()
         return Softphone(agent, password or self.agent_password(agent),
                          registrar_port=self.sip_port, sip_port=sip, ctrl_port=free_port(),

@@ -17,7 +17,7 @@ def test_slow_files_first_timing_last_the_rest_in_collection_order() -> None:
         f"{SLOW_FIRST[1]}::test_c",
         "tests/unit/test_config_fuzz.py::test_d",
         f"{SLOW_FIRST[0]}::test_e",
-        "tests/integration/test_stats.py::test_f",
+        "tests/integration/test_cli_call.py::test_f",
         f"{SLOW_FIRST[1]}::test_g",
     ]
     assert order(nodeids) == [
@@ -25,7 +25,7 @@ def test_slow_files_first_timing_last_the_rest_in_collection_order() -> None:
         f"{SLOW_FIRST[1]}::test_c",
         f"{SLOW_FIRST[1]}::test_g",
         "tests/unit/test_cli.py::test_b",
-        "tests/integration/test_stats.py::test_f",
+        "tests/integration/test_cli_call.py::test_f",
         "tests/unit/test_agi_server.py::test_a",
         "tests/unit/test_config_fuzz.py::test_d",
     ]
