@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from callcenter.agents.state import Unpause
 from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.ari.client import ARIError
 from callcenter.asterisk.ari.events import (
@@ -44,7 +45,7 @@ from tests.integration.test_queue_callback import (
     customer,
     take,
 )
-from tests.integration.test_queue_unavailable import Events
+from tests.integration.test_queue_unavailable import Events, login_paused
 
 OBSERVER_APP = "cc-test-messages"
 CALLER_APP = "cc-test-talker"
@@ -185,3 +186,53 @@ async def test_a_message_left_after_hours_is_called_back_when_the_queue_opens(
     dialled = [i for i, s in enumerate(seen) if s.type == "Dial" and s.channel == customer_leg]
     assert dialled and played[1] < dialled[0], seen  # the message first, then the customer
     assert Seen("Dial", customer_leg, "ANSWER") in seen
+
+
+async def test_a_caller_waiting_max_wait_leaves_a_message_with_its_place(
+        clean_pbx: PBX) -> None:
+    """sales is open but carmen is paused: the caller waits, and at ``max_wait`` leaves
+    its bridge for the prompt and the beep instead of the destination. Its queued call
+    stays open (the callback's place); the queue is open, so the callback is queued at
+    once, and when carmen unpauses she hears the message, then the caller is dialled."""
+    phone = customer(clean_pbx)
+    number = "15558891002"
+    base = callback_config(clean_pbx, phone)
+    rule = WhenUnavailable.model_validate({
+        "schedule": "always", "no_agents": "never", "max_wait": 2,
+        "take_message": {"prompt": "silence/1", "max_seconds": 5, "max_silence": 5}})
+    always = Schedule.model_validate({"timezone": "UTC", "hours": {"mon-sun": "00:00-24:00"}})
+    config = with_queue(base.model_copy(update={"schedules": {**base.schedules,
+                                                              "always": always}}),
+                        "sales", relax=(), when_unavailable=rule)
+    events = Events()
+    async with channel_events(clean_pbx, OBSERVER_APP, _seen) as seen, \
+            talking_caller(clean_pbx) as talker, \
+            start_router(clean_pbx, config, listeners=[events]) as running, \
+            clean_pbx.agent_phone("carmen") as carmen:
+        router = running.router
+        await login_paused(running, "carmen")
+        await talker.channels.originate(
+            "Local/sales@cc-queue", app=CALLER_APP, caller_id=f'"Customer" <{number}>')
+        async with asyncio.timeout(60):
+            await router.wait_until(lambda: any(
+                p.message is not None for p in router.callbacks.pending.values()))
+        [channel] = list(router.callbacks.pending)
+        async with asyncio.timeout(30):
+            await router.after_hours.taken(channel).wait()
+        assert channel not in router.after_hours.held  # open: queued at once
+        assert [c.id for c in router.index.waiting()] == [channel]
+        answering = asyncio.create_task(phone.take(_ANSWER))
+        now = router.clock()
+        await router.store.apply("carmen", Unpause(), now, reason="test")
+        router.agent_changed("carmen")
+        served = await take(carmen, running, number)
+        await answering
+        queued = await running.queued(number)
+    assert served.startswith(f"sip:{number}@"), served
+    assert (queued.outcome, queued.agent) == ("answered", "carmen")
+    taken = [e for e in events.of(channel) if isinstance(e, MessageTaken)]
+    assert [e.reason for e in taken] == ["max_wait"], events.of(channel)
+    agent_leg = f"{channel}-cb1a"
+    assert [s.type for s in seen if s.channel == agent_leg
+            and s.detail == f"recording:sales/message-{channel}"] == [
+        "PlaybackStarted", "PlaybackFinished"], seen
