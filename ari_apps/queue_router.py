@@ -367,8 +367,8 @@ class QueueRouter:
 
     async def on_event(self, event: Event) -> None:
         if self.after_hours.on_event(event) or self.announcer.on_event(event) \
-                or self.recorder.on_event(event) or self.transfers.on_event(event) or self._feature_event(event) \
-                or await self.callbacks.on_event(event):
+                or self.recorder.on_event(event) or self.transfers.on_event(event) \
+                or self._feature_event(event) or await self.callbacks.on_event(event):
             return
         match event:
             case StasisStart(channel=channel, args=args):
