@@ -16,8 +16,8 @@ import hashlib
 import re
 from typing import Final
 
-__all__ = ["EXTENSIONS", "SAFE_SEGMENT", "file_of", "recording_name", "safe_segment",
-           "split_path"]
+__all__ = ["EXTENSIONS", "SAFE_SEGMENT", "file_of", "message_name", "recording_name",
+           "safe_segment", "split_path"]
 
 #: One path segment of a recording: letters, digits, ``.``, ``_``, ``-``; not starting
 #: with a dot (no ``..``, no hidden file).
@@ -45,6 +45,12 @@ def recording_name(queue: str, leg_channel_id: str) -> str:
     """ARI's recording name for the call answered on *leg_channel_id* in *queue*:
     ``<queue>/<leg channel id>``, one directory per queue."""
     return f"{safe_segment(queue)}/{safe_segment(leg_channel_id)}"
+
+
+def message_name(queue: str, caller_channel_id: str) -> str:
+    """ARI's recording name for the message a caller of *queue* left after hours:
+    ``<queue>/message-<caller channel id>``, beside the queue's call recordings."""
+    return f"{safe_segment(queue)}/{safe_segment('message-' + caller_channel_id)}"
 
 
 def file_of(name: str, format: str) -> str:

@@ -618,8 +618,12 @@ class CallbackRequest(Base):
     queue: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
     #: The number to call: ``+`` and digits, or digits (checked before it is stored).
     number: Mapped[str] = mapped_column(String(PHONE_MAX))
-    #: ``caller_id`` (confirmed with 1) or ``keyed`` (keyed by the caller).
+    #: ``caller_id`` (confirmed with 1), ``keyed`` (keyed by the caller) or ``message``
+    #: (the caller ID of a caller who left a message: ``when_unavailable.take_message``).
     number_source: Mapped[str] = mapped_column(String(ENUM_MAX))
+    #: The message the agent hears before the customer is dialled (``message`` only).
+    recording_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recordings.id", ondelete="SET NULL"))
     #: The skills the caller's route asked for (``a+b``; the ``skills`` Stasis arg), so a
     #: re-adopted callback is routed as the caller was.
     skills: Mapped[str | None] = mapped_column(String(NAME_MAX))
