@@ -181,6 +181,7 @@ async def concurrent_upgrades_apply_once(url: str, *, count: int) -> None:
         "Running upgrade 0003 -> 0004",
         "Running upgrade 0004 -> 0005",
         "Running upgrade 0005 -> 0006",
+        "Running upgrade 0006 -> 0007",
     ]
     engine = make_engine(url)
     try:

@@ -1,12 +1,11 @@
 """Messages left after hours: ``callbacks.recording_id``, the message an agent hears
 before a ``message`` callback dials the customer.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 
-Written by hand after autogenerate's shape. When merged after other 0006 migrations, only
-``revision`` / ``down_revision`` change.
+Written by hand after autogenerate's shape (after 0006, the campaigns).
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0006'
-down_revision: str | None = '0005'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
