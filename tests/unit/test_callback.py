@@ -17,10 +17,12 @@ from callcenter.routing.callback import (
     CONFIRMED,
     REFUSED,
     Dialog,
+    OfferStart,
     callback_number,
     decision_time,
     dial_string,
     next_attempt,
+    offer_start,
     result_from_cause,
     result_from_dialstatus,
 )
@@ -251,3 +253,22 @@ def test_a_callback_request_is_app_queues_exitwithkey() -> None:
     attempt = CallbackAttemptEnded(at=at, queue="sales", call="pbx-1.7", agent="carmen",
                                    result="busy", cause=17)
     assert queue_log_lines(attempt, lambda agent: f"PJSIP/{agent}") == []
+
+
+# -- the offer's start ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reserved_for", "held", "offering", "under_way", "start"), [
+    ("cb", True, True, False, OfferStart.RING),
+    ("cb", True, True, True, OfferStart.RELEASE),  # ring_all: one attempt at a time
+    ("cb", False, True, False, OfferStart.RELEASE),  # the callback is over
+    ("cb", True, False, False, OfferStart.RELEASE),
+    ("other", True, True, False, OfferStart.LOST),  # freed, then reserved for another
+    (None, True, True, False, OfferStart.LOST),  # freed (the watchdog, another node)
+    (None, False, False, True, OfferStart.LOST),
+])
+def test_a_callback_rings_only_an_agent_still_reserved_for_it(
+        reserved_for: str | None, held: bool, offering: bool, under_way: bool,
+        start: OfferStart) -> None:
+    assert offer_start(call="cb", reserved_for=reserved_for, held=held, offering=offering,
+                       attempt_under_way=under_way) is start
