@@ -89,9 +89,10 @@ from callcenter.config.models import Callback
 from callcenter.routing.callback import (
     COLLECTING,
     CONFIRMED,
+    LOST,
     REFUSED,
+    RING,
     Dialog,
-    OfferStart,
     callback_number,
     decision_time,
     dial_string,
@@ -294,14 +295,14 @@ class Callbacks:
                 reserved_for=state.call if state is not None
                 and state.status is AgentStatus.RESERVED else None,
                 held=held, offering=offering, attempt_under_way=pending.attempt is not None)
-            if start is not OfferStart.RING:
+            if start != RING:
                 # ring_all reserved several agents: one attempt at a time takes one. An
                 # agent lost meanwhile is given back only if it still is ours (refused
                 # otherwise: it is another caller's now).
                 with contextlib.suppress(IllegalTransition):
                     await router._apply(agent, OfferFailed(caller.channel_id,
                                                            OfferResult.CANCELLED.value), now)
-                if start is OfferStart.LOST:
+                if start == LOST:
                     log.warning("queue %s: callback %s: %s is no longer reserved for it; "
                                 "offered again", caller.args.queue, caller.channel_id, agent)
                     if held and offering and pending.attempt is None:

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass, field
 
@@ -30,10 +29,12 @@ __all__ = [
     "CONFIRMED",
     "CONFIRM_KEY",
     "END_KEY",
+    "LOST",
     "REFUSED",
+    "RELEASE",
     "RETRIED",
+    "RING",
     "Dialog",
-    "OfferStart",
     "callback_number",
     "decision_time",
     "dial_string",
@@ -150,23 +151,20 @@ def decision_time(policy: QueuePolicy, enqueued_at: float, now: float) -> float:
     return now
 
 
-class OfferStart(enum.Enum):
-    """What :func:`offer_start` decided."""
-
-    #: The agent is reserved for this callback and nothing else is under way: call it.
-    RING = "ring"
-    #: The agent is reserved for this callback, which cannot take it now (another
-    #: attempt is under way, ring_all reserved several; or the callback is over): give
-    #: the agent back.
-    RELEASE = "release"
-    #: The agent is no longer reserved for this callback (freed, then reserved for
-    #: another caller, between the reservation and this offer): never call it for this
-    #: callback; the callback waits again in its place, to be offered anew.
-    LOST = "lost"
+# How a callback's offer starts (:func:`offer_start`).
+#: The agent is reserved for this callback and nothing else is under way: call it.
+RING = "ring"
+#: The agent is reserved for this callback, which cannot take it now (another attempt is
+#: under way, ring_all reserved several; or the callback is over): give the agent back.
+RELEASE = "release"
+#: The agent is no longer reserved for this callback (freed, then reserved for another
+#: caller, between the reservation and this offer): never call it for this callback; the
+#: callback waits again in its place, to be offered anew.
+LOST = "lost"
 
 
 def offer_start(*, call: str, reserved_for: str | None, held: bool, offering: bool,
-                attempt_under_way: bool) -> OfferStart:
+                attempt_under_way: bool) -> str:
     """How an offer of a callback starts, under the caller's lock (pure).
 
     The router reserves the agent, then the offer runs as a task of its own: other tasks
@@ -179,7 +177,7 @@ def offer_start(*, call: str, reserved_for: str | None, held: bool, offering: bo
     would ring a phone held for someone else.
     """
     if reserved_for != call:
-        return OfferStart.LOST
+        return LOST
     if not held or not offering or attempt_under_way:
-        return OfferStart.RELEASE
-    return OfferStart.RING
+        return RELEASE
+    return RING

@@ -15,9 +15,11 @@ from callcenter.config.models import Callback, Queue
 from callcenter.routing.callback import (
     COLLECTING,
     CONFIRMED,
+    LOST,
     REFUSED,
+    RELEASE,
+    RING,
     Dialog,
-    OfferStart,
     callback_number,
     decision_time,
     dial_string,
@@ -259,16 +261,16 @@ def test_a_callback_request_is_app_queues_exitwithkey() -> None:
 
 
 @pytest.mark.parametrize(("reserved_for", "held", "offering", "under_way", "start"), [
-    ("cb", True, True, False, OfferStart.RING),
-    ("cb", True, True, True, OfferStart.RELEASE),  # ring_all: one attempt at a time
-    ("cb", False, True, False, OfferStart.RELEASE),  # the callback is over
-    ("cb", True, False, False, OfferStart.RELEASE),
-    ("other", True, True, False, OfferStart.LOST),  # freed, then reserved for another
-    (None, True, True, False, OfferStart.LOST),  # freed (the watchdog, another node)
-    (None, False, False, True, OfferStart.LOST),
+    ("cb", True, True, False, RING),
+    ("cb", True, True, True, RELEASE),  # ring_all: one attempt at a time
+    ("cb", False, True, False, RELEASE),  # the callback is over
+    ("cb", True, False, False, RELEASE),
+    ("other", True, True, False, LOST),  # freed, then reserved for another
+    (None, True, True, False, LOST),  # freed (the watchdog, another node)
+    (None, False, False, True, LOST),
 ])
 def test_a_callback_rings_only_an_agent_still_reserved_for_it(
         reserved_for: str | None, held: bool, offering: bool, under_way: bool,
-        start: OfferStart) -> None:
+        start: str) -> None:
     assert offer_start(call="cb", reserved_for=reserved_for, held=held, offering=offering,
-                       attempt_under_way=under_way) is start
+                       attempt_under_way=under_way) == start
