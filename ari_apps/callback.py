@@ -61,7 +61,14 @@ from typing import TYPE_CHECKING, Final
 
 from ari_apps.after_hours import wait_or_stop
 from callcenter import events as ev
-from callcenter.agents.state import Answer, Hangup, IllegalTransition, OfferFailed, Ring
+from callcenter.agents.state import (
+    AgentStatus,
+    Answer,
+    Hangup,
+    IllegalTransition,
+    OfferFailed,
+    Ring,
+)
 from callcenter.asterisk.ari.client import (
     ARIConflict,
     ARIConnectionError,
@@ -84,12 +91,15 @@ from callcenter.routing.after_hours import message_media
 from callcenter.routing.callback import (
     COLLECTING,
     CONFIRMED,
+    LOST,
     REFUSED,
+    RING,
     Dialog,
     callback_number,
     decision_time,
     dial_string,
     next_attempt,
+    offer_start,
     result_from_cause,
     result_from_dialstatus,
 )
@@ -207,8 +217,13 @@ class Callbacks:
         return channel_id in self.pending
 
     def live_calls(self) -> set[str]:
-        """Callbacks an agent is tied to now (the watchdog counts them as live calls)."""
-        return {call for call, p in self.pending.items() if p.attempt is not None}
+        """Every callback held: the watchdog counts them as live calls. An agent tied to
+        one is ours although the caller's channel is gone, from its reservation on: the
+        attempt only exists once the offer's task runs, and a reservation judged gone
+        before that was freed and given to another caller while the offer went on to
+        ring the agent for this callback. A reservation that is never rung still ends,
+        by the watchdog's time limits."""
+        return set(self.pending)
 
     def decision_time(self, caller: Caller, now: float) -> float:
         """The time to route *caller* at: a callback never reaches the overflow step."""
@@ -280,11 +295,26 @@ class Callbacks:
         now = router.clock()
         pending = self.pending[caller.channel_id]
         async with caller.lock:
-            if caller.phase != "offering" or pending.attempt is not None:
-                # ring_all reserved several agents: one attempt at a time takes one.
+            state = router.states.get(agent)
+            held = self.pending.get(caller.channel_id) is pending
+            offering = caller.phase == "offering"
+            start = offer_start(
+                call=caller.channel_id,
+                reserved_for=state.call if state is not None
+                and state.status is AgentStatus.RESERVED else None,
+                held=held, offering=offering, attempt_under_way=pending.attempt is not None)
+            if start != RING:
+                # ring_all reserved several agents: one attempt at a time takes one. An
+                # agent lost meanwhile is given back only if it still is ours (refused
+                # otherwise: it is another caller's now).
                 with contextlib.suppress(IllegalTransition):
                     await router._apply(agent, OfferFailed(caller.channel_id,
                                                            OfferResult.CANCELLED.value), now)
+                if start == LOST:
+                    log.warning("queue %s: callback %s: %s is no longer reserved for it; "
+                                "offered again", caller.args.queue, caller.channel_id, agent)
+                    if held and offering and pending.attempt is None:
+                        self._back_in_queue(caller)
                 router._wake.set()
                 return
             pending.attempts += 1
@@ -318,12 +348,22 @@ class Callbacks:
             await self._agent_missed(attempt, _leg_error_result(exc),
                                      miss=not isinstance(exc, ARIConnectionError))
             return
+        lost: IllegalTransition | None = None
         async with caller.lock:
             if not attempt.ended and not attempt.agent_answered:
-                await router._apply(agent, Ring(caller.channel_id), router.clock())
-                router.events.publish(ev.OfferRinging(
-                    at=router.clock(), queue=caller.args.queue, call=caller.channel_id,
-                    agent=agent, leg=agent_leg))
+                try:
+                    await router._apply(agent, Ring(caller.channel_id), router.clock())
+                except IllegalTransition as exc:  # another node's change we had not seen
+                    lost = exc
+                else:
+                    router.events.publish(ev.OfferRinging(
+                        at=router.clock(), queue=caller.args.queue, call=caller.channel_id,
+                        agent=agent, leg=agent_leg))
+        if lost is not None:
+            log.warning("queue %s: callback %s: %s; its leg is hung up and the callback "
+                        "offered again", caller.args.queue, caller.channel_id, lost)
+            await self._agent_missed(attempt, OfferResult.CANCELLED, miss=False)
+            return
         log.info("queue %s: callback %s: ringing %s first", caller.args.queue,
                  caller.channel_id, agent)
 

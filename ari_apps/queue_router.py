@@ -650,8 +650,9 @@ class QueueRouter:
         async with caller.lock:
             if caller.phase != "waiting":  # the caller left while we reserved
                 for agent in won:
-                    await self._apply(agent, OfferFailed(caller.channel_id,
-                                                         OfferResult.CALLER_GONE.value), now)
+                    with contextlib.suppress(IllegalTransition):  # freed already
+                        await self._apply(agent, OfferFailed(caller.channel_id,
+                                                             OfferResult.CALLER_GONE.value), now)
                 return True
             caller.phase = "offering"
             self.index.dequeue(caller.channel_id)
@@ -669,8 +670,9 @@ class QueueRouter:
         policy = self.policies[caller.args.queue]
         async with caller.lock:
             if caller.phase != "offering":
-                await self._apply(agent, OfferFailed(caller.channel_id, OfferResult.CALLER_GONE),
-                                  now)
+                with contextlib.suppress(IllegalTransition):  # freed already
+                    await self._apply(agent, OfferFailed(caller.channel_id,
+                                                         OfferResult.CALLER_GONE), now)
                 return
             caller.offers_made += 1
             leg_id = f"{caller.channel_id}-o{caller.offers_made}"
@@ -696,12 +698,24 @@ class QueueRouter:
             await self._offer_failed(leg, result_from_leg_error(exc),
                                      miss=not isinstance(exc, ARIConnectionError))
             return
+        lost: IllegalTransition | None = None
         async with caller.lock:
             if not leg.ended and caller.phase == "offering":
-                await self._apply(agent, Ring(caller.channel_id), self.clock())
-                self.events.publish(ev.OfferRinging(at=self.clock(), queue=caller.args.queue,
-                                                    call=caller.channel_id, agent=agent,
-                                                    leg=leg_id))
+                try:
+                    await self._apply(agent, Ring(caller.channel_id), self.clock())
+                except IllegalTransition as exc:
+                    # The reservation ended meanwhile (the watchdog's time limit, under
+                    # load) and the agent moved on: this leg must not ring on.
+                    lost = exc
+                else:
+                    self.events.publish(ev.OfferRinging(
+                        at=self.clock(), queue=caller.args.queue, call=caller.channel_id,
+                        agent=agent, leg=leg_id))
+        if lost is not None:
+            log.warning("queue %s: offer of %s to %s: %s; offered again", caller.args.queue,
+                        caller.channel_id, agent, lost)
+            await self._offer_failed(leg, OfferResult.CANCELLED, miss=False)
+            return
         log.info("queue %s: ringing %s for %s", caller.args.queue, agent, caller.channel_id)
 
     @staticmethod

@@ -150,6 +150,9 @@ class AgentState:
     ``pending_pause``: the pause to take when the agent frees up (asked for while busy),
     or, while paused for the lost phone, the pause to return to when it is back.
     ``since``: when the current status began. ``version``: bumped by every change.
+    ``changed_at``: when the change that made this version was logged (``None``: not
+    known, e.g. a state built by hand); it is bookkeeping, not state, so it takes no part
+    in equality and is carried unchanged by :func:`transition` (the store sets it).
     """
 
     agent: str
@@ -161,6 +164,7 @@ class AgentState:
     pending_pause: str | None = None
     wrap_up_until: datetime | None = None
     phone_lost: bool = False
+    changed_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         status = AgentStatus(self.status)
@@ -184,7 +188,9 @@ class AgentState:
             problems.append("a pending pause exists only while busy, in wrap-up or phone-lost")
         if self.version < 0:
             problems.append("the version is never negative")
-        if self.since.tzinfo is None:
+        if self.since.tzinfo is None or (
+            self.changed_at is not None and self.changed_at.tzinfo is None
+        ):
             problems.append("times are timezone-aware")
         if problems:
             raise ValueError(f"inconsistent state of agent {self.agent!r}: {'; '.join(problems)}")

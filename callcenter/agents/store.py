@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +47,7 @@ from callcenter.agents.state import (
 )
 from callcenter.storage.agent_states import AgentStateRepository
 
-__all__ = ["AgentChangeListener", "AgentStore", "StoreConflict"]
+__all__ = ["AgentChangeListener", "AgentStore", "StoreConflict", "not_before"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,20 @@ def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
         key: value.total_seconds() if isinstance(value, timedelta) else value
         for key, value in detail.items()
     }
+
+
+def not_before(state: AgentState, now: datetime) -> datetime:
+    """When a change of *state* decided at *now* happens: *now*, or the time of the change
+    already stored if that is later.
+
+    A caller reads its clock and then awaits (a reconcile pass reads the states, then
+    Asterisk's channels) while another task writes a change at a later time. Logged at
+    the earlier *now*, the change would come before the one it follows: the log's times
+    would run backwards, and the statistics built from it (time per status, occupancy)
+    would count a negative interval. A change is never earlier than its predecessor.
+    """
+    latest = state.since if state.changed_at is None else max(state.since, state.changed_at)
+    return max(now, latest)
 
 
 class AgentStore:
@@ -136,14 +151,15 @@ class AgentStore:
             current: AgentState | None
             if hint is not None:
                 current, hint = hint, None
+                at = not_before(current, now)
                 try:
-                    outcome = transition(current, event, now, self._rules)
+                    outcome = transition(current, event, at, self._rules)
                 except AgentStateError:
                     continue  # judged again from the stored state
                 if not outcome.changed:
                     continue
-                if await self._write(current, outcome, event, now, why, also):
-                    return outcome
+                if written := await self._write(current, outcome, event, at, why, also):
+                    return written
                 continue
             async with self._sessions() as session:
                 current = await AgentStateRepository(session).get(agent)
@@ -151,34 +167,38 @@ class AgentStore:
                 async with self._sessions.begin() as session:
                     await AgentStateRepository(session).create(logged_out(agent, now))
                 continue
-            outcome = transition(current, event, now, self._rules)
+            at = not_before(current, now)
+            outcome = transition(current, event, at, self._rules)
             if not outcome.changed:
                 return outcome
-            if await self._write(current, outcome, event, now, why, also):
-                return outcome
+            if written := await self._write(current, outcome, event, at, why, also):
+                return written
         raise StoreConflict(
             f"agent {agent!r} changed {self._max_attempts} times while applying {event.cause}"
         )
 
     async def _write(
-        self, current: AgentState, outcome: Outcome, event: AgentEvent, now: datetime,
+        self, current: AgentState, outcome: Outcome, event: AgentEvent, at: datetime,
         why: str | None, also: Callable[[AsyncSession], Awaitable[None]] | None = None,
-    ) -> bool:
-        """One compare-and-set transaction: *current* -> ``outcome.state`` (and *also*)."""
+    ) -> Outcome | None:
+        """One compare-and-set transaction: *current* -> ``outcome.state`` (and *also*),
+        logged *at*; the outcome with its state's ``changed_at`` set, ``None`` if lost."""
         async with self._sessions.begin() as session:
             written = await AgentStateRepository(session).compare_and_set(
                 current,
                 outcome.state,
                 cause=event.cause,
-                at=now,
+                at=at,
                 detail=_jsonable(event.detail()) or None,
                 reason=why,
             )
             if written and also is not None:
                 await also(session)
-        if written:
-            self._tell(current, outcome.state)
-        return written
+        if not written:
+            return None
+        stored = replace(outcome, state=replace(outcome.state, changed_at=at))
+        self._tell(current, stored.state)
+        return stored
 
     def _tell(self, before: AgentState, after: AgentState) -> None:
         if self._on_change is None:

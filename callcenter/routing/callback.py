@@ -12,6 +12,8 @@
 * :func:`decision_time`: a callback is routed like a live caller of its rank, but the
   queue's overflow step (voicemail, another queue...) is for a caller on the line: a
   callback stays at the last stage before it.
+* :func:`offer_start`: whether the agent reserved for a callback is rung, given back, or
+  was lost meanwhile (the callback then waits again, in its place).
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ __all__ = [
     "CONFIRMED",
     "CONFIRM_KEY",
     "END_KEY",
+    "LOST",
     "REFUSED",
+    "RELEASE",
     "RETRIED",
+    "RING",
     "Dialog",
     "callback_number",
     "decision_time",
     "dial_string",
     "next_attempt",
+    "offer_start",
     "result_from_cause",
     "result_from_dialstatus",
 ]
@@ -143,3 +149,35 @@ def decision_time(policy: QueuePolicy, enqueued_at: float, now: float) -> float:
         if stage.overflow is not None:
             return min(now, enqueued_at + stage.after - 0.001)
     return now
+
+
+# How a callback's offer starts (:func:`offer_start`).
+#: The agent is reserved for this callback and nothing else is under way: call it.
+RING = "ring"
+#: The agent is reserved for this callback, which cannot take it now (another attempt is
+#: under way, ring_all reserved several; or the callback is over): give the agent back.
+RELEASE = "release"
+#: The agent is no longer reserved for this callback (freed, then reserved for another
+#: caller, between the reservation and this offer): never call it for this callback; the
+#: callback waits again in its place, to be offered anew.
+LOST = "lost"
+
+
+def offer_start(*, call: str, reserved_for: str | None, held: bool, offering: bool,
+                attempt_under_way: bool) -> str:
+    """How an offer of a callback starts, under the caller's lock (pure).
+
+    The router reserves the agent, then the offer runs as a task of its own: other tasks
+    run in between, and the agent may have been freed and reserved for another caller
+    meanwhile. *call*: the callback's caller channel; *reserved_for*: the caller the
+    agent is reserved for now (the router's copy of its state; None: not reserved);
+    *held*: the callback is still pending; *offering*: the caller is still in the
+    ``offering`` phase the reservation put it in; *attempt_under_way*: another attempt
+    already holds an agent. Ringing the agent for a callback it is not reserved for
+    would ring a phone held for someone else.
+    """
+    if reserved_for != call:
+        return LOST
+    if not held or not offering or attempt_under_way:
+        return RELEASE
+    return RING

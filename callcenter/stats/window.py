@@ -5,6 +5,13 @@
 (``settings.timezone``). ``--last`` and ``--interval`` take a duration: a number and a
 unit, ``s``, ``m``, ``h``, ``d`` or ``w`` (``90m``, ``1h``, ``7d``). Without any, the
 report covers today, from the center's local midnight until now.
+
+Every value is bounded before any arithmetic: a duration is at most :data:`MAX_RANGE`,
+a time lies in the years :data:`FIRST_YEAR` to :data:`LAST_YEAR`. Python's ``datetime``
+ends at the years 1 and 9999, and a report adds to its edges (interval edges, the wrap-up
+read past the end), so ``999999w`` or ``9999-12-31`` would otherwise raise
+``OverflowError`` deep inside a report: a crash of the command and a 500 of the HTTP API
+instead of an error naming the option.
 """
 
 from __future__ import annotations
@@ -12,12 +19,23 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, tzinfo
 
-__all__ = ["WindowError", "interval", "parse_duration", "parse_time", "window"]
+__all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "MAX_RANGE",
+    "WindowError",
+    "interval",
+    "parse_duration",
+    "parse_time",
+    "window",
+]
 
 _DURATION = re.compile(r"^\s*([0-9]{1,6})\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-#: The longest range a report may cover.
+#: The longest range a report may cover, and the longest duration (``--last``, ``--interval``).
 MAX_RANGE = timedelta(days=3660)
+#: The years a time given for a report may be in (the records hold nothing outside them).
+FIRST_YEAR, LAST_YEAR = 1970, 2999
 
 
 class WindowError(ValueError):
@@ -41,6 +59,8 @@ def parse_duration(option: str, text: str) -> timedelta:
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
         raise WindowError(option, text, "must be longer than zero")
+    if seconds > MAX_RANGE.total_seconds():
+        raise WindowError(option, text, f"longer than {MAX_RANGE.days} days")
     return timedelta(seconds=seconds)
 
 
@@ -48,7 +68,8 @@ def parse_time(option: str, text: str, tz: tzinfo) -> datetime:
     """An ISO 8601 date or time; without an offset, in *tz*.
 
     Raises:
-        WindowError: not ISO 8601.
+        WindowError: not ISO 8601, or not in the years :data:`FIRST_YEAR` to
+            :data:`LAST_YEAR`.
     """
     try:
         value = datetime.fromisoformat(text.strip())
@@ -56,6 +77,9 @@ def parse_time(option: str, text: str, tz: tzinfo) -> datetime:
         raise WindowError(option, text, "expected an ISO 8601 date or time "
                                         "(2026-11-30, 2026-11-30T09:00, "
                                         "2026-11-30T14:00:00Z)") from None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise WindowError(option, text, f"expected a time in the years {FIRST_YEAR} to "
+                                        f"{LAST_YEAR}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return value
@@ -74,9 +98,7 @@ def window(*, start: str | None, end: str | None, last: str | None, now: datetim
             given = "--from" if start is not None else "--to"
             raise WindowError("--last", last, f"give either --last or --from/--to, not "
                                               f"both (got {given} too)")
-        length = parse_duration("--last", last)
-        if length > MAX_RANGE:
-            raise WindowError("--last", last, f"longer than {MAX_RANGE.days} days")
+        length = parse_duration("--last", last)  # at most MAX_RANGE
         return now - length, now
     begin = (parse_time("--from", start, tz) if start is not None
              else now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0))

@@ -44,8 +44,13 @@ _STATE_COLUMNS = (
 
 def to_state(record: AgentStateRecord | Any) -> AgentState:
     """The pure state a row holds (``ValueError`` if the row is inconsistent); *record*
-    is an ORM object or a Core row of ``agent_states``."""
-    return AgentState(record.agent, **{name: getattr(record, name) for name in _STATE_COLUMNS})
+    is an ORM object or a Core row of ``agent_states``, with ``changed_at`` when the row
+    was read with it (:meth:`AgentStateRepository.get` and ``all`` do)."""
+    return AgentState(
+        record.agent,
+        **{name: getattr(record, name) for name in _STATE_COLUMNS},
+        changed_at=getattr(record, "changed_at", None),
+    )
 
 
 def _values(state: AgentState) -> dict[str, Any]:
@@ -64,8 +69,22 @@ _CAS = (
     )
     .values({name: bindparam(name, type_=_STATES.c[name].type) for name in _STATE_COLUMNS})
 )
-_LOG = insert(AgentTransition.__table__)
-_ALL = select(_STATES).order_by(_STATES.c.agent)
+_TRANSITIONS = AgentTransition.__table__
+_LOG = insert(_TRANSITIONS)
+# When the row's current version was written: the ``at`` of its own transition, found
+# through the unique (agent, version) index (no scan of the agent's history). The store
+# never logs a change before it (see AgentStore), so the log stays in time order.
+_CHANGED_AT = (
+    select(_TRANSITIONS.c.at)
+    .where(
+        _TRANSITIONS.c.agent == _STATES.c.agent,
+        _TRANSITIONS.c.version == _STATES.c.version,
+    )
+    .scalar_subquery()
+    .label("changed_at")
+)
+_ALL = select(_STATES, _CHANGED_AT).order_by(_STATES.c.agent)
+_ONE = select(_STATES, _CHANGED_AT).where(_STATES.c.agent == bindparam("agent"))
 
 
 class AgentStateRepository:
@@ -76,7 +95,8 @@ class AgentStateRepository:
 
     async def get(self, agent: str) -> AgentState | None:
         """The stored state of *agent*, or ``None`` for an agent never stored."""
-        record = await self._session.get(AgentStateRecord, agent, populate_existing=True)
+        connection = await self._session.connection()
+        record = (await connection.execute(_ONE, {"agent": agent})).first()
         return None if record is None else to_state(record)
 
     async def all(self) -> list[AgentState]:

@@ -11,10 +11,19 @@ settings are per connection, not per file:
   ``SAVEPOINT`` misbehaves. SQLAlchemy's documented recipe turns the driver's transaction
   handling off and emits ``BEGIN`` itself, giving SQLite the same transaction semantics as
   PostgreSQL, DDL included.
+* **An invalidated connection lets go of its locks at once**: a task cancelled in the
+  middle of a statement makes SQLAlchemy invalidate the connection (it can't know what
+  state the statement left it in). Closing it is up to the driver, and aiosqlite's close is
+  itself an ``await`` that a second cancellation interrupts (aiosqlite < 0.22 has no forced
+  close to fall back on), leaving the ``sqlite3`` connection open, its transaction and the
+  database's write lock held until garbage collection: every other writer then fails with
+  "database is locked". An ``invalidate`` listener queues the close on aiosqlite's worker
+  thread, which needs no ``await`` and runs right after the statement in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -141,6 +150,46 @@ def _tune_sqlite(
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql(begin)
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(
+        dbapi_connection: Any, connection_record: Any, exception: BaseException | None
+    ) -> None:
+        _close_on_worker_thread(dbapi_connection)
+
+
+def _close_on_worker_thread(dbapi_connection: Any) -> None:
+    """Close the ``sqlite3`` connection under an invalidated aiosqlite one, without awaiting.
+
+    aiosqlite runs every call on one worker thread, in order, from a queue: putting the
+    ``sqlite3`` close on that queue makes it run right after the statement in flight (a
+    ``sqlite3`` connection may only be used from its own thread), and closing rolls back
+    the open transaction, which releases the write lock. Closing twice is harmless, so the
+    driver's own close, if it gets to run, still succeeds. Only the attributes of
+    aiosqlite 0.20 to 0.22 are used; anything else is left to the driver.
+    """
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    sqlite_connection = getattr(driver, "_connection", None)
+    queue = getattr(driver, "_tx", None)
+    if sqlite_connection is None or queue is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        # Garbage collection outside the event loop: the driver's own forced close applies.
+        return
+    # aiosqlite < 0.22 sets a result on every queued call's future, so it needs a real one.
+    done = loop.create_future()
+    done.add_done_callback(_log_close_failure)
+    queue.put_nowait((done, sqlite_connection.close))
+    log.debug("invalidated SQLite connection %r: close queued", sqlite_connection)
+
+
+def _log_close_failure(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning(
+            "closing an invalidated SQLite connection failed: %s", done.exception()
+        )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -30,9 +30,10 @@ from callcenter.agents import (
     Reserve,
     Ring,
     UnknownPauseReason,
+    Unpause,
     reconcile,
 )
-from callcenter.agents.store import AgentStore
+from callcenter.agents.store import AgentStore, not_before
 from callcenter.storage import (
     AgentStateRepository,
     CallRepository,
@@ -360,6 +361,55 @@ async def test_reconcile_corrections_are_stored_and_stale_ones_skipped(
         ("call_gone", "caller channel alice-caller no longer exists"),
         ("phone_lost", "phone no contact"),
     ]
+
+
+def test_not_before_is_the_latest_of_the_clock_and_the_stored_change() -> None:
+    idle = AgentState("erin", AgentStatus.AVAILABLE, T0, version=3)
+    later = T0 + timedelta(seconds=5)
+    assert not_before(idle, later) == later
+    assert not_before(idle, T0 - timedelta(seconds=1)) == T0  # since, when changed_at unknown
+    pending = replace(idle, changed_at=later)  # a change since that kept the status
+    assert not_before(pending, T0 + timedelta(seconds=1)) == later
+    assert not_before(pending, later + timedelta(seconds=1)) == later + timedelta(seconds=1)
+
+
+async def test_a_change_decided_before_a_later_write_is_logged_after_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A reconcile pass reads its clock, then awaits (states, channels) while the router
+    writes a later change: its correction is logged after that change, never before, so
+    the log's times run forward and the statistics count no negative interval."""
+    store = AgentStore(sessions, RULES, node="pbx1")
+    await store.apply("erin", Login(), T0)
+    await store.try_reserve("erin", "c1", T0 + timedelta(seconds=1))
+    decided = T0 + timedelta(seconds=2)  # the pass's clock, read before the writes below
+    states = await store.all()
+    await store.apply("erin", OfferFailed("c1", "no_answer"), T0 + timedelta(seconds=5))
+    reserved = await store.try_reserve("erin", "c2", T0 + timedelta(seconds=6))
+    assert reserved is not None and reserved.changed_at == T0 + timedelta(seconds=6)
+    late = await store.apply("erin", Pause("lunch"), decided, known=reserved)
+
+    assert late.state.pending_pause == "lunch"
+    assert late.state.changed_at == T0 + timedelta(seconds=6)
+    # The same with a stale copy (read before the writes): the stored state decides.
+    paused = await store.apply("erin", OfferFailed("c2", "no_answer"), T0 + timedelta(seconds=8))
+    assert paused.state.status is AgentStatus.PAUSED
+    stale = next(state for state in states if state.agent == "erin")
+    back = await store.apply("erin", Unpause(), decided, known=stale)
+    assert (back.state.status, back.state.since) == (
+        AgentStatus.AVAILABLE, T0 + timedelta(seconds=8))
+
+    async with sessions() as session:
+        log = await AgentStateRepository(session).transitions("erin")
+    times = [t.at for t in log]
+    assert times == sorted(times), [(t.version, t.cause, t.at) for t in log]
+    assert [(t.cause, t.at - T0) for t in log][-3:] == [
+        ("pause", timedelta(seconds=6)), ("offer_failed", timedelta(seconds=8)),
+        ("unpause", timedelta(seconds=8)),
+    ]
+    stored = await store.get("erin", T0)
+    assert stored.changed_at == T0 + timedelta(seconds=8)
+    assert stored == replace(stored, changed_at=None)  # bookkeeping, not state
 
 
 async def test_a_migration_waits_for_the_lock_and_gives_up_with_a_clear_error(

@@ -15,12 +15,16 @@ from callcenter.config.models import Callback, Queue
 from callcenter.routing.callback import (
     COLLECTING,
     CONFIRMED,
+    LOST,
     REFUSED,
+    RELEASE,
+    RING,
     Dialog,
     callback_number,
     decision_time,
     dial_string,
     next_attempt,
+    offer_start,
     result_from_cause,
     result_from_dialstatus,
 )
@@ -251,3 +255,22 @@ def test_a_callback_request_is_app_queues_exitwithkey() -> None:
     attempt = CallbackAttemptEnded(at=at, queue="sales", call="pbx-1.7", agent="carmen",
                                    result="busy", cause=17)
     assert queue_log_lines(attempt, lambda agent: f"PJSIP/{agent}") == []
+
+
+# -- the offer's start ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reserved_for", "held", "offering", "under_way", "start"), [
+    ("cb", True, True, False, RING),
+    ("cb", True, True, True, RELEASE),  # ring_all: one attempt at a time
+    ("cb", False, True, False, RELEASE),  # the callback is over
+    ("cb", True, False, False, RELEASE),
+    ("other", True, True, False, LOST),  # freed, then reserved for another
+    (None, True, True, False, LOST),  # freed (the watchdog, another node)
+    (None, False, False, True, LOST),
+])
+def test_a_callback_rings_only_an_agent_still_reserved_for_it(
+        reserved_for: str | None, held: bool, offering: bool, under_way: bool,
+        start: str) -> None:
+    assert offer_start(call="cb", reserved_for=reserved_for, held=held, offering=offering,
+                       attempt_under_way=under_way) == start

@@ -14,14 +14,24 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.agents.state import AgentStatus as S
 from callcenter.cli import main
 from callcenter.config.models import ServiceLevel
+from callcenter.stats.compute import BY, build_report
+from callcenter.stats.queries import WRAP_UP_HORIZON
 from callcenter.stats.records import CallFigures, Report, Row
 from callcenter.stats.render import neutralise, render
-from callcenter.stats.window import WindowError, interval, window
+from callcenter.stats.window import (
+    MAX_RANGE,
+    WindowError,
+    interval,
+    parse_duration,
+    window,
+)
 from callcenter.storage.models import AgentStateRecord, AgentTransition, QueuedCall
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example"
@@ -168,6 +178,10 @@ async def test_the_table_names_the_definitions_and_the_real_time_view(home: Path
     (["--last", "an hour"], "--last 'an hour': expected a number and a unit"),
     (["--last", "0m"], "must be longer than zero"),
     (["--by", "interval", "--interval", "1s", "--last", "30d"], "--interval '1s': 2592001"),
+    (["--by", "interval", "--interval", "999999w"], "--interval '999999w': longer than 3660"),
+    (["--last", "999999w"], "--last '999999w': longer than 3660 days"),
+    (["--to", "9999-12-31"], "--to '9999-12-31': expected a time in the years 1970 to 2999"),
+    (["--from", "0001-01-01"], "--from '0001-01-01': expected a time in the years 1970"),
     (["--format", "xml"], "'xml' is not one of 'table', 'csv', 'json'"),
     (["--by", "week"], "'week' is not one of 'queue', 'agent', 'interval'"),
     (["--queue", "nope"], "unknown queue 'nope' (known: customer_service, sales, tech_support)"),
@@ -235,6 +249,41 @@ def test_window_errors_name_the_option() -> None:
     with pytest.raises(WindowError, match="--interval"):
         interval("1s", NOW - timedelta(days=1), NOW)
     assert interval("15m", NOW - timedelta(days=1), NOW) == timedelta(minutes=15)
+
+
+_EDGE_TIMES = ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59-23:59", "2999-12-31T23:59-23:59",
+               "1970-01-01T00:00+23:59", "1969-12-31T23:00-05:00", "2026-11-30", ""]
+_EDGE_DURATIONS = ["999999w", "522w", "523w", "3660d", "3661d", "87840h", "1s", "0m", "-5m", ""]
+_ZONES = [ZoneInfo(name) for name in ("America/New_York", "Pacific/Kiritimati",
+                                      "Pacific/Pago_Pago", "UTC")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.none() | st.sampled_from(_EDGE_TIMES) | st.text(max_size=25)
+       | st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).map(
+           datetime.isoformat),
+       end=st.none() | st.sampled_from(_EDGE_TIMES) | st.text(max_size=25),
+       last=st.none() | st.sampled_from(_EDGE_DURATIONS) | st.from_regex(r"\A[0-9]{1,7}[smhdw]\Z"),
+       every=st.sampled_from(_EDGE_DURATIONS) | st.from_regex(r"\A[0-9]{1,7}[smhdw]\Z")
+       | st.text(max_size=10),
+       by=st.sampled_from(BY), zone=st.sampled_from(_ZONES))
+def test_any_range_and_interval_is_a_report_or_an_error_naming_the_option(
+        start: str | None, end: str | None, last: str | None, every: str, by: str,
+        zone: ZoneInfo) -> None:
+    """What ``callcenter stats`` and ``GET /api/v1/stats`` do with the options, pure:
+    never an ``OverflowError`` (``999999w``, ``9999-12-31``: a 500 of the API before)."""
+    try:
+        begin, finish = window(start=start, end=end, last=last, now=NOW, tz=zone)
+        length = (interval(every, begin, finish) if by == "interval"
+                  else parse_duration("--interval", every))
+    except WindowError as exc:
+        assert exc.option in {"--from", "--to", "--last", "--interval"}
+        return
+    assert timedelta(0) < finish - begin <= MAX_RANGE and length <= MAX_RANGE
+    report = build_report([], {}, [], rules={}, start=begin, end=finish, now=NOW, by=by,
+                          interval=length, tz=zone, queues=["sales"], agents=["alice"])
+    assert report.rows
+    assert finish + WRAP_UP_HORIZON > finish  # how far past the end the records are read
 
 
 # -- formats -----------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, MetaData, String, delete, inspect, select, text
+from sqlalchemy import Column, MetaData, String, delete, event, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,6 +28,7 @@ from callcenter.storage import (
     head_revision,
     import_csv,
     make_engine,
+    make_sessionmaker,
     normalise_phone,
     schema_differences,
     seed_demo_accounts,
@@ -155,6 +157,56 @@ async def test_a_rolled_back_transaction_leaves_nothing(
             raise RuntimeError("abort the unit of work")
     async with sessions() as session:
         assert await AccountRepository(session).find_by_number("555") is None
+
+
+async def test_a_task_cancelled_mid_statement_leaves_no_lock_behind(
+    db_url: str,
+) -> None:
+    """A cancelled writer's invalidated connection lets go of the write lock at once.
+
+    Cancelling a task in the middle of a statement makes SQLAlchemy invalidate its
+    connection. The driver's close can itself be interrupted (a second cancellation; aiosqlite
+    < 0.22 has no forced close), which is what the stubbed terminate stands for: the
+    connection is dropped unclosed, and before the fix its open transaction kept the
+    database's write lock until garbage collection ("database is locked" everywhere else).
+    """
+    engine = make_engine(db_url)
+    other = make_engine(db_url, busy_timeout_ms=2000)
+    dropped: list[object] = []
+    real_terminate = engine.dialect.do_terminate
+    engine.dialect.do_terminate = dropped.append  # type: ignore[method-assign]
+    cancel_now = False
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _cancel_mid_statement(*_: object) -> None:
+        # Runs inside the awaiting task, so the cancellation lands on the statement's await.
+        if cancel_now:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+
+    async def writer() -> None:
+        nonlocal cancel_now
+        async with make_sessionmaker(engine).begin() as session:
+            await AccountRepository(session).add("100", "First Write")  # takes the lock
+            cancel_now = True
+            await AccountRepository(session).add("101", "Cancelled Write")
+
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.create_task(writer())
+        assert dropped, "the cancelled statement's connection was not invalidated"
+        async with make_sessionmaker(other).begin() as session:
+            await AccountRepository(session).add("200", "Next Writer")
+        async with make_sessionmaker(other)() as session:
+            repository = AccountRepository(session)
+            assert await repository.find_by_number("200") is not None
+            assert await repository.find_by_number("100") is None
+    finally:
+        for connection in dropped:
+            real_terminate(connection)  # stop the worker threads the stub left running
+        await other.dispose()
+        await engine.dispose()
 
 
 async def test_engine_log_hides_the_password(caplog: pytest.LogCaptureFixture) -> None:

@@ -78,6 +78,11 @@ async def test_an_agent_sees_its_own_row_and_a_total_of_it_alone(api: LiveApi) -
     ("from=2026-11-30T10:00&to=2026-11-30T09:00", "to"),
     ("last=1h&from=2026-11-30T09:00", "last"),
     ("last=0m", "last"),
+    ("by=interval&interval=999999w", "interval"),  # an OverflowError, a 500, before
+    ("interval=999999w", "interval"),
+    ("last=999999w", "last"),
+    ("to=9999-12-31", "to"),
+    ("from=0001-01-01", "from"),
     ("by=month", "by"),
     ("by=interval&interval=1s&last=7d", "interval"),
     ("interval=often", "interval"),
