@@ -30,8 +30,12 @@ What each transfer does (``caller``: the caller's channel, which never leaves it
   moves, if not available), then the first agent leaves and the router's own offer rings
   the target with the queue's ring timeout; unanswered, the caller waits in its queue
   (original place) like any caller whose offer failed.
-- **blind, to a number**: ``PJSIP/<number>@<outbound_trunk>`` is created and dialled;
-  answered, it joins the caller's bridge; unanswered, the caller waits in its queue.
+- **blind, to a number**: the leg ``<caller>-t<n>`` is created and dialled through
+  ``settings.outbound_trunk`` (:func:`~callcenter.routing.transfer.number_dial`: a
+  trunk's dial context ``Local/<number>@cc-trunk-<name>-out/n``, else
+  ``PJSIP/<number>@<endpoint>``); answered, it joins the caller's bridge (the call is
+  the caller's and that number's until one hangs up); unanswered, the caller waits in
+  its queue, in its original place.
 - **attended**: the first agent moves to a consultation bridge ``cc-xfer-<caller>``, the
   caller alone in its bridge hears music on hold; the target leg ``<caller>-t<n>`` (a
   queue: its longest-idle available agent, :func:`~callcenter.routing.transfer.pick_agent`)
@@ -83,6 +87,7 @@ from callcenter.routing.transfer import (
     Target,
     TransferError,
     TransferRequest,
+    number_dial,
     pick_agent,
     refer_target,
 )
@@ -99,8 +104,6 @@ log = logging.getLogger(__name__)
 
 #: How long a target leg may take to enter Stasis after channels/create.
 LEG_START_TIMEOUT: Final = 5.0
-#: External numbers ring this long (the queue's ring timeout is for agents).
-NUMBER_RING_TIMEOUT: Final = 30
 #: After a final Dial status, how long we still wait on the leg's own end.
 _EXTRA: Final = 10.0
 
@@ -422,9 +425,8 @@ class Transfers:
             dial_string = router.config.agents[t.agent].dial_string(t.agent)
             timeout = router.policies[caller.args.queue].ring_timeout
         else:
-            trunk = router.config.settings.outbound_trunk
-            # The number was checked against callcenter.routing.transfer.NUMBER (digits).
-            dial_string, timeout = f"PJSIP/{t.target.value}@{trunk}", NUMBER_RING_TIMEOUT
+            # Checked again there: only digits ever reach the dial string.
+            dial_string, timeout = number_dial(t.target.value, router.config)
         try:
             await router.ari.channels.create(
                 dial_string, channel_id=t.leg_id, app=router.app, originator=other,
