@@ -272,6 +272,14 @@ class Transfers:
         if target.kind == "agent" and target.value == agent:
             raise TransferRefused(409, f"agent {agent!r} cannot transfer a call to itself",
                                   "to.agent")
+        if router.callbacks.holds(call):
+            # A callback's customer is on an outbound leg, not in the caller's bridge:
+            # it goes blind to a number (the agent's hand-off), nothing else for now.
+            if target.kind != "number":
+                raise TransferRefused(409, "a callback call can only be sent to an external "
+                                           "number", "to")
+            if mode != "blind":
+                raise TransferRefused(409, "a callback call can only be sent blind", "mode")
         now = router.clock()
         rung: str | None = None
         if target.kind == "agent":
@@ -325,8 +333,40 @@ class Transfers:
         self._pulse()
         return t
 
+    def _party(self, t: Transfer) -> tuple[str, str]:
+        """(channel, bridge) of the party a transfer hands over: the caller's channel in
+        the call's bridge, or a callback's customer leg in the callback's bridge."""
+        attempt = self.router.callbacks.connected_attempt(t.caller.channel_id)
+        if attempt is not None:
+            return attempt.customer_leg, attempt.bridge_id
+        return t.caller.channel_id, t.caller.bridge_id
+
+    async def _end_call(self, caller: Caller, *, by: str) -> None:
+        if self.router.callbacks.connected_attempt(caller.channel_id) is not None:
+            await self.router.callbacks.end(caller.channel_id, by=by)
+        else:
+            await self.router._end_call(caller, by=by)
+
+    async def _blind_callback(self, t: Transfer) -> None:
+        """Blind, a callback call to a number: the agent leaves (wrap-up), the customer
+        hears music on hold in the callback's bridge while the number rings."""
+        router, caller = self.router, t.caller
+        async with caller.lock:
+            attempt = router.callbacks.connected_attempt(caller.channel_id)
+            if attempt is None or caller.phase != "connected" or caller.agent != t.from_agent:
+                raise TransferRefused(409, "the call changed meanwhile")
+            router.callbacks.agent_leaves(attempt)
+            await self._first_agent_leaves(t)
+            with contextlib.suppress(ARIError):
+                await router.ari.bridges.start_moh(attempt.bridge_id)
+            t.state = "ringing"
+        router._spawn(self._ring_number(t), f"transfer {t.id} to a number")
+
     async def _blind(self, t: Transfer) -> None:
         router, caller = self.router, t.caller
+        if router.callbacks.holds(caller.channel_id):
+            await self._blind_callback(t)
+            return
         async with caller.lock:
             if caller.phase != "connected" or caller.agent != t.from_agent:
                 raise TransferRefused(409, "the call changed meanwhile")
@@ -467,7 +507,9 @@ class Transfers:
     async def _ring_number(self, t: Transfer) -> None:
         """Blind to a number: the caller (music on hold) is joined when it answers."""
         caller = t.caller
-        outcome = await self._ring(t, other=caller.channel_id)
+        party, bridge = self._party(t)
+        callback = party != caller.channel_id
+        outcome = await self._ring(t, other=party)
         async with caller.lock:
             if caller.phase == "gone":
                 await self._target_failed(t, OfferResult.CALLER_GONE.value)
@@ -475,9 +517,9 @@ class Transfers:
                 return
             if outcome == "answer":
                 with contextlib.suppress(ARIError):
-                    await self.router.ari.bridges.stop_moh(caller.bridge_id)
+                    await self.router.ari.bridges.stop_moh(bridge)
                 try:
-                    await self.router.ari.bridges.add_channel(caller.bridge_id, t.leg_id or "")
+                    await self.router.ari.bridges.add_channel(bridge, t.leg_id or "")
                 except ARIError:
                     outcome = OfferResult.FAILED.value
             if outcome == "answer":
@@ -490,11 +532,16 @@ class Transfers:
                 await self._end(t, "completed", keep=True)
                 return
             await self._target_failed(t, outcome)
-            # Nobody took it: the caller waits in its queue, in its original place.
-            async with self.router.sessions.begin() as session:
-                await TransferRepository(session).requeue(caller.row, caller.args.queue)
-            self._wait_in(caller, caller.args.queue)
+            if not callback:
+                # Nobody took it: the caller waits in its queue, in its original place.
+                async with self.router.sessions.begin() as session:
+                    await TransferRepository(session).requeue(caller.row, caller.args.queue)
+                self._wait_in(caller, caller.args.queue)
         await self._end(t, "no_answer")
+        if callback:
+            # The customer's leg is an outbound call: it cannot wait in a queue. Its
+            # agent is gone, so the call ends (the record says the number did not answer).
+            await self._end_call(caller, by="agent")
 
     async def _consult(self, t: Transfer) -> None:
         """Attended: the first agent to a consultation bridge, the target rung into it."""
@@ -643,7 +690,7 @@ class Transfers:
                     await self._back_to_caller(t, "cancelled", OfferResult.CANCELLED.value)
         elif t.state == "connected" and t.caller.phase == "connected":
             self._legs.pop(t.leg_id or "", None)
-            await self.router._end_call(t.caller, by="agent")
+            await self._end_call(t.caller, by="agent")
 
     # -- the end ---------------------------------------------------------------------------
 

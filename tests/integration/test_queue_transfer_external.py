@@ -45,8 +45,21 @@ from callcenter.testing.carrier import Carrier
 from dialplan.generator import render, softphone_agents
 from dialplan.trunks import auth_trunks, trunk_out_context
 from tests.conftest import PBX
-from tests.integration.router_harness import RunningRouter, start_router
+from tests.integration.router_harness import (
+    RunningRouter,
+    place_call,
+    start_router,
+    with_queue,
+)
 from tests.integration.scratch_pbx import scratch_pbx
+from tests.integration.test_queue_callback import (
+    _ANSWER,
+    ASKS_CALLBACK,
+    callback_config,
+    customer,
+    pending_callbacks,
+    records,
+)
 from tests.integration.transfer_harness import (
     api_on,
     ask,
@@ -163,8 +176,9 @@ async def _collect(subscription, into: list[AMIMessage]) -> None:  # type: ignor
 
 async def _connected_to_number(running: RunningRouter, ami_seen: list[AMIMessage],
                                channel: str, number: str) -> str:
-    """Wait until the transfer of *channel* has joined *number*'s leg to the caller's
-    bridge; check the bridge and the trunk leg's answer; the leg's id."""
+    """Wait until the transfer of *channel* has joined *number*'s leg to the party's
+    bridge (the caller's, or a callback's customer leg in the callback's bridge); check
+    the bridge and the trunk leg's answer; the leg's id."""
     router = running.router
     async with asyncio.timeout(30):
         await router.wait_until(lambda: (t := router.transfers.active.get(channel))
@@ -172,8 +186,11 @@ async def _connected_to_number(running: RunningRouter, ami_seen: list[AMIMessage
     t = router.transfers.active[channel]
     caller = router.callers[channel]
     assert caller.agent_channel == t.leg_id
-    bridge = await running.ari.bridges.get(caller.bridge_id)
-    assert set(bridge.channels) == {channel, t.leg_id}, bridge.channels
+    attempt = router.callbacks.connected_attempt(channel)
+    party, bridge_id = (channel, caller.bridge_id) if attempt is None else (
+        attempt.customer_leg, attempt.bridge_id)
+    bridge = await running.ari.bridges.get(bridge_id)
+    assert set(bridge.channels) == {party, t.leg_id}, bridge.channels
     leg = await running.ari.channels.get(t.leg_id or "")
     assert leg.name.startswith(f"Local/{number}@{trunk_out_context('carrier')}-"), leg.name
     assert leg.state == "Up"
@@ -272,3 +289,106 @@ async def test_blind_to_an_external_number_by_the_phones_refer(
     (row,) = await transfers_of(running, channel)
     assert (row.from_agent, row.mode, row.target_kind, row.target, row.via,
             row.result) == ("carmen", "blind", "number", TALKS_8S, "refer", "completed")
+
+
+# -- callback calls: the router called carmen, then the customer ------------------------------
+
+async def test_a_callback_call_goes_blind_to_an_external_number_by_api(
+        trunked: Trunked) -> None:
+    """carmen talks with a callback's customer; a queue or attended transfer of that call
+    is 409 (the field named), a hostile number 422; blind to a carrier number: the
+    carrier answers the customer in the callback's bridge, carmen leaves and wraps up,
+    the carrier's hang-up 8 s later ends the customer's call; the records follow."""
+    pbx = trunked.pbx
+    phone = customer(pbx)
+    number = "15558889101"
+    ours_seen: list[AMIMessage] = []
+    config = with_queue(callback_config(pbx, phone), "sales", wrapup=10)
+    async with start_router(pbx, config) as running, \
+            api_on(pbx, running) as api, pbx.agent_phone("carmen") as carmen:
+        with trunked.ami.subscribe("DialEnd") as our_events:
+            watcher = asyncio.create_task(_collect(our_events, ours_seen))
+            try:
+                asked = await place_call(pbx, number, ASKS_CALLBACK, hold_ms=20000)
+                assert asked.returncode == 0 and asked.remote_hangup, asked.stderr
+                await pending_callbacks(running, 1)
+                channel = next(c for c, n in running.numbers.items() if n == number)
+                answering = asyncio.create_task(phone.take(_ANSWER))
+                carmen_call = asyncio.create_task(carmen.call())
+                await running.login("carmen")
+                async with asyncio.timeout(30):
+                    await running.router.wait_until(
+                        lambda: running.router.callbacks.connected_attempt(channel)
+                        is not None)
+                path = f"/api/v1/calls/{channel}/transfer"
+                for body, status, field in (
+                        ({"to": {"queue": "tech_support"}}, 409, "to"),
+                        ({"to": {"agent": "alice"}}, 409, "to"),
+                        ({"to": {"number": TALKS_8S}, "mode": "attended"}, 409, "mode"),
+                        ({"to": {"number": "1;Hangup"}}, 422, "to.number")):
+                    refused = await ask(api, "carmen_phone", path, status, body)
+                    assert refused["field"] == field, refused
+                assert running.router.states["carmen"].status is AgentStatus.ON_CALL
+                started = await ask(api, "carmen_phone", path, 200,
+                                    {"to": {"number": TALKS_8S}})
+                assert started["to"] == {"number": TALKS_8S}
+                await _connected_to_number(running, ours_seen, channel, TALKS_8S)
+                closed = await carmen_call
+                assert closed.answered and closed.flow()[-1] == "CALL_CLOSED", closed.stderr
+                assert running.router.states["carmen"].status is AgentStatus.WRAP_UP
+                # The carrier hangs up after 8 s: the customer's phone gets the BYE.
+                await answering
+                queued = await running.queued(number)
+                await running.wait_state("carmen", AgentStatus.AVAILABLE, timeout=30)
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+        request, attempts = await records(running, number)
+        (row,) = await transfers_of(running, channel)
+    assert (queued.outcome, queued.agent) == ("answered", "carmen")
+    assert request.status == "done"
+    assert [(x.agent, x.result) for x in attempts] == [("carmen", "answered")]
+    assert (row.from_agent, row.mode, row.target_kind, row.target, row.answered_by,
+            row.result, row.via) == ("carmen", "blind", "number", TALKS_8S, TALKS_8S,
+                                     "completed", "api:carmen_phone")
+    assert await pbx.wait_no_channels() == 0
+
+
+async def test_a_callback_call_goes_to_a_number_by_the_phones_refer(
+        trunked: Trunked) -> None:
+    """carmen, talking with a callback's customer, keys a carrier number on her phone's
+    transfer key: the REFER comes to the router, the carrier takes the customer."""
+    pbx = trunked.pbx
+    phone = customer(pbx)
+    number = "15558889102"
+    ours_seen: list[AMIMessage] = []
+    async with start_router(pbx, callback_config(pbx, phone)) as running, \
+            pbx.agent_phone("carmen") as carmen:
+        with trunked.ami.subscribe("DialEnd") as our_events:
+            watcher = asyncio.create_task(_collect(our_events, ours_seen))
+            try:
+                asked = await place_call(pbx, number, ASKS_CALLBACK, hold_ms=20000)
+                assert asked.returncode == 0 and asked.remote_hangup, asked.stderr
+                await pending_callbacks(running, 1)
+                channel = next(c for c, n in running.numbers.items() if n == number)
+                answering = asyncio.create_task(phone.take(_ANSWER))
+                carmen_call = asyncio.create_task(carmen.call())
+                await running.login("carmen")
+                async with asyncio.timeout(30):
+                    await running.router.wait_until(
+                        lambda: running.router.callbacks.connected_attempt(channel)
+                        is not None)
+                await carmen.transfer(TALKS_8S)
+                await _connected_to_number(running, ours_seen, channel, TALKS_8S)
+                closed = await carmen_call
+                assert closed.answered and closed.flow()[-1] == "CALL_CLOSED", closed.stderr
+                await answering
+                queued = await running.queued(number)
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+        (row,) = await transfers_of(running, channel)
+    assert (queued.outcome, queued.agent) == ("answered", "carmen")
+    assert (row.target_kind, row.target, row.via, row.result) == (
+        "number", TALKS_8S, "refer", "completed")
+    assert await pbx.wait_no_channels() == 0
