@@ -31,7 +31,7 @@ What each transfer does (``caller``: the caller's channel, which never leaves it
   the target with the queue's ring timeout; unanswered, the caller waits in its queue
   (original place) like any caller whose offer failed.
 - **blind, to a number**: the leg ``<caller>-t<n>`` is created and dialled through
-  ``settings.outbound_trunk`` (:func:`~callcenter.routing.transfer.number_dial`: a
+  ``settings.outbound_trunk`` (:func:`number_dial`: a
   trunk's dial context ``Local/<number>@cc-trunk-<name>-out/n``, else
   ``PJSIP/<number>@<endpoint>``); answered, it joins the caller's bridge (the call is
   the caller's and that number's until one hangs up); unanswered, the caller waits in
@@ -81,29 +81,34 @@ from callcenter.asterisk.ari.events import (
     UnknownEvent,
 )
 from callcenter.asterisk.stasis_args import QueueCall
+from callcenter.config.models import CallCenterConfig
 from callcenter.routing.policy import WaitingCall
 from callcenter.routing.transfer import (
+    NUMBER,
     Mode,
     Target,
     TransferError,
     TransferRequest,
-    number_dial,
     pick_agent,
     refer_target,
 )
 from callcenter.storage.models import OfferResult
 from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.storage.transfers import TransferRepository
+from dialplan.trunks import trunk_out_context
 
 if TYPE_CHECKING:
     from ari_apps.queue_router import Caller, QueueRouter
 
-__all__ = ["Transfer", "TransferRefused", "Transfers", "leg_variables", "requeue"]
+__all__ = ["Transfer", "TransferRefused", "Transfers", "leg_variables", "number_dial",
+           "requeue"]
 
 log = logging.getLogger(__name__)
 
 #: How long a target leg may take to enter Stasis after channels/create.
 LEG_START_TIMEOUT: Final = 5.0
+#: How long an external number rings when the outbound endpoint is no trunk of ours.
+NUMBER_RING_TIMEOUT: Final = 30
 #: After a final Dial status, how long we still wait on the leg's own end.
 _EXTRA: Final = 10.0
 
@@ -120,6 +125,30 @@ class TransferRefused(Exception):
 def leg_variables(dial_string: str) -> dict[str, str]:
     """What an agent's offer leg needs so its phone's REFER comes to us (PJSIP only)."""
     return {"PJSIP_TRANSFER_HANDLING()": "ari-only"} if dial_string.startswith("PJSIP/") else {}
+
+
+def number_dial(number: str, config: CallCenterConfig) -> tuple[str, int]:
+    """The dial string and ring seconds of the external *number* (checked by
+    :data:`NUMBER`) through ``settings.outbound_trunk``.
+
+    A trunk of ``trunks:`` is reached through its dial context, so a transferred call
+    goes out as every outbound call does (the trunk's caller ID, its ring time, its
+    number check). ``/n``: the Local channel is not optimised away once bridged, so the
+    leg keeps the id the transfer knows it by. Any other name is a PJSIP endpoint.
+
+    Raises:
+        TransferError: ``to.number`` when *number* is not a number or nothing dials out.
+    """
+    if not NUMBER.fullmatch(number):
+        raise TransferError("to.number", "not a phone number: an optional + then 3 to 20 "
+                                         "digits")
+    trunk = config.settings.outbound_trunk
+    if trunk is None:
+        raise TransferError("to.number", "no settings.outbound_trunk is configured")
+    if trunk in config.trunks:
+        return (f"Local/{number}@{trunk_out_context(trunk)}/n",
+                config.trunks[trunk].ring_timeout)
+    return f"PJSIP/{number}@{trunk}", NUMBER_RING_TIMEOUT
 
 
 def requeue(call: QueueCall, queue: str) -> QueueCall:

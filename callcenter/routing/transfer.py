@@ -16,7 +16,7 @@ Targets:
   queue; it must be available now (reserved by compare-and-set before anything moves).
 - ``{"number": digits}``: an external number (an optional ``+`` then 3-20 digits,
   nothing else: it becomes part of a dial string), dialled through
-  ``settings.outbound_trunk`` (:func:`number_dial`): when that names a trunk of
+  ``settings.outbound_trunk`` (:func:`ari_apps.transfer.number_dial`): when that names a trunk of
   ``trunks:``, through the trunk's dial context ``Local/<number>@cc-trunk-<name>-out/n``
   (its caller ID, ring time and number check, as every outbound call); else straight to
   that PJSIP endpoint (one defined outside this config).
@@ -34,7 +34,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from callcenter.config.models import CallCenterConfig
-from dialplan.trunks import trunk_out_context
 
 __all__ = [
     "MODES",
@@ -44,7 +43,6 @@ __all__ = [
     "TransferError",
     "TransferRequest",
     "may_transfer",
-    "number_dial",
     "parse_request",
     "pick_agent",
     "refer_target",
@@ -55,8 +53,6 @@ Mode = str
 MODES = ("blind", "attended")
 #: An external number: what may follow ``PJSIP/`` in a dial string, and nothing more.
 NUMBER = re.compile(r"\+?[0-9]{3,20}")
-#: How long an external number rings when the outbound endpoint is no trunk of ours.
-NUMBER_RING_TIMEOUT = 30
 _KINDS = ("queue", "agent", "number")
 
 
@@ -164,30 +160,6 @@ def refer_target(destination: str, config: CallCenterConfig) -> Target:
         return Target("number", destination)
     raise TransferError("refer_to", f"{destination[:40]!r} is no agent extension, queue or "
                                     "external number", status=404)
-
-
-def number_dial(number: str, config: CallCenterConfig) -> tuple[str, int]:
-    """The dial string and ring seconds of the external *number* (checked by
-    :data:`NUMBER`) through ``settings.outbound_trunk``.
-
-    A trunk of ``trunks:`` is reached through its dial context, so a transferred call
-    goes out as every outbound call does (the trunk's caller ID, its ring time, its
-    number check). ``/n``: the Local channel is not optimised away once bridged, so the
-    leg keeps the id the transfer knows it by. Any other name is a PJSIP endpoint.
-
-    Raises:
-        TransferError: ``to.number`` when *number* is not a number or nothing dials out.
-    """
-    if not NUMBER.fullmatch(number):
-        raise TransferError("to.number", "not a phone number: an optional + then 3 to 20 "
-                                         "digits")
-    trunk = config.settings.outbound_trunk
-    if trunk is None:
-        raise TransferError("to.number", "no settings.outbound_trunk is configured")
-    if trunk in config.trunks:
-        return (f"Local/{number}@{trunk_out_context(trunk)}/n",
-                config.trunks[trunk].ring_timeout)
-    return f"PJSIP/{number}@{trunk}", NUMBER_RING_TIMEOUT
 
 
 def pick_agent(queue: str, offerable: Iterable[tuple[str, float]],

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ari_apps.transfer import TransferRefused, leg_variables, requeue
+from ari_apps.transfer import TransferRefused, leg_variables, number_dial, requeue
 from callcenter.agents.rules import rules_from_config
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.stasis_args import QueueCall
@@ -25,7 +25,6 @@ from callcenter.routing.transfer import (
     TransferError,
     TransferRequest,
     may_transfer,
-    number_dial,
     parse_request,
     pick_agent,
     refer_target,
