@@ -14,7 +14,9 @@ the transfer's leg (``Local/<number>@cc-trunk-carrier-out``), carmen's phone was
 and she is available again after her wrap-up, the carrier's hang-up ended the caller's
 call, and the records (``queued_calls``, ``call_transfers``) say so. Hostile numbers are
 422s naming ``to.number`` and reach no dial string: no channel is created, the carrier
-sees no call.
+sees no call. A busy number sends the caller back to its place in the queue. Callback
+calls (carmen rung, then the customer: a sipp UAS as in ``test_queue_callback``) go the
+same way to a number, by the API and by REFER; other targets and attended mode are 409.
 """
 
 from __future__ import annotations
@@ -290,6 +292,47 @@ async def test_blind_to_an_external_number_by_the_phones_refer(
     assert (row.from_agent, row.mode, row.target_kind, row.target, row.via,
             row.result) == ("carmen", "blind", "number", TALKS_8S, "refer", "completed")
 
+
+
+async def test_a_busy_number_sends_the_caller_back_to_its_place_in_the_queue(
+        trunked: Trunked, running: RunningRouter) -> None:
+    """The number is busy (486 at the carrier): carmen has left (wrap-up), the caller
+    waits in sales again with its original entry time; the transfer's record says
+    no_answer. The caller then hangs up while carmen still wraps up: abandoned."""
+    caller = "15558870103"
+    busy = "+15550101000"
+    pbx = trunked.pbx
+    ours_seen: list[AMIMessage] = []
+    with trunked.ami.subscribe("DialEnd") as our_events:
+        watcher = asyncio.create_task(_collect(our_events, ours_seen))
+        try:
+            async with api_on(pbx, running) as api, carmen_answers(
+                    pbx, running, caller, hold_ms=8_000) as (channel, _carmen, call,
+                                                             carmen_call):
+                entered = running.router.callers[channel].waiting.enqueued_at
+                await ask(api, "carmen_phone", f"/api/v1/calls/{channel}/transfer", 200,
+                          {"to": {"number": busy}})
+                router = running.router
+                async with asyncio.timeout(30):
+                    await router.wait_until(lambda: channel not in router.transfers.active)
+                state = router.callers[channel]
+                assert (state.phase, state.args.queue) == ("waiting", "sales")
+                assert state.waiting.enqueued_at == entered
+                assert router.states["carmen"].status is AgentStatus.WRAP_UP
+                assert (await carmen_call).answered
+                result = await call  # the caller hangs up, still waiting
+                assert result.returncode == 0 and not result.remote_hangup, result.stderr
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    trunk_legs = [e["DialStatus"] for e in ours_seen if e.event == "DialEnd"
+                  and e.get("DestChannel", "").startswith("PJSIP/carrier-")]
+    assert trunk_legs == ["BUSY"], ours_seen
+    queued = await running.queued(caller)
+    assert (queued.queue, queued.agent, queued.outcome) == ("sales", None, "abandoned")
+    (row,) = await transfers_of(running, channel)
+    assert (row.target_kind, row.target, row.answered_by, row.result) == (
+        "number", busy, None, "no_answer")
 
 # -- callback calls: the router called carmen, then the customer ------------------------------
 
