@@ -39,6 +39,13 @@ out of the index, then takes its original place again; after ``retries`` more at
 it fails. The agent does not answer: a missed offer like any other (counted towards
 auto-pause), the callback is offered again at once.
 
+**Transfers** (:mod:`ari_apps.transfer`): a connected callback goes blind to an external
+number (API or the agent's REFER: the agent's leg has ``PJSIP_TRANSFER_HANDLING()=
+ari-only``); :meth:`Callbacks.agent_leaves` takes the agent's leg out of the attempt (its
+end no longer ends the call), the number joins the customer in ``cc-cb-<caller>``, and
+:meth:`Callbacks.end` ends the call when the number hangs up (the customer hanging up
+ends it as before, the transfer's leg with it).
+
 **Records**: :class:`~callcenter.storage.callbacks.CallbackRepository` (the request, each
 attempt with agent, times, result, cause) and the caller's ``queued_calls`` row with its
 offers (so statistics count a callback as the queued call it is: answered when the

@@ -44,6 +44,12 @@ What each transfer does (``caller``: the caller's channel, which never leaves it
   or hanging up: the target leg goes, the first agent is back with the caller. The first
   agent hanging up during the consultation completes the transfer (as on a desk phone).
 
+**Callback calls** (:mod:`ari_apps.callback`: the router called the agent, then the
+customer) go blind to a number only: the customer's leg, in the callback's bridge
+``cc-cb-<caller>``, is the party handed over (:meth:`Transfers._party`); a number that
+does not answer ends the call (an outbound leg has no queue to wait in). Other targets
+and attended mode are refused (409, ``to`` / ``mode``).
+
 Records: one ``call_transfers`` row per transfer (written before anything moves, closed
 with its result); the call's ``queued_calls`` row follows the caller (re-opened in the new
 queue, answered again by the new agent). Events: :class:`~callcenter.events.
