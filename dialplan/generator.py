@@ -82,7 +82,7 @@ from callcenter.flows.callflow import (
     needs_answer,
 )
 from callcenter.routing.availability import UNAVAILABLE_LABEL
-from dialplan import trunks
+from dialplan import dialer, trunks
 
 __all__ = [
     "AGENT_FEATURES_CONTEXT",
@@ -684,6 +684,8 @@ class _Renderer:
         )
         if self.c.trunks:
             text += "\n" + trunks.trunk_contexts(self.c, self.where, _comment, entrypoint_context)
+            # Calls go out only through trunks: the dialer's AMD context comes with them.
+            text += "\n" + dialer.amd_context()
         return text
 
     def pjsip_conf(self) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "AGENT",
     "AGENT_ENDPOINT",
     "AGI_ERROR",
+    "AMD",
     "ASTERISK_VARIABLES",
     "CALLER",
     "CLOCK_OVERRIDE",
@@ -81,6 +82,9 @@ SUPERVISE_TARGET = "CC_SUPERVISE_TARGET"
 #: ring (else the trunk's ``ring_timeout``); both filtered (``+0-9``, ``0-9``) there.
 OUTBOUND_CALLER_ID = "CC_OUTBOUND_CALLER_ID"
 RING_TIMEOUT = "CC_RING_TIMEOUT"
+#: Set by the dialer's AMD context (``cc-dialer-amd``) on an answered outbound call:
+#: ``${AMDSTATUS}:${AMDCAUSE}`` (``MACHINE:MAXWORDS-3-3``), read back over ARI.
+AMD = "CC_AMD"
 
 
 # -- which variables a call flow may branch on, and who sets them ----------------------------

@@ -23,9 +23,8 @@ from textwrap import dedent
 
 import pytest
 
-from callcenter.apply import apply_files
 from callcenter.asterisk.ami.client import AMIClient, AMIMessage
-from callcenter.asterisk.secrets import set_trunk_password, trunk_passwords
+from callcenter.asterisk.secrets import trunk_passwords
 from callcenter.config.loader import load_config
 from callcenter.testing.carrier import (
     CARRIER_HOST,
@@ -34,8 +33,8 @@ from callcenter.testing.carrier import (
     free_port_on,
     free_udp_range_on,
 )
-from dialplan.generator import render
-from dialplan.trunks import auth_trunks, trunk_out_context
+from dialplan.trunks import trunk_out_context
+from tests.integration.carrier_trunk import connect_trunk
 from tests.integration.scratch_pbx import ScratchPBX, scratch_pbx
 
 pytestmark = pytest.mark.integration
@@ -97,30 +96,11 @@ async def pair(tmp_path_factory: pytest.TempPathFactory,
             await asyncio.to_thread(ours.instance.cli,
                                     f"dialplan set global CC_TEST_MARKER {marker}")
             config_dir = _config(tmp_path_factory.mktemp("config"), carrier)
-            loaded = load_config(config_dir, sounds=asterisk_installation.sound_languages())
             # As 'callcenter carrier run' does: the password goes into our secrets file.
-            set_trunk_password(ours.instance.secrets_file, "carrier", carrier.password)
-            files = render(loaded.config, loaded.where, agent_passwords={},
-                           trunk_passwords=trunk_passwords(ours.instance.secrets_file,
-                                                           auth_trunks(loaded.config)))
-            with ours.ami.subscribe("Registry") as registry:
-                await asyncio.to_thread(apply_files, ours.instance, files)
-                await _registered(ours, registry)
+            await connect_trunk(ours, carrier, config_dir, asterisk_installation)
             yield Pair(ours, carrier, carrier_ami, config_dir, marker)
     finally:
         await asyncio.to_thread(carrier.stop)
-
-
-async def _registered(ours: ScratchPBX, registry) -> None:
-    """Wait for our registration to the carrier: its Registry event, or already done."""
-    async with asyncio.timeout(30):
-        while True:
-            _, out = await asyncio.to_thread(ours.instance.cli, "pjsip show registrations")
-            if "Registered" in out:
-                return
-            event = await registry.get()
-            if event.get("Status") == "Registered":
-                return
 
 
 @dataclass
