@@ -47,6 +47,7 @@ from callcenter.testing.carrier import Carrier
 from dialplan.generator import render, softphone_agents
 from dialplan.trunks import auth_trunks, trunk_out_context
 from tests.conftest import PBX
+from tests.integration.carrier_trunk import wait_registered
 from tests.integration.router_harness import (
     RunningRouter,
     place_call,
@@ -100,18 +101,6 @@ def _config_with_trunk(pbx: PBX, dest: Path, carrier: Carrier) -> Path:
     return dest
 
 
-async def _registered(pbx: PBX, registry) -> None:  # type: ignore[no-untyped-def]
-    """Our registration to the carrier: its Registry event, or already done."""
-    async with asyncio.timeout(30):
-        while True:
-            _, out = await asyncio.to_thread(pbx.instance.cli, "pjsip show registrations")
-            if "Registered" in out:
-                return
-            event = await registry.get()
-            if event.get("Status") == "Registered":
-                return
-
-
 @pytest.fixture(scope="module")
 async def trunked(pbx: PBX, tmp_path_factory: pytest.TempPathFactory,
                   asterisk_installation) -> AsyncIterator[Trunked]:
@@ -148,7 +137,7 @@ async def trunked(pbx: PBX, tmp_path_factory: pytest.TempPathFactory,
                        _ports=pbx._ports)  # one port sequence for every phone and caller
             with ours.ami.subscribe("Registry") as registry:
                 await asyncio.to_thread(apply_files, ours.instance, files)
-                await _registered(node, registry)
+                await wait_registered(ours, registry)
             await asyncio.to_thread(
                 ours.instance.cli,
                 f"dialplan set global {V.CLOCK_OVERRIDE} {int(pbx.clock.now.timestamp())}")
