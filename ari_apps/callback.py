@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
+from ari_apps.after_hours import wait_or_stop
 from ari_apps.transfer import leg_variables
 from callcenter import events as ev
 from callcenter.agents.state import Answer, Hangup, IllegalTransition, OfferFailed, Ring
@@ -87,6 +88,7 @@ from callcenter.asterisk.ari.events import (
 )
 from callcenter.asterisk.stasis_args import QueueCall
 from callcenter.config.models import Callback
+from callcenter.routing.after_hours import message_media
 from callcenter.routing.callback import (
     COLLECTING,
     CONFIRMED,
@@ -126,6 +128,9 @@ THANKS_TIMEOUT: Final = 10.0
 PROMPT_TICK: Final = 0.5
 #: How long a created leg may take to enter Stasis.
 LEG_START_TIMEOUT: Final = 5.0
+#: Longest wait for a message to be played to the agent (``take_message.max_seconds``
+#: is 600 at most).
+MESSAGE_TIMEOUT: Final = 620.0
 #: After a final Dial status of the customer's leg, how long its ChannelDestroyed (with
 #: the hangup cause to store) may take.
 CAUSE_GRACE: Final = 2.0
@@ -176,6 +181,9 @@ class Pending:
     attempt: Attempt | None = None
     #: The caller's own channel is gone (the usual state of a callback).
     caller_gone: bool = False
+    #: The recording name of the message the caller left (:mod:`ari_apps.after_hours`):
+    #: the agent hears it before the customer is dialled.
+    message: str | None = None
 
 
 @dataclass(eq=False)
@@ -358,11 +366,12 @@ class Callbacks:
         router = self.router
         async with router.sessions() as session:
             repo = CallbackRepository(session)
-            found = [(request, queued, len(await repo.attempts(request.id)))
+            found = [(request, queued, len(await repo.attempts(request.id)),
+                      await repo.message_of(request))
                      for request, queued in await repo.pending(node=router.node)]
         from ari_apps.queue_router import Caller
 
-        for request, queued, attempts in found:
+        for request, queued, attempts, message in found:
             channel_id = queued.channel_id
             settings = self._settings(queued.queue)
             if channel_id in router.callers or channel_id in self.pending:
@@ -382,13 +391,14 @@ class Callbacks:
                             number=request.number)
             router.callers[channel_id] = caller
             self.pending[channel_id] = Pending(caller, request.id, request.number, settings,
-                                               attempts=attempts, caller_gone=True)
+                                               attempts=attempts, caller_gone=True,
+                                               message=message)
             if request.next_attempt_at is not None and request.next_attempt_at > now:
                 caller.phase = "offering"
                 router._spawn(self._retry_at(caller, request.next_attempt_at),
                               f"callback retry {channel_id}")
-            else:
-                router.index.enqueue(waiting)
+            elif message is None or not router.after_hours.hold(caller):
+                router.index.enqueue(waiting)  # a message waits for its queue to open
             log.info("queue %s: callback %s to %s re-adopted", queued.queue, channel_id,
                      request.number)
         router._wake.set()
@@ -636,6 +646,43 @@ class Callbacks:
             await router.ari.bridges.create("mixing", bridge_id=attempt.bridge_id,
                                             name=f"callback {caller.args.queue}")
             await router.ari.bridges.add_channel(attempt.bridge_id, attempt.agent_leg)
+        except ARIError as exc:
+            log.warning("queue %s: callback %s: bridging %s failed: %s", caller.args.queue,
+                        caller.channel_id, attempt.agent, exc)
+            await self._customer_failed(attempt, CallbackResult.FAILED, None)
+            return
+        if pending.message is not None:
+            # The agent hears the message first: a task of its own, as the playback's end
+            # arrives in the agent leg's inbox, behind the Dial event handled now.
+            router._spawn(self._message_then_dial(attempt, pending),
+                          f"callback message {attempt.agent_leg}")
+            return
+        await self._dial_customer(attempt, pending)
+
+    async def _message_then_dial(self, attempt: Attempt, pending: Pending) -> None:
+        """Play the caller's message to the agent (``recording:<name>``), then dial."""
+        router = self.router
+        assert pending.message is not None
+        playback_id = f"{PLAYBACK_PREFIX}{attempt.agent_leg}-message"
+        done = self._playbacks[playback_id] = asyncio.Event()
+        try:
+            await router.ari.channels.play(attempt.agent_leg, message_media(pending.message),
+                                           playback_id=playback_id)
+            await wait_or_stop(done, router._stopping, MESSAGE_TIMEOUT)
+        except (ARIError, ValueError) as exc:  # the agent hung up; or no such recording
+            log.info("callback %s: message %s not played to %s (%s)",
+                     pending.caller.channel_id, pending.message, attempt.agent, exc)
+        finally:
+            self._playbacks.pop(playback_id, None)
+        if attempt.ended or router._stopping.is_set():
+            return  # the agent hung up while listening (or the router stops)
+        await self._dial_customer(attempt, pending)
+
+    async def _dial_customer(self, attempt: Attempt, pending: Pending) -> None:
+        """The agent is in the bridge: a ring tone for it, the customer's leg dialled."""
+        router = self.router
+        caller = pending.caller
+        try:
             with contextlib.suppress(ARIError):  # what the agent hears while it rings
                 await router.ari.channels.play(attempt.agent_leg, "tone:ring",
                                                playback_id=f"{PLAYBACK_PREFIX}{attempt.agent_leg}")

@@ -56,6 +56,7 @@ from typing import Final, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ari_apps.after_hours import AfterHours
 from ari_apps.agent_features import PlaybackWaits, handle_agent_command
 from ari_apps.announcer import Announcer
 from ari_apps.callback import Callbacks
@@ -274,6 +275,8 @@ class QueueRouter:
         self.transfers = Transfers(self)
         #: Where callers go when nobody can take calls (queues with ``when_unavailable``).
         self.gate = Gate(config)
+        #: Messages left instead (``when_unavailable.take_message``), called back later.
+        self.after_hours = AfterHours(self)
 
     # -- running -----------------------------------------------------------------------
 
@@ -296,6 +299,7 @@ class QueueRouter:
             tg.create_task(self.announcer.run(self._stopping), name="queue-router announcer")
             tg.create_task(self.recorder.run(self._stopping), name="queue-router recordings")
             tg.create_task(self.callbacks.run(self._stopping), name="queue-router callbacks")
+            tg.create_task(self.after_hours.run(self._stopping), name="queue-router messages")
             tg.create_task(self.events.run(), name="queue-router events bus")
             reader = tg.create_task(
                 self.ari.run_event_loop(dispatcher.dispatch, on_connected=self.resync),
@@ -362,9 +366,9 @@ class QueueRouter:
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
-        if self.announcer.on_event(event) or self.recorder.on_event(event) \
-                or self.transfers.on_event(event) or self._feature_event(event) \
-                or await self.callbacks.on_event(event):
+        if self.after_hours.on_event(event) or self.announcer.on_event(event) \
+                or self.recorder.on_event(event) or self.transfers.on_event(event) \
+                or self._feature_event(event) or await self.callbacks.on_event(event):
             return
         match event:
             case StasisStart(channel=channel, args=args):
@@ -403,11 +407,10 @@ class QueueRouter:
             case StasisStart(channel=channel, args=args) if event.application == self.agent_app:
                 self._start_feature(channel.id, args)
                 return True
-            case PlaybackFinished(playback=playback):
-                channel_id = playback.target_uri.removeprefix("channel:")
-                if channel_id in self._feature_calls:
-                    self._feature_waits.deliver(event)
-                return True
+            case PlaybackFinished(playback=playback) \
+                    if playback.target_uri.removeprefix("channel:") in self._feature_calls:
+                self._feature_waits.deliver(event)
+                return True  # any other playback is another component's
             case StasisEnd(channel=channel) | ChannelDestroyed(channel=channel) \
                     if channel.id in self._feature_calls:
                 self._feature_waits.deliver(event)
@@ -987,7 +990,9 @@ class QueueRouter:
     async def _refuse(self, channel: Channel, call: QueueCall, reason: str,
                       now: datetime) -> None:
         """The caller never waits: a stay of no time is recorded, and it goes on at once
-        to the queue's ``unavailable`` label (no bridge, no music)."""
+        to the queue's ``unavailable`` label (no bridge, no music); or it leaves a message."""
+        if self.after_hours.refused(channel.id, channel.caller.number, call, reason, now):
+            return
         async with self.sessions.begin() as session:
             repo = QueuedCallRepository(session)
             row = await repo.enter_by_id(channel.id, call.queue, entered_at=now,
@@ -1020,6 +1025,8 @@ class QueueRouter:
             outcome = (QueueOutcome.TIMED_OUT if reason == availability.MAX_WAIT
                        else QueueOutcome.OVERFLOWED)
             log.info("queue %s: %s leaves: %s", caller.args.queue, call, reason)
+            if self.after_hours.leaving(caller, reason):
+                continue
             sent = self._send_on(caller, availability.UNAVAILABLE_LABEL, outcome=outcome,
                                  overflow_to=availability.overflow_to(reason), reason=reason)
             self._spawn(sent, f"unavailable {call}")

@@ -57,6 +57,11 @@ class Gate:
         schedule = self._schedules[queue]
         return schedule is None or schedule_state(schedule, now, self._timezone) == "open"
 
+    def is_open(self, queue: str, now: dt.datetime) -> bool:
+        """Whether *queue*'s schedule is open at *now* (a queue with no rule or no
+        schedule always is): when a message callback may be offered."""
+        return queue not in self.rules or self._open(queue, now)
+
     def at_entry(self, queue: str, statuses: Mapping[str, AgentStatus] | None, waiting: int,
                  now: dt.datetime) -> str | None:
         """Why a caller arriving in *queue* at *now* goes on at once (None: it joins).

@@ -1357,3 +1357,15 @@ def _http_api_port_use(loaded: Any) -> PortUse:
     api = loaded.config.settings.http_api
     where = loaded.sources.locate(("settings", "http_api", "port"))
     return PortUse("HTTP API", api.host, api.port, "tcp", f"settings.http_api.port ({where})")
+
+
+# -- campaign lists: contacts and do-not-call (callcenter/lists_cli.py) -------
+
+def _add_list_commands() -> None:
+    from callcenter.lists_cli import contacts, dnc
+
+    main.add_command(contacts)
+    main.add_command(dnc)
+
+
+_add_list_commands()

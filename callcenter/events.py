@@ -56,6 +56,8 @@ __all__ = [
     "CallerEntered",
     "EventBus",
     "EventListener",
+    "MessageCallbackRegistered",
+    "MessageTaken",
     "OfferEnded",
     "OfferRinging",
     "QueueEvent",
@@ -190,6 +192,28 @@ class CallbackRequested(QueueEvent):
     position: int
     original_position: int
     wait_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageTaken(QueueEvent):
+    """A caller nobody could take (*reason*: ``closed``, ``no_agents``, ``full``,
+    ``max_wait``) left a message: the recording *recording* (its name), *seconds* long."""
+
+    queue: str
+    call: str
+    reason: str
+    recording: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageCallbackRegistered(QueueEvent):
+    """The message became callback *callback_id* to the caller ID; it keeps the caller's
+    place and is offered when the queue opens (the agent hears the message first)."""
+
+    queue: str
+    call: str
+    callback_id: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -180,6 +180,8 @@ async def concurrent_upgrades_apply_once(url: str, *, count: int) -> None:
         "Running upgrade 0002 -> 0003",
         "Running upgrade 0003 -> 0004",
         "Running upgrade 0004 -> 0005",
+        "Running upgrade 0005 -> 0006",
+        "Running upgrade 0006 -> 0007",
     ]
     engine = make_engine(url)
     try:

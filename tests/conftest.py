@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.util
 import shutil
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,7 +34,13 @@ from callcenter.asterisk.ami.client import AMIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import install
 from callcenter.config.loader import LoadedConfig, load_config
-from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.testing.ports import (
+    claim,
+    free_port,
+    free_udp_range,
+    free_udp_tcp_port,
+    release,
+)
 from tests.aio import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -48,6 +54,21 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example"
 #: A Wednesday at 10:00 in New York: the example center is open.
 OPEN_TIME = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+#: How many (SIP, media) pairs one session may try: the sequence ends at SIP port 42999.
+_SIPP_PAIRS = 2000
+
+
+if importlib.util.find_spec("xdist") is not None:
+    # Only with pytest-xdist installed (a hook of an absent plugin is an error);
+    # called only for ``-n``: a serial run never sees it.
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        """``--dist loadfile``: slowest files first, the timing tests together, last
+        (:mod:`tests.xdist_schedule`); any other ``--dist`` mode as xdist does it."""
+        if config.getoption("dist") != "loadfile":
+            return None
+        from tests.xdist_schedule import make_scheduler
+
+        return make_scheduler(config, log)
 
 
 class FakeClock:
@@ -75,18 +96,23 @@ class PBX:
         return self.instance.settings.sip_port
 
     def sipp_ports(self) -> tuple[int, int]:
-        """A (SIP, media) port pair for one sipp caller, unused in this session."""
-        while True:
+        """A (SIP, media) port pair for one sipp caller, unused in this session and
+        reserved for this process (other xdist workers skip it)."""
+        for _ in range(_SIPP_PAIRS):
             n = next(self._ports)
             sip, media = 41000 + n, 43000 + 4 * n
+            if sip >= 43000:
+                break
             # The media ports too (sipp binds media and media+2, baresip media..media+3):
             # they lie in the kernel's ephemeral range, where any UDP client socket of
             # another process (PJSIP's DNS resolver, of every node) may sit.
             # baresip also listens on TCP (and TLS) at the SIP port and the next: an
             # outgoing TCP connection's ephemeral port there made it exit with 98.
-            if all(_udp_free(port) for port in (sip, *range(media, media + 4))) \
-                    and _tcp_free(sip) and _tcp_free(sip + 1):
-                return sip, media
+            if claim(sip, 2, udp=True, tcp=True):
+                if claim(media, 4):
+                    return sip, media
+                release(sip, 2)
+        raise RuntimeError("no free sipp port pair left in 41000-42999 / 43000-50999")
 
     def agent_password(self, agent: str) -> str:
         """The agent's generated softphone password (from the instance's secrets.json)."""
@@ -108,10 +134,8 @@ class PBX:
         # caller placed at the same moment cannot be handed the phone's SIP port;
         # baresip listens for SIP on UDP and TCP.
         # baresip also listens for SIP over TLS on the next port (baresip 1.0 cannot turn
-        # that transport off): both must be free.
+        # that transport off): sipp_ports() takes both.
         sip, media = self.sipp_ports()
-        while not (_tcp_free(sip) and _tcp_free(sip + 1)):
-            sip, media = self.sipp_ports()
         return Softphone(agent, password or self.agent_password(agent),
                          registrar_port=self.sip_port, sip_port=sip, ctrl_port=free_port(),
                          rtp_port=media, require_registration=require_registration,
@@ -135,24 +159,6 @@ class PBX:
     async def wait_no_channels(self, timeout: float = 10.0) -> int:
         """Wait until Asterisk has no channel; return how many remain."""
         return await asyncio.to_thread(self.instance.wait_no_channels, timeout)
-
-
-def _udp_free(port: int) -> bool:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        return False
-    return True
-
-
-def _tcp_free(port: int) -> bool:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        return False
-    return True
 
 
 def _example_copy(dest: Path, fastagi_port: int, *, http_api_port: int | None = None) -> Path:
@@ -185,7 +191,7 @@ async def pbx(tmp_path_factory: pytest.TempPathFactory, asterisk_installation) -
     from tests.passwords import instance_render
 
     home = tmp_path_factory.mktemp("home")
-    rtp = 20000 + (free_port() % 200) * 50
+    rtp, _ = free_udp_range(50, low=20000, high=30000)
     instance = AsteriskInstance(home)
     instance.setup(asterisk_installation, InstanceSettings(
         sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),

@@ -157,6 +157,22 @@ def check_config_path(path: Path, what: str) -> None:
             "safely; choose a path of letters, digits and / . _ - + @ , = ~")
 
 
+#: The longest path an AF_UNIX socket can be bound to on Linux (``sun_path`` is 108
+#: bytes, one for the terminating NUL).
+MAX_SOCKET_PATH = 107
+
+
+def check_socket_path(path: Path) -> None:
+    """Refuse a control socket path longer than AF_UNIX allows: Asterisk would start
+    without its console socket and every ``asterisk -rx`` would fail obscurely."""
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH:
+        raise InstanceError(
+            f"the Asterisk control socket {path} is {size} bytes long, over the "
+            f"{MAX_SOCKET_PATH} a Unix socket path may have; choose a shorter home "
+            "directory (--home, CALLCENTER_HOME)")
+
+
 class AsteriskInstance:
     """Configure, start, stop and talk to one Asterisk process."""
 
@@ -239,6 +255,11 @@ class AsteriskInstance:
         s = self.settings
         return f"http://{_connect_host(s.bind)}:{s.http_port}"
 
+    @property
+    def control_socket(self) -> Path:
+        """Asterisk's console socket (``astctl``), what ``asterisk -rx`` talks to."""
+        return self.run_dir / "asterisk.ctl"
+
     def is_installed(self) -> bool:
         return self._settings_file.exists() and self._secrets_file.exists()
 
@@ -252,6 +273,7 @@ class AsteriskInstance:
         """
         check_config_path(self.home, "the home directory (--home, CALLCENTER_HOME)")
         check_config_path(installation.root, "the Asterisk cache (CALLCENTER_CACHE)")
+        check_socket_path(self.control_socket)
         base = settings or (self.settings if self._settings_file.exists() else InstanceSettings())
         base = replace(
             base, asterisk_root=str(installation.root), asterisk_version=installation.version,
@@ -416,6 +438,7 @@ class AsteriskInstance:
 
         Returns the seconds it took. Starting a running instance is a no-op.
         """
+        check_socket_path(self.control_socket)
         if self.is_running():
             return 0.0
         inst = self.installation
@@ -438,7 +461,7 @@ class AsteriskInstance:
                     f"Asterisk exited with code {proc.returncode} while starting; "
                     f"see {self.log_dir / 'console.log'}:\n{self._tail_console()}"
                 )
-            if (self.run_dir / "asterisk.ctl").exists():
+            if self.control_socket.exists():
                 rc, _ = self.cli("core waitfullybooted", check=False, timeout=timeout)
                 if rc == 0:
                     took = time.monotonic() - began

@@ -15,6 +15,7 @@ package registry.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -24,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,6 +328,26 @@ def install(
     check_mirror(mirror)
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
+    # Two processes provisioning at once (pytest-xdist workers) would share the
+    # private apt state and unpack the same tree: the second waits for the first,
+    # then finds the tree complete.
+    with _cache_lock(root):
+        return _install_locked(root, mirror, force=force, say=say)
+
+
+@contextlib.contextmanager
+def _cache_lock(root: Path) -> Iterator[None]:
+    """An exclusive flock on ``root/.lock`` for the time of one install."""
+    with (root / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _install_locked(root: Path, mirror: str, *, force: bool,
+                    say: Callable[[str], None]) -> AsteriskInstallation:
     apt = _PrivateApt(root / "apt", mirror)
     try:
         say(f"Asterisk: reading the package list of Debian {_SUITE} from {mirror}")

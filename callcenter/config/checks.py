@@ -100,6 +100,7 @@ def check_config(
         problems += _sounds(config, sounds)
     # Both build on Problem, so they are imported here, not at the top.
     from callcenter.config.api_checks import check_api_users
+    from callcenter.config.campaign_checks import check_campaigns
     from callcenter.config.feature_checks import check_feature_codes
     from callcenter.config.routing_checks import check_routing
     from callcenter.config.trunk_checks import check_trunks
@@ -108,6 +109,7 @@ def check_config(
     problems += check_feature_codes(config, broken)
     problems += check_api_users(config, broken)
     problems += check_trunks(config, broken)
+    problems += check_campaigns(config, broken)
     return problems
 
 
@@ -513,6 +515,14 @@ def _prompt_paths(c: CallCenterConfig) -> Iterator[tuple[str, Path]]:
                 yield s, ("menus", name, key, j)
     for j, s in enumerate(c.settings.failure_prompts):
         yield s, ("settings", "failure_prompts", j)
+    for name, campaign in c.campaigns.items():
+        # A safe-harbor message that is not installed plays silence: an abandoned call
+        # then never says who called, which the abandon rule requires.
+        for key, sound in (("safe_harbor", campaign.safe_harbor), ("message", campaign.message)):
+            if sound is not None:
+                yield sound, ("campaigns", name, key)
+        if campaign.amd.message is not None:
+            yield campaign.amd.message, ("campaigns", name, "amd", "message")
 
 
 def _sounds_in(value: object, path: Path) -> Iterator[tuple[str, Path]]:

@@ -3,7 +3,7 @@
 A config directory holds YAML files whose top-level keys are the sections of
 :class:`CallCenterConfig` (``settings``, ``entry_points``, ``flows``, ``menus``,
 ``schedules``, ``lookups``, ``queues``, ``skills``, ``agents``, ``voicemail``,
-``caller_id_rules``, ``pause_reasons``, ``api_users``, ``trunks``). Shape and types are checked here; cross-references
+``caller_id_rules``, ``pause_reasons``, ``api_users``, ``trunks``, ``campaigns``). Shape and types are checked here; cross-references
 (undefined targets, reachability, loops, sounds) in :mod:`callcenter.config.checks`.
 
 Every name that ends up in the dialplan (menu, flow, queue names, sound names,
@@ -72,6 +72,7 @@ __all__ = [
     "ServiceLevel",
     "Settings",
     "Step",
+    "TakeMessage",
     "Trunk",
     "TrunkAuth",
     "WhenUnavailable",
@@ -780,6 +781,39 @@ class Callback(_Model):
 NoAgents = Literal["logged_out", "paused", "never"]
 
 
+class TakeMessage(_Model):
+    """A caller nobody can take leaves a message instead of going on: it hears
+    ``prompt`` and a beep, speaks (``max_seconds`` at most; ``max_silence`` seconds of
+    silence or ``#`` end it), and the message becomes a callback that keeps the caller's
+    place: when the queue opens, an agent hears the message, then the caller's number
+    is dialled (``ari_apps.after_hours``). Needs the queue's ``callback`` (its ``dial``
+    reaches the customer) and a ``when_unavailable.schedule``."""
+
+    #: What the caller hears before the beep.
+    prompt: Sound = "vm-intro"
+    #: Longest message, in seconds.
+    max_seconds: int = Field(120, ge=5, le=600)
+    #: Seconds of silence that end the message.
+    max_silence: int = Field(5, ge=1, le=60)
+    #: Asterisk's format of the file (``<queue>/message-<channel>.<format>``).
+    format: RecordFormat = "wav"
+
+
+def _message_or_true(value: Any) -> Any:
+    """``take_message: true`` is the mapping with every default."""
+    if value is True:
+        return {}
+    if value is False or value is None:
+        raise ValueError("expected true or a mapping (prompt, max_seconds, max_silence, "
+                         "format); leave take_message out to take no message")
+    return value
+
+
+#: ``true`` or a :class:`TakeMessage` mapping.
+TakeMessageSetting = Annotated[TakeMessage, BeforeValidator(_message_or_true),
+                               _also_written(type="boolean", const=True)]
+
+
 class WhenUnavailable(_Model):
     """Where callers go when nobody can take their call, decided when they arrive and
     again while they wait (app_queue's ``joinempty``/``leavewhenempty``, ``maxlen`` and
@@ -805,6 +839,9 @@ class WhenUnavailable(_Model):
     max_wait: int | None = Field(None, ge=1, le=86400)
     #: Callers that may wait at once; the next one leaves at once (app_queue's ``maxlen``).
     max_callers: int | None = Field(None, ge=1, le=10000)
+    #: Instead of going on to ``destination``, the caller leaves a message that becomes a
+    #: callback when the queue opens (``true`` or a :class:`TakeMessage` mapping).
+    take_message: TakeMessageSetting | None = None
 
 
 class Queue(_Model):
@@ -1145,6 +1182,10 @@ class ApiUser(_Model):
         return self
 
 
+# Outbound campaigns build on the alphabets above (see callcenter/config/__init__.py).
+from callcenter.config.campaign import Campaign
+
+
 class CallCenterConfig(_Model):
     settings: Settings = Settings()
     entry_points: dict[Name, EntryPoint] = Field(min_length=1)
@@ -1161,6 +1202,8 @@ class CallCenterConfig(_Model):
     api_users: dict[Annotated[Name, AfterValidator(_not_builtin_admin)], ApiUser] = {}
     #: SIP trunks to providers, by name (the name is also the PJSIP endpoint's).
     trunks: dict[Name, Trunk] = {}
+    #: Outbound campaigns, by name (README: "Outbound campaigns").
+    campaigns: dict[Name, Campaign] = {}
 
     @field_validator("pause_reasons")
     @classmethod

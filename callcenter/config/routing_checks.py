@@ -112,7 +112,8 @@ def _relax_order(c: CallCenterConfig, name: str) -> Iterator[Problem]:
 
 def _when_unavailable(c: CallCenterConfig, name: str, broken: Broken) -> Iterator[Problem]:
     """A queue's ``when_unavailable``: its schedule exists, it does not send callers back
-    to itself, and ``max_wait`` leaves every relax step time to happen."""
+    to itself, ``take_message`` has a schedule to wait for and a callback to call back
+    with, and ``max_wait`` leaves every relax step time to happen."""
     rule = c.queues[name].when_unavailable
     if rule is None:
         return
@@ -124,6 +125,15 @@ def _when_unavailable(c: CallCenterConfig, name: str, broken: Broken) -> Iterato
     if isinstance(rule.destination, QueueDest) and rule.destination.queue == name:
         yield Problem(path + ("destination", "queue"),
                       f"queue '{name}' sends the callers nobody can take back to itself")
+    if rule.take_message is not None:
+        if rule.schedule is None:
+            yield Problem(path + ("take_message",),
+                          "take_message needs when_unavailable.schedule: the message becomes "
+                          "a callback when the schedule opens")
+        if c.queues[name].callback is None:
+            yield Problem(path + ("take_message",),
+                          f"take_message needs queue '{name}' to have callback: its dial "
+                          "calls the customer back")
     if rule.max_wait is not None:
         late = [(i, step) for i, step in enumerate(c.queues[name].relax)
                 if step.after >= rule.max_wait]

@@ -54,7 +54,12 @@ def canonical_pattern(text: str) -> str:
 
 
 def _sequence(items: list[tuple[Any, Any]]) -> str:
-    return "".join(_item(op, av) for op, av in items)
+    # Python's parser factors a common prefix out of alternatives ('000|01' is '0' then
+    # '00|1'): an alternation beside other items is grouped, or '|' would take them in.
+    if len(items) == 1:
+        return _item(*items[0])
+    return "".join(f"({_item(op, av)})" if op is C.BRANCH else _item(op, av)
+                   for op, av in items)
 
 
 def _item(op: Any, av: Any) -> str:

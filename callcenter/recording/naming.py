@@ -16,8 +16,8 @@ import hashlib
 import re
 from typing import Final
 
-__all__ = ["EXTENSIONS", "SAFE_SEGMENT", "file_of", "recording_name", "safe_segment",
-           "split_path"]
+__all__ = ["EXTENSIONS", "SAFE_SEGMENT", "file_of", "message_name", "recording_name",
+           "safe_segment", "split_path"]
 
 #: One path segment of a recording: letters, digits, ``.``, ``_``, ``-``; not starting
 #: with a dot (no ``..``, no hidden file).
@@ -27,9 +27,16 @@ SAFE_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,79}")
 EXTENSIONS: Final[dict[str, str]] = {"wav": "wav", "wav16": "wav16", "gsm": "gsm"}
 
 
+#: Longest id kept as it is: room for the file's extension within one safe segment.
+MAX_KEPT: Final = 64
+
+
 def safe_segment(value: str) -> str:
-    """*value* itself when it is a safe path segment, else ``x`` + a digest of it."""
-    if SAFE_SEGMENT.fullmatch(value) and ".." not in value:
+    """*value* itself when it is a safe path segment that stays one once the file's
+    extension is added (not ending in ``.``, at most :data:`MAX_KEPT` long), else ``x`` +
+    a digest of it."""
+    if (SAFE_SEGMENT.fullmatch(value) and ".." not in value and not value.endswith(".")
+            and len(value) <= MAX_KEPT):
         return value
     return "x" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -38,6 +45,12 @@ def recording_name(queue: str, leg_channel_id: str) -> str:
     """ARI's recording name for the call answered on *leg_channel_id* in *queue*:
     ``<queue>/<leg channel id>``, one directory per queue."""
     return f"{safe_segment(queue)}/{safe_segment(leg_channel_id)}"
+
+
+def message_name(queue: str, caller_channel_id: str) -> str:
+    """ARI's recording name for the message a caller of *queue* left after hours:
+    ``<queue>/message-<caller channel id>``, beside the queue's call recordings."""
+    return f"{safe_segment(queue)}/{safe_segment('message-' + caller_channel_id)}"
 
 
 def file_of(name: str, format: str) -> str:

@@ -23,6 +23,7 @@ from callcenter.storage.models import (
     CallbackResult,
     CallbackStatus,
     QueuedCall,
+    Recording,
 )
 
 __all__ = ["CallbackRepository"]
@@ -35,13 +36,15 @@ class CallbackRepository:
         self._session = session
 
     async def request(self, queued_call_id: int, queue: str, number: str, *,
-                      source: str, at: datetime, skills: Sequence[str] = ()) -> int:
+                      source: str, at: datetime, skills: Sequence[str] = (),
+                      recording_id: int | None = None) -> int:
         """Record a confirmed callback for the open queued call *queued_call_id*; its id.
+        *recording_id*: the message the caller left (source ``message``).
         ``IntegrityError`` if that call has one already."""
         row = CallbackRequest(queued_call_id=queued_call_id, queue=queue, number=number,
                               number_source=source, requested_at=at,
                               skills="+".join(skills) or None,
-                              status=CallbackStatus.PENDING)
+                              status=CallbackStatus.PENDING, recording_id=recording_id)
         self._session.add(row)
         await self._session.flush()
         return row.id
@@ -59,6 +62,14 @@ class CallbackRepository:
         result = await self._session.execute(
             statement.order_by(QueuedCall.entered_at, QueuedCall.id))
         return [(request, queued) for request, queued in result.tuples()]
+
+    async def message_of(self, request: CallbackRequest) -> str | None:
+        """The recording name of the message *request* was left with (None: none, or
+        removed since)."""
+        if request.recording_id is None:
+            return None
+        recording = await self._session.get(Recording, request.recording_id)
+        return None if recording is None else recording.name
 
     async def get(self, callback_id: int) -> CallbackRequest | None:
         return await self._session.get(CallbackRequest, callback_id)

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 
 __all__ = [
     "DEFAULT_SQLITE_FILENAME",
+    "SQLITE_IMMEDIATE",
     "default_sqlite_url",
     "make_engine",
     "make_sessionmaker",
@@ -38,6 +39,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_FILENAME = "callcenter.sqlite3"
+
+SQLITE_IMMEDIATE = "callcenter_sqlite_immediate"
+"""Execution option: this connection's transaction starts with ``BEGIN IMMEDIATE`` (SQLite
+only; ignored elsewhere). A read-then-write transaction such as claiming due contacts
+takes the write lock at ``BEGIN``, waiting for it up to the busy timeout, instead of
+failing at once with "database is locked" when it upgrades a read lock::
+
+    await session.connection(execution_options={SQLITE_IMMEDIATE: True})
+"""
 
 # A bare dialect name picks a synchronous driver, which create_async_engine rejects with an
 # unhelpful message; map it to the async driver this package supports.
@@ -127,7 +137,10 @@ def _tune_sqlite(
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
+        if connection.get_execution_options().get(SQLITE_IMMEDIATE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql(begin)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -61,6 +61,7 @@ __all__ = [
     "AccountStatus",
     "AgentStateRecord",
     "AgentTransition",
+    "AttemptOutcome",
     "Base",
     "Call",
     "CallEvent",
@@ -71,7 +72,12 @@ __all__ = [
     "CallbackRequest",
     "CallbackResult",
     "CallbackStatus",
+    "CampaignRecord",
+    "Contact",
+    "ContactAttempt",
+    "ContactState",
     "DestinationKind",
+    "DncEntry",
     "OfferResult",
     "QueueOutcome",
     "QueuedCall",
@@ -612,8 +618,12 @@ class CallbackRequest(Base):
     queue: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
     #: The number to call: ``+`` and digits, or digits (checked before it is stored).
     number: Mapped[str] = mapped_column(String(PHONE_MAX))
-    #: ``caller_id`` (confirmed with 1) or ``keyed`` (keyed by the caller).
+    #: ``caller_id`` (confirmed with 1), ``keyed`` (keyed by the caller) or ``message``
+    #: (the caller ID of a caller who left a message: ``when_unavailable.take_message``).
     number_source: Mapped[str] = mapped_column(String(ENUM_MAX))
+    #: The message the agent hears before the customer is dialled (``message`` only).
+    recording_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recordings.id", ondelete="SET NULL"))
     #: The skills the caller's route asked for (``a+b``; the ``skills`` Stasis arg), so a
     #: re-adopted callback is routed as the caller was.
     skills: Mapped[str | None] = mapped_column(String(NAME_MAX))
@@ -692,3 +702,130 @@ class CallTransfer(Base):
     def __repr__(self) -> str:
         return (f"CallTransfer(id={self.id!r}, channel_id={self.channel_id!r}, "
                 f"{self.from_agent!r} -> {self.target_kind} {self.target!r}, {self.result!r})")
+
+
+# -- outbound campaigns ------------------------------------------------------------------
+
+TIMEZONE_MAX = 64
+"""An IANA zone name (``America/Argentina/ComodRivadavia`` is 32)."""
+
+
+class ContactState(enum.StrEnum):
+    """Where a campaign's contact stands."""
+
+    #: To be called when ``next_attempt_at`` (None: now) has come and a window is open.
+    PENDING = "pending"
+    #: Claimed by a dialer (:meth:`CampaignRepository.claim_due`): an attempt is under way.
+    DIALING = "dialing"
+    #: Finished: a final disposition, or nothing left to try.
+    DONE = "done"
+    #: Attempts used up (``max_attempts``, or a per-outcome limit).
+    EXHAUSTED = "exhausted"
+    #: Asked not to be called (a ``do_not_call`` disposition or the DNC list).
+    DO_NOT_CALL = "do_not_call"
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How one call to a contact ended (the retry rules' outcomes, and the rest)."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    MACHINE = "machine"
+    FAILED = "failed"
+    CALLBACK_REQUESTED = "callback_requested"
+    #: A live answer no agent took within 2 s: it heard the safe-harbor message.
+    ABANDONED = "abandoned"
+
+
+class CampaignRecord(Base):
+    """A campaign of the YAML (``campaigns:``), by name: what its contacts hang off.
+
+    The settings stay in the YAML; the row exists so contacts and attempts survive a
+    campaign's settings changing, and its id keeps the contacts' index small."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(AGENT_NAME_MAX), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"CampaignRecord(id={self.id!r}, name={self.name!r})"
+
+
+class Contact(Base):
+    """One number to call in one campaign, its data (the CSV's other columns) and where
+    its calling stands. A number is in a campaign once (duplicates are merged on import)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number"),
+        # claim_due's question: this campaign's pending contacts due by now, oldest first.
+        Index("ix_contacts_due", "campaign_id", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    #: E.164 (``+15550100001``), from :func:`callcenter.phone_numbers.to_e164`.
+    number: Mapped[str] = mapped_column(String(PHONE_MAX))
+    #: The contact's IANA zone (from its number, or the CSV); None: unknown.
+    timezone: Mapped[str | None] = mapped_column(String(TIMEZONE_MAX))
+    data: Mapped[dict[str, Any]] = mapped_column(_JSONDocument, default=dict)
+    state: Mapped[ContactState] = mapped_column(
+        _str_enum(ContactState, "contact_state"), default=ContactState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Who claimed it and when (a dialer node), while ``state`` is ``dialing``.
+    claimed_by: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_outcome: Mapped[AttemptOutcome | None] = mapped_column(
+        _str_enum(AttemptOutcome, "attempt_outcome"))
+    disposition: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Contact(id={self.id!r}, number={self.number!r}, state={self.state!r})"
+
+
+class DncEntry(Base):
+    """A number never to be called by any campaign (the do-not-call list)."""
+
+    __tablename__ = "dnc_entries"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    number: Mapped[str] = mapped_column(String(PHONE_MAX), unique=True)
+    #: Where the entry came from: ``import:<file>``, ``disposition:<campaign>``, ``api``.
+    source: Mapped[str] = mapped_column(String(NAME_MAX))
+    reason: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"DncEntry(number={self.number!r}, source={self.source!r})"
+
+
+class ContactAttempt(Base):
+    """One call to a contact: written before the dial (``started_at``, the caller ID
+    shown), completed after (``ended_at``, ``outcome``, Q.850 ``cause``, the agent and the
+    disposition). An attempt with no ``ended_at`` after a restart is a call that was in
+    progress when the dialer stopped."""
+
+    __tablename__ = "contact_attempts"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(PHONE_MAX))
+    caller_id: Mapped[str | None] = mapped_column(String(PHONE_MAX))
+    channel_id: Mapped[str | None] = mapped_column(String(CHANNEL_ID_MAX), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[AttemptOutcome | None] = mapped_column(
+        _str_enum(AttemptOutcome, "attempt_outcome"))
+    cause: Mapped[int | None] = mapped_column(Integer)
+    agent: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    disposition: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+
+    def __repr__(self) -> str:
+        return f"ContactAttempt(id={self.id!r}, contact_id={self.contact_id!r}, {self.outcome!r})"

@@ -247,41 +247,30 @@ class Carrier:
 
 
 def free_port_on(host: str, *, udp_and_tcp: bool = False) -> int:
-    """A port free on ``host`` now (TCP, and UDP too for SIP)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp_and_tcp
-                           else socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if not udp_and_tcp:
-            return port
-        try:
-            with socket.socket() as t:
-                t.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError(f"no free port on {host}")
+    """A port free on ``host`` now (TCP, and UDP too for SIP), reserved for this
+    process (:func:`callcenter.testing.ports.reserve`)."""
+    from callcenter.testing.ports import free_port, free_udp_tcp_port
+
+    return free_udp_tcp_port(host=host) if udp_and_tcp else free_port(host=host)
 
 
 def free_udp_range_on(host: str, count: int) -> tuple[int, int]:
-    """``count`` consecutive UDP ports free on ``host`` and on every address (RTP may
-    bind the wildcard address)."""
-    from callcenter.testing.ports import free_udp_range
+    """``count`` consecutive UDP ports free on ``host`` and on 127.0.0.1 (RTP may
+    bind the wildcard address), reserved for this process."""
+    from callcenter.testing.ports import free_udp_range, release
 
     for _ in range(50):
-        first, last = free_udp_range(count)
-        try:
-            sockets = []
-            try:
-                for port in range(first, last + 1):
-                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    sockets.append(s)
-                    s.bind((host, port))
-            finally:
-                for s in sockets:
-                    s.close()
+        first, last = free_udp_range(count)  # free on 127.0.0.1, reserved
+        if all(_udp_binds(host, port) for port in range(first, last + 1)):
             return first, last
-        except OSError:
-            continue
+        release(first, count)
     raise RuntimeError(f"no {count} consecutive free UDP ports on {host}")
+
+
+def _udp_binds(host: str, port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((host, port))
+    except OSError:
+        return False
+    return True

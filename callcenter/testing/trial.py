@@ -10,9 +10,7 @@ dialled, our caller ID), its ``Newexten`` steps give the route and its
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import socket
 from dataclasses import dataclass
 
 from callcenter.asterisk.ami.client import (
@@ -22,7 +20,7 @@ from callcenter.asterisk.ami.client import (
     AMISubscription,
 )
 from callcenter.asterisk.instance import AsteriskInstance
-from callcenter.testing.ports import free_udp_tcp_port
+from callcenter.testing.ports import free_udp_range, free_udp_tcp_port
 from callcenter.testing.route import CallRoute, answered_by, is_our_channel, route_of
 from callcenter.testing.sipp import Caller, Keypress, SippError, run_call
 
@@ -72,18 +70,12 @@ def final_response(messages: list[str]) -> str:
 
 
 def _free_media_port() -> int:
-    """An even UDP port with the next three free (sipp's audio and RTCP, both ways)."""
-    for _ in range(50):
-        base = free_udp_tcp_port() & ~1
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + 4):
-                    s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise TrialError("no free UDP ports for the caller's audio on 127.0.0.1")
+    """An even UDP port with the next three free (sipp's audio and RTCP, both ways),
+    reserved for this process."""
+    try:
+        return free_udp_range(4)[0]
+    except RuntimeError:
+        raise TrialError("no free UDP ports for the caller's audio on 127.0.0.1") from None
 
 
 async def _watch(sub: AMISubscription, number: str, caller_id: str,

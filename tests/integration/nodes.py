@@ -36,7 +36,7 @@ from callcenter.testing.ports import (
 )
 from callcenter.testing.sipp import Caller, Keypress, SippResult, run_call
 from callcenter.testing.softphone import Softphone
-from tests.conftest import PBX, _tcp_free
+from tests.conftest import PBX
 
 __all__ = ["Node", "another_node", "node_router", "phone_on_every_node", "session_node"]
 
@@ -112,8 +112,6 @@ def phone_on_every_node(pbx: PBX, agent: str, nodes: Sequence[Node]) -> Softphon
     """Agent *agent*'s real softphone (baresip), one account per node (option (a) of the
     several-nodes design: each node rings its own registration)."""
     sip, media = pbx.sipp_ports()
-    while not _tcp_free(sip):
-        sip, media = pbx.sipp_ports()
     return Softphone(agent, pbx.agent_password(agent), registrar_port=nodes[0].sip_port,
                      more_registrars=tuple(n.sip_port for n in nodes[1:]), sip_port=sip,
                      ctrl_port=free_port(), rtp_port=media)

@@ -18,7 +18,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
+from callcenter.testing.ports import free_port
 
 __all__ = ["PostgresServer", "new_database", "postgres_cluster"]
 
@@ -58,12 +59,6 @@ def _server_bindir() -> Path:
         if all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
             return bindir
     pytest.fail("PostgreSQL server binaries not found: apt-get install -y postgresql")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run(argv: list[str], what: str, log: Path | None = None) -> None:
@@ -104,7 +99,7 @@ def postgres_cluster() -> Iterator[PostgresServer]:
         except (LookupError, OSError) as exc:
             pytest.fail(f"cannot hand {workdir} to the 'postgres' user: {exc}")
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, log, port = workdir / "data", workdir / "server.log", _free_port()
+    data, log, port = workdir / "data", workdir / "server.log", free_port()
     _run(
         [
             *as_postgres,

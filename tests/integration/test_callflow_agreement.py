@@ -35,7 +35,7 @@ from callcenter.storage import default_sqlite_url, make_engine, make_sessionmake
 from callcenter.storage.directory import AccountDirectory
 from callcenter.storage.migrate import upgrade
 from callcenter.storage.repositories import seed_demo_accounts
-from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
 from callcenter.testing.sipp import Caller, Keypress, run_call
 from tests.integration.scratch_pbx import CallTrace, ScratchPBX, scratch_pbx
 from tests.passwords import instance_render
@@ -88,7 +88,7 @@ async def agreement(tmp_path_factory: pytest.TempPathFactory,
 async def _call(a: Agreement, caller_id: str, keys: tuple[Keypress, ...] = ()) -> CallTrace:
     run = run_call(Caller("5552000", caller_id=caller_id, keys=keys, hold_ms=6000),
                    sip_port=a.pbx.sip_port, local_port=free_udp_tcp_port(),
-                   media_port=free_port(), timeout=40)
+                   media_port=free_udp_range(4)[0], timeout=40)
     return await a.pbx.trace(caller_id, run)
 
 

@@ -333,7 +333,9 @@ async def test_call_from_the_carrier_to_our_did_reaches_the_entry_point(pair: Pa
 
 async def test_carrier_run_prints_a_trunk_that_loads_and_stops_on_ctrl_c(
         tmp_path: Path) -> None:
-    home, carrier_home = tmp_path / "home", tmp_path / "carrier-home"
+    # Short names: under pytest-xdist's longer tmp paths, "carrier-home" put the
+    # carrier's control socket over the AF_UNIX path limit (107 bytes).
+    home, carrier_home = tmp_path / "home", tmp_path / "c-home"
     rtp_start, rtp_end = free_udp_range_on(CARRIER_HOST, 20)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from callcenter.cli import main; main()",

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
-from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
 from callcenter.web.endpoint import read_endpoint
 from tests.conftest import EXAMPLE, _example_copy
 
@@ -29,7 +29,7 @@ async def test_run_serves_the_example_and_stops_on_signal(
         tmp_path, asterisk_installation, stop_signal: signal.Signals) -> None:
     home = tmp_path / "home"
     instance = AsteriskInstance(home)
-    rtp = 32000 + (free_port() % 100) * 20
+    rtp, _ = free_udp_range(20, low=32000, high=34000)
     instance.setup(asterisk_installation, InstanceSettings(
         sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
         rtp_start=rtp, rtp_end=rtp + 19))

@@ -31,7 +31,7 @@ def test_no_key_changes_nothing_and_an_empty_one_means_no_member_logged_in(
                   schedules=SCHEDULES).config
     assert config.queues["sales"].when_unavailable == WhenUnavailable(
         destination=None, no_agents="logged_out", grace=5, schedule=None, max_wait=None,
-        max_callers=None)
+        max_callers=None, take_message=None)
 
 
 def test_every_key_is_read(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ sales:
         ("queues.yaml:9:14: queues.sales.when_unavailable.grace: input should be greater "
          "than or equal to 0 (got -1)"),
         ("queues.yaml:10:7: queues.sales.when_unavailable: unknown key 'wait_cap' (allowed: "
-         "destination, grace, max_callers, max_wait, no_agents, schedule)"),
+         "destination, grace, max_callers, max_wait, no_agents, schedule, take_message)"),
     ]
 
 

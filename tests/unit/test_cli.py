@@ -23,7 +23,7 @@ from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import AsteriskInstallation
 from callcenter.cli import main
 from callcenter.storage.migrate import head_revision
-from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
 from tests.conftest import _example_copy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -373,11 +373,12 @@ def test_import_accounts_reports_an_unclosed_quote_with_its_line(cli, tmp_path: 
 @pytest.fixture
 def idle_instance(cli, tmp_path: Path) -> AsteriskInstance:
     """An instance on free ports whose Asterisk tree is never run (the port check
-    comes first), with RTP 31000-31009."""
+    comes first), with 10 RTP ports reserved for this process (other xdist workers')."""
     instance = AsteriskInstance(cli.home)
+    rtp = free_udp_range(10, low=31000, high=32700)
     instance.setup(AsteriskInstallation("22.0.0", tmp_path / "no-tree"), InstanceSettings(
         sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
-        rtp_start=31000, rtp_end=31009))
+        rtp_start=rtp[0], rtp_end=rtp[1]))
     return instance
 
 
@@ -393,7 +394,7 @@ def test_run_names_every_busy_port_before_starting_anything(
             if kind == socket.SOCK_STREAM:
                 sock.listen()
         hold(socket.SOCK_DGRAM, s.sip_port)
-        hold(socket.SOCK_DGRAM, 31004)
+        hold(socket.SOCK_DGRAM, s.rtp_start + 4)
         hold(socket.SOCK_STREAM, fastagi)
         result = cli("run", str(config))
     assert result.exit_code == 1, result.output
@@ -403,7 +404,8 @@ def test_run_names_every_busy_port_before_starting_anything(
         "Error: ports in use by another process (nothing was started):",
         f"  SIP 127.0.0.1:{s.sip_port}/udp ({me}); choose another: callcenter asterisk "
         "install --sip-port N",
-        f"  RTP 127.0.0.1:31000-31009/udp: 1 port taken (31004) ({me}); choose another: "
+        f"  RTP 127.0.0.1:{s.rtp_start}-{s.rtp_end}/udp: 1 port taken ({s.rtp_start + 4}) "
+        f"({me}); choose another: "
         "callcenter asterisk install --rtp-ports START-END",
         f"  FastAGI 127.0.0.1:{fastagi}/tcp ({me}); choose another: settings.fastagi.port "
         f"({config / 'settings.yaml'}:7:11)",

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from callcenter.asterisk.instance import AsteriskInstance, InstanceSettings
 from callcenter.asterisk.provision import AsteriskInstallation
 from callcenter.cli import main
-from callcenter.testing.ports import free_port, free_udp_tcp_port
+from callcenter.testing.ports import free_port, free_udp_range, free_udp_tcp_port
 from tests.conftest import _example_copy
 
 
@@ -31,9 +31,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _instance(home: Path, tmp_path: Path) -> AsteriskInstance:
     """An instance whose Asterisk never runs (the checks come first)."""
     instance = AsteriskInstance(home)
+    rtp_start, rtp_end = free_udp_range(10, low=31000, high=32700)
     instance.setup(AsteriskInstallation("22.0.0", tmp_path / "no-tree"), InstanceSettings(
         sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
-        rtp_start=31000, rtp_end=31009))
+        rtp_start=rtp_start, rtp_end=rtp_end))
     return instance
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from callcenter.config import models
+from callcenter.config import campaign, models
 from tests.unit.test_checks import errors, find, load
 
 NOT_BOOLEANS = ["yes", "on", "1", '"true"', "1.0", "y", "True_"]
@@ -137,6 +137,31 @@ FIELDS = {
               carrier: {host: 127.0.0.2, auth: {username: cc}, registration: {value}}
             """},
         "trunks.carrier.registration"),
+    **{f"{model}.{key}": (
+        {"trunks": """\
+            trunks:
+              carrier: {host: 127.0.0.2}
+            """,
+         "campaigns": """\
+            campaigns:
+              renewals:
+                mode: preview
+                agents: [alice]
+                trunk: carrier
+                caller_id: ["+15550100000", "+12125550100"]
+                """ + yaml_line + "\n"},
+        f"campaigns.renewals.{path}")
+       for model, key, yaml_line, path in [
+           ("Campaign", "local_presence", "local_presence: {value}", "local_presence"),
+           ("Campaign", "allow_short_ring", "allow_short_ring: {value}", "allow_short_ring"),
+           ("Amd", "enabled", "amd: {enabled: {value}}", "amd.enabled"),
+           ("RetryRule", "retry", "retry: {busy: {retry: {value}}}", "retry.busy.retry"),
+           ("Disposition", "final", "dispositions: {do_not_call: {label: DNC, final: {value}}}",
+            "dispositions.do_not_call.final"),
+           ("Disposition", "retry",
+            "dispositions: {do_not_call: {label: DNC, final: true, retry: {value}}}",
+            "dispositions.do_not_call.retry"),
+       ]},
 }
 
 
@@ -170,7 +195,7 @@ def test_block_false_is_a_boolean(tmp_path: Path) -> None:
 def _bool_fields() -> set[str]:
     """``Model.field`` for every field of every config model that can hold a bool."""
     found = set()
-    for model in vars(models).values():
+    for model in [*vars(models).values(), *vars(campaign).values()]:
         if isinstance(model, type) and issubclass(model, BaseModel) and model is not BaseModel:
             for name, info in model.model_fields.items():
                 if _mentions_bool(info.annotation):

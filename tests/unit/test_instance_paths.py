@@ -7,6 +7,7 @@ directive. Such a home is refused before anything is written.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from callcenter.asterisk.instance import (
     AsteriskInstance,
     InstanceError,
     check_config_path,
+    check_socket_path,
 )
 from callcenter.asterisk.provision import AsteriskInstallation
 
@@ -57,3 +59,21 @@ def test_a_plain_mirror_passes() -> None:
 
     check_mirror("http://mirror.internal:3142/debian")
     check_mirror("file:///srv/mirror/debian")
+
+
+def test_a_home_too_deep_for_the_control_socket_is_refused(tmp_path: Path) -> None:
+    """Asterisk cannot bind a console socket path over 107 bytes (AF_UNIX): the error
+    names the path instead of a start that fails later, obscurely."""
+    home = tmp_path / ("h" * max(1, 110 - len(str(tmp_path))))
+    installation = AsteriskInstallation("22", tmp_path / "tree")
+    socket = re.escape(str(home / "asterisk" / "run" / "asterisk.ctl"))
+    with pytest.raises(InstanceError, match=rf"the Asterisk control socket {socket} is "
+                                            r"\d+ bytes long, over the 107"):
+        AsteriskInstance(home).setup(installation)
+    assert not home.exists()
+
+
+def test_control_socket_path_limit_is_107_bytes() -> None:
+    check_socket_path(Path("/" + "a" * 106))
+    with pytest.raises(InstanceError, match="is 108 bytes long"):
+        check_socket_path(Path("/" + "a" * 107))

@@ -69,6 +69,13 @@ def test_a_name_is_two_safe_segments_whatever_the_channel_id(leg: str) -> None:
     assert split_path(file_of(name, "wav")) is not None
 
 
+@pytest.mark.parametrize("leg", ["0.", "a" * 80])
+def test_an_id_whose_file_name_would_be_unsafe_becomes_a_digest(leg: str) -> None:
+    # "0." + ".wav" holds "..", and 80 characters + ".wav" is longer than a segment.
+    name = recording_name("sales", leg)
+    assert name.startswith("sales/x") and split_path(file_of(name, "wav")) is not None
+
+
 @pytest.mark.parametrize("leg", HOSTILE)
 def test_an_unsafe_channel_id_becomes_a_digest(leg: str) -> None:
     name = recording_name("sales", leg)

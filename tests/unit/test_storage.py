@@ -57,7 +57,7 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
 
     await upgrade(url)
 
-    assert await current_revision(url) == head_revision() == "0005"
+    assert await current_revision(url) == head_revision() == "0007"
     assert await _table_names(url) == {
         "alembic_version",
         "accounts",
@@ -71,6 +71,10 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
         "callbacks",
         "callback_attempts",
         "call_transfers",
+        "campaigns",
+        "contacts",
+        "dnc_entries",
+        "contact_attempts",
     }
 
 

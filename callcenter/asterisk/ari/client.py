@@ -718,6 +718,34 @@ class Channels(_Resource):
             params=params,
         )
 
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        format: str = "wav",
+        max_duration: int | None = None,
+        max_silence: int | None = None,
+        beep: bool = False,
+        terminate_on: str = "none",
+        if_exists: Literal["fail", "overwrite", "append"] = "fail",
+    ) -> None:
+        """Record what the channel sends into ``<recordings dir>/<name>.<format>``;
+        returns at once. The end arrives as a RecordingFinished (or RecordingFailed)
+        event naming the recording; *max_duration* and *max_silence* are seconds."""
+        params = {
+            "name": name,
+            "format": format,
+            "maxDurationSeconds": max_duration,
+            "maxSilenceSeconds": max_silence,
+            "beep": beep,
+            "terminateOn": terminate_on,
+            "ifExists": if_exists,
+        }
+        await self._client.request(
+            "POST", f"/channels/{_segment(channel_id)}/record", params=params
+        )
+
     async def get_variable(self, channel_id: str, name: str) -> str:
         """Read a channel variable or function (``CALLERID(num)``); ARINotFound if unset."""
         data = await self._client.request(
