@@ -39,6 +39,13 @@ out of the index, then takes its original place again; after ``retries`` more at
 it fails. The agent does not answer: a missed offer like any other (counted towards
 auto-pause), the callback is offered again at once.
 
+**Transfers** (:mod:`ari_apps.transfer`): a connected callback goes blind to an external
+number (API or the agent's REFER: the agent's leg has ``PJSIP_TRANSFER_HANDLING()=
+ari-only``); :meth:`Callbacks.agent_leaves` takes the agent's leg out of the attempt (its
+end no longer ends the call), the number joins the customer in ``cc-cb-<caller>``, and
+:meth:`Callbacks.end` ends the call when the number hangs up (the customer hanging up
+ends it as before, the transfer's leg with it).
+
 **Records**: :class:`~callcenter.storage.callbacks.CallbackRepository` (the request, each
 attempt with agent, times, result, cause) and the caller's ``queued_calls`` row with its
 offers (so statistics count a callback as the queued call it is: answered when the
@@ -60,6 +67,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from ari_apps.after_hours import wait_or_stop
+from ari_apps.transfer import leg_variables
 from callcenter import events as ev
 from callcenter.agents.state import (
     AgentStatus,
@@ -164,6 +172,9 @@ class Attempt:
     #: The customer's final Dial status, kept until its ChannelDestroyed brings the cause.
     customer_status: CallbackResult | None = None
     ended: bool = False
+    #: A transfer took the agent out (:meth:`Callbacks.agent_leaves`): the agent's leg
+    #: is no longer the call's, the customer talks to the transfer's target.
+    transferred: bool = False
 
 
 @dataclass(eq=False)
@@ -224,6 +235,27 @@ class Callbacks:
         ring the agent for this callback. A reservation that is never rung still ends,
         by the watchdog's time limits."""
         return set(self.pending)
+
+    def connected_attempt(self, channel_id: str) -> Attempt | None:
+        """The conversation of callback *channel_id* (its customer answered, not ended):
+        what a transfer of that call moves."""
+        pending = self.pending.get(channel_id)
+        attempt = pending.attempt if pending is not None else None
+        if attempt is None or attempt.connected_at is None or attempt.ended:
+            return None
+        return attempt
+
+    def agent_leaves(self, attempt: Attempt) -> None:
+        """A transfer takes the agent out of the conversation (under the caller's lock):
+        the end of the agent's leg no longer ends the call, the customer's still does."""
+        self._legs.pop(attempt.agent_leg, None)
+        attempt.transferred = True
+
+    async def end(self, channel_id: str, *, by: str) -> None:
+        """End the conversation of callback *channel_id* (a transfer's target hung up)."""
+        attempt = self.connected_attempt(channel_id)
+        if attempt is not None:
+            await self._end_connected(attempt, by=by)
 
     def decision_time(self, caller: Caller, now: float) -> float:
         """The time to route *caller* at: a callback never reaches the overflow step."""
@@ -333,12 +365,13 @@ class Callbacks:
         try:
             # The customer's number on the agent's phone: digits only (checked when taken).
             # A leg dialled with no caller shows its connected line (PJSIP's From).
+            # leg_variables: the phone's transfer key (REFER) comes to the router.
+            agent_dial = router.config.agents[agent].dial_string(agent)
             await router.ari.channels.create(
-                router.config.agents[agent].dial_string(agent), channel_id=agent_leg,
-                app=router.app, variables={
+                agent_dial, channel_id=agent_leg, app=router.app, variables={
                     "CALLERID(num)": pending.number, "CALLERID(name)": "Callback",
                     "CONNECTEDLINE(num)": pending.number,
-                    "CONNECTEDLINE(name)": "Callback"})
+                    "CONNECTEDLINE(name)": "Callback", **leg_variables(agent_dial)})
             async with asyncio.timeout(LEG_START_TIMEOUT):
                 await attempt.agent_started.wait()
             await router.ari.channels.dial(agent_leg, timeout=policy.ring_timeout)
@@ -414,7 +447,10 @@ class Callbacks:
         """After a reconnection: attempts whose legs died meanwhile end as if seen."""
         for attempt in {a for a in self._legs.values() if not a.ended}:
             if attempt.connected_at is not None:
-                if attempt.agent_leg not in live or attempt.customer_leg not in live:
+                # A transferred call's agent leg is gone on purpose (the customer talks
+                # to the transfer's target).
+                if (attempt.agent_leg not in live and not attempt.transferred) \
+                        or attempt.customer_leg not in live:
                     await self._end_connected(attempt, by="agent")
             elif attempt.agent_leg not in live:
                 if attempt.agent_answered:
@@ -819,22 +855,26 @@ class Callbacks:
             router.index.dequeue(caller.channel_id)
         await router._hangup(attempt.customer_leg, "normal")
         await router._hangup(attempt.agent_leg, "normal")
+        await router.transfers.call_ended(caller)  # a transfer's target leg and record
         with contextlib.suppress(ARINotFound, ARIConflict, ARIConnectionError):
             await router.ari.bridges.destroy(attempt.bridge_id)
         connected = attempt.connected_at or now
-        router.events.publish(ev.CallCompleted(
-            at=now, queue=caller.args.queue, call=caller.channel_id, agent=attempt.agent,
-            by="agent" if by == "agent" else "caller",
-            hold_seconds=max(connected.timestamp() - caller.waiting.enqueued_at, 0.0),
-            talk_seconds=_since(connected, now), position=caller.position))
+        if not attempt.transferred:  # else the agent's talk ended with CallTransferred
+            router.events.publish(ev.CallCompleted(
+                at=now, queue=caller.args.queue, call=caller.channel_id, agent=attempt.agent,
+                by="agent" if by == "agent" else "caller",
+                hold_seconds=max(connected.timestamp() - caller.waiting.enqueued_at, 0.0),
+                talk_seconds=_since(connected, now), position=caller.position))
         router.events.publish(ev.CallbackEnded(
             at=now, queue=caller.args.queue, call=caller.channel_id,
             status=CallbackStatus.DONE.value, attempts=pending.customer_attempts + 1))
         wrap = timedelta(seconds=router.policies[caller.args.queue].wrapup)
-        try:
-            await router._apply(attempt.agent, Hangup(caller.channel_id, wrap), now)
-        except IllegalTransition:
-            log.info("agent %s already moved on from %s", attempt.agent, caller.channel_id)
+        if not attempt.transferred:  # else the agent wrapped up when it left
+            try:
+                await router._apply(attempt.agent, Hangup(caller.channel_id, wrap), now)
+            except IllegalTransition:
+                log.info("agent %s already moved on from %s", attempt.agent,
+                         caller.channel_id)
         await router._finish(caller.channel_id, caller.row, QueueOutcome.ANSWERED, now)
         log.info("queue %s: callback %s ended (hung up by %s)", caller.args.queue,
                  caller.channel_id, by)

@@ -30,8 +30,12 @@ What each transfer does (``caller``: the caller's channel, which never leaves it
   moves, if not available), then the first agent leaves and the router's own offer rings
   the target with the queue's ring timeout; unanswered, the caller waits in its queue
   (original place) like any caller whose offer failed.
-- **blind, to a number**: ``PJSIP/<number>@<outbound_trunk>`` is created and dialled;
-  answered, it joins the caller's bridge; unanswered, the caller waits in its queue.
+- **blind, to a number**: the leg ``<caller>-t<n>`` is created and dialled through
+  ``settings.outbound_trunk`` (:func:`number_dial`: a
+  trunk's dial context ``Local/<number>@cc-trunk-<name>-out/n``, else
+  ``PJSIP/<number>@<endpoint>``); answered, it joins the caller's bridge (the call is
+  the caller's and that number's until one hangs up); unanswered, the caller waits in
+  its queue, in its original place.
 - **attended**: the first agent moves to a consultation bridge ``cc-xfer-<caller>``, the
   caller alone in its bridge hears music on hold; the target leg ``<caller>-t<n>`` (a
   queue: its longest-idle available agent, :func:`~callcenter.routing.transfer.pick_agent`)
@@ -39,6 +43,12 @@ What each transfer does (``caller``: the caller's channel, which never leaves it
   bridge, the first agent is hung up (wrap-up); **cancel**, or the target not answering
   or hanging up: the target leg goes, the first agent is back with the caller. The first
   agent hanging up during the consultation completes the transfer (as on a desk phone).
+
+**Callback calls** (:mod:`ari_apps.callback`: the router called the agent, then the
+customer) go blind to a number only: the customer's leg, in the callback's bridge
+``cc-cb-<caller>``, is the party handed over (:meth:`Transfers._party`); a number that
+does not answer ends the call (an outbound leg has no queue to wait in). Other targets
+and attended mode are refused (409, ``to`` / ``mode``).
 
 Records: one ``call_transfers`` row per transfer (written before anything moves, closed
 with its result); the call's ``queued_calls`` row follows the caller (re-opened in the new
@@ -77,8 +87,10 @@ from callcenter.asterisk.ari.events import (
     UnknownEvent,
 )
 from callcenter.asterisk.stasis_args import QueueCall
+from callcenter.config.models import CallCenterConfig
 from callcenter.routing.policy import WaitingCall
 from callcenter.routing.transfer import (
+    NUMBER,
     Mode,
     Target,
     TransferError,
@@ -89,17 +101,19 @@ from callcenter.routing.transfer import (
 from callcenter.storage.models import OfferResult
 from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.storage.transfers import TransferRepository
+from dialplan.trunks import trunk_out_context
 
 if TYPE_CHECKING:
     from ari_apps.queue_router import Caller, QueueRouter
 
-__all__ = ["Transfer", "TransferRefused", "Transfers", "leg_variables", "requeue"]
+__all__ = ["Transfer", "TransferRefused", "Transfers", "leg_variables", "number_dial",
+           "requeue"]
 
 log = logging.getLogger(__name__)
 
 #: How long a target leg may take to enter Stasis after channels/create.
 LEG_START_TIMEOUT: Final = 5.0
-#: External numbers ring this long (the queue's ring timeout is for agents).
+#: How long an external number rings when the outbound endpoint is no trunk of ours.
 NUMBER_RING_TIMEOUT: Final = 30
 #: After a final Dial status, how long we still wait on the leg's own end.
 _EXTRA: Final = 10.0
@@ -117,6 +131,30 @@ class TransferRefused(Exception):
 def leg_variables(dial_string: str) -> dict[str, str]:
     """What an agent's offer leg needs so its phone's REFER comes to us (PJSIP only)."""
     return {"PJSIP_TRANSFER_HANDLING()": "ari-only"} if dial_string.startswith("PJSIP/") else {}
+
+
+def number_dial(number: str, config: CallCenterConfig) -> tuple[str, int]:
+    """The dial string and ring seconds of the external *number* (checked by
+    :data:`NUMBER`) through ``settings.outbound_trunk``.
+
+    A trunk of ``trunks:`` is reached through its dial context, so a transferred call
+    goes out as every outbound call does (the trunk's caller ID, its ring time, its
+    number check). ``/n``: the Local channel is not optimised away once bridged, so the
+    leg keeps the id the transfer knows it by. Any other name is a PJSIP endpoint.
+
+    Raises:
+        TransferError: ``to.number`` when *number* is not a number or nothing dials out.
+    """
+    if not NUMBER.fullmatch(number):
+        raise TransferError("to.number", "not a phone number: an optional + then 3 to 20 "
+                                         "digits")
+    trunk = config.settings.outbound_trunk
+    if trunk is None:
+        raise TransferError("to.number", "no settings.outbound_trunk is configured")
+    if trunk in config.trunks:
+        return (f"Local/{number}@{trunk_out_context(trunk)}/n",
+                config.trunks[trunk].ring_timeout)
+    return f"PJSIP/{number}@{trunk}", NUMBER_RING_TIMEOUT
 
 
 def requeue(call: QueueCall, queue: str) -> QueueCall:
@@ -269,6 +307,14 @@ class Transfers:
         if target.kind == "agent" and target.value == agent:
             raise TransferRefused(409, f"agent {agent!r} cannot transfer a call to itself",
                                   "to.agent")
+        if router.callbacks.holds(call):
+            # A callback's customer is on an outbound leg, not in the caller's bridge:
+            # it goes blind to a number (the agent's hand-off), nothing else for now.
+            if target.kind != "number":
+                raise TransferRefused(409, "a callback call can only be sent to an external "
+                                           "number", "to")
+            if mode != "blind":
+                raise TransferRefused(409, "a callback call can only be sent blind", "mode")
         now = router.clock()
         rung: str | None = None
         if target.kind == "agent":
@@ -322,8 +368,40 @@ class Transfers:
         self._pulse()
         return t
 
+    def _party(self, t: Transfer) -> tuple[str, str]:
+        """(channel, bridge) of the party a transfer hands over: the caller's channel in
+        the call's bridge, or a callback's customer leg in the callback's bridge."""
+        attempt = self.router.callbacks.connected_attempt(t.caller.channel_id)
+        if attempt is not None:
+            return attempt.customer_leg, attempt.bridge_id
+        return t.caller.channel_id, t.caller.bridge_id
+
+    async def _end_call(self, caller: Caller, *, by: str) -> None:
+        if self.router.callbacks.connected_attempt(caller.channel_id) is not None:
+            await self.router.callbacks.end(caller.channel_id, by=by)
+        else:
+            await self.router._end_call(caller, by=by)
+
+    async def _blind_callback(self, t: Transfer) -> None:
+        """Blind, a callback call to a number: the agent leaves (wrap-up), the customer
+        hears music on hold in the callback's bridge while the number rings."""
+        router, caller = self.router, t.caller
+        async with caller.lock:
+            attempt = router.callbacks.connected_attempt(caller.channel_id)
+            if attempt is None or caller.phase != "connected" or caller.agent != t.from_agent:
+                raise TransferRefused(409, "the call changed meanwhile")
+            router.callbacks.agent_leaves(attempt)
+            await self._first_agent_leaves(t)
+            with contextlib.suppress(ARIError):
+                await router.ari.bridges.start_moh(attempt.bridge_id)
+            t.state = "ringing"
+        router._spawn(self._ring_number(t), f"transfer {t.id} to a number")
+
     async def _blind(self, t: Transfer) -> None:
         router, caller = self.router, t.caller
+        if router.callbacks.holds(caller.channel_id):
+            await self._blind_callback(t)
+            return
         async with caller.lock:
             if caller.phase != "connected" or caller.agent != t.from_agent:
                 raise TransferRefused(409, "the call changed meanwhile")
@@ -422,9 +500,8 @@ class Transfers:
             dial_string = router.config.agents[t.agent].dial_string(t.agent)
             timeout = router.policies[caller.args.queue].ring_timeout
         else:
-            trunk = router.config.settings.outbound_trunk
-            # The number was checked against callcenter.routing.transfer.NUMBER (digits).
-            dial_string, timeout = f"PJSIP/{t.target.value}@{trunk}", NUMBER_RING_TIMEOUT
+            # Checked again there: only digits ever reach the dial string.
+            dial_string, timeout = number_dial(t.target.value, router.config)
         try:
             await router.ari.channels.create(
                 dial_string, channel_id=t.leg_id, app=router.app, originator=other,
@@ -465,7 +542,9 @@ class Transfers:
     async def _ring_number(self, t: Transfer) -> None:
         """Blind to a number: the caller (music on hold) is joined when it answers."""
         caller = t.caller
-        outcome = await self._ring(t, other=caller.channel_id)
+        party, bridge = self._party(t)
+        callback = party != caller.channel_id
+        outcome = await self._ring(t, other=party)
         async with caller.lock:
             if caller.phase == "gone":
                 await self._target_failed(t, OfferResult.CALLER_GONE.value)
@@ -473,9 +552,9 @@ class Transfers:
                 return
             if outcome == "answer":
                 with contextlib.suppress(ARIError):
-                    await self.router.ari.bridges.stop_moh(caller.bridge_id)
+                    await self.router.ari.bridges.stop_moh(bridge)
                 try:
-                    await self.router.ari.bridges.add_channel(caller.bridge_id, t.leg_id or "")
+                    await self.router.ari.bridges.add_channel(bridge, t.leg_id or "")
                 except ARIError:
                     outcome = OfferResult.FAILED.value
             if outcome == "answer":
@@ -488,11 +567,16 @@ class Transfers:
                 await self._end(t, "completed", keep=True)
                 return
             await self._target_failed(t, outcome)
-            # Nobody took it: the caller waits in its queue, in its original place.
-            async with self.router.sessions.begin() as session:
-                await TransferRepository(session).requeue(caller.row, caller.args.queue)
-            self._wait_in(caller, caller.args.queue)
+            if not callback:
+                # Nobody took it: the caller waits in its queue, in its original place.
+                async with self.router.sessions.begin() as session:
+                    await TransferRepository(session).requeue(caller.row, caller.args.queue)
+                self._wait_in(caller, caller.args.queue)
         await self._end(t, "no_answer")
+        if callback:
+            # The customer's leg is an outbound call: it cannot wait in a queue. Its
+            # agent is gone, so the call ends (the record says the number did not answer).
+            await self._end_call(caller, by="agent")
 
     async def _consult(self, t: Transfer) -> None:
         """Attended: the first agent to a consultation bridge, the target rung into it."""
@@ -641,7 +725,7 @@ class Transfers:
                     await self._back_to_caller(t, "cancelled", OfferResult.CANCELLED.value)
         elif t.state == "connected" and t.caller.phase == "connected":
             self._legs.pop(t.leg_id or "", None)
-            await self.router._end_call(t.caller, by="agent")
+            await self._end_call(t.caller, by="agent")
 
     # -- the end ---------------------------------------------------------------------------
 

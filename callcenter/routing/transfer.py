@@ -14,8 +14,12 @@ Targets:
   priority, goes ahead of callers who came after it).
 - ``{"agent": name}``: offered to that agent only, with the ring timeout of the call's
   queue; it must be available now (reserved by compare-and-set before anything moves).
-- ``{"number": digits}``: an external number (``+`` then 3-20 digits, nothing else: it
-  becomes part of a dial string), dialled through ``settings.outbound_trunk``.
+- ``{"number": digits}``: an external number (an optional ``+`` then 3-20 digits,
+  nothing else: it becomes part of a dial string), dialled through
+  ``settings.outbound_trunk`` (:func:`ari_apps.transfer.number_dial`): when that names a trunk of
+  ``trunks:``, through the trunk's dial context ``Local/<number>@cc-trunk-<name>-out/n``
+  (its caller ID, ring time and number check, as every outbound call); else straight to
+  that PJSIP endpoint (one defined outside this config).
 
 Modes: ``blind`` (the agent leaves at once) and ``attended`` (the caller hears music on
 hold while the agent talks to the target on a consultation leg, then completes or

@@ -13,11 +13,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ari_apps.transfer import TransferRefused, leg_variables, requeue
+from ari_apps.transfer import TransferRefused, leg_variables, number_dial, requeue
 from callcenter.agents.rules import rules_from_config
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.stasis_args import QueueCall
-from callcenter.config.models import CallCenterConfig
+from callcenter.config.models import CallCenterConfig, Trunk
 from callcenter.events import CallTransferred
 from callcenter.reporting.queue_log import queue_log_lines
 from callcenter.routing.transfer import (
@@ -76,6 +76,9 @@ def test_a_request_names_one_target_and_a_mode(with_trunk: CallCenterConfig) -> 
     ({"to": {"number": "555 0100"}}, "to.number"),
     ({"to": {"number": "+1555123000011112222333"}}, "to.number"),
     ({"to": {"number": "12"}}, "to.number"),
+    ({"to": {"number": ""}}, "to.number"),
+    ({"to": {"number": "1;Hangup"}}, "to.number"),
+    ({"to": {"number": "+1555abc0100"}}, "to.number"),
     ({"to": {"number": "１２３４"}}, "to.number"),  # full-width digits
 ])
 def test_a_bad_request_names_its_field(with_trunk: CallCenterConfig, body: dict[str, Any],
@@ -107,6 +110,24 @@ def test_who_may_transfer_a_call_of_carmen_in_sales(role: str, agent: str | None
                                                     queues: tuple[str, ...],
                                                     allowed: bool) -> None:
     assert may_transfer(role, agent, queues, "sales", "carmen") is allowed
+
+
+def test_a_number_goes_out_through_the_trunks_dial_context(
+        with_trunk: CallCenterConfig) -> None:
+    """outbound_trunk naming a trunk of ``trunks:``: its dial context (caller ID, ring
+    time, number check), a Local channel never optimised away (``/n``); any other name
+    is a PJSIP endpoint of the PBX's own."""
+    endpoint_only = with_trunk.model_copy(update={"trunks": {}})
+    assert number_dial("+15550100004", endpoint_only) == ("PJSIP/+15550100004@carrier", 30)
+    trunks = {"carrier": Trunk(host="127.0.0.2", ring_timeout=25)}
+    config = with_trunk.model_copy(update={"trunks": trunks})
+    assert number_dial("+15550100004", config) == (
+        "Local/+15550100004@cc-trunk-carrier-out/n", 25)
+    for hostile in ("1;Hangup", "${SHELL(x)}", "+1555abc0100", "", "+" + "1" * 21,
+                    "5550100/n", "555@other"):
+        with pytest.raises(TransferError) as refused:
+            number_dial(hostile, config)
+        assert refused.value.field == "to.number"
 
 
 def test_a_refer_number_is_an_extension_a_queue_or_an_external_number(
