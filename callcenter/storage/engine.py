@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +183,21 @@ def _close_on_worker_thread(dbapi_connection: Any) -> None:
     # aiosqlite < 0.22 sets a result on every queued call's future, so it needs a real one.
     done = loop.create_future()
     done.add_done_callback(_log_close_failure)
-    queue.put_nowait((done, sqlite_connection.close))
+    queue.put_nowait((done, partial(_roll_back_and_close, sqlite_connection)))
     log.debug("invalidated SQLite connection %r: close queued", sqlite_connection)
+
+
+def _roll_back_and_close(sqlite_connection: Any) -> None:
+    """Roll back, then close: ``sqlite3``'s close (``sqlite3_close_v2``) only *defers* the
+    close while a statement of the cancelled query is still unfinalized, and the open
+    transaction, with its write lock, lives on until garbage collection finalizes it.
+    ``ROLLBACK`` ends the transaction at once (pending statements are aborted)."""
+    try:
+        if sqlite_connection.in_transaction:
+            sqlite_connection.execute("ROLLBACK")
+    except sqlite3.Error as exc:  # the close below still runs (closed twice is harmless)
+        log.debug("rollback of an invalidated SQLite connection failed: %s", exc)
+    sqlite_connection.close()
 
 
 def _log_close_failure(done: asyncio.Future[Any]) -> None:
