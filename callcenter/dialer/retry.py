@@ -32,7 +32,7 @@ from typing import Literal
 from callcenter.config.campaign import Campaign, RetryRule
 from callcenter.dialer.eligibility import ContactLike
 
-__all__ = ["DNC_DISPOSITION", "NextStep", "after_attempt", "outcome_rule"]
+__all__ = ["DNC_DISPOSITION", "NextStep", "after_attempt", "outcome_rule", "rule_name"]
 
 #: The disposition that puts the number on the do-not-call list.
 DNC_DISPOSITION = "do_not_call"
@@ -67,6 +67,11 @@ class NextStep:
 
 def _key(outcome: Enum | str) -> str:
     return str(outcome.value if isinstance(outcome, Enum) else outcome)
+
+
+def rule_name(outcome: Enum | str) -> str | None:
+    """The retry rule an outcome counts against (``cancelled`` -> ``failed``); None: none."""
+    return _RULE_OF.get(_key(outcome))
 
 
 def outcome_rule(campaign: Campaign, outcome: Enum | str) -> tuple[str, RetryRule] | None:
