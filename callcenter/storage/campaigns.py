@@ -94,12 +94,15 @@ class DueContact:
 
 class DispositionError(ValueError):
     """A disposition that cannot be recorded; ``field`` names the input at fault
-    (``attempt``, ``disposition``, ``callback_at``, ``note``, ``agent``)."""
+    (``attempt``, ``disposition``, ``callback_at``, ``note``, ``agent``) and ``status``
+    the HTTP status the API answers with (404 no such attempt, 409 not disposable now,
+    403 not the agent's, 422 bad input)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, status: int = 422) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -324,25 +327,27 @@ class CampaignRepository:
             raise DispositionError("callback_at", "needs a UTC offset (2026-12-02T10:00+00:00)")
         attempt = await self._session.get(ContactAttempt, attempt_id)
         if attempt is None:
-            raise DispositionError("attempt", f"no contact attempt {attempt_id}")
+            raise DispositionError("attempt", f"no contact attempt {attempt_id}", 404)
+        if own_only and attempt.agent != agent:
+            raise DispositionError("agent", f"attempt {attempt_id} is not this agent's call",
+                                   403)
         contact = await self._session.get(Contact, attempt.contact_id)
         campaign_name = await self._session.scalar(
             select(CampaignRecord.name).where(CampaignRecord.id == contact.campaign_id)
         ) if contact is not None else None
         if contact is None or campaign_name is None:
-            raise DispositionError("attempt", f"attempt {attempt_id} has no contact")
+            raise DispositionError("attempt", f"attempt {attempt_id} has no contact", 404)
         settings = campaigns.get(campaign_name)
         if settings is None:
             raise DispositionError("attempt", f"campaign '{campaign_name}' of attempt "
-                                   f"{attempt_id} is not in the configuration")
+                                   f"{attempt_id} is not in the configuration", 409)
         if disposition not in settings.dispositions:
             known = ", ".join(sorted(settings.dispositions))
             raise DispositionError("disposition", f"unknown disposition '{disposition}' "
                                    f"for campaign '{campaign_name}' (known: {known})")
-        if own_only and attempt.agent != agent:
-            raise DispositionError("agent", f"attempt {attempt_id} is not this agent's call")
         if attempt.ended_at is None:
-            raise DispositionError("attempt", f"attempt {attempt_id} is still in progress")
+            raise DispositionError("attempt", f"attempt {attempt_id} is still in progress",
+                                   409)
         counts: dict[str, int] = {}
         rows = await self._session.execute(
             select(ContactAttempt.id, ContactAttempt.outcome, ContactAttempt.disposition)
@@ -372,6 +377,12 @@ class CampaignRepository:
         await self._session.flush()
         return Disposed(attempt_id, contact.id, campaign_name, disposition, step.state,
                         step.next_attempt_at, step.reason, step.add_dnc)
+
+    async def attempt_agent(self, attempt_id: int) -> tuple[bool, str | None]:
+        """Whether attempt ``attempt_id`` exists, and the agent who took it (if any)."""
+        row = (await self._session.execute(
+            select(ContactAttempt.agent).where(ContactAttempt.id == attempt_id))).first()
+        return (False, None) if row is None else (True, row[0])
 
     async def last_abandon_at(self, contact_id: int) -> datetime | None:
         """When the contact's latest abandoned call started (the 72-hour rule's clock)."""

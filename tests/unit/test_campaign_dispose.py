@@ -33,6 +33,7 @@ from callcenter.storage.models import (
     ContactAttempt,
     ContactState,
 )
+from tests.web_api import Api, config_with_pause_reason, running_api
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)   # 10:00 in New York, a Tuesday
 EXAMPLE = Path(__file__).parents[2] / "config" / "example"
@@ -176,3 +177,66 @@ def test_campaigns_commands(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not an ISO 8601 time" in result.stderr
     result = run("campaigns", "report", "nope", "--config", str(EXAMPLE))
     assert result.exit_code == 1 and "unknown campaign 'nope'" in result.stderr
+
+
+# -- the HTTP API -----------------------------------------------------------------------
+
+_PATH = "/api/v1/campaigns/attempts/{}/disposition"
+
+
+async def _post(api: Api, user: str, attempt: object, body: object) -> tuple[int, dict]:
+    async with api.client.post(_PATH.format(attempt), json=body,
+                               headers=api.as_user(user)) as response:
+        return response.status, await response.json()
+
+
+async def test_the_api_disposes_as_roles_allow(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    config = config_with_pause_reason()
+    alice = await _called(sessions, agent="alice")
+    nobody = await _called(sessions, number="+12125550101", agent=None)
+    async with running_api(config, sessions) as api:
+        api.clock.now = NOW + timedelta(minutes=1)
+        # another supervisor's agent, an agentless call: not theirs
+        assert (await _post(api, "sam", alice, {"disposition": "sale"}))[0] == 403
+        assert (await _post(api, "alice_phone", nobody, {"disposition": "sale"}))[0] == 403
+        status, answer = await _post(api, "alice_phone", alice, {
+            "disposition": "callback", "callback_at": "2026-12-02T15:00:00+00:00",
+            "note": "after lunch"})
+        assert status == 200, answer
+        assert answer == {"attempt": alice, "contact": 1, "campaign": "renewals",
+                          "disposition": "callback", "state": "pending",
+                          "next_attempt_at": "2026-12-02T15:00:00+00:00",
+                          "reason": answer["reason"], "added_dnc": False}
+        status, answer = await _post(api, "sue", alice, {"disposition": "do_not_call"})
+        assert (status, answer["state"], answer["added_dnc"]) == (200, "do_not_call", True)
+        status, answer = await _post(api, "admin", nobody, {"disposition": "frobnicate"})
+        assert (status, answer["field"]) == (422, "disposition"), answer
+        assert "known: " in answer["error"]
+        for body, field in [({}, "disposition"), ({"disposition": 5}, "disposition"),
+                            ({"disposition": "callback", "callback_at": "soon"},
+                             "callback_at"),
+                            ({"disposition": "callback", "callback_at": "2026-12-02T15:00"},
+                             "callback_at"),
+                            ({"disposition": "sale", "note": ["x"]}, "note"),
+                            ({"disposition": "sale", "when": 1}, "when")]:
+            status, answer = await _post(api, "admin", nobody, body)
+            assert (status, answer.get("field")) == (422, field), (body, answer)
+        for attempt in (999, "abc", 0, "9" * 30):
+            assert (await _post(api, "admin", attempt, {"disposition": "sale"}))[0] == 404
+    async with sessions() as session:
+        assert await CampaignRepository(session).is_dnc("+12125550100")
+
+
+async def test_the_api_refuses_a_call_in_progress(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        await CampaignRepository(session).import_contacts(
+            "renewals", [NewContact("+12125550100", None)])
+    async with sessions.begin() as session:
+        repo = CampaignRepository(session)
+        (due,) = await repo.claim_due("renewals", NOW, 1)
+        attempt = await repo.start_attempt(due.id, at=NOW)
+    async with running_api(config_with_pause_reason(), sessions) as api:
+        status, answer = await _post(api, "admin", attempt, {"disposition": "sale"})
+    assert status == 409 and "still in progress" in answer["error"]
