@@ -7,7 +7,8 @@ audit trail says why a call was placed at that moment, or why not:
 * ``max_attempts`` -- the campaign's ``max_attempts`` calls were made: never again;
 * ``abandon_72h`` -- the contact's last call was abandoned (a live answer no agent took,
   which heard the safe-harbor message) less than 72 hours ago: not again before then
-  unless an agent is reserved for the call first (the FCC's rule for abandoned calls);
+  unless an agent is reserved for the call first (Ofcom's persistent-misuse policy on
+  abandoned calls, applied to every campaign);
 * ``no_timezone`` -- the contact's zone is unknown (none stored, none derivable from the
   number, no ``assume_timezone``): never, since its local time cannot be known;
 * ``calling_window`` -- it is outside the campaign's calling windows in the contact's
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 #: After an abandoned call, the contact is not called again within this long unless an
-#: agent is reserved for the call before it is placed (47 CFR 64.1200(a)(7)).
+#: agent is reserved for the call before it is placed (Ofcom's persistent-misuse policy).
 ABANDON_QUIET = dt.timedelta(hours=72)
 #: How far ahead :func:`next_window_open` looks: a week covers every weekly window, and
 #: one more day a DST change inside it.
