@@ -1359,13 +1359,16 @@ def _http_api_port_use(loaded: Any) -> PortUse:
     return PortUse("HTTP API", api.host, api.port, "tcp", f"settings.http_api.port ({where})")
 
 
-# -- campaign lists: contacts and do-not-call (callcenter/lists_cli.py) -------
+# -- campaign lists: contacts and do-not-call (callcenter/lists_cli.py), and the
+# campaigns' dispositions, status and report (callcenter/campaigns_cli.py) ------
 
 def _add_list_commands() -> None:
+    from callcenter.campaigns_cli import campaigns
     from callcenter.lists_cli import contacts, dnc
 
     main.add_command(contacts)
     main.add_command(dnc)
+    main.add_command(campaigns)
 
 
 _add_list_commands()

@@ -182,6 +182,7 @@ async def concurrent_upgrades_apply_once(url: str, *, count: int) -> None:
         "Running upgrade 0004 -> 0005",
         "Running upgrade 0005 -> 0006",
         "Running upgrade 0006 -> 0007",
+        "Running upgrade 0007 -> 0008",
     ]
     engine = make_engine(url)
     try:

@@ -11,7 +11,12 @@ The dialer's questions and records, one method each:
   ``BEGIN IMMEDIATE``, so claimers run one after the other. Numbers on the DNC list are
   never claimed;
 * :meth:`CampaignRepository.start_attempt` before the dial, :meth:`end_attempt` after:
-  a restarted dialer finds the calls that were in progress (attempts with no end).
+  a restarted dialer finds the calls that were in progress (attempts with no end);
+* :meth:`CampaignRepository.dispose` -- an agent's disposition of an ended attempt,
+  validated against the campaign's list, applied by :func:`callcenter.dialer.retry.
+  after_attempt` (a ``do_not_call`` disposition lists the number in the same
+  transaction);
+* :meth:`CampaignRepository.compliance_inputs` -- what the compliance report reads.
 
 Takes an ``AsyncSession`` and never commits, like every repository here. Numbers are
 E.164 already (:mod:`callcenter.phone_numbers`); what to do next with a contact (retry
@@ -23,13 +28,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.config.campaign import Campaign
 from callcenter.storage.engine import SQLITE_IMMEDIATE
 from callcenter.storage.models import (
+    NOTE_MAX,
     AttemptOutcome,
     CampaignRecord,
     Contact,
@@ -39,7 +46,17 @@ from callcenter.storage.models import (
     utcnow,
 )
 
-__all__ = ["CampaignRepository", "ContactImport", "DueContact", "NewContact"]
+if TYPE_CHECKING:
+    from callcenter.dialer.compliance import AttemptRecord, ContactRecord
+
+__all__ = [
+    "CampaignRepository",
+    "ContactImport",
+    "Disposed",
+    "DispositionError",
+    "DueContact",
+    "NewContact",
+]
 
 # Rows per IN (...) list and per INSERT: well under SQLite's 32766 bound parameters and
 # PostgreSQL's 65535, whatever the column count.
@@ -73,6 +90,33 @@ class DueContact:
     timezone: str | None
     data: Mapping[str, Any]
     attempts: int
+
+
+class DispositionError(ValueError):
+    """A disposition that cannot be recorded; ``field`` names the input at fault
+    (``attempt``, ``disposition``, ``callback_at``, ``note``, ``agent``) and ``status``
+    the HTTP status the API answers with (404 no such attempt, 409 not disposable now,
+    403 not the agent's, 422 bad input)."""
+
+    def __init__(self, field: str, message: str, status: int = 422) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Disposed:
+    """What a disposition did to the contact (``state`` a ``ContactState`` value)."""
+
+    attempt_id: int
+    contact_id: int
+    campaign: str
+    disposition: str
+    state: str
+    next_attempt_at: datetime | None
+    reason: str
+    added_dnc: bool
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -261,3 +305,137 @@ class CampaignRepository:
             select(Contact).join(CampaignRecord, CampaignRecord.id == Contact.campaign_id)
             .where(CampaignRecord.name == campaign).order_by(Contact.id))
         return list(rows)
+
+    async def dispose(self, attempt_id: int, disposition: str, *,
+                      campaigns: Mapping[str, Campaign], agent: str | None = None,
+                      note: str | None = None, callback_at: datetime | None = None,
+                      now: datetime, own_only: bool = False) -> Disposed:
+        """Record ``disposition`` on an ended attempt and its contact, and move the
+        contact on as :func:`callcenter.dialer.retry.after_attempt` decides (in this
+        transaction: a ``do_not_call`` disposition lists the number too).
+
+        ``campaigns``: the config's, to validate the key against the attempt's campaign.
+        ``own_only``: ``agent`` may dispose only an attempt it took (the agent API).
+        Raises :class:`DispositionError` naming the bad input; a disposition given again
+        replaces the earlier one.
+        """
+        from callcenter.dialer.retry import after_attempt, rule_name
+
+        if note is not None and len(note) > NOTE_MAX:
+            raise DispositionError("note", f"longer than {NOTE_MAX} characters")
+        if callback_at is not None and callback_at.tzinfo is None:
+            raise DispositionError("callback_at", "needs a UTC offset (2026-12-02T10:00+00:00)")
+        attempt = await self._session.get(ContactAttempt, attempt_id)
+        if attempt is None:
+            raise DispositionError("attempt", f"no contact attempt {attempt_id}", 404)
+        if own_only and attempt.agent != agent:
+            raise DispositionError("agent", f"attempt {attempt_id} is not this agent's call",
+                                   403)
+        contact = await self._session.get(Contact, attempt.contact_id)
+        campaign_name = await self._session.scalar(
+            select(CampaignRecord.name).where(CampaignRecord.id == contact.campaign_id)
+        ) if contact is not None else None
+        if contact is None or campaign_name is None:
+            raise DispositionError("attempt", f"attempt {attempt_id} has no contact", 404)
+        settings = campaigns.get(campaign_name)
+        if settings is None:
+            raise DispositionError("attempt", f"campaign '{campaign_name}' of attempt "
+                                   f"{attempt_id} is not in the configuration", 409)
+        if disposition not in settings.dispositions:
+            known = ", ".join(sorted(settings.dispositions))
+            raise DispositionError("disposition", f"unknown disposition '{disposition}' "
+                                   f"for campaign '{campaign_name}' (known: {known})")
+        if attempt.ended_at is None:
+            raise DispositionError("attempt", f"attempt {attempt_id} is still in progress",
+                                   409)
+        counts: dict[str, int] = {}
+        rows = await self._session.execute(
+            select(ContactAttempt.id, ContactAttempt.outcome, ContactAttempt.disposition)
+            .where(ContactAttempt.contact_id == contact.id))
+        for row_id, outcome, earlier in rows:
+            if row_id == attempt_id:
+                earlier = disposition
+            spec = settings.dispositions.get(earlier) if earlier else None
+            name = "callback_requested" if spec is not None and spec.retry else (
+                rule_name(outcome) if outcome is not None else None)
+            if name is not None:
+                counts[name] = counts.get(name, 0) + 1
+        step = after_attempt(contact, settings, attempt.outcome or AttemptOutcome.ANSWERED,
+                             disposition, now, outcome_counts=counts,
+                             callback_at=callback_at)
+        attempt.disposition = disposition
+        attempt.note = note
+        attempt.disposed_at = now
+        if agent is not None and attempt.agent is None:
+            attempt.agent = agent
+        contact.disposition = disposition
+        contact.state = ContactState(step.state)
+        contact.next_attempt_at = step.next_attempt_at
+        if step.add_dnc:
+            await self.add_dnc({contact.number: f"disposition by {agent or 'unknown'}"},
+                               source=f"disposition:{campaign_name}", at=now)
+        await self._session.flush()
+        return Disposed(attempt_id, contact.id, campaign_name, disposition, step.state,
+                        step.next_attempt_at, step.reason, step.add_dnc)
+
+    async def attempt_agent(self, attempt_id: int) -> tuple[bool, str | None]:
+        """Whether attempt ``attempt_id`` exists, and the agent who took it (if any)."""
+        row = (await self._session.execute(
+            select(ContactAttempt.agent).where(ContactAttempt.id == attempt_id))).first()
+        return (False, None) if row is None else (True, row[0])
+
+    async def last_abandon_at(self, contact_id: int) -> datetime | None:
+        """When the contact's latest abandoned call started (the 72-hour rule's clock)."""
+        found: datetime | None = await self._session.scalar(
+            select(func.max(ContactAttempt.started_at))
+            .where(ContactAttempt.contact_id == contact_id,
+                   ContactAttempt.outcome == AttemptOutcome.ABANDONED))
+        return found
+
+    async def compliance_inputs(self, campaign: str) -> tuple[
+            list[ContactRecord], list[AttemptRecord]]:
+        """``campaign``'s contacts and attempts for :func:`callcenter.dialer.compliance.
+        compliance_report`; an attempt is ``on_dnc`` when its number was listed before
+        the call started."""
+        from callcenter.dialer.compliance import AttemptRecord, ContactRecord
+
+        campaign_id = await self._session.scalar(
+            select(CampaignRecord.id).where(CampaignRecord.name == campaign))
+        if campaign_id is None:
+            return [], []
+        contacts = [ContactRecord(r.id, r.number, r.timezone, r.attempts)
+                    for r in await self._session.execute(
+                        select(Contact.id, Contact.number, Contact.timezone, Contact.attempts)
+                        .where(Contact.campaign_id == campaign_id).order_by(Contact.id))]
+        listed = exists().where(DncEntry.number == ContactAttempt.number,
+                                DncEntry.added_at <= ContactAttempt.started_at)
+        rows = await self._session.execute(
+            select(ContactAttempt.id, ContactAttempt.contact_id, ContactAttempt.started_at,
+                   ContactAttempt.outcome, listed.label("on_dnc"))
+            .join(Contact, Contact.id == ContactAttempt.contact_id)
+            .where(Contact.campaign_id == campaign_id).order_by(ContactAttempt.id))
+        attempts = [AttemptRecord(r.id, r.contact_id, r.started_at,
+                                  str(r.outcome) if r.outcome is not None else None,
+                                  bool(r.on_dnc)) for r in rows]
+        return contacts, attempts
+
+    async def status(self, campaign: str, now: datetime) -> dict[str, int]:
+        """Contacts of ``campaign`` per state, and how many pending ones are due now."""
+        campaign_id = await self._session.scalar(
+            select(CampaignRecord.id).where(CampaignRecord.name == campaign))
+        counts = dict.fromkeys((s.value for s in ContactState), 0)
+        if campaign_id is None:
+            return {**counts, "due_now": 0, "attempts": 0}
+        for state, n in await self._session.execute(
+                select(Contact.state, func.count()).where(Contact.campaign_id == campaign_id)
+                .group_by(Contact.state)):
+            counts[str(state)] = n
+        due = await self._session.scalar(
+            select(func.count()).select_from(Contact)
+            .where(Contact.campaign_id == campaign_id, Contact.state == ContactState.PENDING,
+                   or_(Contact.next_attempt_at.is_(None), Contact.next_attempt_at <= now)))
+        attempts = await self._session.scalar(
+            select(func.count()).select_from(ContactAttempt)
+            .join(Contact, Contact.id == ContactAttempt.contact_id)
+            .where(Contact.campaign_id == campaign_id))
+        return {**counts, "due_now": due or 0, "attempts": attempts or 0}

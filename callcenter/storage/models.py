@@ -707,6 +707,8 @@ class CallTransfer(Base):
 # -- outbound campaigns ------------------------------------------------------------------
 
 TIMEZONE_MAX = 64
+#: An agent's note on a disposition.
+NOTE_MAX = 1000
 """An IANA zone name (``America/Argentina/ComodRivadavia`` is 32)."""
 
 
@@ -826,6 +828,9 @@ class ContactAttempt(Base):
     cause: Mapped[int | None] = mapped_column(Integer)
     agent: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
     disposition: Mapped[str | None] = mapped_column(String(AGENT_NAME_MAX))
+    #: The agent's note with the disposition, and when it was recorded.
+    note: Mapped[str | None] = mapped_column(String(NOTE_MAX))
+    disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"ContactAttempt(id={self.id!r}, contact_id={self.contact_id!r}, {self.outcome!r})"

@@ -25,6 +25,9 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     GET  /api/v1/recordings/{recording}/audio  a recording's file (audio/wav, audio/x-gsm)
     POST /api/v1/calls/{channel}/transfer      blind or attended transfer, and its
          .../transfer/complete|cancel          end (:mod:`callcenter.web.transfers`)
+    POST /api/v1/campaigns/attempts/{attempt}/disposition
+                                               an agent's disposition of a campaign call
+                                               (:mod:`callcenter.web.campaigns`)
 
 :data:`ROUTES` is the one description of them: the router is built from it and so is
 the document (:mod:`callcenter.web.openapi`). Who may do what is decided in
@@ -64,6 +67,8 @@ from callcenter.storage.recordings import RecordingRepository
 from callcenter.web import recordings as recording_views
 from callcenter.web.access import BUILTIN_ADMIN, Access, users_from_config
 from callcenter.web.auth import TokenBook
+from callcenter.web.campaigns import DISPOSITION_SCHEMAS
+from callcenter.web.campaigns import dispose as _dispose
 from callcenter.web.context import (
     ACCESS,
     CLOCK,
@@ -413,6 +418,7 @@ _QUEUE = Param("queue", "A queue's name (a key of queues).")
 _CHANNEL = Param("channel", "The caller's channel id (the 'channel' of a call).")
 _ACTION = Param("action", "What to do to the agent.", tuple(ACTIONS))
 _RECORDING = Param("recording", "A recording's id (the 'id' of a recording).")
+_ATTEMPT = Param("attempt", "A campaign call's id (contact_attempts.id).")
 _P = API_PREFIX
 
 #: Every route the API serves: the router and the OpenAPI document are built from this.
@@ -506,6 +512,13 @@ ROUTES: Final[tuple[Route, ...]] = (
           "Attended transfer: end the consultation, back to the caller",
           "as transferCall", _transfer_cancel, "Transfer", (_CHANNEL,),
           errors=(403, 404, 409, 422, 503), tag="calls"),
+    # Outbound campaigns (callcenter/web/campaigns.py; the rules are callcenter.dialer's).
+    Route("POST", f"{_P}/campaigns/attempts/{{attempt}}/disposition", "disposeAttempt",
+          "Record the disposition of an ended campaign call; the contact is retried, "
+          "scheduled for its callback, closed or put on the do-not-call list",
+          "admin; a supervisor of the agent's queues; the agent who took the call",
+          _dispose, "Disposed", (_ATTEMPT,), body="DispositionBody",
+          errors=(403, 404, 409, 422), tag="campaigns"),
 )
 
 
@@ -564,5 +577,5 @@ def document() -> dict[str, Any]:
     """The OpenAPI document, without a server (``callcenter api openapi``, tests)."""
     return openapi_document(ROUTES, {**SCHEMAS, **SUPERVISE_SCHEMAS, **STATS_SCHEMAS,
                                      **EVENT_SCHEMAS, **recording_views.SCHEMAS,
-                                     **TRANSFER_SCHEMAS},
+                                     **TRANSFER_SCHEMAS, **DISPOSITION_SCHEMAS},
                             version="1")

@@ -83,3 +83,44 @@ async def test_a_claim_in_progress_is_skipped_not_waited_for(pg_url: str) -> Non
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_do_not_call_disposition_and_the_compliance_inputs(pg_url: str) -> None:
+    """dispose() lists the number in its own transaction, and the report's query (an
+    EXISTS per attempt against the DNC list's dates) runs on PostgreSQL."""
+    from datetime import timedelta
+
+    from callcenter.config.campaign import Campaign
+    from callcenter.storage.models import AttemptOutcome
+
+    campaigns = {"renewals": Campaign.model_validate({
+        "mode": "progressive", "trunk": "carrier", "caller_id": "+15550100000",
+        "safe_harbor": "tt-weasels"})}
+    engine = make_engine(pg_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        async with sessions.begin() as session:
+            await CampaignRepository(session).import_contacts("renewals", _contacts(2))
+        async with sessions.begin() as session:
+            repo = CampaignRepository(session)
+            first, _ = await repo.claim_due("renewals", NOW, 2)
+            attempt = await repo.start_attempt(first.id, at=NOW)
+            await repo.end_attempt(attempt, outcome=AttemptOutcome.ANSWERED,
+                                   at=NOW + timedelta(seconds=40),
+                                   next_state=ContactState.DONE, agent="alice")
+        async with sessions.begin() as session:
+            done = await CampaignRepository(session).dispose(
+                attempt, "do_not_call", campaigns=campaigns, agent="alice",
+                now=NOW + timedelta(minutes=1))
+        assert (done.state, done.added_dnc) == ("do_not_call", True)
+        async with sessions() as session:
+            repo = CampaignRepository(session)
+            assert await repo.is_dnc(first.number)
+            contacts, attempts = await repo.compliance_inputs("renewals")
+            status = await repo.status("renewals", NOW)
+        assert [(a.id, a.outcome, a.on_dnc) for a in attempts] == [
+            (attempt, "answered", False)]  # listed after the call, not before
+        assert len(contacts) == 2
+        assert (status["do_not_call"], status["dialing"], status["attempts"]) == (1, 1, 1)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,162 @@
+"""``callcenter campaigns``: dispositions, status and the compliance report.
+
+::
+
+    callcenter campaigns dispose 42 callback --callback-at 2026-12-02T15:00+00:00 --config DIR
+    callcenter campaigns status renewals --config config/example
+    callcenter campaigns report renewals --config config/example --format json
+
+``dispose`` records an agent's disposition of an ended attempt (validated against the
+campaign's list; ``do_not_call`` also lists the number) and says what happens to the
+contact next. ``status`` counts the contacts by state; ``report`` is the compliance
+report of :mod:`callcenter.dialer.compliance`, and exits 1 when a hard rule was broken
+(a call outside the window, a call to a DNC number, the abandon rate over its limit), so
+a nightly job notices. Registered on the main group by :mod:`callcenter.cli`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from callcenter.lists_cli import _with_session
+
+__all__ = ["campaigns"]
+
+_CONFIG = click.option("--config", "config_dir", required=True,
+                       type=click.Path(exists=True, file_okay=False, path_type=Path),
+                       help="The config directory that defines the campaigns.")
+_DB = click.option("--db", "url", default=None, envvar="CALLCENTER_DB", help="Database URL.")
+_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
+                       default="table", show_default=True)
+
+
+def _campaigns(ctx: click.Context, config_dir: Path) -> dict[str, Any]:
+    from callcenter.cli import _load
+
+    return dict(_load(ctx.obj, config_dir).config.campaigns)
+
+
+def _known(config: dict[str, Any], campaign: str, config_dir: Path) -> Any:
+    if campaign not in config:
+        known = ", ".join(sorted(config)) or "none defined"
+        raise click.ClickException(f"unknown campaign '{campaign}' in {config_dir} "
+                                   f"(known: {known})")
+    return config[campaign]
+
+
+def _parse_when(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}",
+                                 param_hint="--callback-at") from None
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{value!r} needs a UTC offset (e.g. +00:00)",
+                                 param_hint="--callback-at")
+    return when
+
+
+def _emit(rows: list[tuple[str, str]], doc: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, default=str))
+    elif fmt == "csv":
+        from callcenter.dialer.lists import write_table
+
+        click.echo(write_table(["figure", "value"], rows), nl=False)
+    else:
+        width = max((len(k) for k, _ in rows), default=0)
+        for key, value in rows:
+            click.echo(f"{key:<{width}}  {value}")
+
+
+@click.group()
+def campaigns() -> None:
+    """Outbound campaigns: dispositions, status, the compliance report."""
+
+
+@campaigns.command("dispose")
+@click.argument("attempt", type=click.IntRange(min=1))
+@click.argument("disposition")
+@click.option("--callback-at", default=None,
+              help="When the contact asked to be called back (ISO 8601 with offset).")
+@click.option("--note", default=None, help="The agent's note.")
+@click.option("--agent", default=None, help="Who disposes (stored on the attempt).")
+@_CONFIG
+@_DB
+@click.pass_context
+def campaigns_dispose(ctx: click.Context, attempt: int, disposition: str,
+                      callback_at: str | None, note: str | None, agent: str | None,
+                      config_dir: Path, url: str | None) -> None:
+    """Record DISPOSITION on ATTEMPT (an ended call) and move its contact on."""
+    from callcenter.storage.campaigns import CampaignRepository, DispositionError
+
+    when = _parse_when(callback_at)
+    config = _campaigns(ctx, config_dir)
+
+    async def work(session: Any) -> Any:
+        return await CampaignRepository(session).dispose(
+            attempt, disposition, campaigns=config, agent=agent, note=note,
+            callback_at=when, now=dt.datetime.now(dt.UTC))
+
+    try:
+        done = asyncio.run(_with_session(ctx.obj.db_url(url), work))
+    except DispositionError as exc:
+        raise click.ClickException(str(exc)) from None
+    nxt = f", due {done.next_attempt_at.isoformat()}" if done.next_attempt_at else ""
+    click.echo(f"attempt {done.attempt_id} ({done.campaign}): {done.disposition}; contact "
+               f"{done.contact_id} {done.state}{nxt} ({done.reason})")
+
+
+@campaigns.command("status")
+@click.argument("campaign")
+@_CONFIG
+@_DB
+@_FORMAT
+@click.pass_context
+def campaigns_status(ctx: click.Context, campaign: str, config_dir: Path, url: str | None,
+                     fmt: str) -> None:
+    """CAMPAIGN's contacts by calling state, those due now, and attempts made."""
+    from callcenter.storage.campaigns import CampaignRepository
+
+    _known(_campaigns(ctx, config_dir), campaign, config_dir)
+
+    async def work(session: Any) -> dict[str, int]:
+        return await CampaignRepository(session).status(campaign, dt.datetime.now(dt.UTC))
+
+    counts = asyncio.run(_with_session(ctx.obj.db_url(url), work))
+    _emit([("campaign", campaign), *((k, str(v)) for k, v in counts.items())],
+          {"campaign": campaign, **counts}, fmt)
+
+
+@campaigns.command("report")
+@click.argument("campaign")
+@_CONFIG
+@_DB
+@_FORMAT
+@click.pass_context
+def campaigns_report(ctx: click.Context, campaign: str, config_dir: Path, url: str | None,
+                     fmt: str) -> None:
+    """CAMPAIGN's compliance report; exits 1 when a rule was broken."""
+    from callcenter.dialer.compliance import compliance_report
+    from callcenter.storage.campaigns import CampaignRepository
+
+    settings = _known(_campaigns(ctx, config_dir), campaign, config_dir)
+
+    async def work(session: Any) -> Any:
+        return await CampaignRepository(session).compliance_inputs(campaign)
+
+    contacts, attempts = asyncio.run(_with_session(ctx.obj.db_url(url), work))
+    report = compliance_report(campaign, settings, contacts, attempts,
+                               dt.datetime.now(dt.UTC))
+    _emit(report.rows(), report.as_json(), fmt)
+    if not report.compliant:
+        sys.exit(1)
