@@ -1362,10 +1362,12 @@ def _http_api_port_use(loaded: Any) -> PortUse:
 # -- campaign lists: contacts and do-not-call (callcenter/lists_cli.py) -------
 
 def _add_list_commands() -> None:
+    from callcenter.campaigns_cli import campaigns
     from callcenter.lists_cli import contacts, dnc
 
     main.add_command(contacts)
     main.add_command(dnc)
+    main.add_command(campaigns)
 
 
 _add_list_commands()
