@@ -176,8 +176,12 @@ class CampaignDialer:
         self.inboxes = _Inboxes()
         #: Calls in progress, by agent.
         self.live: dict[str, _Live] = {}
-        #: Attempts ended by this dialer (ids), for tests and the log.
+        #: Agents talking to a contact: agent -> the call's bridge id.
+        self.talking: dict[str, str] = {}
+        #: Attempts ended by this dialer (ids), and passes of the loop done (for tests,
+        #: which wait on them).
         self.ended: list[int] = []
+        self.passes = 0
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -217,6 +221,8 @@ class CampaignDialer:
             while not self._stopping.is_set():
                 self._wake.clear()
                 await self._pass(tg)
+                self.passes += 1
+                self._pulse()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.tick):
                         await self._wake.wait()
@@ -380,6 +386,7 @@ class CampaignDialer:
             await CampaignRepository(session).mark_answered(call.attempt_id, at=now,
                                                             agent=call.agent)
         log.info("dialer %s: %s talks to contact %d", self.name, call.agent, call.contact.id)
+        self.talking[call.agent] = bridge_id
         self._pulse()
         # Until either side hangs up; then the other goes too.
         cause: int | None = None
@@ -392,6 +399,7 @@ class CampaignDialer:
                     cause = c if channel.id == call.channel_id else cause
                 case StasisEnd(channel=channel):
                     gone.add(channel.id)
+        self.talking.pop(call.agent, None)
         by = "contact" if call.channel_id in gone else "agent"
         for channel_id in (call.channel_id, leg_id):
             if channel_id not in gone:
@@ -469,6 +477,7 @@ class CampaignDialer:
                 call.attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
                 next_attempt_at=step.at, answered_at=answered_at, cause=cause, agent=agent)
         self.ended.append(call.attempt_id)
+        self._pulse()
         log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,
                  call.attempt_id, outcome.value, call.contact.id, step.state.value,
                  step.reason)
