@@ -23,7 +23,6 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -31,7 +30,13 @@ from sqlalchemy import select
 
 import agi_scripts
 from ari_apps.dialer import CampaignDialer
-from callcenter.agents.state import AgentStatus, EndWrapUp, IllegalTransition, Login, Logout
+from callcenter.agents.state import (
+    AgentStatus,
+    EndWrapUp,
+    IllegalTransition,
+    Login,
+    Logout,
+)
 from callcenter.apply import apply_files
 from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ami.client import AMIClient, AMIMessage
@@ -48,7 +53,12 @@ from callcenter.config.loader import load_config
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.campaigns import CampaignRepository, NewContact
-from callcenter.storage.models import AttemptOutcome, Contact, ContactAttempt, ContactState
+from callcenter.storage.models import (
+    AttemptOutcome,
+    Contact,
+    ContactAttempt,
+    ContactState,
+)
 from callcenter.testing.aio import cancel_and_wait
 from callcenter.testing.carrier import Carrier
 from dialplan.generator import render, softphone_agents
