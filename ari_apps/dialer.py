@@ -182,6 +182,8 @@ class CampaignDialer:
         #: which wait on them).
         self.ended: list[int] = []
         self.passes = 0
+        #: Contact legs that heard the whole safe-harbor message.
+        self.safe_harbor_played: list[str] = []
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -430,6 +432,10 @@ class CampaignDialer:
                         event = await inbox.get()
                         if isinstance(event, PlaybackFinished) and \
                                 event.playback.id == playback.id:
+                            if event.playback.state == "done":
+                                self.safe_harbor_played.append(call.channel_id)
+                            log.info("dialer %s: safe harbor played to %s (%s)", self.name,
+                                     call.channel_id, event.playback.state)
                             break
                         if isinstance(event, ChannelDestroyed | StasisEnd) and \
                                 event.channel.id == call.channel_id:

@@ -19,6 +19,7 @@ the dialer's pulses, the phone's events and AMI events; nothing sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from datetime import timedelta
 from textwrap import dedent
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 import agi_scripts
 from ari_apps.dialer import CampaignDialer
@@ -149,8 +150,10 @@ class Running:
             await self.dialer.wait_until(lambda: self.dialer.passes >= target)
 
 
-@pytest.fixture
-async def running(node: Node) -> AsyncIterator[Running]:
+@contextlib.asynccontextmanager
+async def start_dialer(node: Node, **options: object) -> AsyncIterator[Running]:
+    """The campaign's dialer on our node until the block ends (then stopped: the calls
+    in progress end first); ``options`` go to :class:`CampaignDialer`."""
     engine = make_engine(node.pbx.db_url, sqlite_immediate=True)
     sessions = make_sessionmaker(engine)
     creds = node.pbx.instance.credentials
@@ -158,7 +161,8 @@ async def running(node: Node) -> AsyncIterator[Running]:
                          password=creds.ari_password, app=DIALER_APP) as ari, \
             ari.events() as stream:
         dialer = CampaignDialer(node.pbx.loaded.config, "outbound", ari, sessions,
-                                node="test", wrap_up=timedelta(seconds=2), tick=0.2)
+                                node="test", **{"wrap_up": timedelta(seconds=2),
+                                                "tick": 0.2, **options})  # type: ignore[arg-type]
 
         async def read() -> None:
             async for event in stream:
@@ -177,13 +181,21 @@ async def running(node: Node) -> AsyncIterator[Running]:
             await cancel_and_wait(reader)
             now = utc_now()
             for event in (EndWrapUp(), Logout()):
-                try:
+                with contextlib.suppress(IllegalTransition):
                     await dialer.store.apply("carmen", event, now, reason="test cleanup")
-                except IllegalTransition:
-                    pass
+            # The next test's contacts are its own.
+            async with sessions.begin() as session:
+                await session.execute(delete(ContactAttempt))
+                await session.execute(delete(Contact))
             await engine.dispose()
     left = await node.pbx.wait_no_channels()
     assert left == 0, f"{left} channel(s) left on our node after the test"
+
+
+@pytest.fixture
+async def running(node: Node) -> AsyncIterator[Running]:
+    async with start_dialer(node) as handle:
+        yield handle
 
 
 async def _collect(subscription, into: list[AMIMessage]) -> None:  # type: ignore[no-untyped-def]
@@ -265,3 +277,32 @@ async def test_progressive_campaign_dials_only_for_a_free_agent_and_bridges_the_
     assert talked.answered_at is not None and talked.ended_at is not None
     assert talked.caller_id == TRUNK_CALLER_ID
     assert contacts[TALKS].state is ContactState.DONE and contacts[TALKS].attempts == 1
+
+
+async def test_a_live_answer_the_agent_does_not_take_hears_the_safe_harbor_message(
+        node: Node) -> None:
+    """carmen's phone rings for the live contact and nobody answers: the contact hears
+    the campaign's safe-harbor message and is hung up; the attempt is ``abandoned``,
+    carmen is free again, and the contact is due again after the failed delay."""
+    async with start_dialer(node, agent_ring_seconds=4) as running, \
+            node.pbx.agent_phone("carmen", auto_answer=False) as phone:
+        dialer = running.dialer
+        async with dialer.sessions.begin() as session:
+            await CampaignRepository(session).import_contacts(
+                "outbound", [NewContact(TALKS, "UTC")])
+        await dialer.store.apply("carmen", Login(), utc_now(), reason="test")
+        rang = await phone.event("CALL_INCOMING", timeout=60)
+        assert rang["type"] == "CALL_INCOMING"
+        async with asyncio.timeout(40):
+            await dialer.wait_until(lambda: len(dialer.ended) == 1)
+        # The whole message was played to the contact (PlaybackFinished, state done).
+        assert len(dialer.safe_harbor_played) == 1
+        async with dialer.sessions() as session:
+            (attempt,) = await session.scalars(select(ContactAttempt))
+            (contact,) = await session.scalars(select(Contact))
+        assert (attempt.outcome, attempt.agent) == (AttemptOutcome.ABANDONED, None)
+        assert contact.state is ContactState.PENDING and contact.next_attempt_at is not None
+        async with asyncio.timeout(10):
+            while (await dialer.store.get("carmen", utc_now())).status \
+                    is not AgentStatus.AVAILABLE:
+                await running.passes(1)

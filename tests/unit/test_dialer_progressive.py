@@ -5,6 +5,7 @@ recovery on a real SQLite database."""
 from __future__ import annotations
 
 import ast
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.dialer import CampaignDialer
 from callcenter.agents.state import AgentState, AgentStatus, Login, Reserve, Ring
+from callcenter.agents.store import AgentStore
 from callcenter.asterisk.ari.client import ARINotFound
 from callcenter.config.campaign import Campaign
 from callcenter.config.loader import load_config
@@ -237,3 +239,55 @@ def test_only_progressive_campaigns_and_known_ones_are_run() -> None:
     changed = config.model_copy(update={"campaigns": {"renewals": predictive}})
     with pytest.raises(ValueError, match="progressive campaigns only"):
         CampaignDialer(changed, "renewals", None, None)  # type: ignore[arg-type]
+
+
+async def test_an_agent_the_router_takes_meanwhile_is_left_to_it_and_the_contact_goes_back(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Inbound first: the router reserves carmen between the dialer's read of the agents
+    and its reservation. The dialer's compare-and-set loses, nothing is dialled, and the
+    contact it had claimed is due again, untried."""
+    config = load_config(EXAMPLE).config
+    campaign = _campaign(agents=["carmen"], skills=[], assume_timezone="UTC",
+                         calling_windows={"mon-sun": "00:00-24:00"})
+    config = config.model_copy(update={"campaigns": {"renewals": campaign}})
+    dialer = CampaignDialer(config, "renewals", _Ari(), sessions,  # type: ignore[arg-type]
+                            node="d1", clock=lambda: NOW)
+    router = AgentStore(sessions, node="router")
+    await dialer.store.ensure(config.agents, NOW)
+    await dialer.store.apply("carmen", Login(), NOW)
+    async with sessions.begin() as session:
+        await CampaignRepository(session).import_contacts("renewals", [
+            NewContact("+12125550100", "UTC")])
+    read = dialer.store.all
+
+    async def read_then_router_reserves() -> list[AgentState]:
+        states = await read()
+        assert await router.try_reserve("carmen", "inbound-1", NOW) is not None
+        return states
+
+    dialer.store.all = read_then_router_reserves  # type: ignore[method-assign]
+    async with asyncio.TaskGroup() as tg:
+        await dialer._pass(tg)
+    assert dialer.live == {}
+    state = await dialer.store.get("carmen", NOW)
+    assert (state.status, state.call) == (AgentStatus.RESERVED, "inbound-1")
+    async with sessions() as session:
+        (contact,) = await session.scalars(select(M.Contact))
+        attempts = list(await session.scalars(select(M.ContactAttempt)))
+    assert (contact.state, contact.attempts, attempts) == (M.ContactState.PENDING, 0, [])
+
+
+def test_campaigns_run_refuses_an_unknown_campaign_and_a_missing_asterisk(
+        tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from callcenter.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["--home", str(tmp_path), "campaigns", "run", "nope",
+                                  "--config", str(EXAMPLE)])
+    assert result.exit_code == 1 and "unknown campaign 'nope'" in result.output
+    assert "(known: renewals)" in result.output
+    result = runner.invoke(main, ["--home", str(tmp_path), "campaigns", "run", "renewals",
+                                  "--config", str(EXAMPLE)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
