@@ -41,6 +41,7 @@ from callcenter.dialer.pacing import (
 )
 
 __all__ = [
+    "INBOUND_FIRST",
     "WINDOW_RECHECK",
     "AttemptOutcome",
     "ContactState",
@@ -54,6 +55,10 @@ __all__ = [
 
 #: A claimed contact whose calling window is closed goes back, due again after this.
 WINDOW_RECHECK = timedelta(minutes=15)
+#: How long an agent must have been available before the dialer takes it: the queue
+#: router sees another process's change within its 1 s poll, so a waiting inbound caller
+#: gets a freed agent first.
+INBOUND_FIRST = timedelta(seconds=2)
 
 
 
@@ -108,12 +113,15 @@ class Pick:
 
 
 def pick_agents(states: Iterable[AgentState], working: frozenset[str], now: datetime,
-                *, busy: frozenset[str] = frozenset()) -> Pick:
+                *, busy: frozenset[str] = frozenset(),
+                inbound_first: timedelta = INBOUND_FIRST) -> Pick:
     """The campaign's available agents, longest idle first, as many as progressive pacing
-    places calls for. ``busy``: agents this dialer is handling a call for (their stored
-    state may lag behind)."""
+    places calls for. An agent available for less than ``inbound_first`` is left to the
+    queue router for now. ``busy``: agents this dialer is handling a call for (their
+    stored state may lag behind)."""
     free = sorted((s for s in states if s.agent in working and s.agent not in busy
-                   and s.status is AgentStatus.AVAILABLE),
+                   and s.status is AgentStatus.AVAILABLE
+                   and now - s.since >= inbound_first),
                   key=lambda s: (s.since, s.agent))
     snapshot = Snapshot(agents=tuple(
         AgentView(PacerAgentState.AVAILABLE, max(0.0, (now - s.since).total_seconds()))

@@ -81,14 +81,24 @@ def test_only_available_agents_of_the_campaign_longest_idle_first() -> None:
     assert "2 call(s) by rule progressive" in pick.explain()
 
 
+def test_an_agent_just_freed_is_left_to_the_queue_router_first() -> None:
+    states = [_state("alice", AgentStatus.AVAILABLE, idle_s=1.9),
+              _state("carmen", AgentStatus.AVAILABLE, idle_s=2)]
+    assert pick_agents(states, frozenset({"alice", "carmen"}), NOW).agents == ("carmen",)
+    later = NOW + timedelta(seconds=0.1)
+    assert pick_agents(states, frozenset({"alice", "carmen"}), later).agents == (
+        "carmen", "alice")
+
+
 def test_an_agent_the_dialer_is_handling_is_not_picked_again() -> None:
-    states = [_state("alice", AgentStatus.AVAILABLE), _state("carmen", AgentStatus.AVAILABLE)]
+    states = [_state("alice", AgentStatus.AVAILABLE, idle_s=5),
+              _state("carmen", AgentStatus.AVAILABLE, idle_s=5)]
     pick = pick_agents(states, frozenset({"alice", "carmen"}), NOW, busy=frozenset({"alice"}))
     assert pick.agents == ("carmen",)
 
 
 def test_nobody_available_places_nothing() -> None:
-    states = [_state("alice", AgentStatus.PAUSED, pause_reason="lunch"),
+    states = [_state("alice", AgentStatus.PAUSED, idle_s=60, pause_reason="lunch"),
               _state("carmen", AgentStatus.LOGGED_OUT)]
     pick = pick_agents(states, frozenset({"alice", "carmen"}), NOW)
     assert pick.agents == () and pick.decision.calls == 0
@@ -253,8 +263,8 @@ async def test_an_agent_the_router_takes_meanwhile_is_left_to_it_and_the_contact
     dialer = CampaignDialer(config, "renewals", _Ari(), sessions,  # type: ignore[arg-type]
                             node="d1", clock=lambda: NOW)
     router = AgentStore(sessions, node="router")
-    await dialer.store.ensure(config.agents, NOW)
-    await dialer.store.apply("carmen", Login(), NOW)
+    await dialer.store.ensure(config.agents, NOW - timedelta(seconds=10))
+    await dialer.store.apply("carmen", Login(), NOW - timedelta(seconds=10))
     async with sessions.begin() as session:
         await CampaignRepository(session).import_contacts("renewals", [
             NewContact("+12125550100", "UTC")])
@@ -263,18 +273,23 @@ async def test_an_agent_the_router_takes_meanwhile_is_left_to_it_and_the_contact
     async def read_then_router_reserves() -> list[AgentState]:
         states = await read()
         assert await router.try_reserve("carmen", "inbound-1", NOW) is not None
+        raced.append("carmen")
         return states
+
+    raced: list[str] = []
 
     dialer.store.all = read_then_router_reserves  # type: ignore[method-assign]
     async with asyncio.TaskGroup() as tg:
         await dialer._pass(tg)
-    assert dialer.live == {}
+    assert raced == ["carmen"] and dialer.live == {}
     state = await dialer.store.get("carmen", NOW)
     assert (state.status, state.call) == (AgentStatus.RESERVED, "inbound-1")
     async with sessions() as session:
         (contact,) = await session.scalars(select(M.Contact))
         attempts = list(await session.scalars(select(M.ContactAttempt)))
     assert (contact.state, contact.attempts, attempts) == (M.ContactState.PENDING, 0, [])
+    # It had been claimed, then put back (due at once), not left alone.
+    assert contact.next_attempt_at == NOW and contact.claimed_by is None
 
 
 def test_campaigns_run_refuses_an_unknown_campaign_and_a_missing_asterisk(
