@@ -12,7 +12,9 @@ places nothing (the carrier's AMI sees no call, the contacts are untouched); onc
 is logged in, the busy number's attempt ends ``busy`` with the contact due again after
 the campaign's busy delay; the live number is answered by the carrier, carmen's phone
 rings and answers, and the call's bridge holds the contact's leg and carmen's; when she
-hangs up she wraps up and the attempt is completed ``answered`` by carmen. Waits are on
+hangs up she wraps up and the attempt is completed ``answered`` by carmen. A live answer
+she does not take hears the safe-harbor message (``abandoned``). With the queue router
+running too, a waiting inbound caller gets carmen first; the contact after. Waits are on
 the dialer's pulses, the phone's events and AMI events; nothing sleeps.
 """
 
@@ -39,6 +41,7 @@ from callcenter.agents.state import (
     Logout,
 )
 from callcenter.apply import apply_files
+from callcenter.asterisk import variables as V
 from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ami.client import AMIClient, AMIMessage
 from callcenter.asterisk.ari.client import ARIClient
@@ -66,6 +69,13 @@ from dialplan.generator import render, softphone_agents
 from dialplan.trunks import auth_trunks
 from tests.conftest import PBX
 from tests.integration.carrier_trunk import wait_registered
+from tests.integration.router_harness import (
+    place_call,
+    start_router,
+    talk_then_hang_up,
+    waiting,
+    with_queue,
+)
 from tests.integration.scratch_pbx import scratch_pbx
 
 pytestmark = pytest.mark.integration
@@ -132,6 +142,10 @@ async def node(pbx: PBX, tmp_path_factory: pytest.TempPathFactory,
             with ours.ami.subscribe("Registry") as registry:
                 await asyncio.to_thread(apply_files, ours.instance, files)
                 await wait_registered(ours, registry)
+            # The IVR's schedules read the session's fake clock (business hours).
+            await asyncio.to_thread(
+                ours.instance.cli,
+                f"dialplan set global {V.CLOCK_OVERRIDE} {int(pbx.clock.now.timestamp())}")
             yield Node(PBX(ours.instance, loaded, config_dir, pbx.clock, pbx.agi, db_url,
                            _ports=pbx._ports), carrier_ami)
     finally:
@@ -306,3 +320,50 @@ async def test_a_live_answer_the_agent_does_not_take_hears_the_safe_harbor_messa
             while (await dialer.store.get("carmen", utc_now())).status \
                     is not AgentStatus.AVAILABLE:
                 await running.passes(1)
+
+
+async def test_inbound_first_the_router_and_the_dialer_share_carmen(node: Node) -> None:
+    """The queue router runs too, a caller waits in sales and the campaign has a contact
+    due. carmen logs in: the router takes her for the caller (the dialer leaves a
+    just-freed agent to it), and the carrier sees no call while she talks. After the call
+    and her wrap-up, the dialer takes her for the contact."""
+    config = with_queue(node.pbx.loaded.config, "sales", wrapup=1)
+    carrier_seen: list[AMIMessage] = []
+    async with start_router(node.pbx, config) as router, start_dialer(node) as running, \
+            node.pbx.agent_phone("carmen") as phone:
+        dialer = running.dialer
+        async with dialer.sessions.begin() as session:
+            await CampaignRepository(session).import_contacts(
+                "outbound", [NewContact(TALKS, "UTC")])
+        with node.carrier_ami.subscribe("Newexten") as carrier_events:
+            watcher = asyncio.create_task(_collect(carrier_events, carrier_seen))
+            try:
+                caller = asyncio.create_task(place_call(node.pbx, "15558870201",
+                                                        hold_ms=40_000))
+                try:
+                    await waiting(router, 1)
+                    await router.login("carmen")
+                    inbound = await talk_then_hang_up(router, "carmen", phone)
+                    assert inbound.answered, inbound.stderr
+                    assert _carrier_calls(carrier_seen) == []
+                    assert dialer.live == {}
+                    await caller
+                finally:
+                    await cancel_and_wait(caller)
+                queued = await router.queued("15558870201")
+                assert (queued.queue, queued.agent, queued.outcome) == (
+                    "sales", "carmen", "answered")
+                # Wrap-up over, carmen is free: now the campaign's contact.
+                outbound = asyncio.create_task(phone.call())
+                try:
+                    async with asyncio.timeout(60):
+                        await dialer.wait_until(lambda: "carmen" in dialer.talking)
+                    await phone.hangup()
+                    assert (await outbound).answered
+                finally:
+                    await cancel_and_wait(outbound)
+                async with asyncio.timeout(20):
+                    await dialer.wait_until(lambda: len(dialer.ended) == 1)
+            finally:
+                await cancel_and_wait(watcher)
+    assert _carrier_calls(carrier_seen) == [f"carrier call from {TRUNK_CALLER_ID} to {TALKS}"]
