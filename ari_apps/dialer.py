@@ -33,7 +33,9 @@ does not take hears the campaign's ``safe_harbor`` and is hung up (``abandoned``
 Restart safety: on start, the contacts this dialer (its claimer name) still holds are
 closed: an attempt with no end is ``cancelled`` (``answered`` if the agent had taken it)
 and its channel, if still up, hung up; a contact claimed but never dialled goes back.
-Nothing is dialled twice for one attempt.
+Nothing is dialled twice for one attempt. After an events websocket reconnection
+(:meth:`CampaignDialer.resync`), a leg that ended meanwhile is ended in its call too.
+A pass that fails (the database, ARI) is logged and the next one tries again.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from callcenter.asterisk.ari.events import (
     PlaybackFinished,
     StasisEnd,
     StasisStart,
+    parse_event,
 )
 from callcenter.config.campaign import Campaign
 from callcenter.config.models import CallCenterConfig
@@ -134,6 +137,17 @@ class _Inboxes:
         return True
 
 
+def _lost(channel_id: str) -> ChannelDestroyed:
+    """The end of a channel whose real end was lost with the websocket."""
+    nobody = {"name": "", "number": ""}
+    return parse_event({  # type: ignore[return-value]
+        "type": "ChannelDestroyed", "application": DIALER_APP, "cause": 0,
+        "cause_txt": "ended while the events websocket was down",
+        "channel": {"id": channel_id, "name": "", "state": "Down", "caller": nobody,
+                    "connected": nobody,
+                    "dialplan": {"context": "", "exten": "", "priority": 0}}})
+
+
 @dataclass
 class _Live:
     """A call this dialer is handling, by agent."""
@@ -195,6 +209,16 @@ class CampaignDialer:
         """The websocket reader's handler: hand the event to its call (never blocks)."""
         self.inboxes.put(event)
 
+    async def resync(self) -> None:
+        """After an events websocket (re)connection: events sent meanwhile are lost, so a
+        leg of a call in progress that ended then gets its end now (a
+        ``ChannelDestroyed`` of cause 0 in its call's inbox)."""
+        live = {channel.id for channel in await self.ari.channels.list()}
+        for call in list(self.live.values()):
+            for channel_id in (call.channel_id, f"{call.channel_id}-a"):
+                if channel_id not in live:
+                    self.inboxes.put(_lost(channel_id))
+
     def stop(self) -> None:
         """Place no more calls; :meth:`run` returns once the calls in progress ended."""
         self._stopping.set()
@@ -222,7 +246,10 @@ class CampaignDialer:
         async with asyncio.TaskGroup() as tg:
             while not self._stopping.is_set():
                 self._wake.clear()
-                await self._pass(tg)
+                try:
+                    await self._pass(tg)
+                except Exception:  # the database or ARI failed: the next pass tries again
+                    log.exception("dialer %s: pass failed", self.name)
                 self.passes += 1
                 self._pulse()
                 with contextlib.suppress(TimeoutError):
@@ -258,9 +285,18 @@ class CampaignDialer:
                     await CampaignRepository(session).release(contact.id, next_attempt_at=now)
                 continue
             caller_id = self.campaign.caller_id_for(contact.number)
-            async with self.sessions.begin() as session:
-                attempt = await CampaignRepository(session).start_attempt(
-                    contact.id, at=now, caller_id=caller_id, channel_id=channel_id)
+            try:
+                async with self.sessions.begin() as session:
+                    attempt = await CampaignRepository(session).start_attempt(
+                        contact.id, at=now, caller_id=caller_id, channel_id=channel_id)
+            except Exception:
+                # Not written, so not dialled: the agent and the contact go back.
+                with contextlib.suppress(IllegalTransition):
+                    await self.store.apply(agent, OfferFailed(channel_id, "failed"), now)
+                async with self.sessions.begin() as session:
+                    await CampaignRepository(session).release(contact.id,
+                                                              next_attempt_at=now)
+                raise
             call = _Live(agent, channel_id, contact, attempt)
             self.live[agent] = call
             log.info("dialer %s: calling contact %d (%s) for %s, attempt %d: %s", self.name,

@@ -90,7 +90,7 @@ async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_ur
                                     node=node, wrap_up=wrap_up)
             for sig in _STOP_SIGNALS:
                 loop.add_signal_handler(sig, dialer.stop)
-            reader = asyncio.create_task(ari.run_event_loop(dialer.on_event),
+            reader = asyncio.create_task(ari.run_event_loop(dialer.on_event, on_connected=dialer.resync),
                                          name="dialer events")
             try:
                 click.echo(f"Dialing campaign {campaign} (Stasis app {DIALER_APP}, "

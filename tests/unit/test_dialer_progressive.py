@@ -306,3 +306,25 @@ def test_campaigns_run_refuses_an_unknown_campaign_and_a_missing_asterisk(
     result = runner.invoke(main, ["--home", str(tmp_path), "campaigns", "run", "renewals",
                                   "--config", str(EXAMPLE)])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+
+
+async def test_a_leg_that_ended_while_the_websocket_was_down_is_ended_on_reconnect(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    from ari_apps.dialer import _Live
+    from callcenter.asterisk.ari.events import ChannelDestroyed
+    from callcenter.storage.campaigns import DueContact
+
+    class _Listing(_Channels):
+        async def list(self) -> list[object]:
+            return []  # Asterisk has no channel left
+
+    ari = _Ari()
+    ari.channels = _Listing()
+    dialer = CampaignDialer(load_config(EXAMPLE).config, "renewals", ari,  # type: ignore[arg-type]
+                            sessions, clock=lambda: NOW)
+    dialer.live["carmen"] = _Live("carmen", "cc-dial-9", DueContact(1, "+1", None, {}, 0), 1)
+    with dialer.inboxes.open("cc-dial-9", "cc-dial-9-a") as inbox:
+        await dialer.resync()
+        ends = [inbox.get_nowait(), inbox.get_nowait()]
+    assert all(isinstance(e, ChannelDestroyed) for e in ends)
+    assert [e.channel.id for e in ends] == ["cc-dial-9", "cc-dial-9-a"]  # type: ignore[attr-defined]
