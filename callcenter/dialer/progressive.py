@@ -169,7 +169,7 @@ _RULE_OF = {
 }
 
 
-def reschedule(campaign: Campaign, outcome: AttemptOutcome, attempts: int,
+def reschedule(campaign: Campaign, outcome: AttemptOutcome | str, attempts: int,
                now: datetime) -> Next:
     """The contact's next step after its ``attempts``-th call ended with ``outcome``.
 
@@ -179,7 +179,7 @@ def reschedule(campaign: Campaign, outcome: AttemptOutcome, attempts: int,
     ``max_attempts`` is used up (exhausted). A rule's own ``max_attempts`` needs the
     contact's history by outcome and is not applied here.
     """
-    outcome = AttemptOutcome(outcome)  # storage's enum of the same values is welcome
+    outcome = AttemptOutcome(outcome)  # a value, or storage's enum of the same values
     if outcome is AttemptOutcome.ANSWERED:
         return Next(ContactState.DONE, None, "answered by an agent")
     if outcome is AttemptOutcome.INVALID_NUMBER:

@@ -279,18 +279,19 @@ async def test_progressive_campaign_dials_only_for_a_free_agent_and_bridges_the_
     async with dialer.sessions() as session:
         attempts = list(await session.scalars(select(ContactAttempt)
                                               .order_by(ContactAttempt.id)))
-        contacts = {c.number: c for c in await session.scalars(select(Contact))}
+        by_number = {c.number: c for c in await session.scalars(select(Contact))}
     busy, talked = attempts
     assert (busy.number, busy.outcome, busy.cause, busy.agent) == (
         BUSY, AttemptOutcome.BUSY, 17, None)
-    assert contacts[BUSY].state is ContactState.PENDING
-    assert contacts[BUSY].next_attempt_at is not None and busy.ended_at is not None
-    assert abs((contacts[BUSY].next_attempt_at - busy.ended_at).total_seconds() - 600) < 1
+    assert by_number[BUSY].state is ContactState.PENDING
+    due = by_number[BUSY].next_attempt_at
+    assert due is not None and busy.ended_at is not None
+    assert abs((due - busy.ended_at).total_seconds() - 600) < 1  # retry.busy: 10m
     assert (talked.number, talked.outcome, talked.agent) == (
         TALKS, AttemptOutcome.ANSWERED, "carmen")
     assert talked.answered_at is not None and talked.ended_at is not None
     assert talked.caller_id == TRUNK_CALLER_ID
-    assert contacts[TALKS].state is ContactState.DONE and contacts[TALKS].attempts == 1
+    assert by_number[TALKS].state is ContactState.DONE and by_number[TALKS].attempts == 1
 
 
 async def test_a_live_answer_the_agent_does_not_take_hears_the_safe_harbor_message(
