@@ -1,4 +1,5 @@
-"""``callcenter campaigns``: dispositions, status and the compliance report.
+"""``callcenter campaigns``: dispositions, status and the compliance report (``run``, the
+dialer, is :mod:`callcenter.campaign_run_cli`).
 
 ::
 
@@ -80,7 +81,7 @@ def _emit(rows: list[tuple[str, str]], doc: dict[str, Any], fmt: str) -> None:
 
 @click.group()
 def campaigns() -> None:
-    """Outbound campaigns: dispositions, status, the compliance report."""
+    """Outbound campaigns: run the dialer, dispositions, status, the compliance report."""
 
 
 @campaigns.command("dispose")
@@ -160,3 +161,12 @@ def campaigns_report(ctx: click.Context, campaign: str, config_dir: Path, url: s
     _emit(report.rows(), report.as_json(), fmt)
     if not report.compliant:
         sys.exit(1)
+
+
+def _add_run() -> None:
+    from callcenter.campaign_run_cli import campaigns_run
+
+    campaigns.add_command(campaigns_run)
+
+
+_add_run()

@@ -2,14 +2,15 @@
 
 How a call is placed (dialplan contract)::
 
-    POST /channels  endpoint=Local/<number>@cc-trunk-<trunk>-out  app=cc-dialer
+    POST /channels  endpoint=Local/<number>@cc-trunk-<trunk>-out/n  app=cc-dialer
                     appArgs=answered  channelId=<ours>
                     variables: CC_OUTBOUND_CALLER_ID, CC_RING_TIMEOUT
 
 The Local channel's ``;2`` half runs the trunk's dial context (:mod:`dialplan.trunks`):
 ``Dial(PJSIP/<number>@<trunk>)`` with our caller ID and ring time; it hangs up with the
 network's cause (17 busy, 19 no answer, 34 a 503 ...) and that cause reaches our ``;1``
-half, the channel we originated and own. When the callee answers, ``;1`` enters Stasis
+half, the channel we originated and own (``/n``: never optimised away once bridged to an
+agent, so the call keeps the id we chose). When the callee answers, ``;1`` enters Stasis
 ``cc-dialer`` (``StasisStart``, argument ``answered``). With ``amd`` the placer sends it
 on to ``cc-dialer-amd`` (``continue``): ``AMD()`` listens to the callee, stores its
 verdict in ``CC_AMD`` and returns the call to ``cc-dialer`` (argument ``amd``), where
@@ -187,7 +188,7 @@ async def place_call(
     try:
         try:
             await ari.channels.originate(
-                f"Local/{number}@cc-trunk-{trunk}-out", app=app, app_args=(ARG_ANSWERED,),
+                f"Local/{number}@cc-trunk-{trunk}-out/n", app=app, app_args=(ARG_ANSWERED,),
                 channel_id=channel_id, caller_id=caller_id, variables=variables,
                 timeout=ring_seconds + _RING_MARGIN)
         except ARIError as exc:

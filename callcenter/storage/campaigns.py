@@ -56,6 +56,7 @@ __all__ = [
     "DispositionError",
     "DueContact",
     "NewContact",
+    "OpenClaim",
 ]
 
 # Rows per IN (...) list and per INSERT: well under SQLite's 32766 bound parameters and
@@ -117,6 +118,19 @@ class Disposed:
     next_attempt_at: datetime | None
     reason: str
     added_dnc: bool
+
+
+@dataclass(frozen=True)
+class OpenClaim:
+    """A contact a dialer claimed and did not finish (it stopped): its open attempt if
+    one was written (``attempt_id`` None: claimed, never dialled)."""
+
+    contact_id: int
+    attempts: int
+    attempt_id: int | None = None
+    channel_id: str | None = None
+    answered_at: datetime | None = None
+    agent: str | None = None
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -439,3 +453,35 @@ class CampaignRepository:
             .join(Contact, Contact.id == ContactAttempt.contact_id)
             .where(Contact.campaign_id == campaign_id))
         return {**counts, "due_now": due or 0, "attempts": attempts or 0}
+
+    async def mark_answered(self, attempt_id: int, *, at: datetime, agent: str) -> None:
+        """An agent took the attempt's live answer (written at once: a dialer that
+        restarts during the conversation then knows the contact was reached)."""
+        await self._session.execute(
+            update(ContactAttempt).where(ContactAttempt.id == attempt_id)
+            .values(answered_at=at, agent=agent)
+            .execution_options(synchronize_session=False))
+
+    async def open_claims(self, campaign: str, claimer: str) -> list[OpenClaim]:
+        """The contacts of ``campaign`` that ``claimer`` still holds (``dialing``), each
+        with its open attempt if any: what a restarted dialer must close."""
+        campaign_id = await self._session.scalar(
+            select(CampaignRecord.id).where(CampaignRecord.name == campaign))
+        if campaign_id is None:
+            return []
+        contacts = list(await self._session.scalars(
+            select(Contact).where(Contact.campaign_id == campaign_id,
+                                  Contact.state == ContactState.DIALING,
+                                  Contact.claimed_by == claimer[:48])
+            .order_by(Contact.id)))
+        out = []
+        for contact in contacts:
+            attempt = await self._session.scalar(
+                select(ContactAttempt).where(ContactAttempt.contact_id == contact.id,
+                                             ContactAttempt.ended_at.is_(None))
+                .order_by(ContactAttempt.id.desc()).limit(1))
+            out.append(OpenClaim(contact.id, contact.attempts)
+                       if attempt is None else
+                       OpenClaim(contact.id, contact.attempts, attempt.id,
+                                 attempt.channel_id, attempt.answered_at, attempt.agent))
+        return out

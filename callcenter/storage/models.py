@@ -738,6 +738,13 @@ class AttemptOutcome(enum.StrEnum):
     CALLBACK_REQUESTED = "callback_requested"
     #: A live answer no agent took within 2 s: it heard the safe-harbor message.
     ABANDONED = "abandoned"
+    #: Not a working number (404, invalid format): never retried.
+    INVALID_NUMBER = "invalid_number"
+    #: Answered and hung up at once (a fax tone, a screening service).
+    HANGUP_AT_ONCE = "hangup_at_once"
+    #: Hung up by the dialer before an answer (it stopped), or left open by a dialer that
+    #: died (closed when it starts again).
+    CANCELLED = "cancelled"
 
 
 class CampaignRecord(Base):

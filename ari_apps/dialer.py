@@ -1,0 +1,562 @@
+"""The progressive dialer: a campaign's contacts called through its trunk, each live
+answer bridged to the agent reserved for it (Stasis app ``cc-dialer``).
+
+Dialplan contract: nothing in the dialplan enters ``cc-dialer`` by itself. Every channel
+of the app is one we originate with our own id:
+
+* the contact's leg, ``Local/<number>@cc-trunk-<trunk>-out`` (id ``cc-dial-<hex>``),
+  placed by :func:`callcenter.dialer.placer.place_call` (``StasisStart`` with argument
+  ``answered``, then ``amd`` after ``cc-dialer-amd`` when the campaign uses AMD);
+* the agent's leg, the agent's dial string (``PJSIP/<agent>``, id ``<contact leg>-a``),
+  which enters the app (argument ``agent``) when the agent answers.
+
+Both go into a mixing bridge ``cc-<contact leg>``; whoever hangs up, the other leg and
+the bridge go too.
+
+One pass of the loop (:meth:`CampaignDialer.run`, on every change it makes and on a
+tick of :data:`TICK` seconds, for other processes' changes and the clock): read every
+agent's stored state; ask :func:`~callcenter.dialer.progressive.pick_agents` which of the
+campaign's available agents get a call; for each, claim one due contact
+(:meth:`~callcenter.storage.campaigns.CampaignRepository.claim_due`; a contact outside
+its calling window goes back), reserve the agent through the agent store's
+compare-and-set, the reservation the queue router makes (lost: the contact goes back),
+write the attempt (:meth:`start_attempt`) and only then place the call, in a task of
+its own (:meth:`CampaignDialer._call`). Every decision is logged with its reason.
+
+What the agent's state does: ``reserved`` at once, ``ringing`` while the contact rings
+(the router's watchdog allows a reservation 15 s, a ring 120 s), ``on_call`` when the
+agent answers and ``wrap_up`` after, as for an inbound call. Any other outcome frees the
+agent (``offer_failed`` with the outcome); the attempt ends with it and the contact is
+rescheduled by :func:`~callcenter.dialer.progressive.reschedule`. A live answer the agent
+does not take hears the campaign's ``safe_harbor`` and is hung up (``abandoned``).
+
+Restart safety: on start, the contacts this dialer (its claimer name) still holds are
+closed: an attempt with no end is ``cancelled`` (``answered`` if the agent had taken it)
+and its channel, if still up, hung up; a contact claimed but never dialled goes back.
+Nothing is dialled twice for one attempt. After an events websocket reconnection
+(:meth:`CampaignDialer.resync`), a leg that ended meanwhile is ended in its call too.
+A pass that fails (the database, ARI) is logged and the next one tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ari_apps.transfer import leg_variables
+from callcenter.agents.rules import rules_from_config
+from callcenter.agents.state import (
+    AgentStatus,
+    Answer,
+    CallGone,
+    Hangup,
+    IllegalTransition,
+    OfferFailed,
+    Ring,
+    Tick,
+)
+from callcenter.agents.store import AgentStore
+from callcenter.asterisk.agi.context import utc_now
+from callcenter.asterisk.ari.client import ARIClient, ARIError, ARINotFound
+from callcenter.asterisk.ari.dispatch import event_key
+from callcenter.asterisk.ari.events import (
+    ChannelDestroyed,
+    Event,
+    PlaybackFinished,
+    StasisEnd,
+    StasisStart,
+    parse_event,
+)
+from callcenter.config.campaign import Campaign
+from callcenter.config.models import CallCenterConfig
+from callcenter.dialer.amd import DIALER_APP
+from callcenter.dialer.outcome import Outcome
+from callcenter.dialer.placer import PlacedCall, new_channel_id, place_call
+from callcenter.dialer.progressive import (
+    WINDOW_RECHECK,
+    attempt_outcome,
+    campaign_agents,
+    pick_agents,
+    reschedule,
+)
+from callcenter.storage.campaigns import CampaignRepository, DueContact
+from callcenter.storage.models import AttemptOutcome, ContactState
+
+__all__ = ["ARG_AGENT", "TICK", "CampaignDialer"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between passes when nothing wakes the loop (other processes' agent changes,
+#: due times, wrap-up ends).
+TICK: Final = 1.0
+#: The Stasis argument of the agent's leg when the agent answers.
+ARG_AGENT: Final = "agent"
+#: Seconds the agent's phone rings for a live contact before it counts as abandoned.
+AGENT_RING_SECONDS: Final = 15
+#: Seconds the safe-harbor message may take before the contact is hung up anyway.
+SAFE_HARBOR_BUDGET: Final = 30.0
+#: Seconds to wait for a channel's end after hanging it up.
+HANGUP_BUDGET: Final = 5.0
+#: Contacts claimed in one pass for one agent (those outside their window go back).
+CLAIMS_PER_AGENT: Final = 20
+
+
+class _Inboxes:
+    """Per-call event queues, filled by the websocket reader: one queue for all the
+    channels of one call (the contact's leg, then the agent's), in Asterisk's order."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, asyncio.Queue[Event]] = {}
+
+    @contextlib.contextmanager
+    def open(self, *channel_ids: str,
+             queue: asyncio.Queue[Event] | None = None) -> Iterator[asyncio.Queue[Event]]:
+        queue = queue if queue is not None else asyncio.Queue()
+        for channel_id in channel_ids:
+            self._queues[channel_id] = queue
+        try:
+            yield queue
+        finally:
+            for channel_id in channel_ids:
+                self._queues.pop(channel_id, None)
+
+    def put(self, event: Event) -> bool:
+        key = event_key(event)
+        queue = self._queues.get(key.removeprefix("channel:")) if key.startswith(
+            "channel:") else None
+        if queue is None:
+            return False
+        queue.put_nowait(event)
+        return True
+
+
+def _lost(channel_id: str) -> ChannelDestroyed:
+    """The end of a channel whose real end was lost with the websocket."""
+    nobody = {"name": "", "number": ""}
+    return parse_event({  # type: ignore[return-value]
+        "type": "ChannelDestroyed", "application": DIALER_APP, "cause": 0,
+        "cause_txt": "ended while the events websocket was down",
+        "channel": {"id": channel_id, "name": "", "state": "Down", "caller": nobody,
+                    "connected": nobody,
+                    "dialplan": {"context": "", "exten": "", "priority": 0}}})
+
+
+@dataclass
+class _Live:
+    """A call this dialer is handling, by agent."""
+
+    agent: str
+    channel_id: str
+    contact: DueContact
+    attempt_id: int
+
+
+class CampaignDialer:
+    """Runs one progressive campaign until :meth:`stop` (or cancellation)."""
+
+    def __init__(self, config: CallCenterConfig, campaign: str, ari: ARIClient,
+                 sessions: async_sessionmaker[AsyncSession], *, node: str = "dialer",
+                 clock: Callable[[], datetime] = utc_now,
+                 wrap_up: timedelta = timedelta(seconds=10),
+                 agent_ring_seconds: int = AGENT_RING_SECONDS,
+                 tick: float = TICK) -> None:
+        if campaign not in config.campaigns:
+            raise ValueError(f"unknown campaign {campaign!r} (known: "
+                             f"{', '.join(sorted(config.campaigns)) or 'none'})")
+        self.config = config
+        self.name = campaign
+        self.campaign: Campaign = config.campaigns[campaign]
+        if self.campaign.mode != "progressive":
+            raise ValueError(f"campaign {campaign!r} is {self.campaign.mode}: this dialer "
+                             "runs progressive campaigns only")
+        self.ari = ari
+        self.sessions = sessions
+        self.clock = clock
+        self.node = node
+        self.claimer = f"dialer:{node}"[:48]
+        self.wrap_up = wrap_up
+        self.agent_ring_seconds = agent_ring_seconds
+        self.tick = tick
+        self.store = AgentStore(sessions, rules_from_config(config), node=self.claimer)
+        self.working = campaign_agents(self.campaign, {
+            name: agent.skills for name, agent in config.agents.items()})
+        self.inboxes = _Inboxes()
+        #: Calls in progress, by agent.
+        self.live: dict[str, _Live] = {}
+        #: Agents talking to a contact: agent -> the call's bridge id.
+        self.talking: dict[str, str] = {}
+        #: Attempts ended by this dialer (ids), and passes of the loop done (for tests,
+        #: which wait on them).
+        self.ended: list[int] = []
+        self.passes = 0
+        #: Contact legs that heard the whole safe-harbor message.
+        self.safe_harbor_played: list[str] = []
+        self.ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    # -- the app's events ------------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        """The websocket reader's handler: hand the event to its call (never blocks)."""
+        self.inboxes.put(event)
+
+    async def resync(self) -> None:
+        """After an events websocket (re)connection: events sent meanwhile are lost, so a
+        leg of a call in progress that ended then gets its end now (a
+        ``ChannelDestroyed`` of cause 0 in its call's inbox)."""
+        live = {channel.id for channel in await self.ari.channels.list()}
+        for call in list(self.live.values()):
+            for channel_id in (call.channel_id, f"{call.channel_id}-a"):
+                if channel_id not in live:
+                    self.inboxes.put(_lost(channel_id))
+
+    def stop(self) -> None:
+        """Place no more calls; :meth:`run` returns once the calls in progress ended."""
+        self._stopping.set()
+        self._wake.set()
+
+    def _pulse(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate`` holds; checked after every change of this dialer."""
+        while not predicate():
+            await self._changed.wait()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Recover, then pass on every change and tick until stopped."""
+        now = self.clock()
+        log.info("dialer %s: campaign %s (progressive), agents %s", self.claimer, self.name,
+                 ", ".join(sorted(self.working)) or "none")
+        await self.store.ensure(self.config.agents, now)
+        await self.recover()
+        self.ready.set()
+        async with asyncio.TaskGroup() as tg:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                try:
+                    await self._pass(tg)
+                except Exception:  # the database or ARI failed: the next pass tries again
+                    log.exception("dialer %s: pass failed", self.name)
+                self.passes += 1
+                self._pulse()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.tick):
+                        await self._wake.wait()
+        log.info("dialer %s: campaign %s stopped", self.claimer, self.name)
+
+    async def _pass(self, tg: asyncio.TaskGroup) -> None:
+        now = self.clock()
+        states = await self.store.all()
+        for state in states:  # a wrap-up this dialer gave ends on time, router or not
+            if state.agent in self.working and state.status is AgentStatus.WRAP_UP \
+                    and state.wrap_up_until is not None and state.wrap_up_until <= now:
+                await self.store.apply(state.agent, Tick(), now, known=state)
+        pick = pick_agents(states, self.working, now, busy=frozenset(self.live))
+        if not pick.agents:
+            return
+        log.debug("dialer %s: %s", self.name, pick.explain())
+        for agent in pick.agents:
+            if self._stopping.is_set():
+                return
+            known = next(s for s in states if s.agent == agent)
+            contact = await self._claim(now)
+            if contact is None:
+                log.debug("dialer %s: no contact due for %s", self.name, agent)
+                return
+            channel_id = new_channel_id()
+            reserved = await self.store.try_reserve(agent, channel_id, now, known=known)
+            if reserved is None:
+                log.info("dialer %s: %s was taken meanwhile (inbound first); contact %d "
+                         "goes back", self.name, agent, contact.id)
+                async with self.sessions.begin() as session:
+                    await CampaignRepository(session).release(contact.id, next_attempt_at=now)
+                continue
+            caller_id = self.campaign.caller_id_for(contact.number)
+            try:
+                async with self.sessions.begin() as session:
+                    attempt = await CampaignRepository(session).start_attempt(
+                        contact.id, at=now, caller_id=caller_id, channel_id=channel_id)
+            except Exception:
+                # Not written, so not dialled: the agent and the contact go back.
+                with contextlib.suppress(IllegalTransition):
+                    await self.store.apply(agent, OfferFailed(channel_id, "failed"), now)
+                async with self.sessions.begin() as session:
+                    await CampaignRepository(session).release(contact.id,
+                                                              next_attempt_at=now)
+                raise
+            call = _Live(agent, channel_id, contact, attempt)
+            self.live[agent] = call
+            log.info("dialer %s: calling contact %d (%s) for %s, attempt %d: %s", self.name,
+                     contact.id, contact.number, agent, attempt,
+                     pick.decision.rule.value)
+            tg.create_task(self._owned(call, caller_id), name=f"dialer {channel_id}")
+            self._pulse()
+
+    async def _claim(self, now: datetime) -> DueContact | None:
+        """One due contact inside its calling window; those outside go back for later."""
+        for _ in range(CLAIMS_PER_AGENT):
+            async with self.sessions.begin() as session:
+                repository = CampaignRepository(session)
+                claimed = await repository.claim_due(self.name, now, 1, claimer=self.claimer)
+                if not claimed:
+                    return None
+                contact = claimed[0]
+                if self.campaign.window_open(contact.timezone, now):
+                    return contact
+                log.info("dialer %s: contact %d outside its calling window (%s); again "
+                         "after %s", self.name, contact.id, contact.timezone
+                         or self.campaign.assume_timezone, WINDOW_RECHECK)
+                await repository.release(contact.id, next_attempt_at=now + WINDOW_RECHECK)
+        return None
+
+    # -- one call ----------------------------------------------------------------------------
+
+    async def _owned(self, call: _Live, caller_id: str) -> None:
+        """:meth:`_call`, whose failure never stops the campaign: the agent is freed and
+        the attempt closed as failed."""
+        try:
+            await self._call(call, caller_id)
+        except Exception:
+            log.exception("dialer %s: call %s failed", self.name, call.channel_id)
+            await self._finish(call, Outcome.FAILED, None, agent_answered=False,
+                               result="failed")
+        finally:
+            self.live.pop(call.agent, None)
+            self._wake.set()
+            self._pulse()
+
+    async def _call(self, call: _Live, caller_id: str) -> None:
+        with self.inboxes.open(call.channel_id) as inbox:
+            # The agent is held for this contact while it rings (ringing: the router's
+            # watchdog frees a reservation that does not ring within 15 s).
+            with contextlib.suppress(IllegalTransition):
+                await self.store.apply(call.agent, Ring(call.channel_id), self.clock())
+            placed = await place_call(
+                self.ari, inbox, number=call.contact.number, trunk=self.campaign.trunk,
+                caller_id=caller_id,
+                ring_seconds=self.campaign.ring_seconds, amd=self.campaign.amd.enabled,
+                channel_id=call.channel_id)
+            log.info("dialer %s: contact %d (%s): %s (cause %s)", self.name, call.contact.id,
+                     call.contact.number, placed.outcome.value, placed.observation.cause)
+            if placed.outcome is not Outcome.LIVE or placed.channel is None:
+                await self._finish(call, placed.outcome, placed.observation.cause,
+                                   agent_answered=False, result=f"contact_{placed.outcome.value}")
+                return
+            await self._connect(call, placed, inbox)
+
+    async def _connect(self, call: _Live, placed: PlacedCall,
+                       inbox: asyncio.Queue[Event]) -> None:
+        """Ring the reserved agent for the live contact; bridge both when the agent
+        answers, until either hangs up."""
+        leg_id = f"{call.channel_id}-a"
+        dial_string = self.config.agents[call.agent].dial_string(call.agent)
+        with self.inboxes.open(leg_id, queue=inbox):
+            with contextlib.suppress(ARIError):  # the contact hears ringing meanwhile
+                await self.ari.channels.ring(call.channel_id)
+            try:
+                await self.ari.channels.originate(
+                    dial_string, app=DIALER_APP, app_args=(ARG_AGENT,), channel_id=leg_id,
+                    timeout=self.agent_ring_seconds,
+                    variables={"CALLERID(num)": call.contact.number,
+                               **leg_variables(dial_string)})
+            except ARIError as exc:
+                log.warning("dialer %s: ringing %s failed: %s", self.name, call.agent, exc)
+                await self._abandon(call, inbox)
+                return
+            answered = await self._agent_answers(call, leg_id, inbox)
+            if answered is None:  # the contact hung up while the agent's phone rang
+                await self._hang_up(leg_id, inbox)
+                await self._finish(call, Outcome.LIVE, 16, agent_answered=False,
+                                   result="caller_gone")
+                return
+            if not answered:
+                log.info("dialer %s: %s did not answer contact %d", self.name, call.agent,
+                         call.contact.id)
+                await self._abandon(call, inbox)
+                return
+            await self._talk(call, leg_id, inbox)
+
+    async def _agent_answers(self, call: _Live, leg_id: str,
+                             inbox: asyncio.Queue[Event]) -> bool | None:
+        """True: the agent answered (its leg is in the app); False: it did not; None: the
+        contact hung up first."""
+        async with asyncio.timeout(self.agent_ring_seconds + 15):
+            while True:
+                event = await inbox.get()
+                match event:
+                    case StasisStart(channel=channel) if channel.id == leg_id:
+                        return True
+                    case ChannelDestroyed(channel=channel) if channel.id == leg_id:
+                        return False
+                    case ChannelDestroyed(channel=channel) | StasisEnd(channel=channel) \
+                            if channel.id == call.channel_id:
+                        return None
+
+    async def _talk(self, call: _Live, leg_id: str, inbox: asyncio.Queue[Event]) -> None:
+        now = self.clock()
+        bridge_id = f"cc-{call.channel_id}"
+        try:
+            await self.ari.bridges.create("mixing", bridge_id=bridge_id,
+                                          name=f"dialer {self.name}")
+            with contextlib.suppress(ARIError):
+                await self.ari.channels.ring_stop(call.channel_id)
+            await self.ari.bridges.add_channel(bridge_id, [call.channel_id, leg_id])
+        except ARIError as exc:  # one side hung up as the agent answered
+            log.info("dialer %s: bridging %s failed: %s", self.name, call.channel_id, exc)
+        try:
+            await self.store.apply(call.agent, Answer(call.channel_id), now)
+        except IllegalTransition as exc:  # the reservation was lost meanwhile
+            log.warning("dialer %s: %s: %s", self.name, call.agent, exc)
+        async with self.sessions.begin() as session:
+            await CampaignRepository(session).mark_answered(call.attempt_id, at=now,
+                                                            agent=call.agent)
+        log.info("dialer %s: %s talks to contact %d", self.name, call.agent, call.contact.id)
+        self.talking[call.agent] = bridge_id
+        self._pulse()
+        # Until either side hangs up; then the other goes too.
+        cause: int | None = None
+        gone: set[str] = set()
+        while not gone:
+            event = await inbox.get()
+            match event:
+                case ChannelDestroyed(channel=channel, cause=c):
+                    gone.add(channel.id)
+                    cause = c if channel.id == call.channel_id else cause
+                case StasisEnd(channel=channel):
+                    gone.add(channel.id)
+        self.talking.pop(call.agent, None)
+        by = "contact" if call.channel_id in gone else "agent"
+        for channel_id in (call.channel_id, leg_id):
+            if channel_id not in gone:
+                with contextlib.suppress(ARIError):
+                    await self.ari.channels.hangup(channel_id)
+        with contextlib.suppress(ARIError):
+            await self.ari.bridges.destroy(bridge_id)
+        end = self.clock()
+        try:
+            await self.store.apply(call.agent, Hangup(call.channel_id, self.wrap_up), end)
+        except IllegalTransition as exc:
+            log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
+        await self._end_attempt(call, AttemptOutcome.ANSWERED, end, cause=cause,
+                                answered_at=now, agent=call.agent)
+        log.info("dialer %s: contact %d's call ended (hung up by %s); %s wraps up", self.name,
+                 call.contact.id, by, call.agent)
+
+    async def _abandon(self, call: _Live, inbox: asyncio.Queue[Event]) -> None:
+        """Nobody takes the live contact: the safe-harbor message, then hang up."""
+        sound = self.campaign.safe_harbor
+        if sound is not None:
+            with contextlib.suppress(ARIError):
+                await self.ari.channels.ring_stop(call.channel_id)
+            try:
+                playback = await self.ari.channels.play(call.channel_id, f"sound:{sound}")
+                async with asyncio.timeout(SAFE_HARBOR_BUDGET):
+                    while True:
+                        event = await inbox.get()
+                        if isinstance(event, PlaybackFinished) and \
+                                event.playback.id == playback.id:
+                            if event.playback.state == "done":
+                                self.safe_harbor_played.append(call.channel_id)
+                            log.info("dialer %s: safe harbor played to %s (%s)", self.name,
+                                     call.channel_id, event.playback.state)
+                            break
+                        if isinstance(event, ChannelDestroyed | StasisEnd) and \
+                                event.channel.id == call.channel_id:
+                            break
+            except (ARIError, TimeoutError) as exc:
+                log.info("dialer %s: safe harbor for %s: %s", self.name, call.channel_id,
+                         exc or "too long")
+        await self._hang_up(call.channel_id, inbox)
+        await self._finish(call, Outcome.LIVE, None, agent_answered=False,
+                           result="no_answer")
+
+    async def _hang_up(self, channel_id: str, inbox: asyncio.Queue[Event]) -> None:
+        try:
+            await self.ari.channels.hangup(channel_id)
+        except ARINotFound:
+            return
+        except ARIError as exc:
+            log.warning("dialer %s: hanging up %s: %s", self.name, channel_id, exc)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANGUP_BUDGET):
+                while True:
+                    event = await inbox.get()
+                    if isinstance(event, ChannelDestroyed) and event.channel.id == channel_id:
+                        return
+
+    async def _finish(self, call: _Live, outcome: Outcome, cause: int | None, *,
+                      agent_answered: bool, result: str) -> None:
+        """An attempt that did not reach the agent: free the agent, end the attempt."""
+        now = self.clock()
+        try:
+            await self.store.apply(call.agent, OfferFailed(call.channel_id, result), now)
+        except IllegalTransition as exc:
+            log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
+        await self._end_attempt(call, attempt_outcome(outcome, agent_answered=agent_answered),
+                                now, cause=cause)
+
+    async def _end_attempt(self, call: _Live, stored: str, at: datetime, *,
+                           cause: int | None, answered_at: datetime | None = None,
+                           agent: str | None = None) -> None:
+        outcome = AttemptOutcome(stored)
+        step = reschedule(self.campaign, outcome, call.contact.attempts + 1, at)
+        async with self.sessions.begin() as session:
+            await CampaignRepository(session).end_attempt(
+                call.attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
+                next_attempt_at=step.at, answered_at=answered_at, cause=cause, agent=agent)
+        self.ended.append(call.attempt_id)
+        self._pulse()
+        log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,
+                 call.attempt_id, outcome.value, call.contact.id, step.state.value,
+                 step.reason)
+
+    # -- restart -----------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Close what a previous run of this dialer left open (see the module doc)."""
+        now = self.clock()
+        async with self.sessions() as session:
+            claims = await CampaignRepository(session).open_claims(self.name, self.claimer)
+        held = {state.call: state for state in await self.store.all() if state.call}
+        for claim in claims:
+            if claim.attempt_id is None:
+                async with self.sessions.begin() as session:
+                    await CampaignRepository(session).release(claim.contact_id,
+                                                              next_attempt_at=now)
+                log.warning("dialer %s: contact %d was claimed, never dialled: back",
+                            self.name, claim.contact_id)
+                continue
+            for channel_id in (claim.channel_id, f"{claim.channel_id}-a"):
+                if channel_id:
+                    with contextlib.suppress(ARIError):
+                        await self.ari.channels.hangup(channel_id)
+            if claim.channel_id in held:  # the agent held for that call is freed
+                with contextlib.suppress(IllegalTransition):
+                    await self.store.apply(held[claim.channel_id].agent,
+                                           CallGone(claim.channel_id), now,
+                                           reason="dialer restarted")
+            outcome = (AttemptOutcome.ANSWERED if claim.answered_at is not None
+                       else AttemptOutcome.CANCELLED)
+            step = reschedule(self.campaign, outcome, claim.attempts, now)
+            async with self.sessions.begin() as session:
+                await CampaignRepository(session).end_attempt(
+                    claim.attempt_id, outcome=outcome, at=now,
+                    next_state=ContactState(step.state), next_attempt_at=step.at,
+                    answered_at=claim.answered_at, agent=claim.agent)
+            log.warning("dialer %s: attempt %d left open by a stopped dialer closed %s; "
+                        "contact %d %s (%s)", self.name, claim.attempt_id, outcome.value,
+                        claim.contact_id, step.state.value, step.reason)
