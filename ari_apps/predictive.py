@@ -24,12 +24,12 @@ import contextlib
 import logging
 import math
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import select
 
-from callcenter.agents.state import IllegalTransition, Ring
+from callcenter.agents.state import AgentState, IllegalTransition, Ring
 from callcenter.dialer.eligibility import ABANDON_QUIET
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.pacing import Decision, Measured, Pacer
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds from a live answer to its agent's answer before the safe-harbor message.
 PATIENCE: Final = 2.0
+#: Seconds the measures are kept when no attempt ended meanwhile (other dialers' ends).
+REREAD: Final = 30.0
 #: Seconds between looks for a free agent while an answered contact waits.
 _AGENT_POLL: Final = 0.1
 
@@ -72,12 +74,13 @@ class PredictiveCalls:
         #: The latest decision (the audit trail's "why"), and per contact leg the
         #: monotonic time of its live answer (for tests and logs).
         self.decision: Decision | None = None
+        #: The decision of the latest pass that placed calls, and how many it placed.
+        self.placed: tuple[Decision, int] | None = None
         self.answered: dict[str, float] = {}
+        self._measured: tuple[int, float, Measured] | None = None
 
     async def history(self, now: datetime) -> Measured:
         """The Pacer's measures from the campaign's attempts ended within its window."""
-        from datetime import timedelta
-
         window = timedelta(seconds=self.window)
         d = self.dialer
         async with d.sessions() as session:
@@ -93,10 +96,19 @@ class PredictiveCalls:
                        for r in rows]
         return measured(history, now, window=window, wrap_up=d.wrap_up)
 
-    async def run_pass(self, tg: asyncio.TaskGroup, now: datetime, states: list) -> None:  # type: ignore[type-arg]
+    async def measures(self, now: datetime) -> Measured:
+        """:meth:`history`, read again once an attempt ended or every :data:`REREAD` s."""
+        key = len(self.dialer.ended)
+        if self._measured is None or self._measured[0] != key \
+                or time.monotonic() - self._measured[1] >= REREAD:
+            self._measured = (key, time.monotonic(), await self.history(now))
+        return self._measured[2]
+
+    async def run_pass(self, tg: asyncio.TaskGroup, now: datetime,
+                       states: list[AgentState]) -> None:
         """Place as many calls as the Pacer says, each in a task of its own."""
         d = self.dialer
-        snap = snapshot(states, d.working, now, self.dialing.values(), await self.history(now),
+        snap = snapshot(states, d.working, now, self.dialing.values(), await self.measures(now),
                         busy=frozenset(d.live))
         decision = self.pacer.calls_to_place(snap)
         self.decision = decision
@@ -136,6 +148,8 @@ class PredictiveCalls:
             log.info("dialer %s: calling contact %d (%s), attempt %d, no agent yet: %s",
                      d.name, contact.id, contact.number, attempt, decision.rule.value)
             tg.create_task(self._owned(call, caller_id), name=f"dialer {channel_id}")
+            placed = self.placed[1] + 1 if self.placed and self.placed[0] is decision else 1
+            self.placed = (decision, placed)
             d._pulse()
 
     async def _owned(self, call: _Live, caller_id: str) -> None:
@@ -175,6 +189,7 @@ class PredictiveCalls:
             if agent is None:
                 log.info("dialer %s: no agent for contact %d within %.1f s: safe harbor",
                          d.name, call.contact.id, self.patience)
+                self.dialing.pop(call.channel_id, None)
                 await d._abandon(call, inbox)
                 return
             call.agent = agent

@@ -263,11 +263,13 @@ async def test_predictive_places_more_calls_than_agents_and_abandons_with_safe_h
             call = asyncio.create_task(phone.call())
             try:
                 await _carmen_free(running)
-                # Two calls in progress with one free agent: the Pacer's prediction.
+                # Two calls placed at once for one free agent: the Pacer's prediction.
                 async with asyncio.timeout(30):
-                    await dialer.wait_until(lambda: len(predictive.dialing) >= 2)
-                decision = predictive.decision
-                assert decision is not None and decision.rule is Rule.PREDICTIVE
+                    await dialer.wait_until(lambda: predictive.placed is not None
+                                            and predictive.placed[1] >= 2)
+                assert predictive.placed is not None
+                decision, placed = predictive.placed
+                assert decision.rule is Rule.PREDICTIVE and placed == 2
                 assert decision.free_agents == 1 and decision.calls >= 2, decision.explain()
                 async with asyncio.timeout(60):
                     await dialer.wait_until(lambda: "carmen" in dialer.talking
@@ -296,6 +298,8 @@ async def test_predictive_places_more_calls_than_agents_and_abandons_with_safe_h
             async with dialer.sessions() as session:
                 attempts = {a.channel_id: a for a in await session.scalars(
                     select(ContactAttempt).where(ContactAttempt.number != PAST))}
+            # Both started in that one pass, before either was answered.
+            assert len({a.started_at for a in attempts.values()}) == 1
             assert attempts[talking.channel_id].outcome is AttemptOutcome.ANSWERED
             assert attempts[talking.channel_id].agent == "carmen"
             gone = attempts[abandoned_leg]
