@@ -12,9 +12,8 @@ reserved through the agent store's compare-and-set (the queue router's reservati
 the agent's phone rings for what is left of the ``patience`` (2 s from the answer). No
 agent reserved within it, or none connected by then: the contact hears the campaign's
 ``safe_harbor`` and is hung up, the attempt is ``abandoned`` (it counts in the abandon
-rate), and the contact, whose retry may come sooner, is not dialled by this mode within
-72 hours of the abandon (:data:`~callcenter.dialer.eligibility.ABANDON_QUIET`: only a
-call with an agent reserved first may reach it then).
+rate), and the contact is not dialled within 72 hours of the abandon (the dialer's
+eligibility check, :func:`~callcenter.dialer.eligibility.may_dial`, before every call).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentState, IllegalTransition, Ring
-from callcenter.dialer.eligibility import ABANDON_QUIET
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.pacing import Decision, Measured, Pacer
 from callcenter.dialer.placer import new_channel_id, place_call
@@ -117,26 +115,21 @@ class PredictiveCalls:
         for _ in range(decision.calls):
             if d._stopping.is_set():
                 return
-            contact = await d._claim(now)
-            if contact is None:
+            # The rules first (DNC, max attempts, the window, and the 72 h after an
+            # abandon: no agent is reserved first in this mode).
+            claimed = await d._claim(now)
+            if claimed is None:
                 log.debug("dialer %s: no contact due", d.name)
                 return
-            async with d.sessions.begin() as session:
-                repository = CampaignRepository(session)
-                last = await repository.last_abandon_at(contact.id)
-                if last is not None and now < last + ABANDON_QUIET:
-                    # No agent is reserved first in this mode: not within 72 h.
-                    await repository.release(contact.id, next_attempt_at=last + ABANDON_QUIET)
-                    log.info("dialer %s: contact %d abandoned at %s: not before %s", d.name,
-                             contact.id, last.isoformat(),
-                             (last + ABANDON_QUIET).isoformat())
-                    continue
+            contact, verdict = claimed
             channel_id = new_channel_id()
             caller_id = d.campaign.caller_id_for(contact.number)
             try:
                 async with d.sessions.begin() as session:
                     attempt = await CampaignRepository(session).start_attempt(
-                        contact.id, at=now, caller_id=caller_id, channel_id=channel_id)
+                        contact.id, at=now, caller_id=caller_id, channel_id=channel_id,
+                        rule=verdict.rule, reason=verdict.reason,
+                        pacing_rule=decision.rule.value)
             except Exception:
                 async with d.sessions.begin() as session:
                     await CampaignRepository(session).release(contact.id, next_attempt_at=now)
@@ -145,8 +138,9 @@ class PredictiveCalls:
 
             call = _Live("", channel_id, contact, attempt)
             self.dialing[channel_id] = Dialing(now)
-            log.info("dialer %s: calling contact %d (%s), attempt %d, no agent yet: %s",
-                     d.name, contact.id, contact.number, attempt, decision.rule.value)
+            log.info("dialer %s: calling contact %d (%s), attempt %d, no agent yet: %s; %s",
+                     d.name, contact.id, contact.number, attempt, decision.rule.value,
+                     verdict.reason)
             tg.create_task(self._owned(call, caller_id), name=f"dialer {channel_id}")
             placed = self.placed[1] + 1 if self.placed and self.placed[0] is decision else 1
             self.placed = (decision, placed)

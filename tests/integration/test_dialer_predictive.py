@@ -300,6 +300,8 @@ async def test_predictive_places_more_calls_than_agents_and_abandons_with_safe_h
                     select(ContactAttempt).where(ContactAttempt.number != PAST))}
             # Both started in that one pass, before either was answered.
             assert len({a.started_at for a in attempts.values()}) == 1
+            assert {(a.rule, a.pacing_rule) for a in attempts.values()} == {
+                ("ok", "predictive")}  # the audit trail: allowed, and by which pacing rule
             assert attempts[talking.channel_id].outcome is AttemptOutcome.ANSWERED
             assert attempts[talking.channel_id].agent == "carmen"
             gone = attempts[abandoned_leg]
