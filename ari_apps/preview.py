@@ -99,6 +99,8 @@ class PreviewCall:
     stage: str = "ringing_agent"
     bridge_id: str | None = None
     outcome: AttemptOutcome | None = None
+    #: Set when the contact's live answer joins the agent's bridge, and at the end.
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -378,6 +380,7 @@ class PreviewDialer:
             await CampaignRepository(session).mark_answered(call.attempt_id, at=answered_at,
                                                             agent=held.agent)
         call.stage = "talking"
+        call.connected.set()
         log.info("preview %s: %s talks to contact %d", held.campaign, held.agent,
                  held.contact_id)
         contact_gone = asyncio.create_task(_gone(inbox, call.contact_leg))
