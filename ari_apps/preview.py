@@ -73,7 +73,7 @@ from callcenter.dialer.progressive import attempt_outcome, reschedule
 from callcenter.storage.campaigns import CampaignRepository
 from callcenter.storage.models import AttemptOutcome, ContactState
 
-__all__ = ["ARG_AGENT", "PREVIEW_APP", "PreviewCall", "PreviewDialer"]
+__all__ = ["ARG_AGENT", "PREVIEW_APP", "PreviewCall", "PreviewDialer", "run_with_events"]
 
 log = logging.getLogger(__name__)
 
@@ -461,3 +461,12 @@ class PreviewDialer:
                 log.warning("preview %s: attempt %d left open by a stopped dialer closed %s; "
                             "contact %d %s (%s)", name, claim.attempt_id, outcome.value,
                             claim.contact_id, step.state.value, step.reason)
+
+
+async def run_with_events(dialer: PreviewDialer) -> None:
+    """Run *dialer* and feed it its app's events (reconnecting, then :meth:`PreviewDialer.
+    resync`) until cancelled: the service's ``preview dialer`` component."""
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(dialer.ari.run_event_loop(dialer.on_event, on_connected=dialer.resync),
+                       name=f"{dialer.app} events")
+        tg.create_task(dialer.run(), name=f"{dialer.app} dialer")
