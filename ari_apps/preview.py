@@ -192,6 +192,7 @@ class PreviewDialer:
         self.calls: dict[int, PreviewCall] = {}
         self.ready = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
+        self._starting: set[int] = set()
         self._stopping = asyncio.Event()
 
     async def on_event(self, event: Event) -> None:
@@ -232,15 +233,21 @@ class PreviewDialer:
         """
         if self._tasks is None or self._stopping.is_set():
             raise PreviewError(503, "the preview dialer is not running: try again")
-        if held.contact_id in self.live:
+        if held.contact_id in self.live or held.contact_id in self._starting:
             raise PreviewError(409, f"contact {held.contact_id} is being called already")
         campaign = self.config.campaigns[held.campaign]
         caller_id = campaign.caller_id_for(held.number)
         now = self.clock()
-        # Before the dial: a restarted dialer finds the attempt and closes it.
-        async with self.sessions.begin() as session:
-            attempt = await CampaignRepository(session).start_attempt(
-                held.contact_id, at=now, caller_id=caller_id, channel_id=f"{held.call}-c")
+        # Two dials of one contact at once: the second is refused above, not written.
+        self._starting.add(held.contact_id)
+        try:
+            # Before the dial: a restarted dialer finds the attempt and closes it.
+            async with self.sessions.begin() as session:
+                attempt = await CampaignRepository(session).start_attempt(
+                    held.contact_id, at=now, caller_id=caller_id,
+                    channel_id=f"{held.call}-c")
+        finally:
+            self._starting.discard(held.contact_id)
         call = PreviewCall(held, attempt, caller_id)
         self.live[held.contact_id] = call
         self.calls[attempt] = call

@@ -23,6 +23,7 @@ or already called; 503 no preview dialer in this service.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -36,6 +37,8 @@ from callcenter.web.views import BadBody, field_label, parse_body
 
 __all__ = ["PREVIEW", "PREVIEW_SCHEMAS", "PreviewPort", "dial", "install", "parse_agent",
            "parse_skip", "preview", "preview_json", "skip"]
+
+log = logging.getLogger(__name__)
 
 #: Longest skip reason kept (it goes to the log).
 REASON_MAX: Final = 200
@@ -136,9 +139,7 @@ def _told(request: web.Request, agent: str) -> None:
     try:
         request.app[_HOOK](agent)
     except Exception:  # the change is stored; the router also re-reads on its timer
-        import logging
-
-        logging.getLogger(__name__).exception("telling the router about %s failed", agent)
+        log.exception("HTTP API: telling the router about agent %s failed", agent)
 
 
 async def preview(request: web.Request) -> web.Response:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 import agi_scripts
 from ari_apps.preview import PREVIEW_APP, PreviewDialer
@@ -162,7 +162,9 @@ class Desk:
 
 
 @contextlib.asynccontextmanager
-async def start_desk(node: Node) -> AsyncIterator[Desk]:
+async def start_desk(node: Node, **options: Any) -> AsyncIterator[Desk]:
+    """The API and the preview dialer on our node until the block ends; ``options`` go
+    to :class:`PreviewDialer`."""
     config = node.pbx.loaded.config
     engine = make_engine(node.pbx.db_url, sqlite_immediate=True)
     sessions = make_sessionmaker(engine)
@@ -173,7 +175,7 @@ async def start_desk(node: Node) -> AsyncIterator[Desk]:
                          password=creds.ari_password, app=PREVIEW_APP) as ari, \
             ari.events() as stream:
         dialer = PreviewDialer(config, ari, sessions, store=store,
-                               wrap_up=timedelta(seconds=30))
+                               **{"wrap_up": timedelta(seconds=30), **options})
 
         async def read() -> None:
             async for event in stream:
@@ -198,6 +200,10 @@ async def start_desk(node: Node) -> AsyncIterator[Desk]:
             for event in (EndWrapUp(), Logout()):
                 with contextlib.suppress(IllegalTransition):
                     await store.apply("carmen", event, now, reason="test cleanup")
+            # The next test's contacts are its own.
+            async with sessions.begin() as session:
+                await session.execute(delete(ContactAttempt))
+                await session.execute(delete(Contact))
             await engine.dispose()
     left = await node.pbx.wait_no_channels()
     assert left == 0, f"{left} channel(s) left on our node after the test"
@@ -296,11 +302,42 @@ async def test_an_agent_previews_dials_and_skips_over_http(node: Node) -> None:
                 assert len(attempts) == 1
             finally:
                 await cancel_and_wait(watcher)
-        # The carrier saw the one call dialled, none to the contact skipped.
-        assert _carrier_calls(carrier_seen) == [
-            f"carrier call from {TRUNK_CALLER_ID} to {TALKS}"]
+    # The carrier saw the one call dialled, none to the contact skipped.
+    assert _carrier_calls(carrier_seen) == [f"carrier call from {TRUNK_CALLER_ID} to {TALKS}"]
+
+
+async def test_the_agent_not_answering_cancels_the_dial_before_the_contact_is_called(
+        node: Node) -> None:
+    """carmen dials, her phone rings and nobody answers: the contact is never dialled
+    (the carrier sees no call), the attempt is ``cancelled``, the contact due again at
+    once, and carmen available."""
+    carrier_seen: list[AMIMessage] = []
+    async with start_desk(node, agent_ring_seconds=4) as desk, \
+            node.pbx.agent_phone("carmen", auto_answer=False) as phone:
+        sessions = desk.dialer.sessions
         async with sessions.begin() as session:
-            for row in await session.scalars(select(ContactAttempt)):
-                await session.delete(row)
-            for contact in await session.scalars(select(Contact)):
-                await session.delete(contact)
+            await CampaignRepository(session).import_contacts("outbound",
+                                                              [NewContact(TALKS, "UTC")])
+        with node.carrier_ami.subscribe("Newexten") as carrier_events:
+            watcher = asyncio.create_task(_collect(carrier_events, carrier_seen))
+            try:
+                await desk.post("/api/v1/agents/carmen/login")
+                shown = await desk.post("/api/v1/campaigns/outbound/preview")
+                dialled = await desk.post(f"/api/v1/campaigns/preview/{shown['contact']}/dial")
+                rang = await phone.event("CALL_INCOMING", timeout=30)
+                assert rang["type"] == "CALL_INCOMING"
+                live = desk.dialer.calls[dialled["attempt"]]
+                async with asyncio.timeout(40):
+                    await live.ended.wait()
+            finally:
+                await cancel_and_wait(watcher)
+        assert not live.connected.is_set()
+        async with sessions() as session:
+            (attempt,) = await session.scalars(select(ContactAttempt))
+            (contact,) = await session.scalars(select(Contact))
+        assert (attempt.outcome, attempt.agent, attempt.answered_at) == (
+            AttemptOutcome.CANCELLED, None, None)
+        assert (contact.state, contact.claimed_by) == (ContactState.PENDING, None)
+        assert (await desk.dialer.store.get("carmen", utc_now())).status \
+            is AgentStatus.AVAILABLE
+    assert _carrier_calls(carrier_seen) == []
