@@ -22,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
@@ -61,10 +64,11 @@ from callcenter.storage.models import (
 )
 from callcenter.testing.aio import cancel_and_wait
 from callcenter.testing.carrier import Carrier
+from callcenter.testing.ports import free_port
 from callcenter.web import TokenBook, create_api_app, users_from_config
 from dialplan.generator import render, softphone_agents
 from dialplan.trunks import auth_trunks
-from tests.conftest import PBX
+from tests.conftest import PBX, _example_copy
 from tests.integration.carrier_trunk import wait_registered
 from tests.integration.scratch_pbx import scratch_pbx
 
@@ -341,3 +345,48 @@ async def test_the_agent_not_answering_cancels_the_dial_before_the_contact_is_ca
         assert (await desk.dialer.store.get("carmen", utc_now())).status \
             is AgentStatus.AVAILABLE
     assert _carrier_calls(carrier_seen) == []
+
+
+async def test_serve_runs_the_preview_dialer_when_a_preview_campaign_is_configured(
+        pbx: PBX, tmp_path: Path) -> None:
+    """``callcenter serve`` with a preview campaign: its dialer's Stasis app is registered
+    (the API's dial reaches it), and SIGTERM still stops the service cleanly."""
+    config = _example_copy(tmp_path / "example", free_port(), http_api_port=free_port())
+    (config / "preview_campaign.yaml").write_text(dedent("""\
+        campaigns:
+          leads:
+            mode: preview
+            agents: [alice]
+            trunk: carrier
+            caller_id: "+15550100000"
+            assume_timezone: America/New_York
+            abandon: null
+        """))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from callcenter.cli import main; main()", "-v",
+        "--home", str(pbx.instance.home), "serve", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not any(f"ARI events connected for ('{PREVIEW_APP}',)" in line
+                          for line in output[-1:]):
+                line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
+                assert line, "callcenter serve exited early:\n" + "".join(output)
+                output.append(line)
+        assert f"Preview dialer: Stasis app {PREVIEW_APP}\n" in output
+        creds = pbx.instance.credentials
+        # REST only (no websocket): the app name here is never registered.
+        async with ARIClient(pbx.instance.ari_url, username=creds.ari_user,
+                             password=creds.ari_password, app="cc-preview-check") as ari:
+            assert (await ari.applications.get(PREVIEW_APP)).name == PREVIEW_APP
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            rest, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = "".join(output) + rest.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text
