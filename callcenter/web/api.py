@@ -537,7 +537,7 @@ ROUTES: Final[tuple[Route, ...]] = (
           "its number, data, the script and dispositions",
           "an agent for itself; a supervisor for its queues' agents; admin",
           _preview, "Preview", (_CAMPAIGN,), body="PreviewBody",
-          errors=(403, 404, 409, 422), tag="campaigns"),
+          errors=(403, 404, 409, 422, 503), tag="campaigns"),
     Route("POST", f"{_P}/campaigns/preview/{{contact}}/dial", "dialPreview",
           "Dial a held contact: the attempt is written, the agent's phone rings, then the "
           "contact is dialled through the trunk and bridged",
@@ -546,7 +546,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", f"{_P}/campaigns/preview/{{contact}}/skip", "skipPreview",
           "Put a held contact back (pending, due again) and free its agent",
           "as previewContact (for the contact's agent)", _preview_skip, "PreviewSkip",
-          (_CONTACT,), body="SkipBody", errors=(403, 404, 409, 422), tag="campaigns"),
+          (_CONTACT,), body="SkipBody", errors=(403, 404, 409, 422, 503), tag="campaigns"),
 )
 
 

@@ -18,7 +18,7 @@ supervisor for the agents of its queues and an admin for any, naming the agent i
 body. Errors (JSON, never a 500): 422 a bad body (``agent``, ``reason``, an unknown
 field), 404 unknown campaign or contact, or nothing due; 403 another agent; 409 not a
 preview campaign, an agent that does not work it or is not available, a contact not held
-or already called; 503 no preview dialer in this service.
+or already called; 503 no preview dialer in this service, or an agent that kept changing.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
+from callcenter.agents.store import StoreConflict
 from callcenter.config.campaign import Campaign
 from callcenter.dialer.preview import HeldPreview, PreviewError
 from callcenter.dialer.preview_desk import Offer, PreviewDesk
@@ -170,6 +171,8 @@ async def preview(request: web.Request) -> web.Response:
         offer = await desk.offer(name, agent, app[CLOCK]())
     except PreviewError as exc:
         raise ApiError(exc.status, exc.message, exc.field) from None
+    except StoreConflict as exc:
+        raise ApiError(503, f"{exc}; try again") from None
     if not offer.again:
         _told(request, agent)
     return web.json_response(preview_json(offer, campaign))
@@ -216,7 +219,10 @@ async def skip(request: web.Request) -> web.Response:
     except BadBody as exc:
         raise ApiError(422, str(exc), exc.field) from None
     held = await _held(request)
-    freed = await request.app[_DESK].skip(held, reason, request.app[CLOCK]())
+    try:
+        freed = await request.app[_DESK].skip(held, reason, request.app[CLOCK]())
+    except StoreConflict as exc:  # the contact is back; the agent kept changing
+        raise ApiError(503, f"{exc}; try again") from None
     if freed:
         _told(request, held.agent)
     return web.json_response({
