@@ -17,17 +17,22 @@ One pass of the loop (:meth:`CampaignDialer.run`, on every change it makes and o
 tick of :data:`TICK` seconds, for other processes' changes and the clock): read every
 agent's stored state; ask :func:`~callcenter.dialer.progressive.pick_agents` which of the
 campaign's available agents get a call; for each, claim one due contact
-(:meth:`~callcenter.storage.campaigns.CampaignRepository.claim_due`; a contact outside
-its calling window goes back), reserve the agent through the agent store's
+(:meth:`~callcenter.storage.campaigns.CampaignRepository.claim_due`) that the rules
+allow now (:func:`~callcenter.dialer.eligibility.may_dial`: DNC, max attempts, 72 h
+after an abandon, the calling window in the contact's zone; a refused contact is not
+dialled and goes where :func:`~callcenter.dialer.gate.refusal_step` says, a DNC one
+counted blocked), reserve the agent through the agent store's
 compare-and-set, the reservation the queue router makes (lost: the contact goes back),
-write the attempt (:meth:`start_attempt`) and only then place the call, in a task of
+write the attempt (:meth:`start_attempt`, with the verdict's rule and reason and the
+pacing decision's rule: the audit trail) and only then place the call, in a task of
 its own (:meth:`CampaignDialer._call`). Every decision is logged with its reason.
 
 What the agent's state does: ``reserved`` at once, ``ringing`` while the contact rings
 (the router's watchdog allows a reservation 15 s, a ring 120 s), ``on_call`` when the
 agent answers and ``wrap_up`` after, as for an inbound call. Any other outcome frees the
-agent (``offer_failed`` with the outcome); the attempt ends with it and the contact is
-rescheduled by :func:`~callcenter.dialer.progressive.reschedule`. A live answer the agent
+agent (``offer_failed`` with the outcome); the attempt ends with it and the contact
+moves on as :func:`~callcenter.dialer.retry.after_attempt` decides (through
+:func:`~callcenter.dialer.gate.next_step`, with its history). A live answer the agent
 does not take hears the campaign's ``safe_harbor`` and is hung up (``abandoned``).
 
 Restart safety: on start, the contacts this dialer (its claimer name) still holds are
@@ -77,15 +82,11 @@ from callcenter.asterisk.ari.events import (
 from callcenter.config.campaign import Campaign
 from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
+from callcenter.dialer.eligibility import Verdict, may_dial
+from callcenter.dialer.gate import next_step, refusal_step
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import PlacedCall, new_channel_id, place_call
-from callcenter.dialer.progressive import (
-    WINDOW_RECHECK,
-    attempt_outcome,
-    campaign_agents,
-    pick_agents,
-    reschedule,
-)
+from callcenter.dialer.progressive import attempt_outcome, campaign_agents, pick_agents
 from callcenter.storage.campaigns import CampaignRepository, DueContact
 from callcenter.storage.models import AttemptOutcome, ContactState
 
@@ -104,7 +105,7 @@ AGENT_RING_SECONDS: Final = 15
 SAFE_HARBOR_BUDGET: Final = 30.0
 #: Seconds to wait for a channel's end after hanging it up.
 HANGUP_BUDGET: Final = 5.0
-#: Contacts claimed in one pass for one agent (those outside their window go back).
+#: Contacts claimed in one pass for one agent (those the rules refuse go back).
 CLAIMS_PER_AGENT: Final = 20
 
 
@@ -272,10 +273,11 @@ class CampaignDialer:
             if self._stopping.is_set():
                 return
             known = next(s for s in states if s.agent == agent)
-            contact = await self._claim(now)
-            if contact is None:
+            claimed = await self._claim(now)
+            if claimed is None:
                 log.debug("dialer %s: no contact due for %s", self.name, agent)
                 return
+            contact, verdict = claimed
             channel_id = new_channel_id()
             reserved = await self.store.try_reserve(agent, channel_id, now, known=known)
             if reserved is None:
@@ -288,7 +290,9 @@ class CampaignDialer:
             try:
                 async with self.sessions.begin() as session:
                     attempt = await CampaignRepository(session).start_attempt(
-                        contact.id, at=now, caller_id=caller_id, channel_id=channel_id)
+                        contact.id, at=now, caller_id=caller_id, channel_id=channel_id,
+                        rule=verdict.rule, reason=verdict.reason,
+                        pacing_rule=pick.decision.rule.value)
             except Exception:
                 # Not written, so not dialled: the agent and the contact go back.
                 with contextlib.suppress(IllegalTransition):
@@ -299,27 +303,37 @@ class CampaignDialer:
                 raise
             call = _Live(agent, channel_id, contact, attempt)
             self.live[agent] = call
-            log.info("dialer %s: calling contact %d (%s) for %s, attempt %d: %s", self.name,
-                     contact.id, contact.number, agent, attempt,
-                     pick.decision.rule.value)
+            log.info("dialer %s: calling contact %d (%s) for %s, attempt %d: %s; %s",
+                     self.name, contact.id, contact.number, agent, attempt,
+                     pick.decision.rule.value, verdict.reason)
             tg.create_task(self._owned(call, caller_id), name=f"dialer {channel_id}")
             self._pulse()
 
-    async def _claim(self, now: datetime) -> DueContact | None:
-        """One due contact inside its calling window; those outside go back for later."""
+    async def _claim(self, now: datetime) -> tuple[DueContact, Verdict] | None:
+        """One due contact the rules allow now, and their verdict; those refused are not
+        dialled: each goes where :func:`refusal_step` says (a DNC one counted blocked)."""
         for _ in range(CLAIMS_PER_AGENT):
             async with self.sessions.begin() as session:
                 repository = CampaignRepository(session)
-                claimed = await repository.claim_due(self.name, now, 1, claimer=self.claimer)
+                claimed = await repository.claim_due(self.name, now, 1, claimer=self.claimer,
+                                                     include_dnc=True)
                 if not claimed:
                     return None
                 contact = claimed[0]
-                if self.campaign.window_open(contact.timezone, now):
-                    return contact
-                log.info("dialer %s: contact %d outside its calling window (%s); again "
-                         "after %s", self.name, contact.id, contact.timezone
-                         or self.campaign.assume_timezone, WINDOW_RECHECK)
-                await repository.release(contact.id, next_attempt_at=now + WINDOW_RECHECK)
+                verdict = may_dial(contact, self.campaign, now, dnc=contact.dnc,
+                                   last_abandon_at=await repository.last_abandon_at(
+                                       contact.id))
+                # A reserved agent may still not answer (an abandon): the 72 hours hold.
+                if verdict.allowed:
+                    return contact, verdict
+                refusal = refusal_step(verdict)
+                await repository.refuse(contact.id, state=ContactState(refusal.state),
+                                        next_attempt_at=refusal.next_attempt_at,
+                                        dnc_blocked=refusal.dnc_blocked)
+                log.info("dialer %s: contact %d (%s) not dialled: %s (%s); %s%s", self.name,
+                         contact.id, contact.number, verdict.rule, verdict.reason,
+                         refusal.state, f" until {refusal.next_attempt_at.isoformat()}"
+                         if refusal.next_attempt_at else "")
         return None
 
     # -- one call ----------------------------------------------------------------------------
@@ -513,16 +527,21 @@ class CampaignDialer:
                            cause: int | None, answered_at: datetime | None = None,
                            agent: str | None = None) -> None:
         outcome = AttemptOutcome(stored)
-        step = reschedule(self.campaign, outcome, call.contact.attempts + 1, at)
         async with self.sessions.begin() as session:
-            await CampaignRepository(session).end_attempt(
+            repository = CampaignRepository(session)
+            step = next_step(self.campaign, number=call.contact.number,
+                             timezone=call.contact.timezone,
+                             attempts=call.contact.attempts + 1, outcome=outcome, at=at,
+                             earlier=await repository.attempt_history(
+                                 call.contact.id, exclude=call.attempt_id))
+            await repository.end_attempt(
                 call.attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
-                next_attempt_at=step.at, answered_at=answered_at, cause=cause, agent=agent)
+                next_attempt_at=step.next_attempt_at, answered_at=answered_at, cause=cause,
+                agent=agent)
         self.ended.append(call.attempt_id)
         self._pulse()
         log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,
-                 call.attempt_id, outcome.value, call.contact.id, step.state.value,
-                 step.reason)
+                 call.attempt_id, outcome.value, call.contact.id, step.state, step.reason)
 
     # -- restart -----------------------------------------------------------------------------
 
@@ -551,12 +570,17 @@ class CampaignDialer:
                                            reason="dialer restarted")
             outcome = (AttemptOutcome.ANSWERED if claim.answered_at is not None
                        else AttemptOutcome.CANCELLED)
-            step = reschedule(self.campaign, outcome, claim.attempts, now)
             async with self.sessions.begin() as session:
-                await CampaignRepository(session).end_attempt(
+                repository = CampaignRepository(session)
+                step = next_step(self.campaign, number=claim.number,
+                                 timezone=claim.timezone, attempts=claim.attempts,
+                                 outcome=outcome, at=now,
+                                 earlier=await repository.attempt_history(
+                                     claim.contact_id, exclude=claim.attempt_id))
+                await repository.end_attempt(
                     claim.attempt_id, outcome=outcome, at=now,
-                    next_state=ContactState(step.state), next_attempt_at=step.at,
+                    next_state=ContactState(step.state), next_attempt_at=step.next_attempt_at,
                     answered_at=claim.answered_at, agent=claim.agent)
             log.warning("dialer %s: attempt %d left open by a stopped dialer closed %s; "
                         "contact %d %s (%s)", self.name, claim.attempt_id, outcome.value,
-                        claim.contact_id, step.state.value, step.reason)
+                        claim.contact_id, step.state, step.reason)

@@ -153,11 +153,13 @@ def campaigns_report(ctx: click.Context, campaign: str, config_dir: Path, url: s
     settings = _known(_campaigns(ctx, config_dir), campaign, config_dir)
 
     async def work(session: Any) -> Any:
-        return await CampaignRepository(session).compliance_inputs(campaign)
+        repository = CampaignRepository(session)
+        return (*await repository.compliance_inputs(campaign),
+                await repository.dnc_blocked(campaign))
 
-    contacts, attempts = asyncio.run(_with_session(ctx.obj.db_url(url), work))
+    contacts, attempts, blocked = asyncio.run(_with_session(ctx.obj.db_url(url), work))
     report = compliance_report(campaign, settings, contacts, attempts,
-                               dt.datetime.now(dt.UTC))
+                               dt.datetime.now(dt.UTC), dnc_blocked=blocked)
     _emit(report.rows(), report.as_json(), fmt)
     if not report.compliant:
         sys.exit(1)

@@ -9,6 +9,8 @@ themselves rather than trusted from the dialer's own counters:
 * calls placed outside the calling window: each attempt's start time in the contact's
   zone(s), as :mod:`callcenter.dialer.eligibility` judges them. Must be 0;
 * calls to numbers that were on the do-not-call list when the call started. Must be 0;
+  and how many contacts the dialer refused for that list (``dnc_numbers_blocked``, its
+  counter: the list at work, which the attempts alone cannot show);
 * attempts per contact: the most any contact got, and a histogram.
 
 The storage layer turns rows into :class:`AttemptRecord` and :class:`ContactRecord`;
@@ -70,6 +72,7 @@ class ComplianceReport:
     contacts: int
     max_attempts_per_contact: int
     attempts_histogram: dict[int, int] = field(default_factory=dict)
+    dnc_blocked: int = 0
 
     @property
     def window_abandon_percent(self) -> float:
@@ -98,6 +101,7 @@ class ComplianceReport:
             ("window_abandon_percent", f"{self.window_abandon_percent:.2f}"),
             ("calls_outside_window", str(len(self.outside_window))),
             ("calls_to_dnc_numbers", str(len(self.dnc_calls))),
+            ("dnc_numbers_blocked", str(self.dnc_blocked)),
             ("contacts", str(self.contacts)),
             ("max_attempts_per_contact", str(self.max_attempts_per_contact)),
             ("attempts_histogram", hist),
@@ -114,6 +118,7 @@ class ComplianceReport:
             "window_abandon_percent": round(self.window_abandon_percent, 4),
             "calls_outside_window": list(self.outside_window),
             "calls_to_dnc_numbers": list(self.dnc_calls),
+            "dnc_numbers_blocked": self.dnc_blocked,
             "contacts": self.contacts,
             "max_attempts_per_contact": self.max_attempts_per_contact,
             "attempts_histogram": {str(k): v for k, v in
@@ -123,9 +128,11 @@ class ComplianceReport:
 
 
 def compliance_report(name: str, campaign: Campaign, contacts: Iterable[ContactRecord],
-                      attempts: Iterable[AttemptRecord], now: dt.datetime) -> ComplianceReport:
+                      attempts: Iterable[AttemptRecord], now: dt.datetime, *,
+                      dnc_blocked: int = 0) -> ComplianceReport:
     """The report for campaign ``name`` as of ``now`` (aware). Attempts of contacts not
-    in ``contacts`` are judged with an unknown zone (the campaign's assumption)."""
+    in ``contacts`` are judged with an unknown zone (the campaign's assumption).
+    ``dnc_blocked``: contacts the dialer refused for the DNC list (its stored counter)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     by_id = {c.id: c for c in contacts}
@@ -162,4 +169,4 @@ def compliance_report(name: str, campaign: Campaign, contacts: Iterable[ContactR
         window_live_answers=w_live, window_abandons=w_abandons,
         outside_window=tuple(outside), dnc_calls=tuple(dnc), contacts=len(by_id),
         max_attempts_per_contact=max(histogram, default=0),
-        attempts_histogram=dict(sorted(histogram.items())))
+        attempts_histogram=dict(sorted(histogram.items())), dnc_blocked=dnc_blocked)

@@ -16,8 +16,8 @@ a clock; every decision returns its reason, which the runner logs.
 * :func:`attempt_outcome`: the placer's :class:`~callcenter.dialer.outcome.Outcome` (and
   whether the agent took the live answer) as the stored attempt outcome.
 * :func:`reschedule`: what the contact becomes after an attempt: done, exhausted, or
-  pending again after the campaign's retry delay for the outcome. One small function, so
-  that fuller retry rules can replace it.
+  pending again after the campaign's retry delay for the outcome; it delegates to
+  :func:`callcenter.dialer.retry.after_attempt`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from callcenter.agents.state import AgentState, AgentStatus
-from callcenter.config.campaign import Campaign, RetryRule
+from callcenter.config.campaign import Campaign
+from callcenter.dialer.gate import next_step
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.pacing import AgentState as PacerAgentState
 from callcenter.dialer.pacing import (
@@ -42,7 +43,6 @@ from callcenter.dialer.pacing import (
 
 __all__ = [
     "INBOUND_FIRST",
-    "WINDOW_RECHECK",
     "AttemptOutcome",
     "ContactState",
     "Next",
@@ -53,8 +53,6 @@ __all__ = [
     "reschedule",
 ]
 
-#: A claimed contact whose calling window is closed goes back, due again after this.
-WINDOW_RECHECK = timedelta(minutes=15)
 #: How long an agent must have been available before the dialer takes it: the queue
 #: router sees another process's change within its 1 s poll, so a waiting inbound caller
 #: gets a freed agent first.
@@ -155,41 +153,12 @@ class Next:
     reason: str
 
 
-#: The retry rule each stored outcome follows (a hang-up at once is retried as a no
-#: answer; an abandoned or cancelled call as a failure).
-_RULE_OF = {
-    AttemptOutcome.BUSY: "busy",
-    AttemptOutcome.NO_ANSWER: "no_answer",
-    AttemptOutcome.HANGUP_AT_ONCE: "no_answer",
-    AttemptOutcome.MACHINE: "machine",
-    AttemptOutcome.FAILED: "failed",
-    AttemptOutcome.ABANDONED: "failed",
-    AttemptOutcome.CANCELLED: "failed",
-    AttemptOutcome.CALLBACK_REQUESTED: "callback_requested",
-}
-
-
 def reschedule(campaign: Campaign, outcome: AttemptOutcome | str, attempts: int,
                now: datetime) -> Next:
-    """The contact's next step after its ``attempts``-th call ended with ``outcome``.
-
-    Answered: done (the agent's disposition may change that). An invalid number: done,
-    never retried. Otherwise the outcome's retry rule (``retry.busy``...): ``retry: false``
-    closes the contact, else it is due again after the rule's delay, unless the campaign's
-    ``max_attempts`` is used up (exhausted). A rule's own ``max_attempts`` needs the
-    contact's history by outcome and is not applied here.
-    """
-    outcome = AttemptOutcome(outcome)  # a value, or storage's enum of the same values
-    if outcome is AttemptOutcome.ANSWERED:
-        return Next(ContactState.DONE, None, "answered by an agent")
-    if outcome is AttemptOutcome.INVALID_NUMBER:
-        return Next(ContactState.DONE, None, "not a working number: never retried")
-    name = _RULE_OF[outcome]
-    rule: RetryRule = getattr(campaign.retry, name)
-    if not rule.retry:
-        return Next(ContactState.DONE, None, f"retry.{name} is off")
-    if attempts >= campaign.max_attempts:
-        return Next(ContactState.EXHAUSTED, None,
-                    f"{attempts} of max_attempts {campaign.max_attempts} used")
-    return Next(ContactState.PENDING, now + timedelta(seconds=rule.delay),
-                f"retry.{name}: again in {rule.delay} s")
+    """The contact's next step after its ``attempts``-th call ended with ``outcome``, as
+    :func:`callcenter.dialer.retry.after_attempt` decides it with no disposition and no
+    history by outcome (the dialer itself uses :func:`callcenter.dialer.gate.next_step`,
+    which passes the history)."""
+    step = next_step(campaign, number="", timezone=None, attempts=attempts,
+                     outcome=AttemptOutcome(outcome), at=now)
+    return Next(ContactState(step.state), step.next_attempt_at, step.reason)

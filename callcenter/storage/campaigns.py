@@ -9,7 +9,8 @@ The dialer's questions and records, one method each:
   PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED`` (two dialers never get the same
   contact and never wait on each other's rows); on SQLite the transaction starts with
   ``BEGIN IMMEDIATE``, so claimers run one after the other. Numbers on the DNC list are
-  never claimed;
+  never claimed, unless the dialer asks for them to refuse them (:meth:`refuse`, which
+  counts them blocked);
 * :meth:`CampaignRepository.start_attempt` before the dial, :meth:`end_attempt` after:
   a restarted dialer finds the calls that were in progress (attempts with no end);
 * :meth:`CampaignRepository.dispose` -- an agent's disposition of an ended attempt,
@@ -37,6 +38,8 @@ from callcenter.config.campaign import Campaign
 from callcenter.storage.engine import SQLITE_IMMEDIATE
 from callcenter.storage.models import (
     NOTE_MAX,
+    REASON_MAX,
+    RULE_MAX,
     AttemptOutcome,
     CampaignRecord,
     Contact,
@@ -91,6 +94,8 @@ class DueContact:
     timezone: str | None
     data: Mapping[str, Any]
     attempts: int
+    #: Its number is on the do-not-call list (claimed only with ``include_dnc``).
+    dnc: bool = False
 
 
 class DispositionError(ValueError):
@@ -131,6 +136,8 @@ class OpenClaim:
     channel_id: str | None = None
     answered_at: datetime | None = None
     agent: str | None = None
+    number: str = ""
+    timezone: str | None = None
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -222,13 +229,15 @@ class CampaignRepository:
         return found is not None
 
     async def claim_due(self, campaign: str, now: datetime, limit: int, *,
-                        claimer: str = "dialer") -> list[DueContact]:
+                        claimer: str = "dialer",
+                        include_dnc: bool = False) -> list[DueContact]:
         """Up to ``limit`` pending contacts of ``campaign`` due by ``now`` (never-tried
         first, then by due time), marked ``dialing`` for ``claimer``.
 
         Must be the first statement of its transaction (on SQLite it begins it with
         ``BEGIN IMMEDIATE``); commit soon after: PostgreSQL holds the claimed rows' locks
-        until then, and other claimers skip them.
+        until then, and other claimers skip them. ``include_dnc``: numbers on the DNC list
+        are claimed too (``DueContact.dnc``), for the dialer's rules to refuse and count.
         """
         if limit <= 0:
             return []
@@ -243,7 +252,7 @@ class CampaignRepository:
             .where(Contact.campaign_id == campaign_id,
                    Contact.state == ContactState.PENDING,
                    or_(Contact.next_attempt_at.is_(None), Contact.next_attempt_at <= now),
-                   ~on_dnc)
+                   *(() if include_dnc else (~on_dnc,)))
             .order_by(Contact.next_attempt_at.asc().nulls_first(), Contact.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=Contact)
@@ -254,8 +263,48 @@ class CampaignRepository:
             row.claimed_by = claimer[:48]
             row.claimed_at = now
         await self._session.flush()
+        listed: set[str] = set()
+        if include_dnc and rows:
+            listed.update(await self._session.scalars(select(DncEntry.number).where(
+                DncEntry.number.in_([row.number for row in rows]))))
         return [DueContact(row.id, row.number, row.timezone, dict(row.data or {}),
-                           row.attempts) for row in rows]
+                           row.attempts, row.number in listed) for row in rows]
+
+    async def refuse(self, contact_id: int, *, state: ContactState,
+                     next_attempt_at: datetime | None, dnc_blocked: bool = False) -> None:
+        """A claimed contact the rules refused: not called, moved to ``state`` (due again
+        at ``next_attempt_at`` when ``pending``); ``dnc_blocked`` counts it on its
+        campaign's DNC numbers blocked."""
+        contact = await self._session.get(Contact, contact_id)
+        if contact is None:
+            raise LookupError(f"no contact {contact_id}")
+        contact.state = state
+        contact.next_attempt_at = next_attempt_at
+        contact.claimed_by = None
+        contact.claimed_at = None
+        if dnc_blocked:
+            await self._session.execute(
+                update(CampaignRecord).where(CampaignRecord.id == contact.campaign_id)
+                .values(dnc_blocked=CampaignRecord.dnc_blocked + 1)
+                .execution_options(synchronize_session=False))
+        await self._session.flush()
+
+    async def dnc_blocked(self, campaign: str) -> int:
+        """Contacts of ``campaign`` the dialer refused for the do-not-call list."""
+        found = await self._session.scalar(
+            select(CampaignRecord.dnc_blocked).where(CampaignRecord.name == campaign))
+        return found or 0
+
+    async def attempt_history(self, contact_id: int, *, exclude: int | None = None
+                              ) -> list[tuple[AttemptOutcome | None, str | None]]:
+        """The contact's attempts' outcomes and dispositions, oldest first (but
+        ``exclude``): what a retry rule's own ``max_attempts`` counts."""
+        rows = await self._session.execute(
+            select(ContactAttempt.outcome, ContactAttempt.disposition)
+            .where(ContactAttempt.contact_id == contact_id,
+                   *(() if exclude is None else (ContactAttempt.id != exclude,)))
+            .order_by(ContactAttempt.id))
+        return [(outcome, disposition) for outcome, disposition in rows]
 
     async def release(self, contact_id: int, *, next_attempt_at: datetime | None) -> None:
         """Put a claimed contact back, not called (its window closed meanwhile, say)."""
@@ -267,15 +316,22 @@ class CampaignRepository:
 
     async def start_attempt(self, contact_id: int, *, at: datetime,
                             caller_id: str | None = None,
-                            channel_id: str | None = None) -> int:
+                            channel_id: str | None = None, rule: str | None = None,
+                            reason: str | None = None,
+                            pacing_rule: str | None = None) -> int:
         """Record a call about to be placed to a claimed contact (before the dial); its id.
-        The contact's attempt count includes it from now on."""
+        The contact's attempt count includes it from now on. ``rule``/``reason``: the
+        eligibility verdict that allowed it, ``pacing_rule`` the pacing decision that
+        placed it (the audit trail)."""
         contact = await self._session.get(Contact, contact_id)
         if contact is None:
             raise LookupError(f"no contact {contact_id}")
         contact.attempts += 1
         attempt = ContactAttempt(contact_id=contact_id, number=contact.number,
-                                 caller_id=caller_id, channel_id=channel_id, started_at=at)
+                                 caller_id=caller_id, channel_id=channel_id, started_at=at,
+                                 rule=rule and rule[:RULE_MAX],
+                                 reason=reason and reason[:REASON_MAX],
+                                 pacing_rule=pacing_rule and pacing_rule[:RULE_MAX])
         self._session.add(attempt)
         await self._session.flush()
         return attempt.id
@@ -480,8 +536,10 @@ class CampaignRepository:
                 select(ContactAttempt).where(ContactAttempt.contact_id == contact.id,
                                              ContactAttempt.ended_at.is_(None))
                 .order_by(ContactAttempt.id.desc()).limit(1))
-            out.append(OpenClaim(contact.id, contact.attempts)
+            out.append(OpenClaim(contact.id, contact.attempts, number=contact.number,
+                                 timezone=contact.timezone)
                        if attempt is None else
                        OpenClaim(contact.id, contact.attempts, attempt.id,
-                                 attempt.channel_id, attempt.answered_at, attempt.agent))
+                                 attempt.channel_id, attempt.answered_at, attempt.agent,
+                                 contact.number, contact.timezone))
         return out

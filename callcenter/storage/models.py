@@ -710,6 +710,9 @@ TIMEZONE_MAX = 64
 #: An agent's note on a disposition.
 NOTE_MAX = 1000
 """An IANA zone name (``America/Argentina/ComodRivadavia`` is 32)."""
+#: An attempt's audit columns: a rule's name, and its reason in words.
+RULE_MAX = 32
+REASON_MAX = 500
 
 
 class ContactState(enum.StrEnum):
@@ -758,6 +761,9 @@ class CampaignRecord(Base):
     id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
     name: Mapped[str] = mapped_column(String(AGENT_NAME_MAX), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Contacts the dialer refused because their number is on the do-not-call list
+    #: (the compliance report's "DNC numbers blocked").
+    dnc_blocked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:
         return f"CampaignRecord(id={self.id!r}, name={self.name!r})"
@@ -838,6 +844,11 @@ class ContactAttempt(Base):
     #: The agent's note with the disposition, and when it was recorded.
     note: Mapped[str | None] = mapped_column(String(NOTE_MAX))
     disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The audit trail: the eligibility rule that allowed the call then (``ok``), its
+    #: reason (the zone's window, the attempt number), and the pacing rule that placed it.
+    rule: Mapped[str | None] = mapped_column(String(RULE_MAX))
+    reason: Mapped[str | None] = mapped_column(String(REASON_MAX))
+    pacing_rule: Mapped[str | None] = mapped_column(String(RULE_MAX))
 
     def __repr__(self) -> str:
         return f"ContactAttempt(id={self.id!r}, contact_id={self.contact_id!r}, {self.outcome!r})"

@@ -54,6 +54,7 @@ from callcenter.asterisk.secrets import (
     trunk_passwords,
 )
 from callcenter.config.loader import load_config
+from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.campaigns import CampaignRepository, NewContact
@@ -165,16 +166,18 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def start_dialer(node: Node, **options: object) -> AsyncIterator[Running]:
+async def start_dialer(node: Node, *, config: CallCenterConfig | None = None,
+                       **options: object) -> AsyncIterator[Running]:
     """The campaign's dialer on our node until the block ends (then stopped: the calls
-    in progress end first); ``options`` go to :class:`CampaignDialer`."""
+    in progress end first); ``config`` replaces the node's, ``options`` go to
+    :class:`CampaignDialer`."""
     engine = make_engine(node.pbx.db_url, sqlite_immediate=True)
     sessions = make_sessionmaker(engine)
     creds = node.pbx.instance.credentials
     async with ARIClient(node.pbx.instance.ari_url, username=creds.ari_user,
                          password=creds.ari_password, app=DIALER_APP) as ari, \
             ari.events() as stream:
-        dialer = CampaignDialer(node.pbx.loaded.config, "outbound", ari, sessions,
+        dialer = CampaignDialer(config or node.pbx.loaded.config, "outbound", ari, sessions,
                                 node="test", **{"wrap_up": timedelta(seconds=2),
                                                 "tick": 0.2, **options})  # type: ignore[arg-type]
 
