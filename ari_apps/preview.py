@@ -68,6 +68,7 @@ from callcenter.dialer.preview import (
     CLAIMER_PREFIX,
     HeldPreview,
     PreviewError,
+    screen,
 )
 from callcenter.dialer.progressive import attempt_outcome, reschedule
 from callcenter.storage.campaigns import CampaignRepository
@@ -228,8 +229,10 @@ class PreviewDialer:
         log.info("preview dialer (%s) stopped", self.app)
 
     async def dial(self, held: HeldPreview) -> PreviewCall:
-        """Write the attempt, then start the call in a task of its own; the call at once
-        (stage ``ringing_agent``). 409 a call of this contact under way; 503 not running.
+        """Check the calling rules again, write the attempt (with the verdict, for the
+        audit trail), then start the call in a task of its own; the call at once (stage
+        ``ringing_agent``). 409 a call of this contact under way or the rules refusing it
+        now; 503 not running.
         """
         if self._tasks is None or self._stopping.is_set():
             raise PreviewError(503, "the preview dialer is not running: try again")
@@ -241,11 +244,22 @@ class PreviewDialer:
         # Two dials of one contact at once: the second is refused above, not written.
         self._starting.add(held.contact_id)
         try:
-            # Before the dial: a restarted dialer finds the attempt and closes it.
             async with self.sessions.begin() as session:
-                attempt = await CampaignRepository(session).start_attempt(
+                repository = CampaignRepository(session)
+                # The rules again at the dial: the agent may have read past the window's
+                # end, or the number been listed meanwhile.
+                screened = screen(held, campaign, now, dnc=await repository.is_dnc(held.number),
+                                  last_abandon_at=await repository.last_abandon_at(
+                                      held.contact_id))
+                if screened.action != "offer":
+                    raise PreviewError(409, f"contact {held.contact_id} may not be called now "
+                                            f"({screened.verdict.rule}: "
+                                            f"{screened.verdict.reason}): skip it")
+                # Before the dial: a restarted dialer finds the attempt and closes it.
+                attempt = await repository.start_attempt(
                     held.contact_id, at=now, caller_id=caller_id,
-                    channel_id=f"{held.call}-c")
+                    channel_id=f"{held.call}-c", rule=screened.verdict.rule,
+                    reason=screened.verdict.reason, pacing_rule="preview")
         finally:
             self._starting.discard(held.contact_id)
         call = PreviewCall(held, attempt, caller_id)

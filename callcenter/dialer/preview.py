@@ -30,7 +30,7 @@ from typing import Any, Final
 from callcenter.agents.reconcile import HELD_CALL_PREFIX
 from callcenter.config.campaign import Campaign
 from callcenter.dialer.eligibility import ContactLike, Verdict, may_dial
-from callcenter.dialer.progressive import WINDOW_RECHECK
+from callcenter.dialer.gate import refusal_step
 
 __all__ = [
     "CLAIMER_PREFIX",
@@ -74,13 +74,16 @@ class HeldPreview:
 
 @dataclass(frozen=True, slots=True)
 class Screened:
-    """What to do with a claimed contact: ``offer`` it to the agent, put it back
-    ``pending`` until ``retry_at``, or ``close`` it (``exhausted``: never allowed
-    again). ``verdict`` says why, for the log."""
+    """What to do with a claimed contact: ``offer`` it to the agent, or not (``later``:
+    ``pending`` again at ``retry_at``; ``close``: ``state`` is ``exhausted`` or
+    ``do_not_call``, as :func:`callcenter.dialer.gate.refusal_step` decides for every
+    dialer). ``verdict`` says why, for the log and the attempt's audit trail."""
 
     action: str
     verdict: Verdict
+    state: str = "dialing"
     retry_at: dt.datetime | None = None
+    dnc_blocked: bool = False
 
 
 def claimer_for(agent: str) -> str:
@@ -113,19 +116,16 @@ def contact_of_call(call: str | None) -> int | None:
 
 def screen(contact: ContactLike, campaign: Campaign, now: dt.datetime, *,
            dnc: bool = False, last_abandon_at: dt.datetime | None = None) -> Screened:
-    """Whether a claimed contact may be shown to an agent for dialling now.
+    """Whether a claimed contact may be shown to an agent (or dialled) now.
 
     The agent is reserved before the call, so the 72-hour rule after an abandon does not
-    apply (no abandon can follow). A refused contact goes back until the rules allow it
-    (``retry_at``; the window's recheck delay when they name no time), or is closed when
-    they never will (its attempts are used up).
+    apply (no abandon can follow). A refused contact goes where the progressive dialer
+    sends its own: back until the rules allow it, or closed when they never will.
     """
     verdict = may_dial(contact, campaign, now, dnc=dnc, last_abandon_at=last_abandon_at,
                        agent_reserved=True)
     if verdict.allowed:
         return Screened("offer", verdict)
-    if verdict.rule == "max_attempts":
-        return Screened("close", verdict)
-    if verdict.rule == "dnc":
-        return Screened("close", verdict)
-    return Screened("later", verdict, verdict.retry_at or now + WINDOW_RECHECK)
+    refusal = refusal_step(verdict)
+    return Screened("later" if refusal.state == "pending" else "close", verdict,
+                    refusal.state, refusal.next_attempt_at, refusal.dnc_blocked)

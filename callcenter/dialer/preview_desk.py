@@ -155,15 +155,15 @@ class PreviewDesk:
                 due = claimed[0]
                 screened = screen(due, campaign, now,
                                   last_abandon_at=await repository.last_abandon_at(due.id))
-                if screened.action == "later":
-                    await repository.release(due.id, next_attempt_at=screened.retry_at)
-                elif screened.action == "close":
-                    await PreviewRepository(session).close(due.id, ContactState.EXHAUSTED)
+                if screened.action != "offer":
+                    await repository.refuse(due.id, state=ContactState(screened.state),
+                                            next_attempt_at=screened.retry_at,
+                                            dnc_blocked=screened.dnc_blocked)
             if screened.action != "offer":
                 put_back += 1
                 log.info("preview %s: contact %d not for now (%s: %s); %s", name, due.id,
                          screened.verdict.rule, screened.verdict.reason,
-                         "closed" if screened.action == "close"
+                         screened.state if screened.action == "close"
                          else f"due again {screened.retry_at}")
                 continue
             call = preview_call_id(due.id)

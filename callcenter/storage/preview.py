@@ -1,7 +1,7 @@
 """What a preview campaign asks of the contacts beyond :mod:`callcenter.storage.campaigns`:
 one claimed contact by id (with its campaign and claimer), whether it has a call under
-way, the contacts previews hold, and closing a contact no rule will ever
-allow. Takes an ``AsyncSession`` and never commits, like every repository here.
+way, and the contacts previews hold. Takes an ``AsyncSession`` and never commits, like
+every repository here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.storage.models import (
@@ -75,10 +75,3 @@ class PreviewRepository:
                    Contact.claimed_by.startswith(prefix, autoescape=True), ~calling)
             .order_by(Contact.claimed_at, Contact.id))
         return [(row.id, row.claimed_by, row.claimed_at) for row in rows]
-
-    async def close(self, contact_id: int, state: ContactState) -> None:
-        """End a claimed contact without a call (its attempts are used up)."""
-        await self._session.execute(
-            update(Contact).where(Contact.id == contact_id)
-            .values(state=state, next_attempt_at=None, claimed_by=None, claimed_at=None)
-            .execution_options(synchronize_session=False))

@@ -282,6 +282,8 @@ async def test_an_agent_previews_dials_and_skips_over_http(node: Node) -> None:
                     attempt_id, TALKS, AttemptOutcome.ANSWERED, "carmen")
                 assert attempt.answered_at is not None and attempt.ended_at is not None
                 assert attempt.caller_id == TRUNK_CALLER_ID
+                # The rules checked again at the dial, for the audit trail.
+                assert (attempt.rule, attempt.pacing_rule) == ("ok", "preview")
                 assert (talked.state, talked.attempts) == (ContactState.DONE, 1)
                 assert (await desk.dialer.store.get("carmen", utc_now())).status \
                     is AgentStatus.WRAP_UP

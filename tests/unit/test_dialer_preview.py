@@ -18,7 +18,6 @@ from callcenter.dialer.preview import (
     preview_call_id,
     screen,
 )
-from callcenter.dialer.progressive import WINDOW_RECHECK
 from callcenter.storage.campaigns import DueContact
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
@@ -59,25 +58,28 @@ def test_an_abandon_within_72_hours_does_not_hold_back_a_preview() -> None:
 def test_outside_its_window_a_contact_goes_back_until_it_opens() -> None:
     night = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # 22:00 in New York
     screened = screen(_due(), CAMPAIGN, night)
-    assert (screened.action, screened.verdict.rule) == ("later", "calling_window")
+    assert (screened.action, screened.verdict.rule, screened.state) == (
+        "later", "calling_window", "pending")
     assert screened.retry_at == datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # 09:00 NY
 
 
-def test_no_zone_known_puts_the_contact_back_for_the_recheck() -> None:
-    screened = screen(_due("+442079460000", None), CAMPAIGN.model_copy(
-        update={"assume_timezone": None}), NOW)
+def test_a_zone_from_the_number_is_enough_and_none_at_all_closes_the_contact() -> None:
+    no_assumption = CAMPAIGN.model_copy(update={"assume_timezone": None})
     # A UK number's zone is known from the number: London, 15:00, in the window.
-    assert screened.action == "offer"
-    unknown = screen(_due("+8823", None), CAMPAIGN, NOW)
-    assert (unknown.action, unknown.verdict.rule) == ("later", "no_timezone")
-    assert unknown.retry_at == NOW + WINDOW_RECHECK
+    assert screen(_due("+442079460000", None), no_assumption, NOW).action == "offer"
+    unknown = screen(_due("+8823", None), no_assumption, NOW)
+    assert (unknown.action, unknown.verdict.rule, unknown.state) == (
+        "close", "no_timezone", "exhausted")
 
 
-@pytest.mark.parametrize(("dnc", "attempts", "rule"), [(False, 3, "max_attempts"),
-                                                       (True, 0, "dnc")])
-def test_a_contact_the_rules_never_allow_is_closed(dnc: bool, attempts: int, rule: str) -> None:
+@pytest.mark.parametrize(("dnc", "attempts", "rule", "state"), [
+    (False, 3, "max_attempts", "exhausted"), (True, 0, "dnc", "do_not_call")])
+def test_a_contact_the_rules_never_allow_is_closed(dnc: bool, attempts: int, rule: str,
+                                                   state: str) -> None:
     screened = screen(_due(attempts=attempts), CAMPAIGN, NOW, dnc=dnc)
-    assert (screened.action, screened.verdict.rule, screened.retry_at) == ("close", rule, None)
+    assert (screened.action, screened.verdict.rule, screened.state, screened.retry_at) == (
+        "close", rule, state, None)
+    assert screened.dnc_blocked is dnc
 
 
 def _reserved(agent: str, call: str, since: datetime) -> AgentState:

@@ -279,3 +279,42 @@ async def test_without_a_preview_dialer_a_dial_is_a_503(
                                      f"/api/v1/campaigns/preview/{shown['contact']}/dial")
         assert (status, answer["error"]) == (
             503, "this service runs no preview dialer: it cannot dial")
+
+
+async def test_the_dialer_checks_the_rules_again_at_the_dial(
+        api: Api, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Listed on the do-not-call list while the agent read it: the dial is refused with
+    the rule, nothing is written and nothing dialled (the refusal comes before any ARI
+    request, so no Asterisk is needed here)."""
+    import asyncio
+    from typing import cast
+
+    from ari_apps.preview import PreviewDialer
+    from callcenter.asterisk.ari.client import ARIClient
+    from callcenter.storage.models import ContactAttempt
+
+    await _import(sessions, NewContact("+12125550100", NY))
+    await api.store.apply("alice", Login(), NOW)
+    status, shown = await _post(api, "alice_phone", "/api/v1/campaigns/leads/preview")
+    assert status == 200, shown
+    async with sessions.begin() as session:
+        await CampaignRepository(session).add_dnc({"+12125550100": "asked"}, source="test")
+    dialer = PreviewDialer(CONFIG, cast(ARIClient, None), sessions, store=api.store,
+                           clock=lambda: NOW)
+    running = asyncio.create_task(dialer.run())
+    try:
+        async with asyncio.timeout(10):
+            await dialer.ready.wait()
+        held = HeldPreview(shown["contact"], "leads", "alice",
+                           (await api.store.get("alice", NOW)).call or "", "+12125550100",
+                           NY, 0)
+        with pytest.raises(PreviewError) as refused:
+            await dialer.dial(held)
+        assert refused.value.status == 409 and "(dnc: " in refused.value.message
+    finally:
+        dialer.stop()
+        async with asyncio.timeout(10):
+            await running
+    async with sessions() as session:
+        assert list(await session.scalars(select(ContactAttempt))) == []
+    assert dialer.calls == {}
