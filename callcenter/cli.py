@@ -1168,6 +1168,9 @@ async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
                             supervision=router.supervision)
                 click.echo(f"Queue router: Stasis app {config.settings.queue_app} "
                            f"(node {service.node})")
+                if instance is not None and any(
+                        c.mode == "preview" for c in config.campaigns.values()):
+                    _add_preview_dialer(service, config, instance)
             host, port = service.fastagi_address or ("", 0)
             click.echo(f"FastAGI listening on {host}:{port}")
             if service.api_url is not None:
@@ -1177,6 +1180,27 @@ async def _serve(obj: _Obj, config: Any, db: str | None, *, http_api: bool,
     finally:
         for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+def _add_preview_dialer(service: Any, config: Any, instance: AsteriskInstance) -> None:
+    """The preview campaigns' dialer (Stasis app ``cc-preview``, a websocket of its own)
+    behind the HTTP API's ``POST /api/v1/campaigns/preview/{contact}/dial``."""
+    from ari_apps.preview import PREVIEW_APP, PreviewDialer, run_with_events
+    from callcenter.asterisk.ari.client import ARIClient
+
+    credentials = instance.credentials
+    ari = ARIClient(instance.ari_url, username=credentials.ari_user,
+                    password=credentials.ari_password, app=PREVIEW_APP)
+    dialer = PreviewDialer(config, ari, service.sessions, store=service.store,
+                           clock=service.clock)
+
+    async def run() -> None:
+        async with ari:
+            await run_with_events(dialer)
+
+    service.preview = dialer
+    service.add("preview dialer", run)
+    click.echo(f"Preview dialer: Stasis app {PREVIEW_APP}")
 
 
 @agi.command("run", context_settings={"ignore_unknown_options": True})

@@ -230,6 +230,8 @@ class CallCenterService:
         self._supervision_hook: SuperviseHook = no_router
         #: The queue router's transfers, for the HTTP API (set with the router).
         self.transfers: Any = None
+        #: The preview dialer, for the HTTP API's preview dial (set with the router).
+        self.preview: Any = None
 
     # -- what components use ---------------------------------------------------
 
@@ -404,6 +406,7 @@ class CallCenterService:
                              hang_up=no_asterisk if self._ari is None else ari_hang_up(self._ari),
                              events=self.stream, supervise=self._supervise_call,
                              transfers=lambda: self.transfers,
+                             preview=lambda: self.preview,
                              # Where the instance's Asterisk writes recordings (its
                              # asterisk.conf's astspooldir + /recording).
                              recordings=None if self._instance is None

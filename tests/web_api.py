@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -82,9 +83,11 @@ class Api:
 async def running_api(config: CallCenterConfig, sessions: async_sessionmaker[AsyncSession],
                       *, hook: Callable[[str], None] | None = None,
                       hang_up: Callable[[str], Awaitable[bool]] | None = None,
+                      preview: Callable[[], Any] | None = None,
                       ) -> AsyncIterator[Api]:
     """The API on a free loopback port, its hook recording the agents it was told about
-    (then calling *hook*); *hang_up*: the service's hang-up (none: no Asterisk)."""
+    (then calling *hook*); *hang_up*: the service's hang-up (none: no Asterisk);
+    *preview*: returns the preview dialer (none: no dialer)."""
     store = AgentStore(sessions, rules_from_config(config), node="test")
     clock = Clock()
     changed: list[str] = []
@@ -97,6 +100,7 @@ async def running_api(config: CallCenterConfig, sessions: async_sessionmaker[Asy
     tokens = TokenBook.fixed(users_from_config(config), TOKENS)
     app = create_api_app(config=config, store=store, sessions=sessions, tokens=tokens,
                          clock=clock, on_agent_change=on_agent_change,
-                         **({"hang_up": hang_up} if hang_up is not None else {}))
+                         **({"hang_up": hang_up} if hang_up is not None else {}),
+                         **({"preview": preview} if preview is not None else {}))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield Api(client, store, clock, changed)

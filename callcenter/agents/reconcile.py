@@ -43,7 +43,12 @@ from callcenter.agents.state import (
     Tick,
 )
 
-__all__ = ["ContactStatus", "Correction", "WatchdogLimits", "reconcile"]
+__all__ = ["HELD_CALL_PREFIX", "ContactStatus", "Correction", "WatchdogLimits", "reconcile"]
+
+#: The call id of a reservation no channel stands for yet: an agent reading a preview
+#: campaign's contact before dialling it (:mod:`callcenter.dialer.preview`). Such a
+#: reservation is judged by ``WatchdogLimits.held`` only, until the agent's phone rings.
+HELD_CALL_PREFIX = "cc-preview-"
 
 
 class ContactStatus(enum.StrEnum):
@@ -69,11 +74,14 @@ class WatchdogLimits:
 
     ``reserved``: from the reservation to the offer leg ringing (the router died between
     the two, or its originate hangs). ``ringing``: from ringing to an answer or a failure;
-    keep it above the longest ring timeout of any queue.
+    keep it above the longest ring timeout of any queue. ``held``: a preview's
+    reservation (:data:`HELD_CALL_PREFIX`), from the contact shown to the agent to its
+    dial (an agent who closed the console without skipping is freed after it).
     """
 
     reserved: timedelta = timedelta(seconds=15)
     ringing: timedelta = timedelta(seconds=120)
+    held: timedelta = timedelta(minutes=10)
 
 
 _DEFAULT_LIMITS = WatchdogLimits()
@@ -128,7 +136,10 @@ def _for_agent(
         waited = now - state.since
         why = None
         ours = owned_calls is None or state.call in owned_calls
-        if ours and state.call not in live_channels:
+        if status is AgentStatus.RESERVED and state.call.startswith(HELD_CALL_PREFIX):
+            if waited > limits.held:  # no channel yet: only the time limit judges it
+                why = f"held {waited.total_seconds():.0f} s for a preview never dialled"
+        elif ours and state.call not in live_channels:
             why = f"caller channel {state.call} no longer exists"
         elif status is AgentStatus.RESERVED and waited > limits.reserved:
             why = f"reserved {waited.total_seconds():.0f} s without ringing"

@@ -28,6 +28,10 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     POST /api/v1/campaigns/attempts/{attempt}/disposition
                                                an agent's disposition of a campaign call
                                                (:mod:`callcenter.web.campaigns`)
+    POST /api/v1/campaigns/{campaign}/preview  a preview campaign's next contact for an
+    POST /api/v1/campaigns/preview/{contact}/dial|skip
+                                               agent, then its dial or skip
+                                               (:mod:`callcenter.web.preview`)
 
 :data:`ROUTES` is the one description of them: the router is built from it and so is
 the document (:mod:`callcenter.web.openapi`). Who may do what is decided in
@@ -61,6 +65,7 @@ from callcenter.agents.state import IllegalTransition, UnknownPauseReason, logge
 from callcenter.agents.store import AgentStore, StoreConflict
 from callcenter.asterisk.ari import ARIClient, ARINotFound
 from callcenter.config.models import CallCenterConfig
+from callcenter.dialer.preview_desk import PreviewDesk
 from callcenter.recording import files as recording_files
 from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.storage.recordings import RecordingRepository
@@ -82,6 +87,11 @@ from callcenter.web.context import (
     user_of,
 )
 from callcenter.web.openapi import API_PREFIX, Param, Route, openapi_document
+from callcenter.web.preview import PREVIEW_SCHEMAS, PreviewPort
+from callcenter.web.preview import dial as _preview_dial
+from callcenter.web.preview import install as install_preview
+from callcenter.web.preview import preview as _preview
+from callcenter.web.preview import skip as _preview_skip
 from callcenter.web.statistics import SCHEMAS as STATS_SCHEMAS
 from callcenter.web.statistics import queue_stats_route, stats_route
 from callcenter.web.stream import EVENT_SCHEMAS, EVENTS_PATH, StreamHub, events_route
@@ -419,6 +429,8 @@ _CHANNEL = Param("channel", "The caller's channel id (the 'channel' of a call)."
 _ACTION = Param("action", "What to do to the agent.", tuple(ACTIONS))
 _RECORDING = Param("recording", "A recording's id (the 'id' of a recording).")
 _ATTEMPT = Param("attempt", "A campaign call's id (contact_attempts.id).")
+_CAMPAIGN = Param("campaign", "A campaign's name (a key of campaigns).")
+_CONTACT = Param("contact", "A campaign contact's id (the 'contact' of a preview).")
 _P = API_PREFIX
 
 #: Every route the API serves: the router and the OpenAPI document are built from this.
@@ -519,6 +531,22 @@ ROUTES: Final[tuple[Route, ...]] = (
           "admin; a supervisor of the agent's queues; the agent who took the call",
           _dispose, "Disposed", (_ATTEMPT,), body="DispositionBody",
           errors=(403, 404, 409, 422), tag="campaigns"),
+    # Preview campaigns (callcenter/web/preview.py; the call is ari_apps/preview.py's).
+    Route("POST", f"{_P}/campaigns/{{campaign}}/preview", "previewContact",
+          "Hold a preview campaign's next due contact for an agent (reserved meanwhile): "
+          "its number, data, the script and dispositions",
+          "an agent for itself; a supervisor for its queues' agents; admin",
+          _preview, "Preview", (_CAMPAIGN,), body="PreviewBody",
+          errors=(403, 404, 409, 422, 503), tag="campaigns"),
+    Route("POST", f"{_P}/campaigns/preview/{{contact}}/dial", "dialPreview",
+          "Dial a held contact: the attempt is written, the agent's phone rings, then the "
+          "contact is dialled through the trunk and bridged",
+          "as previewContact (for the contact's agent)", _preview_dial, "PreviewDial",
+          (_CONTACT,), errors=(403, 404, 409, 422, 503), tag="campaigns"),
+    Route("POST", f"{_P}/campaigns/preview/{{contact}}/skip", "skipPreview",
+          "Put a held contact back (pending, due again) and free its agent",
+          "as previewContact (for the contact's agent)", _preview_skip, "PreviewSkip",
+          (_CONTACT,), body="SkipBody", errors=(403, 404, 409, 422, 503), tag="campaigns"),
 )
 
 
@@ -536,6 +564,7 @@ def create_api_app(
     supervise: SuperviseHook = no_router,
     recordings: Path | None = None,
     transfers: Callable[[], TransferPort | None] = lambda: None,
+    preview: Callable[[], PreviewPort | None] = lambda: None,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
@@ -547,6 +576,7 @@ def create_api_app(
     stream that stays quiet); *supervise*: the router's supervision (none: a 503).
     *recordings*: the directory recordings' files are read from (none: not served).
     *transfers*: returns the queue router's transfers (none: a transfer is a 503).
+    *preview*: returns the preview dialer (none: a preview's dial is a 503).
     """
     if (tokens is None) == (token is None):
         raise TypeError("create_api_app() takes tokens or token, not both nor neither")
@@ -566,6 +596,7 @@ def create_api_app(
     app[_DOCUMENT] = document()
     install_stream(app, events if events is not None else StreamHub())
     install_supervise(app, supervise)
+    install_preview(app, PreviewDesk(config, sessions, store), preview)
     if recordings is not None:
         app[_RECORDINGS] = recordings
     for route in ROUTES:
@@ -577,5 +608,6 @@ def document() -> dict[str, Any]:
     """The OpenAPI document, without a server (``callcenter api openapi``, tests)."""
     return openapi_document(ROUTES, {**SCHEMAS, **SUPERVISE_SCHEMAS, **STATS_SCHEMAS,
                                      **EVENT_SCHEMAS, **recording_views.SCHEMAS,
-                                     **TRANSFER_SCHEMAS, **DISPOSITION_SCHEMAS},
+                                     **TRANSFER_SCHEMAS, **DISPOSITION_SCHEMAS,
+                                     **PREVIEW_SCHEMAS},
                             version="1")

@@ -70,13 +70,19 @@ class RunningRouter:
 
     async def queued(self, caller_id: str, timeout: float = 15) -> QueuedCall:
         """The queued call of the caller whose number is *caller_id*, once it has ended."""
-        channels = [c for c, number in self.numbers.items() if number == caller_id]
-        assert len(channels) == 1, (caller_id, self.numbers)
+        def channels() -> list[str]:
+            return [c for c, number in self.numbers.items() if number == caller_id]
+
         async with asyncio.timeout(timeout):
-            await self.router.finished(channels[0]).wait()
+            # The caller may have hung up before the router got to admit it (a loaded
+            # machine): wait for the admission the test's call must have caused.
+            await self.router.wait_until(lambda: bool(channels()))
+            assert len(channels()) == 1, (caller_id, self.numbers)
+            channel = channels()[0]
+            await self.router.finished(channel).wait()
         async with self.router.sessions() as session:
             return (await session.execute(select(QueuedCall).where(
-                QueuedCall.channel_id == channels[0]))).scalar_one()
+                QueuedCall.channel_id == channel))).scalar_one()
 
     async def offers(self, queued: QueuedCall) -> list[CallOffer]:
         async with self.router.sessions() as session:

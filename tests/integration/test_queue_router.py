@@ -99,7 +99,8 @@ async def test_agent_whose_phone_unregisters_is_paused_until_it_is_back(
     state = await running.state("carmen")
     assert (state.pause_reason, state.phone_lost) == ("unregistered", True)
     caller = "15558880004"
-    result = await place_call(clean_pbx, caller, hold_ms=2000)
+    # Long enough for a loaded router to admit the caller and (wrongly) offer it.
+    result = await place_call(clean_pbx, caller, hold_ms=5000)
     assert result.returncode == 0
     queued = await running.queued(caller)
     assert await running.offers(queued) == [], "an unregistered phone was offered a call"

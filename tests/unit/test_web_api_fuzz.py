@@ -98,6 +98,10 @@ _param_values = {
                            st.text(max_size=20)),
     "attempt": st.one_of(st.sampled_from(["1", "0", "-1", "1.0", "٣", "9" * 30, ""]),
                          st.text(max_size=20)),
+    "campaign": st.one_of(st.sampled_from(["renewals", "preview", "nope", "", "%00"]),
+                          st.text(max_size=30)),
+    "contact": st.one_of(st.sampled_from(["1", "0", "-1", "1.0", "٣", "9" * 30, ""]),
+                         st.text(max_size=20)),
 }
 
 
@@ -232,10 +236,11 @@ async def test_raw_garbage_on_the_socket_leaves_the_server_serving(
 #: Parameters of an agent and a call each user may act on (the body is read before a
 #: hang-up's role is checked, so alice_phone's bad bodies are refused as bad too).
 _GOOD_PARAMS = {user: {"name": "alice", "action": "pause", "queue": "sales", "channel": "c-1",
-                       "attempt": "1"}
+                       "attempt": "1", "campaign": "renewals", "contact": "1"}
                 for user in TOKENS} | {"sam": {"name": "bob", "action": "pause",
                                                "queue": "tech_support", "channel": "c-2",
-                                               "attempt": "2"}}
+                                               "attempt": "2", "campaign": "renewals",
+                                               "contact": "2"}}
 _BAD_BODIES = [
     (b"{", 422, "body"), (b'"lunch"', 422, "body"), (b"[]", 422, "body"),
     (b"\xff\xfe", 422, "body"), (b"[" * 5000 + b"]" * 5000, 422, "body"),

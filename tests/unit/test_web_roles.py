@@ -242,7 +242,8 @@ async def test_a_token_of_no_user_is_a_401_for_every_route(api: Api) -> None:
         if route.public:
             continue
         path = route.path.format(name="alice", action="login", queue="sales", channel="c-1",
-                                 recording="1", attempt="1")
+                                 recording="1", attempt="1", campaign="renewals",
+                                 contact="1")
         for token in ("", TOKENS["sue"][:-1], TOKENS["sue"] + TOKENS["sam"], "admin"):
             async with api.client.request(route.method, path, headers={
                     "Authorization": f"Bearer {token}"}) as response:
