@@ -55,6 +55,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ari_apps.predictive import PredictiveCalls
 from ari_apps.transfer import leg_variables
 from callcenter.agents.rules import rules_from_config
 from callcenter.agents.state import (
@@ -160,7 +161,7 @@ class _Live:
 
 
 class CampaignDialer:
-    """Runs one progressive campaign until :meth:`stop` (or cancellation)."""
+    """Runs one progressive or predictive campaign until :meth:`stop` (or cancellation)."""
 
     def __init__(self, config: CallCenterConfig, campaign: str, ari: ARIClient,
                  sessions: async_sessionmaker[AsyncSession], *, node: str = "dialer",
@@ -174,9 +175,9 @@ class CampaignDialer:
         self.config = config
         self.name = campaign
         self.campaign: Campaign = config.campaigns[campaign]
-        if self.campaign.mode != "progressive":
+        if self.campaign.mode not in ("progressive", "predictive"):
             raise ValueError(f"campaign {campaign!r} is {self.campaign.mode}: this dialer "
-                             "runs progressive campaigns only")
+                             "runs progressive and predictive campaigns only")
         self.ari = ari
         self.sessions = sessions
         self.clock = clock
@@ -203,6 +204,9 @@ class CampaignDialer:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()
+        #: Predictive mode's calls (:mod:`ari_apps.predictive`); None when progressive.
+        self.predictive: PredictiveCalls | None = (
+            PredictiveCalls(self) if self.campaign.mode == "predictive" else None)
 
     # -- the app's events ------------------------------------------------------------------
 
@@ -219,6 +223,9 @@ class CampaignDialer:
             for channel_id in (call.channel_id, f"{call.channel_id}-a"):
                 if channel_id not in live:
                     self.inboxes.put(_lost(channel_id))
+        for channel_id in list(self.predictive.dialing if self.predictive else ()):
+            if channel_id not in live:
+                self.inboxes.put(_lost(channel_id))
 
     def stop(self) -> None:
         """Place no more calls; :meth:`run` returns once the calls in progress ended."""
@@ -239,8 +246,8 @@ class CampaignDialer:
     async def run(self) -> None:
         """Recover, then pass on every change and tick until stopped."""
         now = self.clock()
-        log.info("dialer %s: campaign %s (progressive), agents %s", self.claimer, self.name,
-                 ", ".join(sorted(self.working)) or "none")
+        log.info("dialer %s: campaign %s (%s), agents %s", self.claimer, self.name,
+                 self.campaign.mode, ", ".join(sorted(self.working)) or "none")
         await self.store.ensure(self.config.agents, now)
         await self.recover()
         self.ready.set()
@@ -265,6 +272,9 @@ class CampaignDialer:
             if state.agent in self.working and state.status is AgentStatus.WRAP_UP \
                     and state.wrap_up_until is not None and state.wrap_up_until <= now:
                 await self.store.apply(state.agent, Tick(), now, known=state)
+        if self.predictive is not None:
+            await self.predictive.run_pass(tg, now, await self.store.all())
+            return
         pick = pick_agents(states, self.working, now, busy=frozenset(self.live))
         if not pick.agents:
             return
@@ -372,9 +382,10 @@ class CampaignDialer:
             await self._connect(call, placed, inbox)
 
     async def _connect(self, call: _Live, placed: PlacedCall,
-                       inbox: asyncio.Queue[Event]) -> None:
-        """Ring the reserved agent for the live contact; bridge both when the agent
-        answers, until either hangs up."""
+                       inbox: asyncio.Queue[Event], *, ring_seconds: int | None = None) -> None:
+        """Ring the reserved agent for the live contact (``ring_seconds``, else
+        ``agent_ring_seconds``); bridge both when the agent answers, until either hangs
+        up."""
         leg_id = f"{call.channel_id}-a"
         dial_string = self.config.agents[call.agent].dial_string(call.agent)
         with self.inboxes.open(leg_id, queue=inbox):
@@ -383,7 +394,7 @@ class CampaignDialer:
             try:
                 await self.ari.channels.originate(
                     dial_string, app=DIALER_APP, app_args=(ARG_AGENT,), channel_id=leg_id,
-                    timeout=self.agent_ring_seconds,
+                    timeout=ring_seconds or self.agent_ring_seconds,
                     variables={"CALLERID(num)": call.contact.number,
                                **leg_variables(dial_string)})
             except ARIError as exc:
@@ -517,7 +528,8 @@ class CampaignDialer:
         """An attempt that did not reach the agent: free the agent, end the attempt."""
         now = self.clock()
         try:
-            await self.store.apply(call.agent, OfferFailed(call.channel_id, result), now)
+            if call.agent:  # predictive: none until a live answer took one
+                await self.store.apply(call.agent, OfferFailed(call.channel_id, result), now)
         except IllegalTransition as exc:
             log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
         await self._end_attempt(call, attempt_outcome(outcome, agent_answered=agent_answered),

@@ -1,4 +1,5 @@
-"""``callcenter campaigns run CAMPAIGN --config DIR``: dial a progressive campaign.
+"""``callcenter campaigns run CAMPAIGN --config DIR``: dial a progressive or predictive
+campaign.
 
 ::
 
@@ -43,8 +44,10 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 @click.pass_context
 def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str | None,
                   node: str, wrap_up: int) -> None:
-    """Dial CAMPAIGN (progressive): each available agent of the campaign gets the next
-    due contact; a live answer is bridged to the agent."""
+    """Dial CAMPAIGN. Progressive: each available agent of the campaign gets the next
+    due contact. Predictive: as many calls as the pacer predicts, a live answer going to
+    the longest-idle agent (none within 2 s: the safe-harbor message). A live answer is
+    bridged to the agent."""
     from callcenter.asterisk.instance import InstanceError
     from callcenter.cli import _load
 
@@ -55,9 +58,9 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
         raise click.ClickException(f"unknown campaign '{campaign}' in {config_dir} "
                                    f"(known: {known})")
     mode = config.campaigns[campaign].mode
-    if mode != "progressive":
-        raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive "
-                                   "campaigns can be run yet")
+    if mode not in ("progressive", "predictive"):
+        raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive and "
+                                   "predictive campaigns can be run yet")
     try:
         credentials = obj.instance.credentials
         ari_url = obj.instance.ari_url

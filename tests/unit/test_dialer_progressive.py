@@ -241,14 +241,18 @@ async def test_restart_closes_open_attempts_and_frees_their_agents(
         assert await CampaignRepository(session).open_claims("renewals", dialer.claimer) == []
 
 
-def test_only_progressive_campaigns_and_known_ones_are_run() -> None:
+def test_only_progressive_and_predictive_campaigns_and_known_ones_are_run() -> None:
     config = load_config(EXAMPLE).config
     with pytest.raises(ValueError, match="unknown campaign 'nope'"):
         CampaignDialer(config, "nope", None, None)  # type: ignore[arg-type]
+    preview = config.campaigns["renewals"].model_copy(update={"mode": "preview"})
+    changed = config.model_copy(update={"campaigns": {"renewals": preview}})
+    with pytest.raises(ValueError, match="progressive and predictive campaigns only"):
+        CampaignDialer(changed, "renewals", None, None)  # type: ignore[arg-type]
     predictive = config.campaigns["renewals"].model_copy(update={"mode": "predictive"})
     changed = config.model_copy(update={"campaigns": {"renewals": predictive}})
-    with pytest.raises(ValueError, match="progressive campaigns only"):
-        CampaignDialer(changed, "renewals", None, None)  # type: ignore[arg-type]
+    dialer = CampaignDialer(changed, "renewals", None, None)  # type: ignore[arg-type]
+    assert dialer.predictive is not None
 
 
 async def test_an_agent_the_router_takes_meanwhile_is_left_to_it_and_the_contact_goes_back(
