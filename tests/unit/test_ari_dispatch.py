@@ -201,8 +201,15 @@ async def test_shutdown_drains_inboxes_and_leaves_no_task() -> None:
     assert sorted(handled) == sorted(f"C{i}" for i in range(20))
     assert owner_tasks() == set()
     assert dispatcher.keys == frozenset()
+    # An event the reader delivers once shutdown began is dropped, never raised.
+    await dispatcher.dispatch(ev("StasisStart", "late"))
+    assert "late" not in handled and owner_tasks() == set()
+
+
+async def test_an_event_before_the_dispatcher_started_is_a_programming_error() -> None:
+    dispatcher = EventDispatcher(lambda event: asyncio.sleep(0))  # type: ignore[arg-type,return-value]
     with pytest.raises(RuntimeError, match="not running"):
-        await dispatcher.dispatch(ev("StasisStart", "late"))
+        await dispatcher.dispatch(ev("StasisStart", "early"))
 
 
 async def test_cancelling_the_owner_cancels_every_task() -> None:
