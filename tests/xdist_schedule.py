@@ -23,6 +23,8 @@ from typing import Any
 #: cores, in the comments. The rest take under 20 s each.
 SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_queue_callback.py",  # 138
+    "tests/integration/test_queue_transfer_external.py",  # ~150 (its own carrier, node)
+    "tests/integration/test_queue_after_hours.py",  # ~115
     "tests/integration/test_queue_transfer.py",  # 96
     "tests/integration/test_supervision.py",  # 84
     "tests/integration/test_multinode.py",  # 80
@@ -35,6 +37,9 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_stats.py",  # 35
     "tests/integration/test_queue_events.py",  # 32
     "tests/integration/test_dialer_progressive.py",  # 31 (measured alone, -n 0)
+    "tests/integration/test_dialer_rules_calls.py",  # 30 (alone)
+    "tests/integration/test_dialer_predictive.py",  # 17-29 (alone)
+    "tests/integration/test_dialer_preview.py",  # ~20 (alone)
     "tests/integration/test_carrier.py",  # 30
     "tests/integration/test_web_live.py",  # 27
 )
