@@ -575,6 +575,9 @@ class CampaignDialer:
                 if channel_id:
                     with contextlib.suppress(ARIError):
                         await self.ari.channels.hangup(channel_id)
+            if claim.channel_id:  # the call's mixing bridge, empty now (else left behind)
+                with contextlib.suppress(ARIError):
+                    await self.ari.bridges.destroy(f"cc-{claim.channel_id}")
             if claim.channel_id in held:  # the agent held for that call is freed
                 with contextlib.suppress(IllegalTransition):
                     await self.store.apply(held[claim.channel_id].agent,

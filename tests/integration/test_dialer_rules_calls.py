@@ -265,6 +265,9 @@ async def test_a_dialer_killed_mid_call_and_restarted_neither_redials_nor_loses_
                         await running.passes(1)
                 await running.passes(15)  # carmen free, passes go by: nothing is dialled
                 assert running.dialer.live == {}
+                # The killed run's mixing bridge went with its call.
+                bridges = await running.dialer.ari.bridges.list()
+                assert [b.id for b in bridges if b.id.startswith("cc-")] == []
                 async with sessions() as session:
                     (attempt,) = await session.scalars(select(ContactAttempt))
                     (contact,) = await session.scalars(select(Contact))

@@ -184,9 +184,19 @@ class _Channels:
         raise ARINotFound(404, "Channel not found", "DELETE", f"/channels/{channel_id}")
 
 
+class _Bridges:
+    def __init__(self) -> None:
+        self.destroyed: list[str] = []
+
+    async def destroy(self, bridge_id: str) -> None:
+        self.destroyed.append(bridge_id)
+        raise ARINotFound(404, "Bridge not found", "DELETE", f"/bridges/{bridge_id}")
+
+
 class _Ari:
     def __init__(self) -> None:
         self.channels = _Channels()
+        self.bridges = _Bridges()
 
 
 @pytest.fixture
@@ -224,6 +234,7 @@ async def test_restart_closes_open_attempts_and_frees_their_agents(
     await dialer.recover()
 
     assert ari.channels.hung_up == ["cc-dial-1", "cc-dial-1-a", "cc-dial-2", "cc-dial-2-a"]
+    assert ari.bridges.destroyed == ["cc-cc-dial-1", "cc-cc-dial-2"]
     assert (await dialer.store.get("alice", NOW)).status is AgentStatus.AVAILABLE
     async with sessions() as session:
         attempts = {a.id: a for a in await session.scalars(select(M.ContactAttempt))}
