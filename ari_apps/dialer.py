@@ -48,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -71,14 +71,12 @@ from callcenter.agents.state import (
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ari.client import ARIClient, ARIError, ARINotFound
-from callcenter.asterisk.ari.dispatch import event_key
 from callcenter.asterisk.ari.events import (
     ChannelDestroyed,
     Event,
     PlaybackFinished,
     StasisEnd,
     StasisStart,
-    parse_event,
 )
 from callcenter.config.campaign import Campaign
 from callcenter.config.models import CallCenterConfig
@@ -86,7 +84,13 @@ from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.eligibility import Verdict, may_dial
 from callcenter.dialer.gate import next_step, refusal_step
 from callcenter.dialer.outcome import Outcome
-from callcenter.dialer.placer import PlacedCall, new_channel_id, place_call
+from callcenter.dialer.placer import (
+    ChannelInboxes,
+    PlacedCall,
+    lost_channel,
+    new_channel_id,
+    place_call,
+)
 from callcenter.dialer.progressive import attempt_outcome, campaign_agents, pick_agents
 from callcenter.storage.campaigns import CampaignRepository, DueContact
 from callcenter.storage.models import AttemptOutcome, ContactState
@@ -108,46 +112,6 @@ SAFE_HARBOR_BUDGET: Final = 30.0
 HANGUP_BUDGET: Final = 5.0
 #: Contacts claimed in one pass for one agent (those the rules refuse go back).
 CLAIMS_PER_AGENT: Final = 20
-
-
-class _Inboxes:
-    """Per-call event queues, filled by the websocket reader: one queue for all the
-    channels of one call (the contact's leg, then the agent's), in Asterisk's order."""
-
-    def __init__(self) -> None:
-        self._queues: dict[str, asyncio.Queue[Event]] = {}
-
-    @contextlib.contextmanager
-    def open(self, *channel_ids: str,
-             queue: asyncio.Queue[Event] | None = None) -> Iterator[asyncio.Queue[Event]]:
-        queue = queue if queue is not None else asyncio.Queue()
-        for channel_id in channel_ids:
-            self._queues[channel_id] = queue
-        try:
-            yield queue
-        finally:
-            for channel_id in channel_ids:
-                self._queues.pop(channel_id, None)
-
-    def put(self, event: Event) -> bool:
-        key = event_key(event)
-        queue = self._queues.get(key.removeprefix("channel:")) if key.startswith(
-            "channel:") else None
-        if queue is None:
-            return False
-        queue.put_nowait(event)
-        return True
-
-
-def _lost(channel_id: str) -> ChannelDestroyed:
-    """The end of a channel whose real end was lost with the websocket."""
-    nobody = {"name": "", "number": ""}
-    return parse_event({  # type: ignore[return-value]
-        "type": "ChannelDestroyed", "application": DIALER_APP, "cause": 0,
-        "cause_txt": "ended while the events websocket was down",
-        "channel": {"id": channel_id, "name": "", "state": "Down", "caller": nobody,
-                    "connected": nobody,
-                    "dialplan": {"context": "", "exten": "", "priority": 0}}})
 
 
 @dataclass
@@ -189,7 +153,7 @@ class CampaignDialer:
         self.store = AgentStore(sessions, rules_from_config(config), node=self.claimer)
         self.working = campaign_agents(self.campaign, {
             name: agent.skills for name, agent in config.agents.items()})
-        self.inboxes = _Inboxes()
+        self.inboxes = ChannelInboxes()
         #: Calls in progress, by agent.
         self.live: dict[str, _Live] = {}
         #: Agents talking to a contact: agent -> the call's bridge id.
@@ -222,10 +186,10 @@ class CampaignDialer:
         for call in list(self.live.values()):
             for channel_id in (call.channel_id, f"{call.channel_id}-a"):
                 if channel_id not in live:
-                    self.inboxes.put(_lost(channel_id))
+                    self.inboxes.put(lost_channel(channel_id, DIALER_APP))
         for channel_id in list(self.predictive.dialing if self.predictive else ()):
             if channel_id not in live:
-                self.inboxes.put(_lost(channel_id))
+                self.inboxes.put(lost_channel(channel_id, DIALER_APP))
 
     def stop(self) -> None:
         """Place no more calls; :meth:`run` returns once the calls in progress ended."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -53,17 +53,15 @@ from callcenter.agents.state import (
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ari.client import ARIClient, ARIError, ARINotFound
-from callcenter.asterisk.ari.dispatch import event_key
 from callcenter.asterisk.ari.events import (
     ChannelDestroyed,
     Event,
     StasisEnd,
     StasisStart,
-    parse_event,
 )
 from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.outcome import Outcome
-from callcenter.dialer.placer import place_call
+from callcenter.dialer.placer import ChannelInboxes, lost_channel, place_call
 from callcenter.dialer.preview import (
     CLAIMER_PREFIX,
     HeldPreview,
@@ -113,43 +111,6 @@ class PreviewCall:
         return f"{self.held.call}-c"
 
 
-class _Inboxes:
-    """One event queue per channel we originated, filled by the websocket reader."""
-
-    def __init__(self) -> None:
-        self._queues: dict[str, asyncio.Queue[Event]] = {}
-
-    @contextlib.contextmanager
-    def open(self, *channel_ids: str) -> Iterator[list[asyncio.Queue[Event]]]:
-        queues: list[asyncio.Queue[Event]] = [asyncio.Queue() for _ in channel_ids]
-        self._queues.update(zip(channel_ids, queues, strict=True))
-        try:
-            yield queues
-        finally:
-            for channel_id in channel_ids:
-                self._queues.pop(channel_id, None)
-
-    def put(self, event: Event) -> bool:
-        key = event_key(event)
-        queue = self._queues.get(key.removeprefix("channel:")) if key.startswith(
-            "channel:") else None
-        if queue is None:
-            return False
-        queue.put_nowait(event)
-        return True
-
-
-def _lost(channel_id: str, app: str) -> ChannelDestroyed:
-    """The end of a channel whose real end was lost with the websocket."""
-    nobody = {"name": "", "number": ""}
-    return parse_event({  # type: ignore[return-value]
-        "type": "ChannelDestroyed", "application": app, "cause": 0,
-        "cause_txt": "ended while the events websocket was down",
-        "channel": {"id": channel_id, "name": "", "state": "Down", "caller": nobody,
-                    "connected": nobody,
-                    "dialplan": {"context": "", "exten": "", "priority": 0}}})
-
-
 async def _settle(task: asyncio.Task[Any]) -> None:
     """Cancel *task* if it still runs and wait for its end (its result or error stay in
     it; our own cancellation still propagates)."""
@@ -186,7 +147,7 @@ class PreviewDialer:
         self.wrap_up = wrap_up
         self.agent_ring_seconds = agent_ring_seconds
         self.app = app
-        self.inboxes = _Inboxes()
+        self.inboxes = ChannelInboxes()
         #: Previews being dialled, by contact id.
         self.live: dict[int, PreviewCall] = {}
         #: Every preview dialled by this dialer, by attempt id (tests wait on them).
@@ -210,7 +171,7 @@ class PreviewDialer:
                 else (call.agent_leg, call.contact_leg)
             for channel_id in legs:
                 if channel_id not in live:
-                    self.inboxes.put(_lost(channel_id, self.app))
+                    self.inboxes.put(lost_channel(channel_id, self.app))
 
     def stop(self) -> None:
         """Take no more dials; :meth:`run` returns once the calls in progress ended."""
@@ -292,8 +253,8 @@ class PreviewDialer:
 
     async def _call(self, call: PreviewCall) -> None:
         held = call.held
-        with self.inboxes.open(call.agent_leg, call.contact_leg) as (agent_inbox,
-                                                                      contact_inbox):
+        with self.inboxes.open(call.agent_leg) as agent_inbox, \
+                self.inboxes.open(call.contact_leg) as contact_inbox:
             if not await self._ring_agent(call, agent_inbox):
                 await self._free_agent(call, answered=False)
                 # Never dialled: the contact is due again at once, whatever the rules.

@@ -51,6 +51,7 @@ from callcenter.asterisk.ari.events import (
     ChannelVarset,
     Event,
     StasisStart,
+    parse_event,
 )
 from callcenter.dialer.amd import (
     AMD_CONTEXT,
@@ -67,6 +68,7 @@ __all__ = [
     "ChannelInboxes",
     "Inbox",
     "PlacedCall",
+    "lost_channel",
     "new_channel_id",
     "place_call",
 ]
@@ -97,22 +99,28 @@ class ChannelInboxes:
 
     ``with inboxes.open(channel_id) as inbox:`` before the originate (so no event of the
     new channel can come before its queue exists); ``inboxes.put(event)`` from the
-    reader, which drops events of channels nobody placed. Never blocks.
+    reader, which drops events of channels nobody placed. Never blocks. Several channels
+    of one call may share a queue (``open(a, b)``, or ``open(leg, queue=inbox)`` later),
+    so their events stay in Asterisk's order.
     """
 
     def __init__(self) -> None:
         self._queues: dict[str, asyncio.Queue[Event]] = {}
 
     @contextlib.contextmanager
-    def open(self, channel_id: str) -> Iterator[asyncio.Queue[Event]]:
-        if channel_id in self._queues:
-            raise ValueError(f"channel id {channel_id!r} is already being placed")
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._queues[channel_id] = queue
+    def open(self, *channel_ids: str,
+             queue: asyncio.Queue[Event] | None = None) -> Iterator[asyncio.Queue[Event]]:
+        """One queue (``queue``, else a new one) for the events of ``channel_ids``."""
+        for channel_id in channel_ids:
+            if channel_id in self._queues:
+                raise ValueError(f"channel id {channel_id!r} is already being placed")
+        inbox: asyncio.Queue[Event] = queue if queue is not None else asyncio.Queue()
+        self._queues.update(dict.fromkeys(channel_ids, inbox))
         try:
-            yield queue
+            yield inbox
         finally:
-            del self._queues[channel_id]
+            for channel_id in channel_ids:
+                del self._queues[channel_id]
 
     def put(self, event: Event) -> bool:
         """Queue ``event`` for its channel's placer; False if no placer waits for it."""
@@ -123,6 +131,18 @@ class ChannelInboxes:
             return False
         queue.put_nowait(event)
         return True
+
+
+def lost_channel(channel_id: str, app: str) -> ChannelDestroyed:
+    """The end of a channel whose real end was lost with the events websocket (found
+    gone on reconnection), for the inbox of whoever waits on it."""
+    nobody = {"name": "", "number": ""}
+    return parse_event({  # type: ignore[return-value]
+        "type": "ChannelDestroyed", "application": app, "cause": 0,
+        "cause_txt": "ended while the events websocket was down",
+        "channel": {"id": channel_id, "name": "", "state": "Down", "caller": nobody,
+                    "connected": nobody,
+                    "dialplan": {"context": "", "exten": "", "priority": 0}}})
 
 
 @dataclass(frozen=True, slots=True)
