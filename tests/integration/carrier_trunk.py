@@ -10,19 +10,38 @@ returns once our registration to the carrier is up (its AMI ``Registry`` event, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+import agi_scripts
 from callcenter.apply import apply_files
-from callcenter.asterisk.ami.client import AMISubscription
+from callcenter.asterisk import variables as V
+from callcenter.asterisk.ami.client import AMIClient, AMISubscription
 from callcenter.asterisk.provision import AsteriskInstallation
-from callcenter.asterisk.secrets import set_trunk_password, trunk_passwords
+from callcenter.asterisk.secrets import (
+    AGENT_PASSWORDS,
+    agent_passwords,
+    ensure_secrets,
+    read_secrets,
+    set_trunk_password,
+    trunk_passwords,
+)
 from callcenter.config.loader import load_config
 from callcenter.testing.carrier import Carrier
-from dialplan.generator import render
+from dialplan.generator import render, softphone_agents
 from dialplan.trunks import auth_trunks
-from tests.integration.scratch_pbx import ScratchPBX
+from tests.conftest import PBX
+from tests.integration.scratch_pbx import ScratchPBX, scratch_pbx
 
-__all__ = ["connect_trunk", "wait_registered"]
+__all__ = ["DialerNode", "connect_trunk", "dialer_node", "wait_registered"]
+
+#: The caller ID our trunk sends (what the carrier's dialplan logs).
+TRUNK_CALLER_ID = "+15550100000"
 
 
 async def connect_trunk(ours: ScratchPBX, carrier: Carrier, config_dir: Path,
@@ -50,3 +69,64 @@ async def wait_registered(ours: ScratchPBX, registry: AMISubscription) -> None:
             event = await registry.get()
             if event.get("Status") == "Registered":
                 return
+
+
+@dataclass
+class DialerNode:
+    """Our own Asterisk with the session's example config plus a trunk to a test
+    carrier and the test's files (campaigns, users), and the carrier's AMI."""
+
+    pbx: PBX
+    carrier_ami: AMIClient
+
+
+@contextlib.asynccontextmanager
+async def dialer_node(pbx: PBX, tmp_path_factory: pytest.TempPathFactory,
+                      installation: AsteriskInstallation, name: str,
+                      files: Mapping[str, str]) -> AsyncIterator[DialerNode]:
+    """A carrier and a node joined to it by trunk ``carrier`` (caller ID
+    :data:`TRUNK_CALLER_ID`), the session's agent passwords, ``files`` written into the
+    config directory, its own SQLite database; homes named after ``name``."""
+    from callcenter.storage import default_sqlite_url
+    from callcenter.storage.migrate import upgrade
+
+    carrier = Carrier(tmp_path_factory.mktemp("carrier-home"))
+    carrier.setup(installation)
+    await asyncio.to_thread(carrier.start)
+    try:
+        creds = carrier.instance.credentials
+        host, port = carrier.instance.ami_address
+        home = tmp_path_factory.mktemp(f"{name}-home")
+        async with AMIClient(host, port, username=creds.ami_user,
+                             secret=creds.ami_secret) as carrier_ami, \
+                scratch_pbx(home, installation) as ours:
+            config_dir = tmp_path_factory.mktemp(f"{name}-config") / "example"
+            shutil.copytree(pbx.config_dir, config_dir)
+            (config_dir / "trunks.yaml").write_text(carrier.trunk_yaml(
+                caller_id=TRUNK_CALLER_ID, dids={"+15550109000": "main_line"}))
+            for file_name, text in files.items():
+                (config_dir / file_name).write_text(text)
+            loaded = load_config(config_dir, sounds=installation.sound_languages(),
+                                 agi_scripts=agi_scripts.handlers().keys())
+            secrets_file = ours.instance.secrets_file
+            ensure_secrets(secrets_file, {
+                AGENT_PASSWORDS: read_secrets(pbx.instance.secrets_file)[AGENT_PASSWORDS]})
+            set_trunk_password(secrets_file, "carrier", carrier.password)
+            rendered = render(loaded.config, loaded.where,
+                              agent_passwords=agent_passwords(
+                                  secrets_file, softphone_agents(loaded.config)),
+                              trunk_passwords=trunk_passwords(
+                                  secrets_file, auth_trunks(loaded.config)))
+            db_url = default_sqlite_url(home)
+            await upgrade(db_url)
+            with ours.ami.subscribe("Registry") as registry:
+                await asyncio.to_thread(apply_files, ours.instance, rendered)
+                await wait_registered(ours, registry)
+            # The IVR's schedules read the session's fake clock (business hours).
+            await asyncio.to_thread(
+                ours.instance.cli,
+                f"dialplan set global {V.CLOCK_OVERRIDE} {int(pbx.clock.now.timestamp())}")
+            yield DialerNode(PBX(ours.instance, loaded, config_dir, pbx.clock, pbx.agi,
+                                 db_url, _ports=pbx._ports), carrier_ami)
+    finally:
+        await asyncio.to_thread(carrier.stop)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,7 +30,6 @@ from textwrap import dedent
 import pytest
 from sqlalchemy import delete, select
 
-import agi_scripts
 from ari_apps.dialer import CampaignDialer
 from callcenter.agents.state import (
     AgentStatus,
@@ -40,20 +38,9 @@ from callcenter.agents.state import (
     Login,
     Logout,
 )
-from callcenter.apply import apply_files
-from callcenter.asterisk import variables as V
 from callcenter.asterisk.agi.context import utc_now
-from callcenter.asterisk.ami.client import AMIClient, AMIMessage
+from callcenter.asterisk.ami.client import AMIMessage
 from callcenter.asterisk.ari.client import ARIClient
-from callcenter.asterisk.secrets import (
-    AGENT_PASSWORDS,
-    agent_passwords,
-    ensure_secrets,
-    read_secrets,
-    set_trunk_password,
-    trunk_passwords,
-)
-from callcenter.config.loader import load_config
 from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.storage import make_engine, make_sessionmaker
@@ -65,11 +52,9 @@ from callcenter.storage.models import (
     ContactState,
 )
 from callcenter.testing.aio import cancel_and_wait
-from callcenter.testing.carrier import Carrier
-from dialplan.generator import render, softphone_agents
-from dialplan.trunks import auth_trunks
 from tests.conftest import PBX
-from tests.integration.carrier_trunk import wait_registered
+from tests.integration.carrier_trunk import TRUNK_CALLER_ID, dialer_node
+from tests.integration.carrier_trunk import DialerNode as Node
 from tests.integration.router_harness import (
     place_call,
     start_router,
@@ -77,11 +62,9 @@ from tests.integration.router_harness import (
     waiting,
     with_queue,
 )
-from tests.integration.scratch_pbx import scratch_pbx
 
 pytestmark = pytest.mark.integration
 
-TRUNK_CALLER_ID = "+15550100000"
 BUSY = "+15550101000"
 #: Answers, says "hello world", then listens for 30 s.
 TALKS = "+15550100030"
@@ -100,57 +83,12 @@ CAMPAIGN = dedent("""\
     """)
 
 
-@dataclass
-class Node:
-    pbx: PBX
-    carrier_ami: AMIClient
-
-
 @pytest.fixture(scope="module")
 async def node(pbx: PBX, tmp_path_factory: pytest.TempPathFactory,
                asterisk_installation) -> AsyncIterator[Node]:
-    from callcenter.storage import default_sqlite_url
-    from callcenter.storage.migrate import upgrade
-
-    carrier = Carrier(tmp_path_factory.mktemp("carrier-home"))
-    carrier.setup(asterisk_installation)
-    await asyncio.to_thread(carrier.start)
-    try:
-        creds = carrier.instance.credentials
-        host, port = carrier.instance.ami_address
-        home = tmp_path_factory.mktemp("dialer-home")
-        async with AMIClient(host, port, username=creds.ami_user,
-                             secret=creds.ami_secret) as carrier_ami, \
-                scratch_pbx(home, asterisk_installation) as ours:
-            config_dir = tmp_path_factory.mktemp("dialer-config") / "example"
-            shutil.copytree(pbx.config_dir, config_dir)
-            (config_dir / "trunks.yaml").write_text(carrier.trunk_yaml(
-                caller_id=TRUNK_CALLER_ID, dids={"+15550109000": "main_line"}))
-            (config_dir / "campaigns.yaml").write_text(CAMPAIGN)
-            loaded = load_config(config_dir, sounds=asterisk_installation.sound_languages(),
-                                 agi_scripts=agi_scripts.handlers().keys())
-            secrets_file = ours.instance.secrets_file
-            ensure_secrets(secrets_file, {
-                AGENT_PASSWORDS: read_secrets(pbx.instance.secrets_file)[AGENT_PASSWORDS]})
-            set_trunk_password(secrets_file, "carrier", carrier.password)
-            files = render(loaded.config, loaded.where,
-                           agent_passwords=agent_passwords(secrets_file,
-                                                           softphone_agents(loaded.config)),
-                           trunk_passwords=trunk_passwords(secrets_file,
-                                                           auth_trunks(loaded.config)))
-            db_url = default_sqlite_url(home)
-            await upgrade(db_url)
-            with ours.ami.subscribe("Registry") as registry:
-                await asyncio.to_thread(apply_files, ours.instance, files)
-                await wait_registered(ours, registry)
-            # The IVR's schedules read the session's fake clock (business hours).
-            await asyncio.to_thread(
-                ours.instance.cli,
-                f"dialplan set global {V.CLOCK_OVERRIDE} {int(pbx.clock.now.timestamp())}")
-            yield Node(PBX(ours.instance, loaded, config_dir, pbx.clock, pbx.agi, db_url,
-                           _ports=pbx._ports), carrier_ami)
-    finally:
-        await asyncio.to_thread(carrier.stop)
+    async with dialer_node(pbx, tmp_path_factory, asterisk_installation, "dialer",
+                           {"campaigns.yaml": CAMPAIGN}) as joined:
+        yield joined
 
 
 @dataclass

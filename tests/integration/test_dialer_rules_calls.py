@@ -55,10 +55,10 @@ from callcenter.storage.models import (
 )
 from callcenter.testing.aio import cancel_and_wait
 from tests.conftest import REPO
+from tests.integration.carrier_trunk import TRUNK_CALLER_ID
+from tests.integration.carrier_trunk import DialerNode as Node
 from tests.integration.test_dialer_progressive import (
     TALKS,
-    TRUNK_CALLER_ID,
-    Node,
     _carrier_calls,
     _collect,
     node,
