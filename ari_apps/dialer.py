@@ -83,6 +83,7 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.eligibility import Verdict, may_dial
 from callcenter.dialer.gate import next_step, refusal_step
+from callcenter.dialer.machine_message import message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
     ChannelInboxes,
@@ -336,12 +337,13 @@ class CampaignDialer:
                 self.ari, inbox, number=call.contact.number, trunk=self.campaign.trunk,
                 caller_id=caller_id,
                 ring_seconds=self.campaign.ring_seconds, amd=self.campaign.amd.enabled,
-                channel_id=call.channel_id)
+                channel_id=call.channel_id, machine_message=message_for(self.campaign.amd))
             log.info("dialer %s: contact %d (%s): %s (cause %s)", self.name, call.contact.id,
                      call.contact.number, placed.outcome.value, placed.observation.cause)
             if placed.outcome is not Outcome.LIVE or placed.channel is None:
                 await self._finish(call, placed.outcome, placed.observation.cause,
-                                   agent_answered=False, result=f"contact_{placed.outcome.value}")
+                                   agent_answered=False, result=f"contact_{placed.outcome.value}",
+                                   note=placed.message and placed.message.note)
                 return
             await self._connect(call, placed, inbox)
 
@@ -488,8 +490,9 @@ class CampaignDialer:
                         return
 
     async def _finish(self, call: _Live, outcome: Outcome, cause: int | None, *,
-                      agent_answered: bool, result: str) -> None:
-        """An attempt that did not reach the agent: free the agent, end the attempt."""
+                      agent_answered: bool, result: str, note: str | None = None) -> None:
+        """An attempt that did not reach the agent: free the agent, end the attempt
+        (``note``: what the call did, for the attempt's reason)."""
         now = self.clock()
         try:
             if call.agent:  # predictive: none until a live answer took one
@@ -497,11 +500,11 @@ class CampaignDialer:
         except IllegalTransition as exc:
             log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
         await self._end_attempt(call, attempt_outcome(outcome, agent_answered=agent_answered),
-                                now, cause=cause)
+                                now, cause=cause, note=note)
 
     async def _end_attempt(self, call: _Live, stored: str, at: datetime, *,
                            cause: int | None, answered_at: datetime | None = None,
-                           agent: str | None = None) -> None:
+                           agent: str | None = None, note: str | None = None) -> None:
         outcome = AttemptOutcome(stored)
         async with self.sessions.begin() as session:
             repository = CampaignRepository(session)
@@ -513,7 +516,7 @@ class CampaignDialer:
             await repository.end_attempt(
                 call.attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
                 next_attempt_at=step.next_attempt_at, answered_at=answered_at, cause=cause,
-                agent=agent)
+                agent=agent, reason_note=note)
         self.ended.append(call.attempt_id)
         self._pulse()
         log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,

@@ -15,6 +15,7 @@ __all__ = [
     "AGENT_ENDPOINT",
     "AGI_ERROR",
     "AMD",
+    "AMD_BEEP",
     "ASTERISK_VARIABLES",
     "CALLER",
     "CLOCK_OVERRIDE",
@@ -85,6 +86,10 @@ RING_TIMEOUT = "CC_RING_TIMEOUT"
 #: Set by the dialer's AMD context (``cc-dialer-amd``) on an answered outbound call:
 #: ``${AMDSTATUS}:${AMDCAUSE}`` (``MACHINE:MAXWORDS-3-3``), read back over ARI.
 AMD = "CC_AMD"
+#: Set by the same context's ``beep`` extension before a message is left on a machine:
+#: ``${WAITSTATUS}`` of ``WaitForSilence()`` (``SILENCE``: the greeting and its beep are
+#: over; ``TIMEOUT``: no pause long enough came in time).
+AMD_BEEP = "CC_AMD_BEEP"
 
 
 # -- which variables a call flow may branch on, and who sets them ----------------------------
