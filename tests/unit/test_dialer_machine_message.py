@@ -26,9 +26,19 @@ from callcenter.dialer.machine_message import (
     summarise,
 )
 from callcenter.dialer.retry import after_attempt
-from callcenter.storage import default_sqlite_url, make_engine, make_sessionmaker, upgrade
+from callcenter.storage import (
+    default_sqlite_url,
+    make_engine,
+    make_sessionmaker,
+    upgrade,
+)
 from callcenter.storage.campaigns import CampaignRepository, NewContact, with_note
-from callcenter.storage.models import AttemptOutcome, ContactAttempt, ContactState, REASON_MAX
+from callcenter.storage.models import (
+    REASON_MAX,
+    AttemptOutcome,
+    ContactAttempt,
+    ContactState,
+)
 from callcenter.testing.carrier import carrier_files
 from dialplan.dialer import amd_context
 
