@@ -37,6 +37,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_stats.py",  # 35
     "tests/integration/test_queue_events.py",  # 32
     "tests/integration/test_dialer_progressive.py",  # 31 (measured alone, -n 0)
+    "tests/integration/test_dialer_machine_message.py",  # 33 (alone)
     "tests/integration/test_dialer_rules_calls.py",  # 30 (alone)
     "tests/integration/test_dialer_predictive.py",  # 17-29 (alone)
     "tests/integration/test_dialer_preview.py",  # ~20 (alone)
