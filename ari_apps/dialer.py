@@ -83,7 +83,7 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.eligibility import Verdict, may_dial
 from callcenter.dialer.gate import next_step, refusal_step
-from callcenter.dialer.machine_message import message_for
+from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
     ChannelInboxes,
@@ -343,7 +343,7 @@ class CampaignDialer:
             if placed.outcome is not Outcome.LIVE or placed.channel is None:
                 await self._finish(call, placed.outcome, placed.observation.cause,
                                    agent_answered=False, result=f"contact_{placed.outcome.value}",
-                                   note=placed.message and placed.message.note)
+                                   message=placed.message)
                 return
             await self._connect(call, placed, inbox)
 
@@ -490,9 +490,10 @@ class CampaignDialer:
                         return
 
     async def _finish(self, call: _Live, outcome: Outcome, cause: int | None, *,
-                      agent_answered: bool, result: str, note: str | None = None) -> None:
+                      agent_answered: bool, result: str,
+                      message: MachineMessage | None = None) -> None:
         """An attempt that did not reach the agent: free the agent, end the attempt
-        (``note``: what the call did, for the attempt's reason)."""
+        (``message``: what a machine got, for the attempt's reason and the retry)."""
         now = self.clock()
         try:
             if call.agent:  # predictive: none until a live answer took one
@@ -500,11 +501,12 @@ class CampaignDialer:
         except IllegalTransition as exc:
             log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
         await self._end_attempt(call, attempt_outcome(outcome, agent_answered=agent_answered),
-                                now, cause=cause, note=note)
+                                now, cause=cause, message=message)
 
     async def _end_attempt(self, call: _Live, stored: str, at: datetime, *,
                            cause: int | None, answered_at: datetime | None = None,
-                           agent: str | None = None, note: str | None = None) -> None:
+                           agent: str | None = None,
+                           message: MachineMessage | None = None) -> None:
         outcome = AttemptOutcome(stored)
         async with self.sessions.begin() as session:
             repository = CampaignRepository(session)
@@ -512,11 +514,12 @@ class CampaignDialer:
                              timezone=call.contact.timezone,
                              attempts=call.contact.attempts + 1, outcome=outcome, at=at,
                              earlier=await repository.attempt_history(
-                                 call.contact.id, exclude=call.attempt_id))
+                                 call.contact.id, exclude=call.attempt_id),
+                             message_left=message is None or message.left)
             await repository.end_attempt(
                 call.attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
                 next_attempt_at=step.next_attempt_at, answered_at=answered_at, cause=cause,
-                agent=agent, reason_note=note)
+                agent=agent, reason_note=message and message.note)
         self.ended.append(call.attempt_id)
         self._pulse()
         log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,

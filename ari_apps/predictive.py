@@ -175,7 +175,7 @@ class PredictiveCalls:
             if placed.outcome is not Outcome.LIVE or placed.channel is None:
                 await d._finish(call, placed.outcome, placed.observation.cause,
                                 agent_answered=False, result=f"contact_{placed.outcome.value}",
-                                note=placed.message and placed.message.note)
+                                message=placed.message)
                 return
             answered = time.monotonic()
             self.answered[call.channel_id] = answered

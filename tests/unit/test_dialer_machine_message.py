@@ -108,6 +108,10 @@ def test_a_machine_with_leave_message_is_done_and_with_hangup_retried() -> None:
     contact = _Contact()
     assert after_attempt(contact, leave, "machine", None, now).state == "done"
     assert after_attempt(contact, hang, "machine", None, now).state == "pending"
+    # A message the machine did not get (hung up before the beep) is retried as hung up.
+    missed = after_attempt(contact, leave, "machine", None, now, message_left=False)
+    assert (missed.state, missed.next_attempt_at) == (
+        "pending", now + timedelta(seconds=leave.retry.machine.delay))
 
 
 def test_the_note_joins_the_attempts_reason_within_its_column() -> None:
