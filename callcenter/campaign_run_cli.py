@@ -7,8 +7,11 @@ campaign.
     callcenter campaigns run renewals --config config/example
 
 Runs :class:`ari_apps.dialer.CampaignDialer` against the home's Asterisk (its ARI
-credentials, Stasis app ``cc-dialer``) and database until SIGINT, SIGTERM or SIGHUP:
-then no new call is placed and the calls in progress end as they will. Agents log in
+credentials, Stasis app ``cc-dialer``) and database until SIGINT, SIGTERM or SIGHUP, or
+until the campaign is stopped (``callcenter campaigns stop``, from any machine): then no
+new call is placed, the calls in progress end as they will, and the command returns.
+While the campaign is paused the dialer keeps running and places no call. A stopped
+campaign is not run: ``campaigns start`` it first (exit 1 otherwise). Agents log in
 as for inbound calls (``*70``, ``callcenter agents login``); the queue router may run
 at the same time (``callcenter run``): both reserve agents through the database, and an
 agent is the dialer's only while available. Registered on the
@@ -75,13 +78,21 @@ async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_ur
     from ari_apps.dialer import CampaignDialer
     from callcenter.asterisk.ari.client import ARIClient
     from callcenter.dialer.amd import DIALER_APP
+    from callcenter.dialer.campaign_state import run_refusal
     from callcenter.storage import make_engine, make_sessionmaker
+    from callcenter.storage.campaign_state import CampaignStateRepository
     from callcenter.storage.migrate import upgrade
 
     await upgrade(db_url)
     engine = make_engine(db_url, sqlite_immediate=True)
     loop = asyncio.get_running_loop()
     try:
+        async with make_sessionmaker(engine)() as session:
+            stored = await CampaignStateRepository(session).state(campaign)
+        refused = run_refusal(stored.state, campaign)
+        if refused is not None:
+            raise click.ClickException(f"{refused} (stopped by {stored.changed_by} at "
+                                       f"{stored.changed_at})")
         async with ARIClient(ari_url, username=credentials.ari_user,
                              password=credentials.ari_password, app=DIALER_APP) as ari:
             dialer = CampaignDialer(config, campaign, ari, make_sessionmaker(engine),
