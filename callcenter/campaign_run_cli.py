@@ -53,6 +53,7 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
     bridged to the agent."""
     from callcenter.asterisk.instance import InstanceError
     from callcenter.cli import _load
+    from callcenter.lists_cli import _with_session
 
     obj = ctx.obj
     config = _load(obj, config_dir).config
@@ -64,13 +65,29 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
     if mode not in ("progressive", "predictive"):
         raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive and "
                                    "predictive campaigns can be run yet")
+    db_url = obj.db_url(url)
+    refused = asyncio.run(_with_session(db_url, lambda session: _refusal(session, campaign)))
+    if refused is not None:
+        raise click.ClickException(refused)
     try:
         credentials = obj.instance.credentials
         ari_url = obj.instance.ari_url
     except InstanceError as exc:
         raise click.ClickException(str(exc)) from None
-    asyncio.run(_run(config, campaign, ari_url, credentials, obj.db_url(url), node,
+    asyncio.run(_run(config, campaign, ari_url, credentials, db_url, node,
                      timedelta(seconds=wrap_up)))
+
+
+async def _refusal(session: Any, campaign: str) -> str | None:
+    """Why ``run`` must not start (a stopped campaign), naming who stopped it and when."""
+    from callcenter.dialer.campaign_state import run_refusal
+    from callcenter.storage.campaign_state import CampaignStateRepository
+
+    stored = await CampaignStateRepository(session).state(campaign)
+    refused = run_refusal(stored.state, campaign)
+    if refused is None or stored.changed_at is None:
+        return refused
+    return f"{refused} (stopped by {stored.changed_by} at {stored.changed_at.isoformat()})"
 
 
 async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_url: str,
@@ -78,21 +95,13 @@ async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_ur
     from ari_apps.dialer import CampaignDialer
     from callcenter.asterisk.ari.client import ARIClient
     from callcenter.dialer.amd import DIALER_APP
-    from callcenter.dialer.campaign_state import run_refusal
     from callcenter.storage import make_engine, make_sessionmaker
-    from callcenter.storage.campaign_state import CampaignStateRepository
     from callcenter.storage.migrate import upgrade
 
     await upgrade(db_url)
     engine = make_engine(db_url, sqlite_immediate=True)
     loop = asyncio.get_running_loop()
     try:
-        async with make_sessionmaker(engine)() as session:
-            stored = await CampaignStateRepository(session).state(campaign)
-        refused = run_refusal(stored.state, campaign)
-        if refused is not None:
-            raise click.ClickException(f"{refused} (stopped by {stored.changed_by} at "
-                                       f"{stored.changed_at})")
         async with ARIClient(ari_url, username=credentials.ari_user,
                              password=credentials.ari_password, app=DIALER_APP) as ari:
             dialer = CampaignDialer(config, campaign, ari, make_sessionmaker(engine),
@@ -105,6 +114,8 @@ async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_ur
                 click.echo(f"Dialing campaign {campaign} (Stasis app {DIALER_APP}, "
                            f"node {node}); Ctrl-C stops")
                 await dialer.run()
+                if dialer.watch.permit is not None and dialer.watch.permit.exit:
+                    click.echo(f"{dialer.watch.permit.reason}: calls ended, exiting")
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -75,7 +75,7 @@ from callcenter.storage.recordings import RecordingRepository
 from callcenter.web import recordings as recording_views
 from callcenter.web.access import BUILTIN_ADMIN, Access, users_from_config
 from callcenter.web.auth import TokenBook
-from callcenter.web.campaign_state import STATE_ROUTES, STATE_SCHEMAS
+from callcenter.web.campaign_state import STATE_ROUTES, STATE_SCHEMAS, STATE_SUMMARIES
 from callcenter.web.campaigns import DISPOSITION_SCHEMAS
 from callcenter.web.campaigns import dispose as _dispose
 from callcenter.web.context import (
@@ -539,12 +539,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     *(Route("POST", f"{_P}/campaigns/{{campaign}}/{action}", f"{action}Campaign", summary,
             "admin; a supervisor", STATE_ROUTES[action], "CampaignState", (_CAMPAIGN,),
             body="CampaignStateBody", errors=(403, 404, 422), tag="campaigns")
-      for action, summary in (
-          ("start", "Run a campaign: its dialers place calls (again) at their next pass"),
-          ("pause", "Pause a campaign: no new call nor preview; calls in progress end as "
-                    "they will; its dialers wait for start"),
-          ("stop", "Stop a campaign: no new call; each dialer running it exits once its "
-                   "calls in progress ended"))),
+      for action, summary in STATE_SUMMARIES.items()),
     # Preview campaigns (callcenter/web/preview.py; the call is ari_apps/preview.py's).
     Route("POST", f"{_P}/campaigns/{{campaign}}/preview", "previewContact",
           "Hold a preview campaign's next due contact for an agent (reserved meanwhile): "

@@ -21,10 +21,17 @@ from aiohttp import web
 
 from callcenter.dialer.campaign_state import ACTIONS
 from callcenter.web.access import ApiUser
-from callcenter.web.context import CLOCK, CONFIG, SESSIONS, ApiError, known_name, user_of
+from callcenter.web.context import (
+    CLOCK,
+    CONFIG,
+    SESSIONS,
+    ApiError,
+    known_name,
+    user_of,
+)
 from callcenter.web.views import BadBody, field_label, parse_body
 
-__all__ = ["STATE_ROUTES", "STATE_SCHEMAS", "may_change_state", "parse_state_body"]
+__all__ = ["STATE_ROUTES", "STATE_SCHEMAS", "STATE_SUMMARIES", "may_change_state", "parse_state_body"]
 
 #: Longest reason kept with a change.
 REASON_MAX: Final = 200
@@ -80,6 +87,15 @@ def _handler(action: str) -> Any:
     change_state.__name__ = f"{action}_campaign"
     return change_state
 
+
+#: What each action does (the route's summary).
+STATE_SUMMARIES: Final[dict[str, str]] = {
+    "start": "Run a campaign: its dialers place calls (again) at their next pass",
+    "pause": "Pause a campaign: no new call nor preview; calls in progress end as they "
+             "will; its dialers wait for start",
+    "stop": "Stop a campaign: no new call; each dialer running it exits once its calls "
+            "in progress ended",
+}
 
 #: The handler of each action (``start``, ``pause``, ``stop``).
 STATE_ROUTES: Final[dict[str, Any]] = {action: _handler(action) for action in ACTIONS}
