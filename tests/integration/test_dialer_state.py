@@ -44,7 +44,12 @@ from callcenter.asterisk.ari.events import ChannelDestroyed
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.storage import make_engine, make_sessionmaker
 from callcenter.storage.campaigns import CampaignRepository, NewContact
-from callcenter.storage.models import AttemptOutcome, Contact, ContactAttempt, ContactState
+from callcenter.storage.models import (
+    AttemptOutcome,
+    Contact,
+    ContactAttempt,
+    ContactState,
+)
 from callcenter.testing.aio import cancel_and_wait
 from tests.conftest import PBX
 from tests.integration.carrier_trunk import TRUNK_CALLER_ID, dialer_node
