@@ -66,9 +66,13 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
         raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive and "
                                    "predictive campaigns can be run yet")
     db_url = obj.db_url(url)
-    refused = asyncio.run(_with_session(db_url, lambda session: _refusal(session, campaign)))
+    refused, paused = asyncio.run(_with_session(db_url,
+                                                lambda session: _refusal(session, campaign)))
     if refused is not None:
         raise click.ClickException(refused)
+    if paused:
+        click.echo(f"Campaign {campaign} is paused: no call until `callcenter campaigns "
+                   f"start {campaign}`")
     try:
         credentials = obj.instance.credentials
         ari_url = obj.instance.ari_url
@@ -78,16 +82,18 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
                      timedelta(seconds=wrap_up)))
 
 
-async def _refusal(session: Any, campaign: str) -> str | None:
-    """Why ``run`` must not start (a stopped campaign), naming who stopped it and when."""
-    from callcenter.dialer.campaign_state import run_refusal
+async def _refusal(session: Any, campaign: str) -> tuple[str | None, bool]:
+    """Why ``run`` must not start (a stopped campaign, naming who stopped it and when),
+    and whether the campaign is paused (the dialer then waits for ``start``)."""
+    from callcenter.dialer.campaign_state import permit, run_refusal
     from callcenter.storage.campaign_state import CampaignStateRepository
 
     stored = await CampaignStateRepository(session).state(campaign)
     refused = run_refusal(stored.state, campaign)
-    if refused is None or stored.changed_at is None:
-        return refused
-    return f"{refused} (stopped by {stored.changed_by} at {stored.changed_at.isoformat()})"
+    if refused is not None and stored.changed_at is not None:
+        refused = (f"{refused} (stopped by {stored.changed_by} at "
+                   f"{stored.changed_at.isoformat()})")
+    return refused, refused is None and not permit(stored.state, campaign).place_calls
 
 
 async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_url: str,

@@ -176,6 +176,9 @@ def test_the_state_commands(tmp_path: Path) -> None:
     assert f"renewals: paused (was running), by {os_user()} at " in result.stdout
     result = run("campaigns", "pause", "renewals", *config)
     assert result.exit_code == 0 and "paused already (by " in result.stdout
+    # run on a paused campaign says so (then needs an Asterisk this home has not).
+    result = run("campaigns", "run", "renewals", *config)
+    assert "Campaign renewals is paused: no call until" in result.stdout, result.output
     assert run("campaigns", "stop", "renewals", *config).exit_code == 0
     doc = json.loads(run("campaigns", "status", "renewals", *config, "--format",
                          "json").stdout)
