@@ -14,9 +14,12 @@ Both go into a mixing bridge ``cc-<contact leg>``; whoever hangs up, the other l
 the bridge go too.
 
 One pass of the loop (:meth:`CampaignDialer.run`, on every change it makes and on a
-tick of :data:`TICK` seconds, for other processes' changes and the clock): read every
-agent's stored state; ask :func:`~callcenter.dialer.progressive.pick_agents` which of the
-campaign's available agents get a call; for each, claim one due contact
+tick of :data:`TICK` seconds, for other processes' changes and the clock): read the
+campaign's run state (:class:`~callcenter.dialer.state_watch.StateWatch`: paused or
+stopped, no call is placed; stopped, :meth:`CampaignDialer.run` returns once the calls
+in progress ended); read every agent's stored state; ask
+:func:`~callcenter.dialer.progressive.pick_agents` which of the campaign's available
+agents get a call; for each, claim one due contact
 (:meth:`~callcenter.storage.campaigns.CampaignRepository.claim_due`) that the rules
 allow now (:func:`~callcenter.dialer.eligibility.may_dial`: DNC, max attempts, 72 h
 after an abandon, the calling window in the contact's zone; a refused contact is not
@@ -93,6 +96,7 @@ from callcenter.dialer.placer import (
     place_call,
 )
 from callcenter.dialer.progressive import attempt_outcome, campaign_agents, pick_agents
+from callcenter.dialer.state_watch import StateWatch
 from callcenter.storage.campaigns import CampaignRepository, DueContact
 from callcenter.storage.models import AttemptOutcome, ContactState
 
@@ -152,6 +156,8 @@ class CampaignDialer:
         self.agent_ring_seconds = agent_ring_seconds
         self.tick = tick
         self.store = AgentStore(sessions, rules_from_config(config), node=self.claimer)
+        #: The campaign's run state, read once per pass (running, paused, stopped).
+        self.watch = StateWatch(sessions, campaign, self.claimer)
         self.working = campaign_agents(self.campaign, {
             name: agent.skills for name, agent in config.agents.items()})
         self.inboxes = ChannelInboxes()
@@ -228,6 +234,7 @@ class CampaignDialer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.tick):
                         await self._wake.wait()
+        await self.watch.leave()
         log.info("dialer %s: campaign %s stopped", self.claimer, self.name)
 
     async def _pass(self, tg: asyncio.TaskGroup) -> None:
@@ -237,6 +244,11 @@ class CampaignDialer:
             if state.agent in self.working and state.status is AgentStatus.WRAP_UP \
                     and state.wrap_up_until is not None and state.wrap_up_until <= now:
                 await self.store.apply(state.agent, Tick(), now, known=state)
+        permit = await self.watch.check()  # paused or stopped: no new call
+        if permit.exit:
+            self.stop()
+        if not permit.place_calls:
+            return
         if self.predictive is not None:
             await self.predictive.run_pass(tg, now, await self.store.all())
             return

@@ -32,6 +32,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_queue_router.py",  # 70
     "tests/integration/test_queue_unavailable.py",  # 66
     "tests/integration/test_queue_announcements.py",  # 56
+    "tests/integration/test_dialer_state.py",  # ~56 (alone; a 20 s call to its end)
     "tests/unit/test_bench.py",  # 49
     "tests/integration/test_ivr_calls.py",  # 47
     "tests/integration/test_stats.py",  # 35

@@ -59,7 +59,7 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
 
     await upgrade(url)
 
-    assert await current_revision(url) == head_revision() == "0009"
+    assert await current_revision(url) == head_revision() == "0011"
     assert await _table_names(url) == {
         "alembic_version",
         "accounts",
@@ -77,6 +77,8 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
         "contacts",
         "dnc_entries",
         "contact_attempts",
+        "campaign_state_changes",
+        "dialer_nodes",
     }
 
 
