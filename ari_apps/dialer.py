@@ -440,6 +440,9 @@ class CampaignDialer:
                     cause = c if channel.id == call.channel_id else cause
                 case StasisEnd(channel=channel):
                     gone.add(channel.id)
+        if call.channel_id in gone and cause is None:
+            # Its StasisEnd comes before its ChannelDestroyed, which carries the cause.
+            cause = await self._cause_of(call.channel_id, inbox)
         self.talking.pop(call.agent, None)
         by = "contact" if call.channel_id in gone else "agent"
         for channel_id in (call.channel_id, leg_id):
@@ -485,6 +488,17 @@ class CampaignDialer:
         await self._hang_up(call.channel_id, inbox)
         await self._finish(call, Outcome.LIVE, None, agent_answered=False,
                            result="no_answer")
+
+    async def _cause_of(self, channel_id: str, inbox: asyncio.Queue[Event]) -> int | None:
+        """The hangup cause of *channel_id*, which left the app: its ``ChannelDestroyed``
+        within :data:`HANGUP_BUDGET` (None: not seen). Other events are dropped."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANGUP_BUDGET):
+                while True:
+                    event = await inbox.get()
+                    if isinstance(event, ChannelDestroyed) and event.channel.id == channel_id:
+                        return event.cause
+        return None
 
     async def _hang_up(self, channel_id: str, inbox: asyncio.Queue[Event]) -> None:
         try:
