@@ -11,7 +11,9 @@ of the app is one we originate with our own id:
   which enters the app (argument ``agent``) when the agent answers.
 
 Both go into a mixing bridge ``cc-<contact leg>``; whoever hangs up, the other leg and
-the bridge go too.
+the bridge go too. A contact leaving the app alive was handed to an inbound queue by a
+disposition (:mod:`ari_apps.campaign_handoff`): the agent's leg and the bridge go, the
+contact stays with the queue.
 
 One pass of the loop (:meth:`CampaignDialer.run`, on every change it makes and on a
 tick of :data:`TICK` seconds, for other processes' changes and the clock): read every
@@ -55,6 +57,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ari_apps.campaign_handoff import handed_off, record_handoff
 from ari_apps.predictive import PredictiveCalls
 from ari_apps.transfer import leg_variables
 from callcenter.agents.rules import rules_from_config
@@ -427,7 +430,12 @@ class CampaignDialer:
                 case StasisEnd(channel=channel):
                     gone.add(channel.id)
         self.talking.pop(call.agent, None)
-        by = "contact" if call.channel_id in gone else "agent"
+        # The contact left the app alive: a warm transfer to a queue (ari_apps.
+        # campaign_handoff), not hung up: only the agent's leg goes.
+        handoff = (await handed_off(self.ari, call.channel_id, self.campaign)
+                   if call.channel_id in gone else None)
+        by = f"hand-off {handoff}" if handoff else (
+            "contact" if call.channel_id in gone else "agent")
         for channel_id in (call.channel_id, leg_id):
             if channel_id not in gone:
                 with contextlib.suppress(ARIError):
@@ -441,6 +449,9 @@ class CampaignDialer:
             log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
         await self._end_attempt(call, AttemptOutcome.ANSWERED, end, cause=cause,
                                 answered_at=now, agent=call.agent)
+        if handoff is not None:
+            await record_handoff(self.sessions, self.config.campaigns, call.attempt_id,
+                                 handoff, agent=call.agent, now=end)
         log.info("dialer %s: contact %d's call ended (hung up by %s); %s wraps up", self.name,
                  call.contact.id, by, call.agent)
 
