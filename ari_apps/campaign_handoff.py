@@ -11,14 +11,17 @@ bridge ``cc-<channel>`` with the agent's leg. :meth:`AriHandoff.hand_off`:
 2. sets ``CC_QUEUE_SKILLS``, ``CC_QUEUE_PRIORITY``, ``CALLERID(num)`` (the contact's
    number), ``CC_CAMPAIGN``, ``CC_CONTACT_ID``, ``CC_ATTEMPT_ID`` and last ``CC_HANDOFF``
    (the disposition) on it;
-3. ``POST /channels/{id}/continue`` to ``cc-queue,<queue>,1``: Asterisk takes the channel
-   out of the bridge and out of ``cc-dialer``, and the generated dialplan hands it to
-   the queue router (``Stasis(cc-queue,<queue>,...)``) as any queued caller.
+3. destroys the bridge: the queue router parks each caller in ``cc-<caller channel>``,
+   the very id of the dialer's bridge (both legs stay in ``cc-dialer`` meanwhile);
+4. ``POST /channels/{id}/continue`` to ``cc-queue,<queue>,1``: the channel leaves
+   ``cc-dialer`` and the generated dialplan hands it to the queue router
+   (``Stasis(cc-queue,<queue>,...)``) as any queued caller. Should Asterisk refuse, the
+   bridge is made again with both legs.
 
 The dialer then sees ``StasisEnd`` of its contact with the channel alive: it asks
 :func:`handed_off`, and on a disposition it hangs up the agent's leg only (the agent
-wraps up), ends the attempt ``answered`` and records the disposition
-(:func:`record_handoff`).
+wraps up), leaves the bridge id alone (the router's now), ends the attempt ``answered``
+and records the disposition (:func:`record_handoff`).
 """
 
 from __future__ import annotations
@@ -68,9 +71,16 @@ class AriHandoff:
                 raise gone
             for name, value in plan.variables().items():
                 await self.ari.channels.set_variable(plan.channel_id, name, value)
-            # Asterisk departs the channel from its Stasis bridge before the dialplan.
-            await self.ari.channels.continue_in_dialplan(plan.channel_id, QUEUE_CONTEXT,
-                                                        plan.queue, 1)
+            # The queue router parks its caller in a bridge named as the dialer's
+            # (cc-<caller channel>): the dialer's goes first, or the router's create
+            # would be refused (409) and the caller sent to the queue's fallback.
+            await self.ari.bridges.destroy(bridge_id)
+            try:
+                await self.ari.channels.continue_in_dialplan(plan.channel_id, QUEUE_CONTEXT,
+                                                            plan.queue, 1)
+            except ARIError:
+                await self._rebridge(bridge_id, bridge.name, bridge.channels)
+                raise
         except ARINotFound:
             raise gone from None
         except ARIError as exc:
@@ -82,6 +92,15 @@ class AriHandoff:
                                  f"{exc.status or 'no answer'}") from None
         log.info("attempt %d: contact %d (%s) handed to queue %s (%s)", plan.attempt_id,
                  plan.contact_id, plan.channel_id, plan.queue, plan.disposition)
+
+    async def _rebridge(self, bridge_id: str, name: str, channels: tuple[str, ...]) -> None:
+        """The contact did not leave: back with its agent, as before (best effort; a
+        leg that hung up meanwhile ends the call in the dialer as usual)."""
+        try:
+            await self.ari.bridges.create("mixing", bridge_id=bridge_id, name=name)
+            await self.ari.bridges.add_channel(bridge_id, list(channels))
+        except ARIError as exc:
+            log.warning("hand-off failed; bridge %s not restored: %s", bridge_id, exc)
 
 
 async def handed_off(ari: ARIClient, channel_id: str, campaign: Campaign) -> str | None:

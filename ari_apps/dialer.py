@@ -434,14 +434,15 @@ class CampaignDialer:
         # campaign_handoff), not hung up: only the agent's leg goes.
         handoff = (await handed_off(self.ari, call.channel_id, self.campaign)
                    if call.channel_id in gone else None)
-        by = f"hand-off {handoff}" if handoff else (
+        by = f"nobody: {handoff} handed the contact over" if handoff else (
             "contact" if call.channel_id in gone else "agent")
         for channel_id in (call.channel_id, leg_id):
             if channel_id not in gone:
                 with contextlib.suppress(ARIError):
                     await self.ari.channels.hangup(channel_id)
-        with contextlib.suppress(ARIError):
-            await self.ari.bridges.destroy(bridge_id)
+        if handoff is None:  # else gone already, and its id the queue router's now
+            with contextlib.suppress(ARIError):
+                await self.ari.bridges.destroy(bridge_id)
         end = self.clock()
         try:
             await self.store.apply(call.agent, Hangup(call.channel_id, self.wrap_up), end)
