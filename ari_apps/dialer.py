@@ -538,7 +538,10 @@ class CampaignDialer:
         now = self.clock()
         async with self.sessions() as session:
             claims = await CampaignRepository(session).open_claims(self.name, self.claimer)
-        held = {state.call: state for state in await self.store.all() if state.call}
+        held: dict[str, list[str]] = {}  # channel -> the agents holding it
+        for state in await self.store.all():
+            if state.call:
+                held.setdefault(state.call, []).append(state.agent)
         for claim in claims:
             if claim.attempt_id is None:
                 async with self.sessions.begin() as session:
@@ -547,18 +550,23 @@ class CampaignDialer:
                 log.warning("dialer %s: contact %d was claimed, never dialled: back",
                             self.name, claim.contact_id)
                 continue
+            # A contact handed to a queue while no dialer ran is the router's now.
+            handoff = (await handed_off(self.ari, claim.channel_id, self.campaign)
+                       if claim.channel_id else None)
             for channel_id in (claim.channel_id, f"{claim.channel_id}-a"):
-                if channel_id:
+                if channel_id and not (handoff and channel_id == claim.channel_id):
                     with contextlib.suppress(ARIError):
                         await self.ari.channels.hangup(channel_id)
-            if claim.channel_id:  # the call's mixing bridge, empty now (else left behind)
+            if claim.channel_id and handoff is None:  # the call's bridge, else left behind
                 with contextlib.suppress(ARIError):
                     await self.ari.bridges.destroy(f"cc-{claim.channel_id}")
-            if claim.channel_id in held:  # the agent held for that call is freed
-                with contextlib.suppress(IllegalTransition):
-                    await self.store.apply(held[claim.channel_id].agent,
-                                           CallGone(claim.channel_id), now,
-                                           reason="dialer restarted")
+            # The agent held for that call is freed (after a hand-off, the queue's agent
+            # holds the same channel: only the campaign's agent who took it).
+            for agent in held.get(claim.channel_id or "", ()):
+                if handoff is None or agent == claim.agent:
+                    with contextlib.suppress(IllegalTransition):
+                        await self.store.apply(agent, CallGone(claim.channel_id), now,
+                                               reason="dialer restarted")
             outcome = (AttemptOutcome.ANSWERED if claim.answered_at is not None
                        else AttemptOutcome.CANCELLED)
             async with self.sessions.begin() as session:
@@ -572,6 +580,9 @@ class CampaignDialer:
                     claim.attempt_id, outcome=outcome, at=now,
                     next_state=ContactState(step.state), next_attempt_at=step.next_attempt_at,
                     answered_at=claim.answered_at, agent=claim.agent)
+            if handoff is not None and claim.agent:
+                await record_handoff(self.sessions, self.config.campaigns, claim.attempt_id,
+                                     handoff, agent=claim.agent, now=now)
             log.warning("dialer %s: attempt %d left open by a stopped dialer closed %s; "
                         "contact %d %s (%s)", self.name, claim.attempt_id, outcome.value,
                         claim.contact_id, step.state, step.reason)

@@ -101,6 +101,7 @@ class Desk:
     client: TestClient
     dialer: CampaignDialer
     ari: ARIClient
+    task: asyncio.Task[None]
 
     async def dispose(self, attempt: int, disposition: str,
                       status: int = 200) -> dict[str, Any]:
@@ -111,6 +112,20 @@ class Desk:
             answer: dict[str, Any] = await response.json()
             assert response.status == status, answer
             return answer
+
+    async def kill_dialer(self) -> None:
+        """The dialer stops dead (its task cancelled: no call closed, no leg hung up),
+        as a killed ``campaigns run``; its Stasis app stays registered."""
+        await cancel_and_wait(self.task)
+
+    async def restart_dialer(self) -> None:
+        """A new dialer of the same node: it recovers what the dead one left."""
+        old = self.dialer
+        self.dialer = CampaignDialer(old.config, old.name, self.ari, old.sessions,
+                                     node="test", wrap_up=old.wrap_up, tick=old.tick)
+        self.task = asyncio.create_task(self.dialer.run(), name="dialer again")
+        async with asyncio.timeout(20):
+            await self.dialer.ready.wait()
 
 
 @contextlib.asynccontextmanager
@@ -127,25 +142,28 @@ async def start_desk(node: Node) -> AsyncIterator[Desk]:
         # A long wrap-up: alice is still in it when the test looks.
         dialer = CampaignDialer(config, "outbound", ari, sessions, node="test",
                                 wrap_up=timedelta(seconds=60), tick=0.2)
-
-        async def read() -> None:
-            async for event in stream:
-                await dialer.on_event(event)
-
-        reader = asyncio.create_task(read(), name="dialer events")
-        task = asyncio.create_task(dialer.run(), name="dialer")
         tokens = TokenBook.fixed(users_from_config(config), {"alice_phone": TOKEN})
         app = create_api_app(config=config, store=dialer.store, sessions=sessions,
                              tokens=tokens, clock=utc_now, handoff=lambda: AriHandoff(ari))
+        desk: Desk | None = None
+
+        async def read() -> None:
+            async for event in stream:  # to the dialer of the moment
+                await (desk.dialer if desk is not None else dialer).on_event(event)
+
+        reader = asyncio.create_task(read(), name="dialer events")
+        task = asyncio.create_task(dialer.run(), name="dialer")
         try:
             async with asyncio.timeout(20):
                 await dialer.ready.wait()
             async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-                yield Desk(client, dialer, ari)
+                desk = Desk(client, dialer, ari, task)
+                yield desk
         finally:
-            dialer.stop()
+            running = desk or Desk(None, dialer, ari, task)  # type: ignore[arg-type]
+            running.dialer.stop()
             async with asyncio.timeout(60):
-                await asyncio.gather(task, return_exceptions=True)
+                await asyncio.gather(running.task, return_exceptions=True)
             await cancel_and_wait(reader)
             now = utc_now()
             for event in (EndWrapUp(), Logout()):
@@ -241,5 +259,62 @@ async def test_a_warm_transfer_hands_the_live_contact_to_the_sales_queue(
         assert (attempt.outcome, attempt.agent, attempt.disposition) == (
             AttemptOutcome.ANSWERED, "alice", "warm_transfer_sales")
         assert attempt.answered_at is not None and attempt.ended_at is not None
+        assert (contact_row.state, contact_row.disposition) == (
+            ContactState.DONE, "warm_transfer_sales")
+
+
+async def test_a_contact_handed_over_while_the_dialer_was_down_stays_with_the_queue(
+        node: Node) -> None:
+    """The dialer dies while alice talks (both legs left bridged in its app); alice's
+    disposition still hands the contact to sales (the API answers ``dialing``: no dialer
+    closed the call within its wait), and carmen takes it. The restarted dialer closes
+    the attempt: it hangs up alice's leg only, never the contact the router holds, frees
+    alice but not carmen (whose call is the same channel), and records the
+    disposition."""
+    async with start_router(node.pbx) as router, start_desk(node) as desk, \
+            node.pbx.agent_phone("alice") as alice_phone, \
+            node.pbx.agent_phone("carmen") as carmen_phone:
+        async with desk.dialer.sessions.begin() as session:
+            await CampaignRepository(session).import_contacts(
+                "outbound", [NewContact(TALKS, "UTC")])
+        await router.login("carmen")
+        await router.wait_state("carmen", AgentStatus.AVAILABLE)
+        alice_call = asyncio.create_task(alice_phone.call())
+        carmen_call = asyncio.create_task(carmen_phone.call())
+        try:
+            await desk.dialer.store.apply("alice", Login(), utc_now(), reason="test")
+            async with asyncio.timeout(60):
+                await desk.dialer.wait_until(lambda: "alice" in desk.dialer.talking)
+            live = desk.dialer.live["alice"]
+            contact_leg, attempt_id = live.channel_id, live.attempt_id
+            await desk.kill_dialer()
+
+            answer = await desk.dispose(attempt_id, "warm_transfer_sales")
+            assert (answer["queue"], answer["state"]) == ("sales", "dialing"), answer
+            await router.wait_state("carmen", AgentStatus.ON_CALL, timeout=30)
+
+            await desk.restart_dialer()
+            seen_by_alice = await alice_call
+            assert seen_by_alice.answered, seen_by_alice.stderr
+            # carmen holds the same channel now: the dialer freed alice only.
+            assert (await router.state("carmen")).status is AgentStatus.ON_CALL
+            assert (await router.state("alice")).status is not AgentStatus.ON_CALL
+            (bridge,) = [b for b in await desk.ari.bridges.list()
+                         if contact_leg in b.channels]
+            (other,) = [c for c in bridge.channels if c != contact_leg]
+            assert (await desk.ari.channels.get(other)).name.startswith("PJSIP/carmen-")
+            await carmen_phone.hangup()
+            assert (await carmen_call).answered
+        finally:
+            await cancel_and_wait(alice_call)
+            await cancel_and_wait(carmen_call)
+        queued = await router.queued(TALKS)
+        assert (queued.queue, queued.agent, queued.outcome, queued.channel_id) == (
+            "sales", "carmen", "answered", contact_leg)
+        async with desk.dialer.sessions() as session:
+            attempt = (await session.scalars(select(ContactAttempt))).one()
+            contact_row = (await session.scalars(select(Contact))).one()
+        assert (attempt.outcome, attempt.agent, attempt.disposition) == (
+            AttemptOutcome.ANSWERED, "alice", "warm_transfer_sales")
         assert (contact_row.state, contact_row.disposition) == (
             ContactState.DONE, "warm_transfer_sales")
