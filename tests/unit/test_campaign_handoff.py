@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.asterisk.ari.client import ARINotFound
 from callcenter.cli import main
 from callcenter.config.campaign import Campaign
 from callcenter.config.models import Queue
@@ -342,3 +343,77 @@ def test_the_cli_hands_over_only_a_live_call(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "cannot reach the PBX" in result.stderr, result.output
     result = run(str(ended), "sale")
     assert result.exit_code == 0 and "contact 1 done" in result.stdout, result.output
+
+
+# -- the dialer's restart after a hand-off it did not see ---------------------------------
+
+class _HandedChannels:
+    """ARI's channels: ``cc-dial-9`` is alive in the queue router's app with the
+    hand-off's ``CC_HANDOFF``; every other channel is gone."""
+
+    def __init__(self) -> None:
+        self.hung_up: list[str] = []
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        if channel_id == "cc-dial-9" and name == "CC_HANDOFF":
+            return "warm_transfer_sales"
+        raise ARINotFound(404, "Channel not found", "GET", f"/channels/{channel_id}/variable")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        self.hung_up.append(channel_id)
+        if channel_id != "cc-dial-9":
+            raise ARINotFound(404, "Channel not found", "DELETE", f"/channels/{channel_id}")
+
+
+class _Bridges:
+    def __init__(self) -> None:
+        self.destroyed: list[str] = []
+
+    async def destroy(self, bridge_id: str) -> None:
+        self.destroyed.append(bridge_id)
+
+
+class _Ari:
+    def __init__(self) -> None:
+        self.channels = _HandedChannels()
+        self.bridges = _Bridges()
+
+
+async def test_a_restarted_dialer_leaves_a_handed_over_contact_to_the_queue(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The dialer died while alice talked; the contact was handed to sales meanwhile and
+    carmen took it there (her state holds the same channel). On restart only alice's leg
+    is hung up, the bridge id (the router's now) is left alone, alice is freed and not
+    carmen, and the attempt ends answered with the disposition."""
+    from ari_apps.dialer import CampaignDialer
+    from callcenter.agents.state import AgentStatus, Answer, Login, Reserve, Ring
+
+    config = config_with_pause_reason()  # renewals: warm_transfer_sales -> sales
+    ari = _Ari()
+    dialer = CampaignDialer(config, "renewals", ari, sessions,  # type: ignore[arg-type]
+                            node="d1", clock=lambda: NOW)
+    async with sessions.begin() as session:
+        await CampaignRepository(session).import_contacts(
+            "renewals", [NewContact("+12125550109", "America/New_York")])
+    async with sessions.begin() as session:
+        repo = CampaignRepository(session)
+        (due,) = await repo.claim_due("renewals", NOW, 1, claimer=dialer.claimer)
+        attempt = await repo.start_attempt(due.id, at=NOW, channel_id="cc-dial-9")
+        await repo.mark_answered(attempt, at=NOW, agent="alice")
+    await dialer.store.ensure(["alice", "carmen"], NOW)
+    for agent in ("alice", "carmen"):
+        for event in (Login(), Reserve("cc-dial-9"), Ring("cc-dial-9"), Answer("cc-dial-9")):
+            await dialer.store.apply(agent, event, NOW)
+
+    await dialer.recover()
+
+    assert ari.channels.hung_up == ["cc-dial-9-a"]
+    assert ari.bridges.destroyed == []
+    assert (await dialer.store.get("alice", NOW)).status is AgentStatus.AVAILABLE
+    assert (await dialer.store.get("carmen", NOW)).status is AgentStatus.ON_CALL
+    async with sessions() as session:
+        row = (await session.scalars(select(ContactAttempt))).one()
+        contact = (await session.scalars(select(Contact))).one()
+    assert (row.outcome, row.agent, row.disposition) == (
+        AttemptOutcome.ANSWERED, "alice", "warm_transfer_sales")
+    assert (contact.state, contact.claimed_by) == (ContactState.DONE, None)
