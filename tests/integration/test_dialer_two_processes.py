@@ -150,7 +150,9 @@ async def test_two_dialer_processes_on_one_postgresql_dial_every_contact_once(
         async with sessions.begin() as session:
             await CampaignRepository(session).import_contacts(
                 "outbound", [NewContact(number, "UTC") for number in NUMBERS])
-        async with phones(nodes) as by_agent, carrier_calls(nodes.carrier_ami) as seen, \
+        # The whole run bounded (each wait below has its own bound too).
+        async with asyncio.timeout(90), phones(nodes) as by_agent, \
+                carrier_calls(nodes.carrier_ami) as seen, \
                 campaign_run(nodes.east.instance.home, nodes.east.config_dir, pg_url,
                              "outbound", "east", "--wrap-up", "0") as east, \
                 campaign_run(nodes.west.instance.home, nodes.west.config_dir, pg_url,
