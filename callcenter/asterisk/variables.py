@@ -16,8 +16,11 @@ __all__ = [
     "AGI_ERROR",
     "AMD",
     "ASTERISK_VARIABLES",
+    "ATTEMPT_ID",
     "CALLER",
+    "CAMPAIGN",
     "CLOCK_OVERRIDE",
+    "CONTACT_ID",
     "ENTRY",
     "LOOKUP_STATUS",
     "MENU",
@@ -85,6 +88,12 @@ RING_TIMEOUT = "CC_RING_TIMEOUT"
 #: Set by the dialer's AMD context (``cc-dialer-amd``) on an answered outbound call:
 #: ``${AMDSTATUS}:${AMDCAUSE}`` (``MACHINE:MAXWORDS-3-3``), read back over ARI.
 AMD = "CC_AMD"
+#: Set by the agentless dialer (``ari_apps/agentless.py``) on an answered call before it
+#: enters the campaign's flow: the campaign, the contact and the attempt (database ids),
+#: so the flow (a lookup, a log line) knows whom it is talking to.
+CAMPAIGN = "CC_CAMPAIGN"
+CONTACT_ID = "CC_CONTACT_ID"
+ATTEMPT_ID = "CC_ATTEMPT_ID"
 
 
 # -- which variables a call flow may branch on, and who sets them ----------------------------

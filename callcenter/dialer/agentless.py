@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from callcenter.config.campaign import Campaign
 from callcenter.config.campaign_checks import collected_variables
@@ -29,6 +30,7 @@ from callcenter.flows.digit_pattern import canonical_pattern
 __all__ = [
     "MAX_ANSWER",
     "Survey",
+    "answer_table",
     "answer_variables",
     "collected_variables",
     "lines_free",
@@ -88,3 +90,35 @@ def survey(wanted: Iterable[str], given: Mapping[str, str]) -> Survey:
     wanted = tuple(wanted)
     return Survey({name: given[name] for name in wanted if name in given},
                   tuple(name for name in wanted if name not in given))
+
+
+class _Answer(Protocol):
+    """A stored answer as the table reads it (``storage.answers.AnswerRow``)."""
+
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def attempt_id(self) -> int: ...
+    @property
+    def variable(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+
+
+def answer_table(wanted: Iterable[str], rows: Iterable[_Answer]) -> list[list[str]]:
+    """The answers as a table: a header (``contact, number, attempt, complete``, then
+    ``wanted``), then one row per contact's call that gave any, in the rows' order.
+    Answers to variables no longer wanted are left out (the config changed)."""
+    wanted = tuple(wanted)
+    calls: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}
+    for row in rows:
+        _, given = calls.setdefault((row.contact_id, row.attempt_id), (row.number, {}))
+        given[row.variable] = row.value
+    table = [["contact", "number", "attempt", "complete", *wanted]]
+    for (contact, attempt), (number, given) in calls.items():
+        done = survey(wanted, given)
+        table.append([str(contact), number, str(attempt), "yes" if done.complete else "no",
+                      *(given.get(name, "") for name in wanted)])
+    return table
