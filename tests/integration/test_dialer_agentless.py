@@ -96,9 +96,12 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def start_dialer(node: Node) -> AsyncIterator[Running]:
+async def start_dialer(node: Node, *, crash: bool = False,
+                       clean: bool = True) -> AsyncIterator[Running]:
     """The campaign's dialer on our node until the block ends (then stopped: the calls
-    in progress end first; the contacts are deleted for the next test)."""
+    in progress end first; the contacts are deleted for the next test). ``crash``: the
+    dialer is cancelled instead, as a killed process would stop (no call hung up, no row
+    written); ``clean`` False keeps the rows and the calls for the next dialer."""
     engine = make_engine(node.pbx.db_url, sqlite_immediate=True)
     sessions = make_sessionmaker(engine)
     creds = node.pbx.instance.credentials
@@ -119,17 +122,22 @@ async def start_dialer(node: Node) -> AsyncIterator[Running]:
                 await dialer.ready.wait()
             yield Running(dialer, ari)
         finally:
-            dialer.stop()
-            async with asyncio.timeout(60):
-                await asyncio.gather(task, return_exceptions=True)
+            if crash:
+                await cancel_and_wait(task)
+            else:
+                dialer.stop()
+                async with asyncio.timeout(60):
+                    await asyncio.gather(task, return_exceptions=True)
             await cancel_and_wait(reader)
-            async with sessions.begin() as session:
-                await session.execute(delete(ContactAnswer))
-                await session.execute(delete(ContactAttempt))
-                await session.execute(delete(Contact))
+            if clean:
+                async with sessions.begin() as session:
+                    await session.execute(delete(ContactAnswer))
+                    await session.execute(delete(ContactAttempt))
+                    await session.execute(delete(Contact))
             await engine.dispose()
-    left = await node.pbx.wait_no_channels()
-    assert left == 0, f"{left} channel(s) left on our node after the test"
+    if clean:
+        left = await node.pbx.wait_no_channels()
+        assert left == 0, f"{left} channel(s) left on our node after the test"
 
 
 async def _collect(subscription, into: list[AMIMessage]) -> None:  # type: ignore[no-untyped-def]
@@ -224,3 +232,31 @@ async def test_answers_are_exported_from_the_cli(node: Node) -> None:
     lines = result.output.splitlines()
     assert lines[0] == "contact,number,attempt,complete,Q1,Q2"
     assert lines[1].split(",")[1:2] + lines[1].split(",")[3:] == [ANSWERS_4_2, "yes", "4", "2"]
+
+
+async def test_a_dialer_killed_mid_survey_is_taken_over_and_keeps_every_answer(
+        node: Node) -> None:
+    """The dialer stops dead after the first answer (cancelled: nothing hung up, nothing
+    written); the next one (same node) takes the call back from the database and the
+    channel, and the second answer, given meanwhile or after, is stored too."""
+    async with start_dialer(node, crash=True, clean=False) as running:
+        dialer = running.dialer
+        async with dialer.sessions.begin() as session:
+            await CampaignRepository(session).import_contacts(
+                "survey", [NewContact(ANSWERS_4_2, "UTC")])
+        async with asyncio.timeout(60):
+            await dialer.wait_until(lambda: any(
+                call.given.get("Q1") == "4" for call in dialer.live.values()))
+        (channel_id,) = dialer.live
+    async with start_dialer(node) as running:
+        dialer = running.dialer
+        async with asyncio.timeout(60):
+            await dialer.wait_until(lambda: len(dialer.ended) == 1)
+        async with dialer.sessions() as session:
+            (attempt,) = await session.scalars(select(ContactAttempt))
+            answers = await AnswerRepository(session).for_attempt(attempt.id)
+            contact = await session.get(Contact, attempt.contact_id)
+        assert attempt.channel_id == channel_id
+        assert answers == {"Q1": "4", "Q2": "2"}
+        assert attempt.outcome is AttemptOutcome.ANSWERED and attempt.cause == 16
+        assert contact is not None and contact.state is ContactState.DONE

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from callcenter.config.models import CollectSpec
 from callcenter.dialer.agentless import (
+    answer_table,
     answer_variables,
     lines_free,
     survey,
@@ -169,3 +170,56 @@ def test_never_more_calls_than_lines(lines: int, busy: int, stopping: bool) -> N
     free = lines_free(lines, busy, stopping=stopping)
     assert 0 <= free <= lines and busy + free <= max(lines, busy)
     assert free == (0 if stopping else max(0, lines - busy))
+
+
+# -- storage and the table -------------------------------------------------------------------
+
+async def test_answers_are_stored_per_attempt_and_replaced_when_given_again(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from callcenter.storage import (
+        default_sqlite_url,
+        make_engine,
+        make_sessionmaker,
+        upgrade,
+    )
+    from callcenter.storage.answers import AnswerRepository
+    from callcenter.storage.campaigns import CampaignRepository, NewContact
+
+    now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    url = default_sqlite_url(tmp_path)
+    await upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions.begin() as session:
+            campaigns = CampaignRepository(session)
+            await campaigns.import_contacts("poll", [NewContact("+12125550100", "UTC"),
+                                                     NewContact("+12125550101", "UTC")])
+            first, second = await campaigns.claim_due("poll", now, 2, claimer="t")
+            one = await campaigns.start_attempt(first.id, at=now)
+            two = await campaigns.start_attempt(second.id, at=now)
+        async with sessions.begin() as session:
+            answers = AnswerRepository(session)
+            await answers.flow_started(one, at=now)
+            await answers.record(one, variable="Q1", value="3", at=now)
+            await answers.record(one, variable="Q1", value="4", at=now)  # asked again
+            await answers.record(one, variable="Q2", value="2", at=now)
+            await answers.record(two, variable="Q2", value="5", at=now)
+            with pytest.raises(ValueError, match="too long"):
+                await answers.record(two, variable="Q1", value="1" * 33, at=now)
+            with pytest.raises(LookupError):
+                await answers.record(999, variable="Q1", value="1", at=now)
+        async with sessions() as session:
+            answers = AnswerRepository(session)
+            assert await answers.for_attempt(one) == {"Q1": "4", "Q2": "2"}
+            rows = await answers.for_campaign("poll")
+            assert await answers.for_campaign("other") == []
+        assert answer_table(("Q1", "Q2"), rows) == [
+            ["contact", "number", "attempt", "complete", "Q1", "Q2"],
+            [str(first.id), "+12125550100", str(one), "yes", "4", "2"],
+            [str(second.id), "+12125550101", str(two), "no", "", "5"],
+        ]
+    finally:
+        await engine.dispose()
