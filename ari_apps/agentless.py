@@ -29,8 +29,9 @@ calls it left in a flow (:meth:`AgentlessDialer.recover`): it subscribes again, 
 answer variables the channel holds now (those given while it was down) and follows the
 call to its end. A call it left ringing or never saw answered is hung up and its attempt
 ``cancelled``; a contact claimed but never dialled goes back. After an events websocket
-reconnection (:meth:`AgentlessDialer.resync`), a call that ended meanwhile is ended too
-(its last answers read while the channel was still there are kept).
+reconnection (:meth:`AgentlessDialer.resync`), a call still up has its answer variables
+read again (those set while the events were lost), and a call that ended meanwhile is
+ended too.
 
 One pass of the loop (:meth:`AgentlessDialer.run`, on every change and every
 :data:`TICK` s): :func:`~callcenter.dialer.agentless.lines_free` says how many calls to
@@ -172,12 +173,18 @@ class AgentlessDialer:
         self.inboxes.put(event)
 
     async def resync(self) -> None:
-        """After an events websocket (re)connection: a call that ended meanwhile gets
-        its end now (events sent while it was down are lost)."""
+        """After an events websocket (re)connection (events sent while it was down are
+        lost): a call that ended meanwhile gets its end now, one still up has its answer
+        variables read again."""
         up = {channel.id for channel in await self.ari.channels.list()}
         for call in list(self.live.values()):
             if call.channel_id not in up:
                 self.inboxes.put(lost_channel(call.channel_id, DIALER_APP))
+            elif call.answered_at is not None:  # answers given while events were lost
+                for variable in self.wanted:
+                    with contextlib.suppress(ARIError):
+                        await self._answer(call, variable, await self.ari.channels.get_variable(
+                            call.channel_id, variable))
 
     def stop(self) -> None:
         """Place no more calls; :meth:`run` returns once the calls in progress ended."""
@@ -286,9 +293,10 @@ class AgentlessDialer:
             log.info("dialer %s: contact %d (%s): %s (cause %s)", self.name, call.contact.id,
                      call.contact.number, placed.outcome.value, placed.observation.cause)
             if placed.outcome is not Outcome.LIVE or placed.channel is None:
-                await self._end(call, attempt_outcome(placed.outcome, agent_answered=False)
-                                if placed.outcome is not Outcome.LIVE
-                                else AttemptOutcome.ANSWERED, placed.observation.cause)
+                # LIVE with no channel: answered, then dropped by the placer (its time
+                # budget ran out): an abandon, retried as such.
+                await self._end(call, attempt_outcome(placed.outcome, agent_answered=False),
+                                placed.observation.cause)
                 return
             call.answered_at = self.clock()
             async with self.sessions.begin() as session:
@@ -347,9 +355,14 @@ class AgentlessDialer:
             return
         if call.given.get(variable) == value:
             return
-        async with self.sessions.begin() as session:
-            await AnswerRepository(session).record(call.attempt_id, variable=variable,
-                                                   value=value, at=self.clock())
+        try:
+            async with self.sessions.begin() as session:
+                await AnswerRepository(session).record(call.attempt_id, variable=variable,
+                                                       value=value, at=self.clock())
+        except Exception:  # the database: the caller goes on with the survey regardless
+            log.exception("dialer %s: contact %d's answer %s not stored", self.name,
+                          call.contact.id, variable)
+            return
         call.given[variable] = value
         log.info("dialer %s: contact %d answered %s=%s", self.name, call.contact.id,
                  variable, value)
