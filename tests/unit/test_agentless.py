@@ -223,3 +223,19 @@ async def test_answers_are_stored_per_attempt_and_replaced_when_given_again(
         ]
     finally:
         await engine.dispose()
+
+
+def test_the_answers_command_writes_a_header_and_refuses_other_modes(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from callcenter.cli import main
+
+    example = str(Path(__file__).parents[2] / "config" / "example")
+    base = ["--home", str(tmp_path), "campaigns", "answers"]
+    result = CliRunner().invoke(main, [*base, "renewals", "--config", example])
+    assert result.exit_code == 1
+    assert "campaign 'renewals' is progressive: only agentless campaigns collect answers" \
+        in result.output
+    result = CliRunner().invoke(main, [*base, "satisfaction", "--config", example])
+    assert result.exit_code == 0, result.output
+    assert result.output == "contact,number,attempt,complete,SCORE,RECOMMEND\n"
