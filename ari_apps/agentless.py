@@ -34,7 +34,10 @@ read again (those set while the events were lost), and a call that ended meanwhi
 ended too.
 
 One pass of the loop (:meth:`AgentlessDialer.run`, on every change and every
-:data:`TICK` s): :func:`~callcenter.dialer.agentless.lines_free` says how many calls to
+:data:`TICK` s): the campaign's run state
+(:class:`~callcenter.dialer.state_watch.StateWatch`: paused or stopped, no call is
+placed; stopped, :meth:`AgentlessDialer.run` returns once the calls in progress ended);
+:func:`~callcenter.dialer.agentless.lines_free` says how many calls to
 place (the campaign's ``lines`` less those up); for each, a due contact the rules allow
 (:func:`~callcenter.dialer.attempts.claim_allowed`, the same path as the progressive
 dialer's), its attempt written (pacing rule ``lines``), then the call placed in a task of
@@ -76,6 +79,7 @@ from callcenter.dialer.agentless import (
 )
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.attempts import claim_allowed, finish_attempt
+from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
     ChannelInboxes,
@@ -84,6 +88,7 @@ from callcenter.dialer.placer import (
     place_call,
 )
 from callcenter.dialer.progressive import attempt_outcome
+from callcenter.dialer.state_watch import StateWatch
 from callcenter.storage.answers import AnswerRepository
 from callcenter.storage.campaigns import CampaignRepository, DueContact
 from callcenter.storage.models import AttemptOutcome
@@ -152,6 +157,8 @@ class AgentlessDialer:
                      if self.campaign.flow is not None else {})
         self.specs: Mapping[str, tuple[CollectSpec, ...]] = {
             name: collected.get(name, ()) for name in self.wanted}
+        #: The campaign's run state (paused, stopped: no new call), and the heartbeat.
+        self.watch = StateWatch(sessions, campaign, self.claimer)
         self.inboxes = ChannelInboxes()
         #: Calls up, by channel id; the most there ever were at once (for tests).
         self.live: dict[str, _Live] = {}
@@ -227,6 +234,7 @@ class AgentlessDialer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.tick):
                         await self._wake.wait()
+        await self.watch.leave()
         log.info("dialer %s: campaign %s stopped", self.claimer, self.name)
 
     def _take(self, call: _Live) -> None:
@@ -235,6 +243,11 @@ class AgentlessDialer:
 
     async def _pass(self, tg: asyncio.TaskGroup) -> None:
         now = self.clock()
+        permit = await self.watch.check()  # paused or stopped: no new call
+        if permit.exit:
+            self.stop()
+        if not permit.place_calls:
+            return
         free = lines_free(self.campaign.lines, len(self.live),
                           stopping=self._stopping.is_set())
         for _ in range(free):
@@ -289,14 +302,14 @@ class AgentlessDialer:
                 self.ari, inbox, number=call.contact.number, trunk=self.campaign.trunk,
                 caller_id=self.campaign.caller_id_for(call.contact.number),
                 ring_seconds=self.campaign.ring_seconds, amd=self.campaign.amd.enabled,
-                channel_id=call.channel_id)
+                channel_id=call.channel_id, machine_message=message_for(self.campaign.amd))
             log.info("dialer %s: contact %d (%s): %s (cause %s)", self.name, call.contact.id,
                      call.contact.number, placed.outcome.value, placed.observation.cause)
             if placed.outcome is not Outcome.LIVE or placed.channel is None:
                 # LIVE with no channel: answered, then dropped by the placer (its time
                 # budget ran out): an abandon, retried as such.
                 await self._end(call, attempt_outcome(placed.outcome, agent_answered=False),
-                                placed.observation.cause)
+                                placed.observation.cause, message=placed.message)
                 return
             call.answered_at = self.clock()
             async with self.sessions.begin() as session:
@@ -408,7 +421,8 @@ class AgentlessDialer:
                         return event.cause
         return None
 
-    async def _end(self, call: _Live, outcome: AttemptOutcome, cause: int | None) -> None:
+    async def _end(self, call: _Live, outcome: AttemptOutcome, cause: int | None, *,
+                   message: MachineMessage | None = None) -> None:
         if call.attempt_id in self.ended:
             return
         at = self.clock()
@@ -416,7 +430,8 @@ class AgentlessDialer:
             self.sessions, self.campaign, attempt_id=call.attempt_id,
             contact_id=call.contact.id, number=call.contact.number,
             timezone=call.contact.timezone, attempts=call.contact.attempts + 1,
-            outcome=outcome, at=at, cause=cause, answered_at=call.answered_at)
+            outcome=outcome, at=at, cause=cause, answered_at=call.answered_at,
+            message=message)
         self.ended.append(call.attempt_id)
         self._pulse()
         log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,

@@ -14,9 +14,12 @@ Both go into a mixing bridge ``cc-<contact leg>``; whoever hangs up, the other l
 the bridge go too.
 
 One pass of the loop (:meth:`CampaignDialer.run`, on every change it makes and on a
-tick of :data:`TICK` seconds, for other processes' changes and the clock): read every
-agent's stored state; ask :func:`~callcenter.dialer.progressive.pick_agents` which of the
-campaign's available agents get a call; for each, claim one due contact
+tick of :data:`TICK` seconds, for other processes' changes and the clock): read the
+campaign's run state (:class:`~callcenter.dialer.state_watch.StateWatch`: paused or
+stopped, no call is placed; stopped, :meth:`CampaignDialer.run` returns once the calls
+in progress ended); read every agent's stored state; ask
+:func:`~callcenter.dialer.progressive.pick_agents` which of the campaign's available
+agents get a call; for each, claim one due contact
 (:meth:`~callcenter.storage.campaigns.CampaignRepository.claim_due`) that the rules
 allow now (:func:`~callcenter.dialer.eligibility.may_dial`: DNC, max attempts, 72 h
 after an abandon, the calling window in the contact's zone; a refused contact is not
@@ -84,6 +87,7 @@ from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.attempts import claim_allowed, finish_attempt
 from callcenter.dialer.eligibility import Verdict
 from callcenter.dialer.gate import next_step
+from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
     ChannelInboxes,
@@ -93,6 +97,7 @@ from callcenter.dialer.placer import (
     place_call,
 )
 from callcenter.dialer.progressive import attempt_outcome, campaign_agents, pick_agents
+from callcenter.dialer.state_watch import StateWatch
 from callcenter.storage.campaigns import CampaignRepository, DueContact
 from callcenter.storage.models import AttemptOutcome, ContactState
 
@@ -152,6 +157,8 @@ class CampaignDialer:
         self.agent_ring_seconds = agent_ring_seconds
         self.tick = tick
         self.store = AgentStore(sessions, rules_from_config(config), node=self.claimer)
+        #: The campaign's run state, read once per pass (running, paused, stopped).
+        self.watch = StateWatch(sessions, campaign, self.claimer)
         self.working = campaign_agents(self.campaign, {
             name: agent.skills for name, agent in config.agents.items()})
         self.inboxes = ChannelInboxes()
@@ -228,6 +235,7 @@ class CampaignDialer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.tick):
                         await self._wake.wait()
+        await self.watch.leave()
         log.info("dialer %s: campaign %s stopped", self.claimer, self.name)
 
     async def _pass(self, tg: asyncio.TaskGroup) -> None:
@@ -237,6 +245,11 @@ class CampaignDialer:
             if state.agent in self.working and state.status is AgentStatus.WRAP_UP \
                     and state.wrap_up_until is not None and state.wrap_up_until <= now:
                 await self.store.apply(state.agent, Tick(), now, known=state)
+        permit = await self.watch.check()  # paused or stopped: no new call
+        if permit.exit:
+            self.stop()
+        if not permit.place_calls:
+            return
         if self.predictive is not None:
             await self.predictive.run_pass(tg, now, await self.store.all())
             return
@@ -316,12 +329,13 @@ class CampaignDialer:
                 self.ari, inbox, number=call.contact.number, trunk=self.campaign.trunk,
                 caller_id=caller_id,
                 ring_seconds=self.campaign.ring_seconds, amd=self.campaign.amd.enabled,
-                channel_id=call.channel_id)
+                channel_id=call.channel_id, machine_message=message_for(self.campaign.amd))
             log.info("dialer %s: contact %d (%s): %s (cause %s)", self.name, call.contact.id,
                      call.contact.number, placed.outcome.value, placed.observation.cause)
             if placed.outcome is not Outcome.LIVE or placed.channel is None:
                 await self._finish(call, placed.outcome, placed.observation.cause,
-                                   agent_answered=False, result=f"contact_{placed.outcome.value}")
+                                   agent_answered=False, result=f"contact_{placed.outcome.value}",
+                                   message=placed.message)
                 return
             await self._connect(call, placed, inbox)
 
@@ -468,8 +482,10 @@ class CampaignDialer:
                         return
 
     async def _finish(self, call: _Live, outcome: Outcome, cause: int | None, *,
-                      agent_answered: bool, result: str) -> None:
-        """An attempt that did not reach the agent: free the agent, end the attempt."""
+                      agent_answered: bool, result: str,
+                      message: MachineMessage | None = None) -> None:
+        """An attempt that did not reach the agent: free the agent, end the attempt
+        (``message``: what a machine got, for the attempt's reason and the retry)."""
         now = self.clock()
         try:
             if call.agent:  # predictive: none until a live answer took one
@@ -477,17 +493,19 @@ class CampaignDialer:
         except IllegalTransition as exc:
             log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
         await self._end_attempt(call, attempt_outcome(outcome, agent_answered=agent_answered),
-                                now, cause=cause)
+                                now, cause=cause, message=message)
 
     async def _end_attempt(self, call: _Live, stored: str, at: datetime, *,
                            cause: int | None, answered_at: datetime | None = None,
-                           agent: str | None = None) -> None:
+                           agent: str | None = None,
+                           message: MachineMessage | None = None) -> None:
         outcome = AttemptOutcome(stored)
         step = await finish_attempt(
             self.sessions, self.campaign, attempt_id=call.attempt_id,
             contact_id=call.contact.id, number=call.contact.number,
             timezone=call.contact.timezone, attempts=call.contact.attempts + 1,
-            outcome=outcome, at=at, cause=cause, answered_at=answered_at, agent=agent)
+            outcome=outcome, at=at, cause=cause, answered_at=answered_at, agent=agent,
+            message=message)
         self.ended.append(call.attempt_id)
         self._pulse()
         log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,

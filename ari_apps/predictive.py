@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentState, IllegalTransition, Ring
+from callcenter.dialer.machine_message import message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.pacing import Decision, Measured, Pacer
 from callcenter.dialer.placer import new_channel_id, place_call
@@ -167,12 +168,14 @@ class PredictiveCalls:
             placed = await place_call(
                 d.ari, inbox, number=call.contact.number, trunk=d.campaign.trunk,
                 caller_id=caller_id, ring_seconds=d.campaign.ring_seconds,
-                amd=d.campaign.amd.enabled, channel_id=call.channel_id)
+                amd=d.campaign.amd.enabled, channel_id=call.channel_id,
+                machine_message=message_for(d.campaign.amd))
             log.info("dialer %s: contact %d (%s): %s (cause %s)", d.name, call.contact.id,
                      call.contact.number, placed.outcome.value, placed.observation.cause)
             if placed.outcome is not Outcome.LIVE or placed.channel is None:
                 await d._finish(call, placed.outcome, placed.observation.cause,
-                                agent_answered=False, result=f"contact_{placed.outcome.value}")
+                                agent_answered=False, result=f"contact_{placed.outcome.value}",
+                                message=placed.message)
                 return
             answered = time.monotonic()
             self.answered[call.channel_id] = answered

@@ -9,8 +9,11 @@ agentless campaign.
 Runs :class:`ari_apps.dialer.CampaignDialer` (:class:`ari_apps.agentless.AgentlessDialer`
 for an agentless campaign: its flow on every live answer, ``lines`` calls at once, the
 answers stored per contact; no agent) against the home's Asterisk (its ARI
-credentials, Stasis app ``cc-dialer``) and database until SIGINT, SIGTERM or SIGHUP:
-then no new call is placed and the calls in progress end as they will. Agents log in
+credentials, Stasis app ``cc-dialer``) and database until SIGINT, SIGTERM or SIGHUP, or
+until the campaign is stopped (``callcenter campaigns stop``, from any machine): then no
+new call is placed, the calls in progress end as they will, and the command returns.
+While the campaign is paused the dialer keeps running and places no call. A stopped
+campaign is not run: ``campaigns start`` it first (exit 1 otherwise). Agents log in
 as for inbound calls (``*70``, ``callcenter agents login``); the queue router may run
 at the same time (``callcenter run``): both reserve agents through the database, and an
 agent is the dialer's only while available. Registered on the
@@ -53,6 +56,7 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
     sent into its flow (or played its message), the answers stored per contact."""
     from callcenter.asterisk.instance import InstanceError
     from callcenter.cli import _load
+    from callcenter.lists_cli import _with_session
 
     obj = ctx.obj
     config = _load(obj, config_dir).config
@@ -64,13 +68,35 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
     if mode not in ("progressive", "predictive", "agentless"):
         raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive, "
                                    "predictive and agentless campaigns can be run")
+    db_url = obj.db_url(url)
+    refused, paused = asyncio.run(_with_session(db_url,
+                                                lambda session: _refusal(session, campaign)))
+    if refused is not None:
+        raise click.ClickException(refused)
+    if paused:
+        click.echo(f"Campaign {campaign} is paused: no call until `callcenter campaigns "
+                   f"start {campaign}`")
     try:
         credentials = obj.instance.credentials
         ari_url = obj.instance.ari_url
     except InstanceError as exc:
         raise click.ClickException(str(exc)) from None
-    asyncio.run(_run(config, campaign, ari_url, credentials, obj.db_url(url), node,
+    asyncio.run(_run(config, campaign, ari_url, credentials, db_url, node,
                      timedelta(seconds=wrap_up)))
+
+
+async def _refusal(session: Any, campaign: str) -> tuple[str | None, bool]:
+    """Why ``run`` must not start (a stopped campaign, naming who stopped it and when),
+    and whether the campaign is paused (the dialer then waits for ``start``)."""
+    from callcenter.dialer.campaign_state import permit, run_refusal
+    from callcenter.storage.campaign_state import CampaignStateRepository
+
+    stored = await CampaignStateRepository(session).state(campaign)
+    refused = run_refusal(stored.state, campaign)
+    if refused is not None and stored.changed_at is not None:
+        refused = (f"{refused} (stopped by {stored.changed_by} at "
+                   f"{stored.changed_at.isoformat()})")
+    return refused, refused is None and not permit(stored.state, campaign).place_calls
 
 
 async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_url: str,
@@ -103,6 +129,8 @@ async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_ur
                 click.echo(f"Dialing campaign {campaign} (Stasis app {DIALER_APP}, "
                            f"node {node}); Ctrl-C stops")
                 await dialer.run()
+                if dialer.watch.permit is not None and dialer.watch.permit.exit:
+                    click.echo(f"{dialer.watch.permit.reason}: calls ended, exiting")
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

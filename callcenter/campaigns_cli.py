@@ -1,5 +1,6 @@
 """``callcenter campaigns``: dispositions, status and the compliance report (``run``, the
-dialer, is :mod:`callcenter.campaign_run_cli`).
+dialer, is :mod:`callcenter.campaign_run_cli`; ``start``, ``pause``, ``stop`` are
+:mod:`callcenter.campaign_state_cli`).
 
 ::
 
@@ -10,8 +11,10 @@ dialer, is :mod:`callcenter.campaign_run_cli`).
 
 ``dispose`` records an agent's disposition of an ended attempt (validated against the
 campaign's list; ``do_not_call`` also lists the number) and says what happens to the
-contact next. ``status`` counts the contacts by state; ``report`` is the compliance
-report of :mod:`callcenter.dialer.compliance`, and exits 1 when a hard rule was broken
+contact next. ``status`` shows the run state (who changed it, when), the dialers
+running the campaign now (their heartbeats) and counts the contacts by state;
+``report`` is the compliance report of :mod:`callcenter.dialer.compliance`, and exits 1
+when a hard rule was broken
 (a call outside the window, a call to a DNC number, the abandon rate over its limit), so
 a nightly job notices. ``answers`` writes an agentless campaign's answers as CSV, a row
 per contact's call and a column per answer variable. Registered on the main group by :mod:`callcenter.cli`.
@@ -127,17 +130,36 @@ def campaigns_dispose(ctx: click.Context, attempt: int, disposition: str,
 @click.pass_context
 def campaigns_status(ctx: click.Context, campaign: str, config_dir: Path, url: str | None,
                      fmt: str) -> None:
-    """CAMPAIGN's contacts by calling state, those due now, and attempts made."""
+    """CAMPAIGN's run state (who changed it, when), the dialers running it, its contacts
+    by calling state, those due now, and attempts made."""
+    from callcenter.dialer.state_watch import SEEN_WITHIN
+    from callcenter.storage.campaign_state import CampaignStateRepository
     from callcenter.storage.campaigns import CampaignRepository
 
     _known(_campaigns(ctx, config_dir), campaign, config_dir)
+    now = dt.datetime.now(dt.UTC)
 
-    async def work(session: Any) -> dict[str, int]:
-        return await CampaignRepository(session).status(campaign, dt.datetime.now(dt.UTC))
+    async def work(session: Any) -> tuple[Any, list[Any], dict[str, int]]:
+        states = CampaignStateRepository(session)
+        return (await states.state(campaign),
+                await states.dialers(campaign, now=now, within=SEEN_WITHIN),
+                await CampaignRepository(session).status(campaign, now))
 
-    counts = asyncio.run(_with_session(ctx.obj.db_url(url), work))
-    _emit([("campaign", campaign), *((k, str(v)) for k, v in counts.items())],
-          {"campaign": campaign, **counts}, fmt)
+    stored, dialers, counts = asyncio.run(_with_session(ctx.obj.db_url(url), work))
+    changed = (f"by {stored.changed_by} at {stored.changed_at.isoformat()}"
+               if stored.changed_at is not None else "never (running by default)")
+    running = "; ".join(f"{d.node} on {d.host} (pid {d.pid}, seen "
+                        f"{max(0, round((now - d.seen_at).total_seconds()))} s ago)"
+                        for d in dialers) or "none"
+    _emit([("campaign", campaign), ("state", stored.state), ("state_changed", changed),
+           ("dialers", running), *((k, str(v)) for k, v in counts.items())],
+          {"campaign": campaign, "state": stored.state,
+           "state_changed_by": stored.changed_by,
+           "state_changed_at": stored.changed_at.isoformat() if stored.changed_at else None,
+           "dialers": [{"node": d.node, "host": d.host, "pid": d.pid,
+                        "started_at": d.started_at.isoformat(),
+                        "seen_at": d.seen_at.isoformat()} for d in dialers],
+           **counts}, fmt)
 
 
 @campaigns.command("report")
@@ -198,8 +220,11 @@ def campaigns_answers(ctx: click.Context, campaign: str, config_dir: Path,
 
 def _add_run() -> None:
     from callcenter.campaign_run_cli import campaigns_run
+    from callcenter.campaign_state_cli import COMMANDS
 
     campaigns.add_command(campaigns_run)
+    for command in COMMANDS:
+        campaigns.add_command(command)
 
 
 _add_run()

@@ -33,11 +33,13 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_queue_router.py",  # 70
     "tests/integration/test_queue_unavailable.py",  # 66
     "tests/integration/test_queue_announcements.py",  # 56
+    "tests/integration/test_dialer_state.py",  # ~56 (alone; a 20 s call to its end)
     "tests/unit/test_bench.py",  # 49
     "tests/integration/test_ivr_calls.py",  # 47
     "tests/integration/test_stats.py",  # 35
     "tests/integration/test_queue_events.py",  # 32
     "tests/integration/test_dialer_progressive.py",  # 31 (measured alone, -n 0)
+    "tests/integration/test_dialer_machine_message.py",  # 33 (alone)
     "tests/integration/test_dialer_rules_calls.py",  # 30 (alone)
     "tests/integration/test_dialer_predictive.py",  # 17-29 (alone)
     "tests/integration/test_dialer_preview.py",  # ~20 (alone)

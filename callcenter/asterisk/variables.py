@@ -15,6 +15,7 @@ __all__ = [
     "AGENT_ENDPOINT",
     "AGI_ERROR",
     "AMD",
+    "AMD_BEEP",
     "ASTERISK_VARIABLES",
     "ATTEMPT_ID",
     "CALLER",
@@ -88,6 +89,10 @@ RING_TIMEOUT = "CC_RING_TIMEOUT"
 #: Set by the dialer's AMD context (``cc-dialer-amd``) on an answered outbound call:
 #: ``${AMDSTATUS}:${AMDCAUSE}`` (``MACHINE:MAXWORDS-3-3``), read back over ARI.
 AMD = "CC_AMD"
+#: Set by the same context's ``beep`` extension before a message is left on a machine:
+#: ``${WAITSTATUS}`` of ``WaitForSilence()`` (``SILENCE``: the greeting and its beep are
+#: over; ``TIMEOUT``: no pause long enough came in time).
+AMD_BEEP = "CC_AMD_BEEP"
 #: Set by the agentless dialer (``ari_apps/agentless.py``) on an answered call before it
 #: enters the campaign's flow: the campaign, the contact and the attempt (database ids),
 #: so the flow (a lookup, a log line) knows whom it is talking to.

@@ -24,10 +24,13 @@ __all__ = [
     "AMD_STATUSES",
     "ARG_ANALYSED",
     "ARG_ANSWERED",
+    "ARG_BEEP",
+    "BEEP_EXTEN",
     "DIALER_APP",
     "AmdResult",
     "AmdSettings",
     "AmdStatus",
+    "BeepSettings",
     "amd_value",
     "parse_amd",
 ]
@@ -83,6 +86,11 @@ AMD_CONTEXT = "cc-dialer-amd"
 #: ``StasisStart`` arguments: the call answered (first entry), AMD done (second entry).
 ARG_ANSWERED = "answered"
 ARG_ANALYSED = "amd"
+#: The extension of the AMD context that waits for a machine's beep before a message is
+#: left (``continue`` to ``cc-dialer-amd,beep,1``), and the ``StasisStart`` argument the
+#: call comes back with once it is heard (:mod:`callcenter.dialer.machine_message`).
+BEEP_EXTEN = "beep"
+ARG_BEEP = "beep"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +119,22 @@ class AmdSettings:
             self.initial_silence, self.greeting, self.after_greeting_silence,
             self.total_analysis_time, self.minimum_word_length, self.between_words_silence,
             self.maximum_number_of_words, self.silence_threshold, self.maximum_word_length))
+
+
+@dataclass(frozen=True, slots=True)
+class BeepSettings:
+    """``WaitForSilence()``'s arguments: how the dialplan hears that a machine's greeting
+    and its beep are over, so that a message left starts on the recording.
+
+    Asterisk has no beep detector; what follows a beep is silence (the machine records),
+    and a greeting's pauses between words and sentences are shorter than ``silence``
+    milliseconds. ``timeout`` seconds bound the wait: a greeting that never pauses that
+    long gets the message anyway (``WAITSTATUS`` ``TIMEOUT``).
+    """
+
+    silence: int = 1500
+    timeout: int = 20
+
+    def arguments(self) -> str:
+        """``WaitForSilence()``'s data: the silence needed, heard once, and the timeout."""
+        return f"{int(self.silence)},1,{int(self.timeout)}"

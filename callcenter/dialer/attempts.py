@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.config.campaign import Campaign
 from callcenter.dialer.eligibility import Verdict, may_dial
 from callcenter.dialer.gate import next_step, refusal_step
+from callcenter.dialer.machine_message import MachineMessage
 from callcenter.dialer.retry import NextStep
 from callcenter.storage.campaigns import CampaignRepository, DueContact
 from callcenter.storage.models import AttemptOutcome, ContactState
@@ -65,17 +66,21 @@ async def finish_attempt(sessions: async_sessionmaker[AsyncSession], campaign: C
                          timezone: str | None, attempts: int, outcome: AttemptOutcome,
                          at: datetime, cause: int | None = None,
                          answered_at: datetime | None = None,
-                         agent: str | None = None) -> NextStep:
+                         agent: str | None = None,
+                         message: MachineMessage | None = None) -> NextStep:
     """End attempt ``attempt_id`` with ``outcome`` and move its contact on (``attempts``:
-    calls made to it, this one included); the step taken."""
+    calls made to it, this one included); the step taken. ``message``: what became of
+    the message left on a machine (``amd.on_machine: leave_message``): one not left is
+    retried as a machine, and its note goes on the attempt's reason."""
     async with sessions.begin() as session:
         repository = CampaignRepository(session)
         step = next_step(campaign, number=number, timezone=timezone, attempts=attempts,
                          outcome=outcome, at=at,
                          earlier=await repository.attempt_history(contact_id,
-                                                                  exclude=attempt_id))
+                                                                  exclude=attempt_id),
+                         message_left=message is None or message.left)
         await repository.end_attempt(
             attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
             next_attempt_at=step.next_attempt_at, answered_at=answered_at, cause=cause,
-            agent=agent)
+            agent=agent, reason_note=message and message.note)
     return step

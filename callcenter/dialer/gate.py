@@ -75,11 +75,14 @@ def outcome_counts(campaign: Campaign,
 
 def next_step(campaign: Campaign, *, number: str, timezone: str | None, attempts: int,
               outcome: Enum | str, at: dt.datetime,
-              earlier: Iterable[tuple[Enum | str | None, str | None]] = ()) -> NextStep:
+              earlier: Iterable[tuple[Enum | str | None, str | None]] = (),
+              message_left: bool = True) -> NextStep:
     """The contact's next step after a call that ended at ``at`` with ``outcome``
     (``attempts``: calls made to it, this one included; ``earlier``: the other attempts'
     outcomes and dispositions). No disposition yet: the agent's comes later, through
-    :meth:`~callcenter.storage.campaigns.CampaignRepository.dispose`."""
+    :meth:`~callcenter.storage.campaigns.CampaignRepository.dispose`. ``message_left``:
+    False when ``amd.on_machine: leave_message`` could not leave it (the machine is then
+    retried like a hung-up one)."""
     counts = outcome_counts(campaign, [*earlier, (outcome, None)])
     return after_attempt(_Called(number, timezone, attempts), campaign, outcome, None, at,
-                         outcome_counts=counts)
+                         outcome_counts=counts, message_left=message_left)

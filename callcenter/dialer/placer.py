@@ -15,7 +15,9 @@ agent, so the call keeps the id we chose). When the callee answers, ``;1`` enter
 on to ``cc-dialer-amd`` (``continue``): ``AMD()`` listens to the callee, stores its
 verdict in ``CC_AMD`` and returns the call to ``cc-dialer`` (argument ``amd``), where
 the placer reads ``CC_AMD`` over ARI. A live answer is returned still up, in Stasis,
-for the caller to bridge to an agent; any other answered call is hung up here.
+for the caller to bridge to an agent; any other answered call is hung up here, a
+machine after the campaign's message when it has one (``machine_message``: the beep
+waited for and the sound played by :func:`callcenter.dialer.machine_message.leave_message`).
 
 Events: the placer reads the events of its channel (and only those) from an
 :class:`Inbox`, which whoever reads the ARI websocket fills, keyed by the channel id we
@@ -60,6 +62,11 @@ from callcenter.dialer.amd import (
     DIALER_APP,
     AmdResult,
     parse_amd,
+)
+from callcenter.dialer.machine_message import (
+    MESSAGE_BUDGET,
+    MachineMessage,
+    leave_message,
 )
 from callcenter.dialer.outcome import Observation, Outcome, decide
 
@@ -155,6 +162,8 @@ class PlacedCall:
     observation: Observation
     outcome: Outcome
     channel: Channel | None = None
+    #: The message left on a machine (``machine_message``); None: none was to be left.
+    message: MachineMessage | None = None
 
 
 def new_channel_id() -> str:
@@ -178,6 +187,7 @@ async def place_call(
     amd: bool = True,
     channel_id: str,
     app: str = DIALER_APP,
+    machine_message: str | None = None,
 ) -> PlacedCall:
     """Dial ``number`` through ``trunk``; return when the outcome is known.
 
@@ -185,7 +195,8 @@ async def place_call(
     :class:`ChannelInboxes`). ``caller_id`` (``+`` and digits) is sent instead of the
     trunk's; ``ring_seconds`` (1-300) is how long the callee may ring. ``app`` must be
     one of ``ari``'s apps; the AMD context returns calls to ``cc-dialer`` only, so with
-    ``amd`` it must be that one.
+    ``amd`` it must be that one. ``machine_message``: the sound (a validated config
+    ``Sound``) left after the beep on a machine AMD detects, instead of hanging it up.
     """
     if not _TRUNK.fullmatch(trunk):
         raise ValueError(f"trunk {trunk!r}: a configured trunk name is expected")
@@ -201,7 +212,7 @@ async def place_call(
         log.warning("dialer: refused to dial %r: not a number", number)
         seen = Observation(cause=28)
         return PlacedCall(channel_id, str(number), seen, decide(seen))
-    call = _Call(ari, inbox, number, channel_id, amd)
+    call = _Call(ari, inbox, number, channel_id, amd, machine_message if amd else None)
     variables = {V.RING_TIMEOUT: str(ring_seconds)}
     if caller_id is not None:
         variables[V.OUTBOUND_CALLER_ID] = caller_id
@@ -214,7 +225,9 @@ async def place_call(
         except ARIError as exc:
             log.warning("dialer: originate to %s on trunk %s refused: %s", number, trunk, exc)
             return call.result()
-        async with asyncio.timeout(ring_seconds + _RING_MARGIN + (_AMD_BUDGET if amd else 0)):
+        budget = ring_seconds + _RING_MARGIN + (_AMD_BUDGET if amd else 0) + (
+            MESSAGE_BUDGET + _HANGUP_BUDGET if call.message_sound else 0)
+        async with asyncio.timeout(budget):
             return await call.run()
     except TimeoutError:
         log.warning("dialer: %s (%s) took too long; hanging up", channel_id, number)
@@ -231,27 +244,29 @@ class _Call:
     """The placer's state for one call while it is being placed."""
 
     def __init__(self, ari: ARIClient, inbox: Inbox, number: str, channel_id: str,
-                 amd: bool) -> None:
+                 amd: bool, message_sound: str | None = None) -> None:
         self.ari = ari
         self.inbox = inbox
         self.number = number
         self.channel_id = channel_id
         self.amd = amd
+        self.message_sound = message_sound
+        self.message: MachineMessage | None = None
         self.seen = Observation()
         self.channel: Channel | None = None
         self.ended = False
 
     def result(self, channel: Channel | None = None) -> PlacedCall:
-        return PlacedCall(self.channel_id, self.number, self.seen, decide(self.seen), channel)
+        return PlacedCall(self.channel_id, self.number, self.seen, decide(self.seen), channel,
+                          self.message)
 
     async def run(self) -> PlacedCall:
         loop = asyncio.get_running_loop()
         while True:
             event = await self.inbox.get()
             match event:
-                case ChannelDestroyed(cause=cause):
-                    self.ended = True
-                    self.seen = replace(self.seen, ended_at=_seconds(event, loop), cause=cause)
+                case ChannelDestroyed():
+                    self._ended(event, loop)
                     if self.amd and self.seen.answered and self.seen.amd is None:
                         # Hung up while AMD listened: AMD() saw HANGUP, but the dialplan
                         # of a hung-up channel runs no further to store it.
@@ -278,9 +293,19 @@ class _Call:
                     outcome = decide(self.seen)
                     if outcome is Outcome.LIVE:
                         return self.result(channel)
+                    if outcome is Outcome.MACHINE and self.message_sound:
+                        self.message, gone = await leave_message(
+                            self.ari, self.inbox, self.channel_id, self.message_sound)
+                        if gone is not None:
+                            self._ended(gone, loop)
+                            return self.result()
                     # A machine (or a hangup AMD saw): nobody for an agent.
                     await self.hang_up()
                     return self.result()
+
+    def _ended(self, event: ChannelDestroyed, loop: asyncio.AbstractEventLoop) -> None:
+        self.ended = True
+        self.seen = replace(self.seen, ended_at=_seconds(event, loop), cause=event.cause)
 
     async def _amd_verdict(self) -> AmdResult | None:
         if self.seen.amd is not None:

@@ -9,11 +9,13 @@ back until they allow it, or is closed when they never will: at most
 :data:`CLAIMS_PER_OFFER` in one request) and the agent is reserved through the agent
 store's compare-and-set (lost to an inbound call: the contact goes back, a 409). Holds
 left behind (an agent freed by the watchdog, logged out...) are put back first.
+A paused or stopped campaign (:mod:`callcenter.dialer.campaign_state`) offers no new
+contact and dials none (:meth:`PreviewDesk.ensure_running`, a 409 naming the state).
 
 Every refusal is a :class:`~callcenter.dialer.preview.PreviewError` with the HTTP status
 the API answers: 404 unknown campaign or contact, nothing due; 409 not a preview
-campaign, an agent that does not work it or is not available, a contact not held or
-already being called.
+campaign, a campaign paused or stopped, an agent that does not work it or is not
+available, a contact not held or already being called.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from callcenter.dialer.preview import (
     screen,
 )
 from callcenter.dialer.progressive import campaign_agents
+from callcenter.dialer.state_watch import read_permit
 from callcenter.storage.campaigns import CampaignRepository
 from callcenter.storage.models import ContactState
 from callcenter.storage.preview import PreviewContact, PreviewRepository
@@ -115,10 +118,18 @@ class PreviewDesk:
                             contact_id, holder)
         if mine is not None:
             return await self._again(name, agent, mine, state, now)
+        await self.ensure_running(name)
         if state.status is not AgentStatus.AVAILABLE:
             raise PreviewError(409, f"agent {agent!r} is {state.status.value}: only an "
                                     "available agent gets a preview")
         return await self._claim(name, campaign, agent, state, now)
+
+    async def ensure_running(self, name: str) -> None:
+        """A 409 unless campaign *name* is running (paused or stopped: no new contact is
+        offered, none dialled; a contact held already may still be skipped)."""
+        allowed = await read_permit(self.sessions, name)
+        if not allowed.place_calls:
+            raise PreviewError(409, f"{allowed.reason} (no preview is offered nor dialled)")
 
     async def _still_held(self, agent: str | None, contact_id: int, now: datetime) -> bool:
         if agent is None or agent not in self.config.agents:

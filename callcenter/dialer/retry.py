@@ -97,14 +97,17 @@ def _retry(campaign: Campaign, rule_name: str, rule: RetryRule, *, attempts: int
 def after_attempt(contact: ContactLike, campaign: Campaign, outcome: Enum | str,
                   disposition: str | None, now: dt.datetime, *,
                   outcome_counts: Mapping[str, int] | None = None,
-                  callback_at: dt.datetime | None = None) -> NextStep:
+                  callback_at: dt.datetime | None = None,
+                  message_left: bool = True) -> NextStep:
     """The contact's next step after a call that ended with ``outcome``.
 
     ``contact.attempts``: calls made to it, this one included; ``outcome_counts``: of
     them, how many ended with each retry rule's outcome (``busy`` -> 2), this one
     included (missing: only this one); ``disposition``: the agent's, a key of the
     campaign's ``dispositions`` (unknown keys raise ``ValueError``: the repository
-    validates first); ``callback_at``: when the contact asked to be called back.
+    validates first); ``callback_at``: when the contact asked to be called back;
+    ``message_left``: whether a machine got the ``leave_message`` message (one that did
+    not, e.g. hung up before the beep, is retried per ``retry.machine``).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -134,7 +137,7 @@ def after_attempt(contact: ContactLike, campaign: Campaign, outcome: Enum | str,
                           at=when, why=f"disposition {disposition}")
     if key == "invalid_number":
         return NextStep("done", None, "invalid number: not retried")
-    if key == "machine" and campaign.amd.on_machine == "leave_message":
+    if key == "machine" and campaign.amd.on_machine == "leave_message" and message_left:
         return NextStep("done", None, "machine: message left (amd.on_machine)")
     if key in _LIVE:
         return NextStep("done", None, "answered live" + (

@@ -60,6 +60,7 @@ __all__ = [
     "DueContact",
     "NewContact",
     "OpenClaim",
+    "with_note",
 ]
 
 # Rows per IN (...) list and per INSERT: well under SQLite's 32766 bound parameters and
@@ -138,6 +139,16 @@ class OpenClaim:
     agent: str | None = None
     number: str = ""
     timezone: str | None = None
+
+
+def with_note(reason: str | None, note: str) -> str:
+    """``reason; note`` within the column's size: the note (what happened last) is kept
+    whole, the reason before it shortened if both do not fit."""
+    note = note[:REASON_MAX]
+    if not reason:
+        return note
+    room = REASON_MAX - len(note) - 2
+    return f"{reason[:room]}; {note}" if room > 0 else note
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -340,9 +351,11 @@ class CampaignRepository:
                           next_state: ContactState,
                           next_attempt_at: datetime | None = None,
                           answered_at: datetime | None = None, cause: int | None = None,
-                          agent: str | None = None, disposition: str | None = None) -> None:
+                          agent: str | None = None, disposition: str | None = None,
+                          reason_note: str | None = None) -> None:
         """Complete an attempt, and move its contact to ``next_state`` (``pending`` with
-        ``next_attempt_at`` for a retry)."""
+        ``next_attempt_at`` for a retry). ``reason_note`` is added to the attempt's reason
+        (the audit trail): what the call itself did, e.g. a message left on a machine."""
         attempt = await self._session.get(ContactAttempt, attempt_id)
         if attempt is None:
             raise LookupError(f"no contact attempt {attempt_id}")
@@ -352,6 +365,8 @@ class CampaignRepository:
         attempt.cause = cause
         attempt.agent = agent
         attempt.disposition = disposition
+        if reason_note:
+            attempt.reason = with_note(attempt.reason, reason_note)
         contact = await self._session.get(Contact, attempt.contact_id)
         if contact is not None:
             contact.state = next_state

@@ -73,11 +73,13 @@ __all__ = [
     "CallbackResult",
     "CallbackStatus",
     "CampaignRecord",
+    "CampaignStateChange",
     "Contact",
     "ContactAnswer",
     "ContactAttempt",
     "ContactState",
     "DestinationKind",
+    "DialerNode",
     "DncEntry",
     "OfferResult",
     "QueueOutcome",
@@ -109,6 +111,10 @@ ENUM_MAX = 32
 AGENT_NAME_MAX = 48
 """Agent, queue and pause-reason names: the config's ``Name`` (at most 48 characters)."""
 CHANNEL_ID_MAX = 64
+STATE_MAX = 16
+"""A campaign's run state (``running``, ``paused``, ``stopped``)."""
+BY_MAX = 64
+"""Who changed a campaign's state (an OS user or an API user)."""
 """An ARI channel id (``UNIQUEID`` or a client-chosen id)."""
 
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9 ().\-]+$")
@@ -765,9 +771,52 @@ class CampaignRecord(Base):
     #: Contacts the dialer refused because their number is on the do-not-call list
     #: (the compliance report's "DNC numbers blocked").
     dnc_blocked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Its run state (:class:`callcenter.dialer.campaign_state.RunState`: ``running``,
+    #: ``paused``, ``stopped``), what every dialer of the campaign obeys; who set it
+    #: last (an OS or API user) and when (``None``: never changed, running).
+    state: Mapped[str] = mapped_column(String(STATE_MAX), default="running",
+                                       server_default="running")
+    state_changed_by: Mapped[str | None] = mapped_column(String(BY_MAX))
+    state_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"CampaignRecord(id={self.id!r}, name={self.name!r})"
+
+
+class CampaignStateChange(Base):
+    """One start, pause or stop of a campaign that changed its state: the audit of who
+    ran it and when (the current state is on :class:`CampaignRecord`)."""
+
+    __tablename__ = "campaign_state_changes"
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(STATE_MAX))
+    previous: Mapped[str] = mapped_column(String(STATE_MAX))
+    changed_by: Mapped[str] = mapped_column(String(BY_MAX))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: ``cli`` or ``api``: where the change came from.
+    via: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(NAME_MAX))
+
+
+class DialerNode(Base):
+    """A dialer process running a campaign (``campaigns run``, one per ``--node``): its
+    heartbeat, so ``campaigns status`` can show who is dialing. Removed when the process
+    ends cleanly; a killed one stops beating and is no longer shown."""
+
+    __tablename__ = "dialer_nodes"
+    __table_args__ = (UniqueConstraint("campaign_id", "node"),)
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    #: The dialer's claimer name (``dialer:<node>``).
+    node: Mapped[str] = mapped_column(String(AGENT_NAME_MAX))
+    host: Mapped[str] = mapped_column(String(NAME_MAX))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Contact(Base):

@@ -13,7 +13,9 @@ numbers behave like subscribers do (:data:`NUMBER_PLAN`)::
     +1555010 2 xxx   rings (180) and never answers (480 after 5 minutes)
     +1555010 3 xxx   fails: 503 Service Unavailable
     +1555010 4 0SS   an answering machine: answers, a recorded greeting (about 8.5 s of
-                     voice: core sounds vm-nobodyavail, vm-intro), a beep, hangs up SS s later
+                     voice: core sounds vm-nobodyavail, vm-intro), a beep, records what it
+                     hears for SS s (a WAV per call, :meth:`Carrier.machine_recordings`),
+                     hangs up
     +1555010 5 xxx   answers and hangs up at once
     +1555010 6 xyz   a respondent: answers, says "hello world", then presses x, y and z
                      (RFC 4733 DTMF) about 4 s apart, stays on 10 s more, hangs up
@@ -24,7 +26,10 @@ numbers behave like subscribers do (:data:`NUMBER_PLAN`)::
 
 Dialplan contract (the carrier's own, written as its instance's generated files):
 ``carrier-in`` takes calls from the account (each starts with
-``NoOp(carrier call from <caller> to <number>)``); nothing else reaches it.
+``NoOp(carrier call from <caller> to <number>)``); nothing else reaches it. The machine
+records with ``Record(<home>/machine/machine-<number digits>-<UNIQUEID>.wav,0,SS,kqx)``:
+no silence limit, ``k`` keeps the file when the caller hangs up, ``q`` no beep of its
+own, ``x`` no key ends it.
 """
 
 from __future__ import annotations
@@ -70,6 +75,10 @@ MACHINE_GREETING = ("vm-nobodyavail", "vm-intro")
 RESPONDENT_FIRST = 5
 RESPONDENT_GAP = 4
 RESPONDENT_STAY = 10
+#: Directory of the machine's recordings under the carrier's home.
+MACHINE_RECORDINGS = "machine"
+#: A directory Asterisk's ``Record()`` argument can hold as is (no ``,`` ``;`` ``$`` ...).
+_RECORD_DIR = re.compile(r"/[A-Za-z0-9/._+@=~-]{0,200}")
 
 
 @dataclass(frozen=True)
@@ -117,12 +126,17 @@ def _exten(name: str, *apps: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def carrier_files(account: str, password: str) -> dict[str, str]:
+def carrier_files(account: str, password: str, *,
+                  recordings: Path | None = None) -> dict[str, str]:
     """The carrier instance's generated files (pure): its dialplan and the account.
 
     ``account`` and ``password`` are ours (:class:`Carrier` generates them) and checked
-    against a plain alphabet, so neither can end a config line early.
+    against a plain alphabet, so neither can end a config line early. ``recordings``: the
+    absolute directory the answering machine records into (None: it only listens).
     """
+    if recordings is not None and not _RECORD_DIR.fullmatch(str(recordings)):
+        raise ValueError(f"machine recordings directory {str(recordings)!r}: an absolute "
+                         "path of letters, digits and / . _ + @ = ~ - is expected")
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,47}", account):
         raise ValueError(f"carrier account {account!r}: a lowercase name is expected")
     if not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", password):
@@ -147,7 +161,9 @@ def carrier_files(account: str, password: str) -> dict[str, str]:
                "PJSIPHangup(503)"),
         _exten(c["machine"].pattern, "NoOp(carrier call from ${CALLERID(num)} to ${EXTEN})",
                "Answer()", f"Playback({'&'.join(MACHINE_GREETING)})", "Playback(beep)",
-               f"Wait({after_beep})", "Hangup(16)"),
+               f"Wait({after_beep})" if recordings is None else
+               f"Record({recordings}/machine-${{EXTEN:1}}-${{UNIQUEID}}.wav,0,{after_beep},kqx)",
+               "Hangup(16)"),
         _exten(c["hangup"].pattern, "NoOp(carrier call from ${CALLERID(num)} to ${EXTEN})",
                "Answer()", "Hangup(16)"),
         # SendDTMF's digits are the dialled number's own (one of 0-9 each, by pattern).
@@ -237,7 +253,22 @@ class Carrier:
                 rtp_start=rtp_start, rtp_end=rtp_end, node="carrier")
         self.instance.setup(installation, settings)
         ensure_secrets(self.instance.secrets_file, {_PASSWORD_KEY: secrets.token_urlsafe(18)})
-        write_generation(self.instance.generated_dir, carrier_files(self.account, self.password))
+        self.recordings_dir.mkdir(exist_ok=True)
+        write_generation(self.instance.generated_dir, carrier_files(
+            self.account, self.password, recordings=self.recordings_dir))
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where the answering machine keeps what it recorded after its beep."""
+        return self.instance.home / MACHINE_RECORDINGS
+
+    def machine_recordings(self, number: str) -> list[Path]:
+        """The machine's recordings of calls to ``number``, oldest first (a file is
+        complete once the carrier's channel of its call hung up)."""
+        if classify(number) is None:
+            raise ValueError(f"{number!r} is not a carrier number")
+        files = self.recordings_dir.glob(f"machine-{number.removeprefix('+')}-*.wav")
+        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
     def start(self) -> float:
         return self.instance.start()

@@ -28,6 +28,9 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     POST /api/v1/campaigns/attempts/{attempt}/disposition
                                                an agent's disposition of a campaign call
                                                (:mod:`callcenter.web.campaigns`)
+    POST /api/v1/campaigns/{campaign}/start|pause|stop
+                                               a campaign's run state, obeyed by its
+                                               dialers (:mod:`callcenter.web.campaign_state`)
     POST /api/v1/campaigns/{campaign}/preview  a preview campaign's next contact for an
     POST /api/v1/campaigns/preview/{contact}/dial|skip
                                                agent, then its dial or skip
@@ -72,6 +75,7 @@ from callcenter.storage.recordings import RecordingRepository
 from callcenter.web import recordings as recording_views
 from callcenter.web.access import BUILTIN_ADMIN, Access, users_from_config
 from callcenter.web.auth import TokenBook
+from callcenter.web.campaign_state import STATE_ROUTES, STATE_SCHEMAS, STATE_SUMMARIES
 from callcenter.web.campaigns import DISPOSITION_SCHEMAS
 from callcenter.web.campaigns import dispose as _dispose
 from callcenter.web.context import (
@@ -531,6 +535,11 @@ ROUTES: Final[tuple[Route, ...]] = (
           "admin; a supervisor of the agent's queues; the agent who took the call",
           _dispose, "Disposed", (_ATTEMPT,), body="DispositionBody",
           errors=(403, 404, 409, 422), tag="campaigns"),
+    # A campaign's run state (callcenter/web/campaign_state.py; the dialers obey it).
+    *(Route("POST", f"{_P}/campaigns/{{campaign}}/{action}", f"{action}Campaign", summary,
+            "admin; a supervisor", STATE_ROUTES[action], "CampaignState", (_CAMPAIGN,),
+            body="CampaignStateBody", errors=(403, 404, 422), tag="campaigns")
+      for action, summary in STATE_SUMMARIES.items()),
     # Preview campaigns (callcenter/web/preview.py; the call is ari_apps/preview.py's).
     Route("POST", f"{_P}/campaigns/{{campaign}}/preview", "previewContact",
           "Hold a preview campaign's next due contact for an agent (reserved meanwhile): "
@@ -609,5 +618,5 @@ def document() -> dict[str, Any]:
     return openapi_document(ROUTES, {**SCHEMAS, **SUPERVISE_SCHEMAS, **STATS_SCHEMAS,
                                      **EVENT_SCHEMAS, **recording_views.SCHEMAS,
                                      **TRANSFER_SCHEMAS, **DISPOSITION_SCHEMAS,
-                                     **PREVIEW_SCHEMAS},
+                                     **PREVIEW_SCHEMAS, **STATE_SCHEMAS},
                             version="1")

@@ -17,8 +17,8 @@ Who may: an agent for itself only (``agent`` in the body, if given, must be itse
 supervisor for the agents of its queues and an admin for any, naming the agent in the
 body. Errors (JSON, never a 500): 422 a bad body (``agent``, ``reason``, an unknown
 field), 404 unknown campaign or contact, or nothing due; 403 another agent; 409 not a
-preview campaign, an agent that does not work it or is not available, a contact not held
-or already called; 503 no preview dialer in this service, or an agent that kept changing.
+preview campaign, a campaign paused or stopped (no preview offered nor dialled), an
+agent that does not work it or is not available, a contact not held or already called; 503 no preview dialer in this service, or an agent that kept changing.
 """
 
 from __future__ import annotations
@@ -205,6 +205,7 @@ async def dial(request: web.Request) -> web.Response:
     if port is None:
         raise ApiError(503, "this service runs no preview dialer: it cannot dial")
     try:
+        await request.app[_DESK].ensure_running(held.campaign)
         dialled = await port.dial(held)
     except PreviewError as exc:
         raise ApiError(exc.status, exc.message, exc.field) from None

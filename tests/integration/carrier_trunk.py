@@ -74,10 +74,12 @@ async def wait_registered(ours: ScratchPBX, registry: AMISubscription) -> None:
 @dataclass
 class DialerNode:
     """Our own Asterisk with the session's example config plus a trunk to a test
-    carrier and the test's files (campaigns, users), and the carrier's AMI."""
+    carrier and the test's files (campaigns, users), the carrier's AMI and the carrier
+    (its home: the answering machine's recordings)."""
 
     pbx: PBX
     carrier_ami: AMIClient
+    carrier: Carrier | None = None
 
 
 @contextlib.asynccontextmanager
@@ -127,6 +129,6 @@ async def dialer_node(pbx: PBX, tmp_path_factory: pytest.TempPathFactory,
                 ours.instance.cli,
                 f"dialplan set global {V.CLOCK_OVERRIDE} {int(pbx.clock.now.timestamp())}")
             yield DialerNode(PBX(ours.instance, loaded, config_dir, pbx.clock, pbx.agi,
-                                 db_url, _ports=pbx._ports), carrier_ami)
+                                 db_url, _ports=pbx._ports), carrier_ami, carrier)
     finally:
         await asyncio.to_thread(carrier.stop)

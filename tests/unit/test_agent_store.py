@@ -430,7 +430,7 @@ async def test_a_migration_waits_for_the_lock_and_gives_up_with_a_clear_error(
             await upgrade(url)
     assert not (tmp_path / "callcenter.sqlite3").exists()
     await upgrade(url)
-    assert await current_revision(url) == "0010"
+    assert await current_revision(url) == "0011"
 
 
 async def test_upgrades_in_separate_processes_apply_once(tmp_path: Path) -> None:
@@ -471,4 +471,4 @@ async def test_upgrades_in_separate_processes_apply_once(tmp_path: Path) -> None
         "Running upgrade 0004 -> 0005", "Running upgrade 0005 -> 0006",
         "Running upgrade 0006 -> 0007",
         "Running upgrade 0007 -> 0008", "Running upgrade 0008 -> 0009",
-        "Running upgrade 0009 -> 0010"]
+        "Running upgrade 0009 -> 0010", "Running upgrade 0010 -> 0011"]

@@ -59,7 +59,7 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
 
     await upgrade(url)
 
-    assert await current_revision(url) == head_revision() == "0010"
+    assert await current_revision(url) == head_revision() == "0011"
     assert await _table_names(url) == {
         "alembic_version",
         "accounts",
@@ -78,6 +78,8 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
         "dnc_entries",
         "contact_attempts",
         "contact_answers",
+        "campaign_state_changes",
+        "dialer_nodes",
     }
 
 

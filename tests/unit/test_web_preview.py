@@ -318,3 +318,33 @@ async def test_the_dialer_checks_the_rules_again_at_the_dial(
     async with sessions() as session:
         assert list(await session.scalars(select(ContactAttempt))) == []
     assert dialer.calls == {}
+
+
+async def test_a_paused_campaign_offers_no_preview_and_dials_none(
+        api: Api, sessions: async_sessionmaker[AsyncSession]) -> None:
+    from callcenter.storage.campaign_state import CampaignStateRepository
+
+    async def state(action: str) -> None:
+        async with sessions.begin() as session:
+            await CampaignStateRepository(session).set("leads", action, by="ops", at=NOW,
+                                                       via="cli")
+
+    await _import(sessions, NewContact("+12125550100", NY), NewContact("+12125550101", NY))
+    await api.store.apply("alice", Login(), NOW)
+    status, shown = await _post(api, "alice_phone", "/api/v1/campaigns/leads/preview")
+    assert status == 200, shown
+    await state("pause")
+    path = f"/api/v1/campaigns/preview/{shown['contact']}"
+    status, answer = await _post(api, "alice_phone", f"{path}/dial")
+    assert status == 409 and "campaign leads is paused" in answer["error"], answer
+    assert api.dialer.dialled == []  # type: ignore[attr-defined]
+    assert (await _post(api, "alice_phone", f"{path}/skip"))[0] == 200
+    status, answer = await _post(api, "alice_phone", "/api/v1/campaigns/leads/preview")
+    assert status == 409 and "no preview is offered" in answer["error"], answer
+    assert (await api.store.get("alice", NOW)).status is AgentStatus.AVAILABLE
+    await state("stop")
+    status, answer = await _post(api, "alice_phone", "/api/v1/campaigns/leads/preview")
+    assert status == 409 and "is stopped" in answer["error"], answer
+    await state("start")
+    status, shown = await _post(api, "alice_phone", "/api/v1/campaigns/leads/preview")
+    assert status == 200, shown
