@@ -197,6 +197,8 @@ async def test_answers_are_stored_per_attempt_and_replaced_when_given_again(
             campaigns = CampaignRepository(session)
             await campaigns.import_contacts("poll", [NewContact("+12125550100", "UTC"),
                                                      NewContact("+12125550101", "UTC")])
+        async with sessions.begin() as session:
+            campaigns = CampaignRepository(session)
             first, second = await campaigns.claim_due("poll", now, 2, claimer="t")
             one = await campaigns.start_attempt(first.id, at=now)
             two = await campaigns.start_attempt(second.id, at=now)
