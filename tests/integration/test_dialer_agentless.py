@@ -11,8 +11,11 @@ What is asserted is what happened: each respondent's contact holds exactly the a
 its keys gave (Q1=4, Q2=2 for ``+15550106420``), its attempt ended ``answered`` and the
 contact is done; the busy contact's attempt ended ``busy`` and it is due again after the
 campaign's busy delay; never more than ``lines`` calls at once (the attempts' own start
-and end times, and the carrier's count of calls). Waits are on the dialer's pulses and
-AMI events; nothing sleeps.
+and end times, and the carrier's count of calls). ``campaigns answers`` prints them. A
+dialer killed mid-survey is taken over by the next, and both answers are kept. With AMD
+(campaign ``screened``) the carrier's answering machine is hung up (``machine``, retried)
+and the respondent still answers. Waits are on the dialer's pulses and AMI events;
+nothing sleeps.
 """
 
 from __future__ import annotations
@@ -66,6 +69,17 @@ CAMPAIGN = dedent("""\
         retry: {busy: 10m}
         flow: survey
         lines: 2
+      screened:
+        mode: agentless
+        trunk: carrier
+        caller_id: "+15550100000"
+        calling_windows: {mon-sun: "00:00-24:00"}
+        assume_timezone: UTC
+        ring_seconds: 15
+        retry: {machine: 1h}
+        amd: {enabled: true}
+        flow: survey
+        lines: 2
     flows:
       survey:
         steps:
@@ -96,8 +110,8 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def start_dialer(node: Node, *, crash: bool = False,
-                       clean: bool = True) -> AsyncIterator[Running]:
+async def start_dialer(node: Node, *, crash: bool = False, clean: bool = True,
+                       campaign: str = "survey") -> AsyncIterator[Running]:
     """The campaign's dialer on our node until the block ends (then stopped: the calls
     in progress end first; the contacts are deleted for the next test). ``crash``: the
     dialer is cancelled instead, as a killed process would stop (no call hung up, no row
@@ -108,7 +122,7 @@ async def start_dialer(node: Node, *, crash: bool = False,
     async with ARIClient(node.pbx.instance.ari_url, username=creds.ari_user,
                          password=creds.ari_password, app=DIALER_APP) as ari, \
             ari.events() as stream:
-        dialer = AgentlessDialer(node.pbx.loaded.config, "survey", ari, sessions,
+        dialer = AgentlessDialer(node.pbx.loaded.config, campaign, ari, sessions,
                                  node="test", tick=0.2)
 
         async def read() -> None:
@@ -260,3 +274,29 @@ async def test_a_dialer_killed_mid_survey_is_taken_over_and_keeps_every_answer(
         assert answers == {"Q1": "4", "Q2": "2"}
         assert attempt.outcome is AttemptOutcome.ANSWERED and attempt.cause == 16
         assert contact is not None and contact.state is ContactState.DONE
+
+
+async def test_with_amd_a_machine_is_hung_up_and_a_person_still_answers(node: Node) -> None:
+    """Campaign ``screened`` (AMD on, machines hung up): the carrier's answering machine
+    ends ``machine`` and is due again after ``retry.machine``, with no answer stored; the
+    respondent, judged a person, answers the survey as before."""
+    machine = "+15550104002"
+    async with start_dialer(node, campaign="screened") as running:
+        dialer = running.dialer
+        async with dialer.sessions.begin() as session:
+            await CampaignRepository(session).import_contacts(
+                "screened", [NewContact(ANSWERS_4_2, "UTC"), NewContact(machine, "UTC")])
+        async with asyncio.timeout(90):
+            await dialer.wait_until(lambda: len(dialer.ended) == 2)
+        async with dialer.sessions() as session:
+            contacts = {c.number: c for c in await session.scalars(select(Contact))}
+            attempts = {a.number: a for a in await session.scalars(select(ContactAttempt))}
+            answers = await AnswerRepository(session).for_campaign("screened")
+    assert {(row.number, row.variable, row.value) for row in answers} == {
+        (ANSWERS_4_2, "Q1", "4"), (ANSWERS_4_2, "Q2", "2")}
+    assert attempts[ANSWERS_4_2].outcome is AttemptOutcome.ANSWERED
+    assert contacts[ANSWERS_4_2].state is ContactState.DONE
+    hung_up = attempts[machine]
+    assert hung_up.outcome is AttemptOutcome.MACHINE and hung_up.ended_at is not None
+    assert contacts[machine].state is ContactState.PENDING
+    assert contacts[machine].next_attempt_at == hung_up.ended_at + timedelta(hours=1)
