@@ -11,7 +11,9 @@ of the app is one we originate with our own id:
   which enters the app (argument ``agent``) when the agent answers.
 
 Both go into a mixing bridge ``cc-<contact leg>``; whoever hangs up, the other leg and
-the bridge go too.
+the bridge go too. A contact leaving the app alive was handed to an inbound queue by a
+disposition (:mod:`ari_apps.campaign_handoff`): the agent's leg and the bridge go, the
+contact stays with the queue.
 
 One pass of the loop (:meth:`CampaignDialer.run`, on every change it makes and on a
 tick of :data:`TICK` seconds, for other processes' changes and the clock): read the
@@ -58,6 +60,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ari_apps.campaign_handoff import handed_off, record_handoff
 from ari_apps.predictive import PredictiveCalls
 from ari_apps.transfer import leg_variables
 from callcenter.agents.rules import rules_from_config
@@ -421,13 +424,22 @@ class CampaignDialer:
                 case StasisEnd(channel=channel):
                     gone.add(channel.id)
         self.talking.pop(call.agent, None)
-        by = "contact" if call.channel_id in gone else "agent"
+        # The contact left the app alive: a warm transfer to a queue (ari_apps.
+        # campaign_handoff), not hung up: only the agent's leg goes.
+        handoff = (await handed_off(self.ari, call.channel_id, self.campaign)
+                   if call.channel_id in gone else None)
+        if call.channel_id in gone and cause is None and handoff is None:
+            # Its StasisEnd comes before its ChannelDestroyed, which carries the cause.
+            cause = await self._cause_of(call.channel_id, inbox)
+        by = f"nobody: {handoff} handed the contact over" if handoff else (
+            "contact" if call.channel_id in gone else "agent")
         for channel_id in (call.channel_id, leg_id):
             if channel_id not in gone:
                 with contextlib.suppress(ARIError):
                     await self.ari.channels.hangup(channel_id)
-        with contextlib.suppress(ARIError):
-            await self.ari.bridges.destroy(bridge_id)
+        if handoff is None:  # else gone already, and its id the queue router's now
+            with contextlib.suppress(ARIError):
+                await self.ari.bridges.destroy(bridge_id)
         end = self.clock()
         try:
             await self.store.apply(call.agent, Hangup(call.channel_id, self.wrap_up), end)
@@ -435,6 +447,9 @@ class CampaignDialer:
             log.info("dialer %s: %s already moved on: %s", self.name, call.agent, exc)
         await self._end_attempt(call, AttemptOutcome.ANSWERED, end, cause=cause,
                                 answered_at=now, agent=call.agent)
+        if handoff is not None:
+            await record_handoff(self.sessions, self.config.campaigns, call.attempt_id,
+                                 handoff, agent=call.agent, now=end)
         log.info("dialer %s: contact %d's call ended (hung up by %s); %s wraps up", self.name,
                  call.contact.id, by, call.agent)
 
@@ -465,6 +480,17 @@ class CampaignDialer:
         await self._hang_up(call.channel_id, inbox)
         await self._finish(call, Outcome.LIVE, None, agent_answered=False,
                            result="no_answer")
+
+    async def _cause_of(self, channel_id: str, inbox: asyncio.Queue[Event]) -> int | None:
+        """The hangup cause of *channel_id*, which left the app: its ``ChannelDestroyed``
+        within :data:`HANGUP_BUDGET` (None: not seen). Other events are dropped."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANGUP_BUDGET):
+                while True:
+                    event = await inbox.get()
+                    if isinstance(event, ChannelDestroyed) and event.channel.id == channel_id:
+                        return event.cause
+        return None
 
     async def _hang_up(self, channel_id: str, inbox: asyncio.Queue[Event]) -> None:
         try:
@@ -518,7 +544,10 @@ class CampaignDialer:
         now = self.clock()
         async with self.sessions() as session:
             claims = await CampaignRepository(session).open_claims(self.name, self.claimer)
-        held = {state.call: state for state in await self.store.all() if state.call}
+        held: dict[str, list[str]] = {}  # channel -> the agents holding it
+        for state in await self.store.all():
+            if state.call:
+                held.setdefault(state.call, []).append(state.agent)
         for claim in claims:
             if claim.attempt_id is None:
                 async with self.sessions.begin() as session:
@@ -527,18 +556,23 @@ class CampaignDialer:
                 log.warning("dialer %s: contact %d was claimed, never dialled: back",
                             self.name, claim.contact_id)
                 continue
+            # A contact handed to a queue while no dialer ran is the router's now.
+            handoff = (await handed_off(self.ari, claim.channel_id, self.campaign)
+                       if claim.channel_id else None)
             for channel_id in (claim.channel_id, f"{claim.channel_id}-a"):
-                if channel_id:
+                if channel_id and not (handoff and channel_id == claim.channel_id):
                     with contextlib.suppress(ARIError):
                         await self.ari.channels.hangup(channel_id)
-            if claim.channel_id:  # the call's mixing bridge, empty now (else left behind)
+            if claim.channel_id and handoff is None:  # the call's bridge, else left behind
                 with contextlib.suppress(ARIError):
                     await self.ari.bridges.destroy(f"cc-{claim.channel_id}")
-            if claim.channel_id in held:  # the agent held for that call is freed
-                with contextlib.suppress(IllegalTransition):
-                    await self.store.apply(held[claim.channel_id].agent,
-                                           CallGone(claim.channel_id), now,
-                                           reason="dialer restarted")
+            # The agent held for that call is freed (after a hand-off, the queue's agent
+            # holds the same channel: only the campaign's agent who took it).
+            for agent in held.get(claim.channel_id or "", ()):
+                if handoff is None or agent == claim.agent:
+                    with contextlib.suppress(IllegalTransition):
+                        await self.store.apply(agent, CallGone(claim.channel_id), now,
+                                               reason="dialer restarted")
             outcome = (AttemptOutcome.ANSWERED if claim.answered_at is not None
                        else AttemptOutcome.CANCELLED)
             async with self.sessions.begin() as session:
@@ -552,6 +586,9 @@ class CampaignDialer:
                     claim.attempt_id, outcome=outcome, at=now,
                     next_state=ContactState(step.state), next_attempt_at=step.next_attempt_at,
                     answered_at=claim.answered_at, agent=claim.agent)
+            if handoff is not None and claim.agent:
+                await record_handoff(self.sessions, self.config.campaigns, claim.attempt_id,
+                                     handoff, agent=claim.agent, now=now)
             log.warning("dialer %s: attempt %d left open by a stopped dialer closed %s; "
                         "contact %d %s (%s)", self.name, claim.attempt_id, outcome.value,
                         claim.contact_id, step.state, step.reason)

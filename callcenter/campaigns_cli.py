@@ -11,10 +11,11 @@ dialer, is :mod:`callcenter.campaign_run_cli`; ``start``, ``pause``, ``stop`` ar
 
 ``dispose`` records an agent's disposition of an ended attempt (validated against the
 campaign's list; ``do_not_call`` also lists the number) and says what happens to the
-contact next. ``status`` shows the run state (who changed it, when), the dialers
-running the campaign now (their heartbeats) and counts the contacts by state;
-``report`` is the compliance report of :mod:`callcenter.dialer.compliance`, and exits 1
-when a hard rule was broken
+contact next; one that names a queue, on a live call, hands the contact to that inbound
+queue first (:mod:`callcenter.dialer.dispose`, over the home's ARI). ``status`` shows
+the run state (who changed it, when), the dialers running the campaign now (their
+heartbeats) and counts the contacts by state; ``report`` is the compliance report of
+:mod:`callcenter.dialer.compliance`, and exits 1 when a hard rule was broken
 (a call outside the window, a call to a DNC number, the abandon rate over its limit), so
 a nightly job notices. ``answers`` writes an agentless campaign's answers as CSV, a row
 per contact's call and a column per answer variable. Registered on the main group by :mod:`callcenter.cli`.
@@ -102,24 +103,68 @@ def campaigns() -> None:
 def campaigns_dispose(ctx: click.Context, attempt: int, disposition: str,
                       callback_at: str | None, note: str | None, agent: str | None,
                       config_dir: Path, url: str | None) -> None:
-    """Record DISPOSITION on ATTEMPT (an ended call) and move its contact on."""
-    from callcenter.storage.campaigns import CampaignRepository, DispositionError
+    """Record DISPOSITION on ATTEMPT (an ended call) and move its contact on. A
+    disposition naming a queue, given on the live call, hands the contact to that queue
+    through the home's Asterisk (the agent wraps up)."""
+    from callcenter.cli import _load
+    from callcenter.storage.campaigns import DispositionError
 
     when = _parse_when(callback_at)
-    config = _campaigns(ctx, config_dir)
-
-    async def work(session: Any) -> Any:
-        return await CampaignRepository(session).dispose(
-            attempt, disposition, campaigns=config, agent=agent, note=note,
-            callback_at=when, now=dt.datetime.now(dt.UTC))
-
+    config = _load(ctx.obj, config_dir).config
     try:
-        done = asyncio.run(_with_session(ctx.obj.db_url(url), work))
+        handled = asyncio.run(_dispose(ctx.obj, ctx.obj.db_url(url), config, attempt,
+                                       disposition, agent=agent, note=note, when=when))
     except DispositionError as exc:
         raise click.ClickException(str(exc)) from None
+    done = handled.disposed
     nxt = f", due {done.next_attempt_at.isoformat()}" if done.next_attempt_at else ""
-    click.echo(f"attempt {done.attempt_id} ({done.campaign}): {done.disposition}; contact "
-               f"{done.contact_id} {done.state}{nxt} ({done.reason})")
+    to = f"; handed to queue {handled.queue}" if handled.queue else ""
+    click.echo(f"attempt {done.attempt_id} ({done.campaign}): {done.disposition}{to}; "
+               f"contact {done.contact_id} {done.state}{nxt} ({done.reason})")
+
+
+class _HomeHandoff:
+    """The hand-off port of the CLI: an ARI client of the home's Asterisk, opened only
+    when a disposition hands a call over."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    async def hand_off(self, plan: Any) -> None:
+        from ari_apps.campaign_handoff import AriHandoff
+        from callcenter.asterisk.ari.client import ARIClient, ARIError
+        from callcenter.asterisk.instance import InstanceError
+        from callcenter.dialer.amd import DIALER_APP
+        from callcenter.dialer.handoff import HandoffRefused
+
+        try:
+            credentials = self.obj.instance.credentials
+            ari_url = self.obj.instance.ari_url
+        except InstanceError as exc:
+            raise HandoffRefused(503, "attempt", f"cannot reach the PBX: {exc}") from None
+        try:
+            async with ARIClient(ari_url, username=credentials.ari_user,
+                                 password=credentials.ari_password, app=DIALER_APP) as ari:
+                await AriHandoff(ari).hand_off(plan)
+        except (ARIError, OSError) as exc:
+            raise HandoffRefused(503, "attempt", f"cannot reach the PBX: {exc}") from None
+
+
+async def _dispose(obj: Any, url: str, config: Any, attempt: int, disposition: str, *,
+                   agent: str | None, note: str | None, when: dt.datetime | None) -> Any:
+    from callcenter.dialer.dispose import dispose_or_hand_off
+    from callcenter.storage import make_engine, make_sessionmaker
+    from callcenter.storage.migrate import upgrade
+
+    await upgrade(url)
+    engine = make_engine(url)
+    port = _HomeHandoff(obj)
+    try:
+        return await dispose_or_hand_off(
+            make_sessionmaker(engine), config, attempt, disposition, port=lambda: port,
+            agent=agent, note=note, callback_at=when, clock=lambda: dt.datetime.now(dt.UTC))
+    finally:
+        await engine.dispose()
 
 
 @campaigns.command("status")

@@ -67,6 +67,7 @@ from callcenter.asterisk.ari import ARIClient
 from callcenter.asterisk.instance import AsteriskInstance, InstanceError
 from callcenter.asterisk.secrets import SecretsError
 from callcenter.config.models import CallCenterConfig
+from callcenter.dialer.dispose import HandoffPort
 from callcenter.events import EventBus, EventListener
 from callcenter.reporting.metrics import QueueMetrics, metrics_route
 from callcenter.reporting.queue_log import QueueLogWriter
@@ -260,6 +261,12 @@ class CallCenterService:
             raise ServiceError("this service has no Asterisk instance: ARI is not available")
         return self._ari
 
+    def _handoff(self) -> HandoffPort | None:
+        """The PBX side of a campaign call's warm transfer (none without Asterisk)."""
+        from ari_apps.campaign_handoff import AriHandoff
+
+        return None if self._ari is None else AriHandoff(self._ari)
+
     @property
     def event_listeners(self) -> list[EventListener]:
         """What hears the router's events: the queue_log writer (with an Asterisk), the
@@ -407,6 +414,7 @@ class CallCenterService:
                              events=self.stream, supervise=self._supervise_call,
                              transfers=lambda: self.transfers,
                              preview=lambda: self.preview,
+                             handoff=self._handoff,
                              # Where the instance's Asterisk writes recordings (its
                              # asterisk.conf's astspooldir + /recording).
                              recordings=None if self._instance is None

@@ -84,10 +84,12 @@ async def running_api(config: CallCenterConfig, sessions: async_sessionmaker[Asy
                       *, hook: Callable[[str], None] | None = None,
                       hang_up: Callable[[str], Awaitable[bool]] | None = None,
                       preview: Callable[[], Any] | None = None,
+                      handoff: Callable[[], Any] | None = None,
                       ) -> AsyncIterator[Api]:
     """The API on a free loopback port, its hook recording the agents it was told about
     (then calling *hook*); *hang_up*: the service's hang-up (none: no Asterisk);
-    *preview*: returns the preview dialer (none: no dialer)."""
+    *preview*: returns the preview dialer (none: no dialer); *handoff*: returns the warm
+    transfer's PBX side (none: no PBX)."""
     store = AgentStore(sessions, rules_from_config(config), node="test")
     clock = Clock()
     changed: list[str] = []
@@ -101,6 +103,7 @@ async def running_api(config: CallCenterConfig, sessions: async_sessionmaker[Asy
     app = create_api_app(config=config, store=store, sessions=sessions, tokens=tokens,
                          clock=clock, on_agent_change=on_agent_change,
                          **({"hang_up": hang_up} if hang_up is not None else {}),
-                         **({"preview": preview} if preview is not None else {}))
+                         **({"preview": preview} if preview is not None else {}),
+                         **({"handoff": handoff} if handoff is not None else {}))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield Api(client, store, clock, changed)

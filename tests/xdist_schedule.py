@@ -43,6 +43,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_dialer_rules_calls.py",  # 30 (alone)
     "tests/integration/test_dialer_predictive.py",  # 17-29 (alone)
     "tests/integration/test_dialer_preview.py",  # ~20 (alone)
+    "tests/integration/test_dialer_handoff.py",  # ~25 (alone; its own carrier, node)
     "tests/integration/test_carrier.py",  # 30
     "tests/integration/test_web_live.py",  # 27
 )

@@ -171,16 +171,31 @@ class AbandonRule(_Model):
 class Disposition(_Model):
     """What an agent records at the end of a call. ``final`` closes the contact;
     ``retry`` schedules it again (``retry.callback_requested``); neither leaves it to the
-    campaign's retry rules by call outcome."""
+    campaign's retry rules by call outcome.
+
+    ``queue`` (a ``queues:`` entry) makes it a warm transfer: chosen while the call is
+    live, the contact leaves the agent for that inbound queue (``skills`` and
+    ``priority`` as a flow's queue destination: the queue's own skills when none, its
+    priority plus this one), as a lead handed to sales
+    (:mod:`callcenter.dialer.handoff`)."""
 
     label: Annotated[str, StringConstraints(min_length=1, max_length=60)]
     final: Flag = False
     retry: Flag = False
+    queue: Name | None = None
+    skills: tuple[Name, ...] = ()
+    priority: int = Field(0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _final_or_retry(self) -> Disposition:
         if self.final and self.retry:
             raise ValueError("a disposition is final or retried, not both")
+        if self.queue is None and (self.skills or self.priority):
+            raise ValueError("'skills' and 'priority' go with 'queue' (the inbound queue "
+                             "the live call is handed to)")
+        if self.queue is not None and self.retry:
+            raise ValueError("a disposition that hands the call to a queue cannot be "
+                             "retried: the contact is taken care of there")
         return self
 
 

@@ -112,6 +112,17 @@ def _references(c: CallCenterConfig, base: tuple[str, ...], campaign: Campaign,
         for i, skill in enumerate(campaign.skills):
             if skill not in c.skills:
                 yield Problem(base + ("skills", i), f"unknown skill '{skill}' {_known(c.skills)}")
+    for key, disposition in campaign.dispositions.items():
+        at = base + ("dispositions", key)
+        if disposition.queue is not None and disposition.queue not in c.queues \
+                and not broken.has("queues", disposition.queue):
+            yield Problem(at + ("queue",), f"unknown queue '{disposition.queue}' "
+                          f"{_known(c.queues)}: the queue a warm transfer hands the call to")
+        if not broken.touches("skills"):
+            for i, skill in enumerate(disposition.skills):
+                if skill not in c.skills:
+                    yield Problem(at + ("skills", i),
+                                  f"unknown skill '{skill}' {_known(c.skills)}")
 
 
 def _safety(c: CallCenterConfig, base: tuple[str, ...], campaign: Campaign,

@@ -70,6 +70,7 @@ from callcenter.agents.state import IllegalTransition, UnknownPauseReason, logge
 from callcenter.agents.store import AgentStore, StoreConflict
 from callcenter.asterisk.ari import ARIClient, ARINotFound
 from callcenter.config.models import CallCenterConfig
+from callcenter.dialer.dispose import HandoffPort
 from callcenter.dialer.preview_desk import PreviewDesk
 from callcenter.recording import files as recording_files
 from callcenter.storage.queued_calls import QueuedCallRepository
@@ -79,7 +80,7 @@ from callcenter.web.access import BUILTIN_ADMIN, Access, users_from_config
 from callcenter.web.answers import ANSWER_SCHEMAS, campaign_answers
 from callcenter.web.auth import TokenBook
 from callcenter.web.campaign_state import STATE_ROUTES, STATE_SCHEMAS, STATE_SUMMARIES
-from callcenter.web.campaigns import DISPOSITION_SCHEMAS
+from callcenter.web.campaigns import DISPOSITION_SCHEMAS, HANDOFF
 from callcenter.web.campaigns import dispose as _dispose
 from callcenter.web.context import (
     ACCESS,
@@ -534,10 +535,12 @@ ROUTES: Final[tuple[Route, ...]] = (
     # Outbound campaigns (callcenter/web/campaigns.py; the rules are callcenter.dialer's).
     Route("POST", f"{_P}/campaigns/attempts/{{attempt}}/disposition", "disposeAttempt",
           "Record the disposition of an ended campaign call; the contact is retried, "
-          "scheduled for its callback, closed or put on the do-not-call list",
+          "scheduled for its callback, closed or put on the do-not-call list. A "
+          "disposition naming a queue, given on the live call, hands the contact to "
+          "that inbound queue (a warm transfer) and the agent wraps up",
           "admin; a supervisor of the agent's queues; the agent who took the call",
           _dispose, "Disposed", (_ATTEMPT,), body="DispositionBody",
-          errors=(403, 404, 409, 422), tag="campaigns"),
+          errors=(403, 404, 409, 422, 503), tag="campaigns"),
     # Agentless campaigns' answers (callcenter/web/answers.py; stored by their dialer).
     Route("GET", f"{_P}/campaigns/{{campaign}}/answers", "getCampaignAnswers",
           "An agentless campaign's answers, per contact's call", "admin; a supervisor",
@@ -582,6 +585,7 @@ def create_api_app(
     recordings: Path | None = None,
     transfers: Callable[[], TransferPort | None] = lambda: None,
     preview: Callable[[], PreviewPort | None] = lambda: None,
+    handoff: Callable[[], HandoffPort | None] = lambda: None,
 ) -> web.Application:
     """The API as an aiohttp application (run it with
     :class:`callcenter.web.server.ApiServer`, or aiohttp's test client).
@@ -594,6 +598,7 @@ def create_api_app(
     *recordings*: the directory recordings' files are read from (none: not served).
     *transfers*: returns the queue router's transfers (none: a transfer is a 503).
     *preview*: returns the preview dialer (none: a preview's dial is a 503).
+    *handoff*: returns the PBX side of a campaign call's warm transfer (none: a 503).
     """
     if (tokens is None) == (token is None):
         raise TypeError("create_api_app() takes tokens or token, not both nor neither")
@@ -609,6 +614,7 @@ def create_api_app(
     app[_HOOK] = on_agent_change
     app[_HANG_UP] = hang_up
     app[TRANSFERS] = transfers
+    app[HANDOFF] = handoff
     app[_CLOCK] = clock
     app[_DOCUMENT] = document()
     install_stream(app, events if events is not None else StreamHub())

@@ -11,12 +11,19 @@ own. The body is checked here (422 naming the field: ``disposition``, ``callback
 CampaignRepository.dispose` validates the disposition against the campaign's list and
 applies the retry rules in one transaction: 404 no such attempt, 409 a call still in
 progress, 403 another agent's call.
+
+A disposition that names a queue (``warm_transfer_sales: {queue: sales}``) is given
+while the call is live: the contact is handed to that inbound queue and the agent
+wraps up (:func:`callcenter.dialer.dispose.dispose_or_hand_off`); the answer's
+``queue`` names it. On a call that has ended, or not reached its agent yet, it is a 409
+saying so; without a PBX connection in this process, a 503.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
@@ -32,7 +39,15 @@ from callcenter.web.context import (
 )
 from callcenter.web.views import BadBody, field_label, parse_body
 
-__all__ = ["DISPOSITION_SCHEMAS", "dispose"]
+if TYPE_CHECKING:
+    from callcenter.dialer.dispose import HandoffPort
+
+__all__ = ["DISPOSITION_SCHEMAS", "HANDOFF", "dispose"]
+
+#: The app's way to the PBX for a warm transfer (:class:`callcenter.dialer.dispose.
+#: HandoffPort`; the service's is :class:`ari_apps.campaign_handoff.AriHandoff`): a
+#: callable, since ARI may connect after the API starts (``None``: no PBX, a 503).
+HANDOFF: Final = web.AppKey("handoff", Callable[[], "HandoffPort | None"])
 
 _FIELDS: Final = frozenset({"disposition", "callback_at", "note"})
 #: Largest attempt id (a signed 64-bit key).
@@ -77,6 +92,7 @@ def parse_disposition(body: dict[str, Any]) -> tuple[str, dt.datetime | None, st
 
 
 async def dispose(request: web.Request) -> web.Response:
+    from callcenter.dialer.dispose import dispose_or_hand_off
     from callcenter.storage.campaigns import CampaignRepository, DispositionError
 
     # The body first (as every route): a bad one is a 422 whoever asks.
@@ -87,28 +103,28 @@ async def dispose(request: web.Request) -> web.Response:
     attempt_id = _attempt_id(request.match_info["attempt"])
     user = user_of(request)
     app = request.app
-    async with app[SESSIONS].begin() as session:
-        repo = CampaignRepository(session)
-        found, agent = await repo.attempt_agent(attempt_id)
-        if not found:
-            raise ApiError(404, f"no contact attempt {attempt_id}")
-        allowed = user.role == "admin" or (
-            agent is not None and app[ACCESS].may_manage_agent(user, agent))
-        if not allowed:
-            raise forbidden(user, f"dispose attempt {attempt_id} (agent {agent!r})")
-        try:
-            done = await repo.dispose(
-                attempt_id, disposition, campaigns=app[CONFIG].campaigns,
-                agent=user.agent if user.role == "agent" else agent, note=note,
-                callback_at=callback_at, now=app[CLOCK](), own_only=user.role == "agent")
-        except DispositionError as exc:
-            raise ApiError(exc.status, str(exc), exc.field if exc.status == 422 else None
-                           ) from None
+    async with app[SESSIONS]() as session:
+        found, agent = await CampaignRepository(session).attempt_agent(attempt_id)
+    if not found:
+        raise ApiError(404, f"no contact attempt {attempt_id}")
+    allowed = user.role == "admin" or (
+        agent is not None and app[ACCESS].may_manage_agent(user, agent))
+    if not allowed:
+        raise forbidden(user, f"dispose attempt {attempt_id} (agent {agent!r})")
+    try:
+        handled = await dispose_or_hand_off(
+            app[SESSIONS], app[CONFIG], attempt_id, disposition, port=app[HANDOFF],
+            agent=user.agent if user.role == "agent" else agent, note=note,
+            callback_at=callback_at, clock=app[CLOCK], own_only=user.role == "agent")
+    except DispositionError as exc:
+        raise ApiError(exc.status, str(exc), exc.field if exc.status == 422 else None
+                       ) from None
+    done = handled.disposed
     return web.json_response({
         "attempt": done.attempt_id, "contact": done.contact_id, "campaign": done.campaign,
         "disposition": done.disposition, "state": done.state,
         "next_attempt_at": done.next_attempt_at.isoformat() if done.next_attempt_at else None,
-        "reason": done.reason, "added_dnc": done.added_dnc})
+        "reason": done.reason, "added_dnc": done.added_dnc, "queue": handled.queue})
 
 
 #: The OpenAPI components of the disposition route.
@@ -127,7 +143,7 @@ DISPOSITION_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "type": "object", "description": "The disposition stored, and the contact's next "
                                          "step.",
         "required": ["attempt", "contact", "campaign", "disposition", "state",
-                     "next_attempt_at", "reason", "added_dnc"],
+                     "next_attempt_at", "reason", "added_dnc", "queue"],
         "additionalProperties": False,
         "properties": {
             "attempt": {"type": "integer"},
@@ -135,8 +151,14 @@ DISPOSITION_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "campaign": {"type": "string"},
             "disposition": {"type": "string"},
             "state": {"type": "string",
-                      "enum": ["pending", "done", "exhausted", "do_not_call"]},
+                      "enum": ["pending", "done", "exhausted", "do_not_call", "dialing"],
+                      "description": "dialing: handed to a queue, the dialer has not "
+                                     "closed the call yet (it records the disposition "
+                                     "when it does)."},
             "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
             "reason": {"type": "string"},
-            "added_dnc": {"type": "boolean"}}},
+            "added_dnc": {"type": "boolean"},
+            "queue": {"type": ["string", "null"],
+                      "description": "The inbound queue the live call was handed to (a "
+                                     "disposition with a queue), else null."}}},
 }

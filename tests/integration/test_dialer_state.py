@@ -204,6 +204,7 @@ async def test_paused_places_nothing_start_dials_stop_lets_the_call_end_then_ret
         assert attempt.answered_at is not None and attempt.ended_at is not None
         # Its natural end: the contact hung up (the carrier's Hangup(16) after 20 s).
         assert destroyed.get(live.channel_id) == 16, destroyed
+        assert attempt.cause == 16  # stored from the same event
         assert (attempt.ended_at - attempt.answered_at).total_seconds() > 12
         assert contact is not None and contact.state is ContactState.DONE
         status = json.loads(await campaigns(node, home, "status", "--format", "json"))

@@ -207,7 +207,7 @@ async def test_the_api_disposes_as_roles_allow(
         assert answer == {"attempt": alice, "contact": 1, "campaign": "renewals",
                           "disposition": "callback", "state": "pending",
                           "next_attempt_at": "2026-12-02T15:00:00+00:00",
-                          "reason": answer["reason"], "added_dnc": False}
+                          "reason": answer["reason"], "added_dnc": False, "queue": None}
         status, answer = await _post(api, "sue", alice, {"disposition": "do_not_call"})
         assert (status, answer["state"], answer["added_dnc"]) == (200, "do_not_call", True)
         status, answer = await _post(api, "admin", nobody, {"disposition": "frobnicate"})

@@ -183,6 +183,9 @@ class _Channels:
         self.hung_up.append(channel_id)
         raise ARINotFound(404, "Channel not found", "DELETE", f"/channels/{channel_id}")
 
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        raise ARINotFound(404, "Channel not found", "GET", f"/channels/{channel_id}/variable")
+
 
 class _Bridges:
     def __init__(self) -> None:
