@@ -14,7 +14,8 @@ campaign's busy delay; never more than ``lines`` calls at once (the attempts' ow
 and end times, and the carrier's count of calls). ``campaigns answers`` prints them. A
 dialer killed mid-survey is taken over by the next, and both answers are kept. With AMD
 (campaign ``screened``) the carrier's answering machine is hung up (``machine``, retried)
-and the respondent still answers. Waits are on the dialer's pulses and AMI events;
+and the respondent still answers. A ``message`` campaign (``notice``) plays it and hangs
+up. Waits are on the dialer's pulses and AMI events;
 nothing sleeps.
 """
 
@@ -80,6 +81,14 @@ CAMPAIGN = dedent("""\
         amd: {enabled: true}
         flow: survey
         lines: 2
+      notice:
+        mode: agentless
+        trunk: carrier
+        caller_id: "+15550100000"
+        calling_windows: {mon-sun: "00:00-24:00"}
+        assume_timezone: UTC
+        ring_seconds: 15
+        message: vm-goodbye
     flows:
       survey:
         steps:
@@ -300,3 +309,26 @@ async def test_with_amd_a_machine_is_hung_up_and_a_person_still_answers(node: No
     assert hung_up.outcome is AttemptOutcome.MACHINE and hung_up.ended_at is not None
     assert contacts[machine].state is ContactState.PENDING
     assert contacts[machine].next_attempt_at == hung_up.ended_at + timedelta(hours=1)
+
+
+async def test_a_message_campaign_plays_it_and_hangs_up(node: Node) -> None:
+    """Campaign ``notice`` (``message``, no flow): whoever answers hears the message, then
+    the dialer hangs up; the attempt is ``answered``, the contact done, nothing stored."""
+    async with start_dialer(node, campaign="notice") as running:
+        dialer = running.dialer
+        async with dialer.sessions.begin() as session:
+            await CampaignRepository(session).import_contacts(
+                "notice", [NewContact(ANSWERS_4_2, "UTC")])
+        async with asyncio.timeout(60):
+            await dialer.wait_until(lambda: len(dialer.ended) == 1)
+        async with dialer.sessions() as session:
+            (attempt,) = await session.scalars(select(ContactAttempt))
+            contact = await session.get(Contact, attempt.contact_id)
+            answers = await AnswerRepository(session).for_campaign("notice")
+    assert attempt.outcome is AttemptOutcome.ANSWERED and attempt.answered_at is not None
+    assert attempt.cause == 16 and attempt.ended_at is not None
+    # The message (vm-goodbye, about 1 s) was played, then we hung up: well before the
+    # respondent hangs up itself (about 23 s after answering).
+    assert (attempt.ended_at - attempt.answered_at).total_seconds() < 15
+    assert contact is not None and contact.state is ContactState.DONE
+    assert answers == []
