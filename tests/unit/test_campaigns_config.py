@@ -162,8 +162,8 @@ def test_agentless_needs_a_flow_or_a_message_and_no_agents(tmp_path: Path) -> No
     got = _errors(tmp_path, CAMPAIGN.replace("progressive", "agentless"))
     assert [g.split(": ", 2)[2] for g in got] == [
         "an agentless campaign has no agents: remove 'agents' and 'skills', or pick another mode",
-        "an agentless campaign needs 'flow' (the call flow whoever answers goes through) "
-        "or 'message' (the sound they hear)",
+        ("an agentless campaign needs 'flow' (the call flow whoever answers goes through) "
+         "or 'message' (the sound they hear)"),
     ]
 
 
