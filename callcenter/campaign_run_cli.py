@@ -1,12 +1,14 @@
-"""``callcenter campaigns run CAMPAIGN --config DIR``: dial a progressive or predictive
-campaign.
+"""``callcenter campaigns run CAMPAIGN --config DIR``: dial a progressive, predictive or
+agentless campaign.
 
 ::
 
     callcenter contacts import renewals contacts.csv --config config/example
     callcenter campaigns run renewals --config config/example
 
-Runs :class:`ari_apps.dialer.CampaignDialer` against the home's Asterisk (its ARI
+Runs :class:`ari_apps.dialer.CampaignDialer` (:class:`ari_apps.agentless.AgentlessDialer`
+for an agentless campaign: its flow on every live answer, ``lines`` calls at once, the
+answers stored per contact; no agent) against the home's Asterisk (its ARI
 credentials, Stasis app ``cc-dialer``) and database until SIGINT, SIGTERM or SIGHUP, or
 until the campaign is stopped (``callcenter campaigns stop``, from any machine): then no
 new call is placed, the calls in progress end as they will, and the command returns.
@@ -50,7 +52,8 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
     """Dial CAMPAIGN. Progressive: each available agent of the campaign gets the next
     due contact. Predictive: as many calls as the pacer predicts, a live answer going to
     the longest-idle agent (none within 2 s: the safe-harbor message). A live answer is
-    bridged to the agent."""
+    bridged to the agent. Agentless: up to the campaign's lines at once, each live answer
+    sent into its flow (or played its message), the answers stored per contact."""
     from callcenter.asterisk.instance import InstanceError
     from callcenter.cli import _load
     from callcenter.lists_cli import _with_session
@@ -62,9 +65,9 @@ def campaigns_run(ctx: click.Context, campaign: str, config_dir: Path, url: str 
         raise click.ClickException(f"unknown campaign '{campaign}' in {config_dir} "
                                    f"(known: {known})")
     mode = config.campaigns[campaign].mode
-    if mode not in ("progressive", "predictive"):
-        raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive and "
-                                   "predictive campaigns can be run yet")
+    if mode not in ("progressive", "predictive", "agentless"):
+        raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive, "
+                                   "predictive and agentless campaigns can be run")
     db_url = obj.db_url(url)
     refused, paused = asyncio.run(_with_session(db_url,
                                                 lambda session: _refusal(session, campaign)))
@@ -98,6 +101,7 @@ async def _refusal(session: Any, campaign: str) -> tuple[str | None, bool]:
 
 async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_url: str,
                node: str, wrap_up: timedelta) -> None:
+    from ari_apps.agentless import AgentlessDialer
     from ari_apps.dialer import CampaignDialer
     from callcenter.asterisk.ari.client import ARIClient
     from callcenter.dialer.amd import DIALER_APP
@@ -110,8 +114,13 @@ async def _run(config: Any, campaign: str, ari_url: str, credentials: Any, db_ur
     try:
         async with ARIClient(ari_url, username=credentials.ari_user,
                              password=credentials.ari_password, app=DIALER_APP) as ari:
-            dialer = CampaignDialer(config, campaign, ari, make_sessionmaker(engine),
-                                    node=node, wrap_up=wrap_up)
+            dialer: CampaignDialer | AgentlessDialer
+            if config.campaigns[campaign].mode == "agentless":
+                dialer = AgentlessDialer(config, campaign, ari, make_sessionmaker(engine),
+                                         node=node)
+            else:
+                dialer = CampaignDialer(config, campaign, ari, make_sessionmaker(engine),
+                                        node=node, wrap_up=wrap_up)
             for sig in _STOP_SIGNALS:
                 loop.add_signal_handler(sig, dialer.stop)
             reader = asyncio.create_task(ari.run_event_loop(dialer.on_event, on_connected=dialer.resync),

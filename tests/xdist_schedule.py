@@ -25,6 +25,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_queue_callback.py",  # 138
     "tests/integration/test_queue_transfer_external.py",  # ~150 (its own carrier, node)
     "tests/integration/test_queue_after_hours.py",  # ~115
+    "tests/integration/test_dialer_agentless.py",  # 57-75 (alone, -n 0)
     "tests/integration/test_queue_transfer.py",  # 96
     "tests/integration/test_supervision.py",  # 84
     "tests/integration/test_multinode.py",  # 80
