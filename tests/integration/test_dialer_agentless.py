@@ -332,3 +332,51 @@ async def test_a_message_campaign_plays_it_and_hangs_up(node: Node) -> None:
     assert (attempt.ended_at - attempt.answered_at).total_seconds() < 15
     assert contact is not None and contact.state is ContactState.DONE
     assert answers == []
+
+
+async def test_one_run_dials_two_campaigns_and_a_second_run_on_this_asterisk_is_refused(
+        node: Node) -> None:
+    """``campaigns run survey notice``: one process, both campaigns' contacts dialled over
+    one events connection (each dialer takes its own channels' events). A second
+    ``campaigns run`` on the same Asterisk would take the app's events from the first
+    (Asterisk gives them to the latest connection): it is refused, exit 1, and the first
+    goes on dialling."""
+    from tests.integration.dialer_process import campaign_run
+
+    pbx = node.pbx
+    engine = make_engine(pbx.db_url, sqlite_immediate=True)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with campaign_run(pbx.instance.home, pbx.config_dir, pbx.db_url, "survey",
+                                "both", "notice", "survey") as first:
+            await first.expect("campaign notice is running")
+            await first.expect("campaign survey is running")
+            async with campaign_run(pbx.instance.home, pbx.config_dir, pbx.db_url,
+                                    "notice", "second") as second:
+                async with asyncio.timeout(60):
+                    status = await second.proc.wait()
+                await second.kill()  # its output read to the end
+            assert status == 1, second.tail()
+            assert any("another dialer is connected to this Asterisk" in line
+                       for line in second.lines), second.tail()
+            async with sessions.begin() as session:
+                repository = CampaignRepository(session)
+                await repository.import_contacts("survey", [NewContact(ANSWERS_4_2, "UTC")])
+                await repository.import_contacts("notice", [NewContact(ANSWERS_5_1, "UTC")])
+            await first.expect("attempt 1 ended answered", timeout=90)
+            await first.expect("attempt 2 ended answered", timeout=90)
+            assert await first.stop() == 0, first.tail()
+        async with sessions() as session:
+            attempts = {a.number: a for a in await session.scalars(select(ContactAttempt))}
+            answers = await AnswerRepository(session).for_campaign("survey")
+        assert {number: a.outcome for number, a in attempts.items()} == {
+            ANSWERS_4_2: AttemptOutcome.ANSWERED, ANSWERS_5_1: AttemptOutcome.ANSWERED}
+        assert [(a.variable, a.value) for a in answers] == [("Q1", "4"), ("Q2", "2")]
+    finally:
+        async with sessions.begin() as session:
+            await session.execute(delete(ContactAnswer))
+            await session.execute(delete(ContactAttempt))
+            await session.execute(delete(Contact))
+        await engine.dispose()
+    left = await pbx.wait_no_channels()
+    assert left == 0, f"{left} channel(s) left on our node after the test"
