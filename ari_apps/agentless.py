@@ -79,6 +79,7 @@ from callcenter.dialer.agentless import (
 )
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.attempts import claim_allowed, finish_attempt
+from callcenter.dialer.campaign_state import claimer_of
 from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
@@ -148,7 +149,7 @@ class AgentlessDialer:
         self.sessions = sessions
         self.clock = clock
         self.node = node
-        self.claimer = f"dialer:{node}"[:48]
+        self.claimer = claimer_of(node)
         self.tick = tick
         self.flow_budget = flow_budget
         #: The answer variables stored, and the collect steps that accept each.

@@ -88,6 +88,7 @@ from callcenter.config.campaign import Campaign
 from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
 from callcenter.dialer.attempts import claim_allowed, finish_attempt
+from callcenter.dialer.campaign_state import claimer_of
 from callcenter.dialer.eligibility import Verdict
 from callcenter.dialer.gate import next_step
 from callcenter.dialer.machine_message import MachineMessage, message_for
@@ -155,7 +156,7 @@ class CampaignDialer:
         self.sessions = sessions
         self.clock = clock
         self.node = node
-        self.claimer = f"dialer:{node}"[:48]
+        self.claimer = claimer_of(node)
         self.wrap_up = wrap_up
         self.agent_ring_seconds = agent_ring_seconds
         self.tick = tick

@@ -50,13 +50,15 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The config directory that defines the campaigns.")
 @click.option("--db", "url", default=None, envvar="CALLCENTER_DB", help="Database URL.")
-@click.option("--node", default="dialer", show_default=True,
-              help="This dialer's name (its claims on contacts; closed again on restart).")
+@click.option("--node", default=None,
+              help="This dialer's name (its claims on contacts, closed again when a dialer "
+                   "of that name starts; default: this machine's name). One name, one "
+                   "process at a time.")
 @click.option("--wrap-up", "wrap_up", type=click.IntRange(0, 3600), default=10,
               show_default=True, help="Seconds of wrap-up after each answered call.")
 @click.pass_context
 def campaigns_run(ctx: click.Context, campaigns: tuple[str, ...], config_dir: Path,
-                  url: str | None, node: str, wrap_up: int) -> None:
+                  url: str | None, node: str | None, wrap_up: int) -> None:
     """Dial each CAMPAIGN (one process per Asterisk dials them all). Progressive: each
     available agent of the campaign gets the next due contact. Predictive: as many calls
     as the pacer predicts, a live answer going to the longest-idle agent (none within
@@ -79,10 +81,13 @@ def campaigns_run(ctx: click.Context, campaigns: tuple[str, ...], config_dir: Pa
         if mode not in ("progressive", "predictive", "agentless"):
             raise click.ClickException(f"campaign '{campaign}' is {mode}: only progressive, "
                                        "predictive and agentless campaigns can be run")
+    from callcenter.service import default_node
+
+    node = node or default_node()
     db_url = obj.db_url(url)
     for campaign in names:
         refused, paused = asyncio.run(_with_session(
-            db_url, lambda session, c=campaign: _refusal(session, c)))  # type: ignore[misc]
+            db_url, lambda session, c=campaign: _refusal(session, c, node)))  # type: ignore[misc]
         if refused is not None:
             raise click.ClickException(refused)
         if paused:
@@ -97,18 +102,48 @@ def campaigns_run(ctx: click.Context, campaigns: tuple[str, ...], config_dir: Pa
                      timedelta(seconds=wrap_up)))
 
 
-async def _refusal(session: Any, campaign: str) -> tuple[str | None, bool]:
-    """Why ``run`` must not start (a stopped campaign, naming who stopped it and when),
-    and whether the campaign is paused (the dialer then waits for ``start``)."""
-    from callcenter.dialer.campaign_state import permit, run_refusal
-    from callcenter.storage.campaign_state import CampaignStateRepository
+async def _refusal(session: Any, campaign: str, node: str) -> tuple[str | None, bool]:
+    """Why ``run`` must not start (a stopped campaign, naming who stopped it and when;
+    this ``--node`` running the campaign elsewhere), and whether the campaign is paused
+    (the dialer then waits for ``start``)."""
+    import os
+    import socket
 
-    stored = await CampaignStateRepository(session).state(campaign)
+    from callcenter.dialer.campaign_state import (
+        claimer_of,
+        node_in_use,
+        permit,
+        run_refusal,
+    )
+    from callcenter.dialer.state_watch import SEEN_WITHIN
+    from callcenter.storage.campaign_state import CampaignStateRepository
+    from callcenter.storage.models import utcnow
+
+    repository = CampaignStateRepository(session)
+    stored = await repository.state(campaign)
     refused = run_refusal(stored.state, campaign)
     if refused is not None and stored.changed_at is not None:
         refused = (f"{refused} (stopped by {stored.changed_by} at "
                    f"{stored.changed_at.isoformat()})")
+    if refused is None:
+        now = utcnow()
+        refused = node_in_use(await repository.dialers(campaign, now=now, within=SEEN_WITHIN),
+                              claimer_of(node), campaign=campaign, host=socket.gethostname(),
+                              pid=os.getpid(), alive=_alive, now=now)
     return refused, refused is None and not permit(stored.state, campaign).place_calls
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 async def dialer_connected(ari: Any, app: str) -> bool:
