@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from callcenter.agents.state import Unpause
@@ -46,6 +48,15 @@ from tests.integration.test_queue_callback import (
     take,
 )
 from tests.integration.test_queue_unavailable import Events, login_paused
+
+
+@pytest.fixture(autouse=True)
+def _info_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """The router's INFO lines in a failure's report: these tests wait on a chain of
+    steps (admitted, left, prompt, beep, recorded, stored), and a timeout alone does not
+    say which step never came (seen once in a loaded full run)."""
+    caplog.set_level(logging.INFO)
+
 
 OBSERVER_APP = "cc-test-messages"
 CALLER_APP = "cc-test-talker"
