@@ -5,9 +5,11 @@ tests/integration/test_dialer_handoff.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -417,3 +419,61 @@ async def test_a_restarted_dialer_leaves_a_handed_over_contact_to_the_queue(
     assert (row.outcome, row.agent, row.disposition) == (
         AttemptOutcome.ANSWERED, "alice", "warm_transfer_sales")
     assert (contact.state, contact.claimed_by) == (ContactState.DONE, None)
+
+
+class _SlowSide(FakeDialerSide):
+    """The PBX side taking its time over the first hand-off (as ARI's seven requests do),
+    so that a second disposition arrives meanwhile."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions)
+        self.inside = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def hand_off(self, plan: HandoffPlan) -> None:
+        if not self.inside.is_set():  # the first one waits; any other goes through
+            self.inside.set()
+            await self.go_on.wait()
+        await super().hand_off(plan)
+
+
+async def test_two_dispositions_at_once_hand_the_call_over_once(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    attempt = await _live(sessions)
+    side = _SlowSide(sessions)
+
+    def dispose(disposition: str) -> Any:
+        return dispose_or_hand_off(
+            sessions, config_with_pause_reason(), attempt, disposition, port=lambda: side,
+            agent="alice", note=None, callback_at=None, clock=lambda: NOW, wait=2)
+
+    first = asyncio.create_task(dispose("warm_transfer_sales"))
+    async with asyncio.timeout(5):
+        await side.inside.wait()
+    with pytest.raises(DispositionError) as info:  # the CLI's, or a second click
+        async with asyncio.timeout(5):
+            await dispose("warm_transfer_sales")
+    assert (info.value.status, info.value.field) == (409, "attempt")
+    assert "being handed over already" in str(info.value)
+    side.go_on.set()
+    async with asyncio.timeout(5):
+        handled = await first
+    assert handled.queue == "sales" and handled.disposed.state == "done"
+    assert len(side.plans) == 1
+
+
+async def test_a_refused_hand_off_gives_its_claim_back(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    attempt = await _live(sessions)
+    refusing = FakeDialerSide(sessions, refuse=HandoffRefused(503, "attempt", "no answer"))
+    args: dict[str, Any] = {"port": lambda: refusing, "agent": "alice", "note": None,
+                            "callback_at": None, "clock": lambda: NOW, "wait": 0.3}
+    with pytest.raises(DispositionError) as info:
+        await dispose_or_hand_off(sessions, config_with_pause_reason(), attempt,
+                                  "warm_transfer_sales", **args)
+    assert info.value.status == 503
+    side = FakeDialerSide(sessions)
+    handled = await dispose_or_hand_off(
+        sessions, config_with_pause_reason(), attempt, "warm_transfer_sales",
+        **{**args, "port": lambda: side})
+    assert handled.disposed.state == "done" and len(side.plans) == 1
