@@ -444,6 +444,16 @@ class CampaignDialer:
                 case StasisEnd(channel=channel):
                     gone.add(channel.id)
         self.talking.pop(call.agent, None)
+        if call.channel_id not in gone and await handed_off(self.ari, call.channel_id,
+                                                            self.campaign):
+            # The agent hung up while its disposition handed the contact over (CC_HANDOFF
+            # is set first): the contact is on its way to the queue, not to be hung up.
+            match await self._left(call.channel_id, inbox):
+                case ChannelDestroyed(cause=c):
+                    gone.add(call.channel_id)
+                    cause = c
+                case StasisEnd():
+                    gone.add(call.channel_id)
         # The contact left the app alive: a warm transfer to a queue (ari_apps.
         # campaign_handoff), not hung up: only the agent's leg goes.
         handoff = (await handed_off(self.ari, call.channel_id, self.campaign)
@@ -500,6 +510,19 @@ class CampaignDialer:
         await self._hang_up(call.channel_id, inbox)
         await self._finish(call, Outcome.LIVE, None, agent_answered=False,
                            result="no_answer")
+
+    async def _left(self, channel_id: str, inbox: asyncio.Queue[Event]) -> Event | None:
+        """The ``StasisEnd`` (or ``ChannelDestroyed``) of *channel_id* within
+        :data:`HANGUP_BUDGET`; None when it stays (the hand-off failed: hung up then)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANGUP_BUDGET):
+                while True:
+                    event = await inbox.get()
+                    match event:
+                        case StasisEnd(channel=channel) | ChannelDestroyed(channel=channel) \
+                                if channel.id == channel_id:
+                            return event
+        return None
 
     async def _cause_of(self, channel_id: str, inbox: asyncio.Queue[Event]) -> int | None:
         """The hangup cause of *channel_id*, which left the app: its ``ChannelDestroyed``
