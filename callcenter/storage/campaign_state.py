@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.dialer.campaign_state import DEFAULT, Change, change
+from callcenter.storage.campaigns import CampaignRepository
 from callcenter.storage.models import (
     AGENT_NAME_MAX,
     BY_MAX,
@@ -69,14 +70,7 @@ class CampaignStateRepository:
         self._session = session
 
     async def _campaign_id(self, name: str) -> int:
-        found = await self._session.scalar(
-            select(CampaignRecord.id).where(CampaignRecord.name == name))
-        if found is not None:
-            return found
-        row = CampaignRecord(name=name)
-        self._session.add(row)
-        await self._session.flush()
-        return row.id
+        return await CampaignRepository(self._session).campaign_id(name)
 
     async def state(self, campaign: str) -> StoredState:
         """The stored state of ``campaign`` (:data:`DEFAULT` when it has no row yet)."""
