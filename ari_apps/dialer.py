@@ -87,8 +87,10 @@ from callcenter.asterisk.ari.events import (
 from callcenter.config.campaign import Campaign
 from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
-from callcenter.dialer.eligibility import Verdict, may_dial
-from callcenter.dialer.gate import next_step, refusal_step
+from callcenter.dialer.attempts import claim_allowed, finish_attempt
+from callcenter.dialer.campaign_state import claimer_of
+from callcenter.dialer.eligibility import Verdict
+from callcenter.dialer.gate import next_step
 from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
@@ -154,7 +156,7 @@ class CampaignDialer:
         self.sessions = sessions
         self.clock = clock
         self.node = node
-        self.claimer = f"dialer:{node}"[:48]
+        self.claimer = claimer_of(node)
         self.wrap_up = wrap_up
         self.agent_ring_seconds = agent_ring_seconds
         self.tick = tick
@@ -302,29 +304,8 @@ class CampaignDialer:
     async def _claim(self, now: datetime) -> tuple[DueContact, Verdict] | None:
         """One due contact the rules allow now, and their verdict; those refused are not
         dialled: each goes where :func:`refusal_step` says (a DNC one counted blocked)."""
-        for _ in range(CLAIMS_PER_AGENT):
-            async with self.sessions.begin() as session:
-                repository = CampaignRepository(session)
-                claimed = await repository.claim_due(self.name, now, 1, claimer=self.claimer,
-                                                     include_dnc=True)
-                if not claimed:
-                    return None
-                contact = claimed[0]
-                verdict = may_dial(contact, self.campaign, now, dnc=contact.dnc,
-                                   last_abandon_at=await repository.last_abandon_at(
-                                       contact.id))
-                # A reserved agent may still not answer (an abandon): the 72 hours hold.
-                if verdict.allowed:
-                    return contact, verdict
-                refusal = refusal_step(verdict)
-                await repository.refuse(contact.id, state=ContactState(refusal.state),
-                                        next_attempt_at=refusal.next_attempt_at,
-                                        dnc_blocked=refusal.dnc_blocked)
-                log.info("dialer %s: contact %d (%s) not dialled: %s (%s); %s%s", self.name,
-                         contact.id, contact.number, verdict.rule, verdict.reason,
-                         refusal.state, f" until {refusal.next_attempt_at.isoformat()}"
-                         if refusal.next_attempt_at else "")
-        return None
+        return await claim_allowed(self.sessions, self.name, self.campaign, now,
+                                   claimer=self.claimer, tries=CLAIMS_PER_AGENT)
 
     # -- one call ----------------------------------------------------------------------------
 
@@ -569,18 +550,12 @@ class CampaignDialer:
                            agent: str | None = None,
                            message: MachineMessage | None = None) -> None:
         outcome = AttemptOutcome(stored)
-        async with self.sessions.begin() as session:
-            repository = CampaignRepository(session)
-            step = next_step(self.campaign, number=call.contact.number,
-                             timezone=call.contact.timezone,
-                             attempts=call.contact.attempts + 1, outcome=outcome, at=at,
-                             earlier=await repository.attempt_history(
-                                 call.contact.id, exclude=call.attempt_id),
-                             message_left=message is None or message.left)
-            await repository.end_attempt(
-                call.attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
-                next_attempt_at=step.next_attempt_at, answered_at=answered_at, cause=cause,
-                agent=agent, reason_note=message and message.note)
+        step = await finish_attempt(
+            self.sessions, self.campaign, attempt_id=call.attempt_id,
+            contact_id=call.contact.id, number=call.contact.number,
+            timezone=call.contact.timezone, attempts=call.contact.attempts + 1,
+            outcome=outcome, at=at, cause=cause, answered_at=answered_at, agent=agent,
+            message=message)
         self.ended.append(call.attempt_id)
         self._pulse()
         log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,

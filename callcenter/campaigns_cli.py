@@ -7,6 +7,7 @@ dialer, is :mod:`callcenter.campaign_run_cli`; ``start``, ``pause``, ``stop`` ar
     callcenter campaigns dispose 42 callback --callback-at 2026-12-02T15:00+00:00 --config DIR
     callcenter campaigns status renewals --config config/example
     callcenter campaigns report renewals --config config/example --format json
+    callcenter campaigns answers survey --config config/example > answers.csv
 
 ``dispose`` records an agent's disposition of an ended attempt (validated against the
 campaign's list; ``do_not_call`` also lists the number) and says what happens to the
@@ -16,7 +17,8 @@ the run state (who changed it, when), the dialers running the campaign now (thei
 heartbeats) and counts the contacts by state; ``report`` is the compliance report of
 :mod:`callcenter.dialer.compliance`, and exits 1 when a hard rule was broken
 (a call outside the window, a call to a DNC number, the abandon rate over its limit), so
-a nightly job notices. Registered on the main group by :mod:`callcenter.cli`.
+a nightly job notices. ``answers`` writes an agentless campaign's answers as CSV, a row
+per contact's call and a column per answer variable. Registered on the main group by :mod:`callcenter.cli`.
 """
 
 from __future__ import annotations
@@ -230,6 +232,35 @@ def campaigns_report(ctx: click.Context, campaign: str, config_dir: Path, url: s
     _emit(report.rows(), report.as_json(), fmt)
     if not report.compliant:
         sys.exit(1)
+
+
+@campaigns.command("answers")
+@click.argument("campaign")
+@_CONFIG
+@_DB
+@click.pass_context
+def campaigns_answers(ctx: click.Context, campaign: str, config_dir: Path,
+                      url: str | None) -> None:
+    """CAMPAIGN's answers as CSV: contact, number, attempt, complete (yes/no), then one
+    column per answer variable (the campaign's ``answers``, else all its flow collects)."""
+    import csv
+
+    from callcenter.cli import _load
+    from callcenter.dialer.agentless import answer_table, answer_variables
+    from callcenter.storage.answers import AnswerRepository
+
+    config = _load(ctx.obj, config_dir).config
+    settings = _known(dict(config.campaigns), campaign, config_dir)
+    if settings.mode != "agentless":
+        raise click.ClickException(f"campaign '{campaign}' is {settings.mode}: only "
+                                   "agentless campaigns collect answers")
+
+    async def work(session: Any) -> Any:
+        return await AnswerRepository(session).for_campaign(campaign)
+
+    rows = asyncio.run(_with_session(ctx.obj.db_url(url), work))
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerows(answer_table(answer_variables(config, settings), rows))
 
 
 def _add_run() -> None:

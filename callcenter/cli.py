@@ -984,12 +984,15 @@ class _ApiLogin:
         await self._act(agent, "logout")
 
     async def _act(self, agent: str, action: str) -> None:
-        from callcenter.web.client import ApiRefused
+        from callcenter.web.client import ApiClientError, ApiRefused
 
         try:
             state = await asyncio.to_thread(self._client.act, agent, action)
         except ApiRefused as exc:  # e.g. logged in already: say so, keep the phone up
             click.echo(f"phone {agent}: {action} refused: {exc}")
+            return
+        except ApiClientError as exc:  # the service stopped first (a shared Ctrl-C)
+            click.echo(f"phone {agent}: {action} failed: {exc}", err=True)
             return
         click.echo(f"phone {agent}: {action} done, agent {state.get('status', '?')}")
 

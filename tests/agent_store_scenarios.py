@@ -184,7 +184,8 @@ async def concurrent_upgrades_apply_once(url: str, *, count: int) -> None:
         "Running upgrade 0006 -> 0007",
         "Running upgrade 0007 -> 0008",
         "Running upgrade 0008 -> 0009",
-        "Running upgrade 0009 -> 0011",
+        "Running upgrade 0009 -> 0010",
+        "Running upgrade 0010 -> 0011",
     ]
     engine = make_engine(url)
     try:

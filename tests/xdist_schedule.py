@@ -25,9 +25,11 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/integration/test_queue_callback.py",  # 138
     "tests/integration/test_queue_transfer_external.py",  # ~150 (its own carrier, node)
     "tests/integration/test_queue_after_hours.py",  # ~115
+    "tests/integration/test_dialer_agentless.py",  # 57-75 (alone, -n 0)
     "tests/integration/test_queue_transfer.py",  # 96
     "tests/integration/test_supervision.py",  # 84
     "tests/integration/test_multinode.py",  # 80
+    "tests/integration/test_dialer_two_processes.py",  # 58 alone (-n 0): carrier, 2 nodes
     "tests/integration/test_queue_chaos.py",  # 73
     "tests/integration/test_queue_router.py",  # 70
     "tests/integration/test_queue_unavailable.py",  # 66

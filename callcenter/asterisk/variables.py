@@ -17,8 +17,11 @@ __all__ = [
     "AMD",
     "AMD_BEEP",
     "ASTERISK_VARIABLES",
+    "ATTEMPT_ID",
     "CALLER",
+    "CAMPAIGN",
     "CLOCK_OVERRIDE",
+    "CONTACT_ID",
     "ENTRY",
     "LOOKUP_STATUS",
     "MENU",
@@ -90,6 +93,12 @@ AMD = "CC_AMD"
 #: ``${WAITSTATUS}`` of ``WaitForSilence()`` (``SILENCE``: the greeting and its beep are
 #: over; ``TIMEOUT``: no pause long enough came in time).
 AMD_BEEP = "CC_AMD_BEEP"
+#: Set by the agentless dialer (``ari_apps/agentless.py``) on an answered call before it
+#: enters the campaign's flow: the campaign, the contact and the attempt (database ids),
+#: so the flow (a lookup, a log line) knows whom it is talking to.
+CAMPAIGN = "CC_CAMPAIGN"
+CONTACT_ID = "CC_CONTACT_ID"
+ATTEMPT_ID = "CC_ATTEMPT_ID"
 
 
 # -- which variables a call flow may branch on, and who sets them ----------------------------

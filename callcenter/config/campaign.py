@@ -45,6 +45,7 @@ from callcenter.config.models import (
     Ranges,
     Sound,
     TimeRange,
+    VarName,
     _also_written,
     _Model,
     check_timezone,
@@ -63,7 +64,8 @@ __all__ = [
 
 #: Modes a campaign dials in: ``preview`` (the agent sees the contact, then dials),
 #: ``progressive`` (one call per free agent), ``predictive`` (the pacer overdials within
-#: the abandon rule), ``agentless`` (a message to whoever answers, no agent).
+#: the abandon rule), ``agentless`` (a call flow, or a message, for whoever answers; no
+#: agent).
 CampaignMode = Literal["preview", "progressive", "predictive", "agentless"]
 #: Call outcomes a retry rule exists for.
 RETRY_OUTCOMES = ("busy", "no_answer", "machine", "failed", "callback_requested")
@@ -264,8 +266,17 @@ class Campaign(_Model):
     #: Played to a live answer no agent can take within 2 s (identifies the caller and a
     #: number to call back): required for progressive and predictive.
     safe_harbor: Sound | None = None
-    #: The message an agentless campaign plays to whoever answers.
+    #: The message an agentless campaign plays to whoever answers, then hangs up (the
+    #: simple case; ``flow`` for anything more).
     message: Sound | None = None
+    #: The ``flows:`` entry an agentless campaign runs on every live answer (a survey, a
+    #: reminder with "press 1 to speak to someone": a menu option to a queue).
+    flow: Name | None = None
+    #: Calls an agentless campaign has up at once (ringing or in the flow).
+    lines: int = Field(1, ge=1, le=100)
+    #: The collect variables whose values are stored per contact; omitted: every
+    #: variable the flow, and the flows and menus it reaches, collects.
+    answers: Annotated[tuple[VarName, ...], Field(max_length=100)] | None = None
     #: What the agent reads, shown by the agent console (``{first_name}`` from contact data).
     script: Annotated[str, StringConstraints(max_length=20000)] = ""
     dispositions: dict[Name, Disposition] = Field(

@@ -8,7 +8,8 @@ be safe to dial with::
 "Unsafe" means what a regulator or a carrier would hold against the operator: a phone
 hung up before a person could reach it, a predictive campaign with no abandon limit, a
 live answer with no safe-harbor message, a campaign where nobody can record a
-do-not-call request.
+do-not-call request. An agentless campaign runs a flow (or plays a message) that exists;
+the answers it stores are variables that flow collects.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from callcenter.config.campaign import MIN_RING_SECONDS, Campaign
-from callcenter.config.checks import Problem
-from callcenter.config.models import CallCenterConfig
+from callcenter.config.checks import Problem, graph_edges
+from callcenter.config.models import CallCenterConfig, CollectSpec, CollectStep
 from callcenter.config.partial import Broken
 
-__all__ = ["check_campaigns"]
+__all__ = ["check_campaigns", "collected_variables"]
 
 _NOTHING_BROKEN = Broken()
 
@@ -36,6 +37,68 @@ def check_campaigns(c: CallCenterConfig, broken: Broken = _NOTHING_BROKEN) -> It
         base = ("campaigns", name)
         yield from _references(c, base, campaign, broken)
         yield from _safety(c, base, campaign, broken)
+        yield from _agentless(c, base, campaign, broken)
+
+
+def collected_variables(config: CallCenterConfig,
+                        flow: str) -> dict[str, tuple[CollectSpec, ...]]:
+    """Every variable a ``collect`` step sets on a call that enters ``flow``, in the order
+    the walk meets them (the flow's own steps first, then what its destinations reach),
+    with the steps that collect it (one variable may be asked in two places)."""
+    edges = graph_edges(config)
+    seen: set[tuple[str, str]] = set()
+    order: list[tuple[str, str]] = []
+    todo: list[tuple[str, str]] = [("flow", flow)]
+    while todo:  # breadth first: the flow's own questions come first
+        node = todo.pop(0)
+        if node in seen or node not in edges:
+            continue
+        seen.add(node)
+        order.append(node)
+        todo.extend(target for target, _ in edges[node] if target is not None)
+    out: dict[str, tuple[CollectSpec, ...]] = {}
+    for kind, name in order:
+        if kind != "flow":
+            continue
+        for step in config.flows[name].steps:
+            if isinstance(step, CollectStep):
+                spec = step.collect
+                out[spec.variable] = out.get(spec.variable, ()) + (spec,)
+    return out
+
+
+def _agentless(c: CallCenterConfig, base: tuple[str, ...], campaign: Campaign,
+               broken: Broken) -> Iterator[Problem]:
+    """What an agentless campaign runs, and which answers it stores."""
+    if campaign.mode != "agentless":
+        for key in ("flow", "answers"):
+            if getattr(campaign, key) is not None:
+                yield Problem(base + (key,), f"'{key}' is for agentless campaigns; this one "
+                              f"is {campaign.mode}")
+        return
+    if campaign.flow is None:
+        if campaign.message is None:
+            yield Problem(base, "an agentless campaign needs 'flow' (the call flow whoever "
+                          "answers goes through) or 'message' (the sound they hear)")
+        if campaign.answers is not None:
+            yield Problem(base + ("answers",), "answers are collected by a flow: give the "
+                          "campaign a 'flow'")
+        return
+    if campaign.message is not None:
+        yield Problem(base + ("message",), "give 'flow' or 'message', not both (play the "
+                      "message in the flow: a play step)")
+    if campaign.flow not in c.flows:
+        if not broken.has("flows", campaign.flow):
+            yield Problem(base + ("flow",), f"unknown flow '{campaign.flow}' {_known(c.flows)}")
+        return
+    if broken.touches("flows") or broken.touches("menus"):
+        return  # what the flow reaches is not known
+    collected = collected_variables(c, campaign.flow)
+    for i, variable in enumerate(campaign.answers or ()):
+        if variable not in collected:
+            yield Problem(base + ("answers", i),
+                          f"flow '{campaign.flow}' collects no variable '{variable}' "
+                          f"{_known(collected)}")
 
 
 def _references(c: CallCenterConfig, base: tuple[str, ...], campaign: Campaign,
@@ -69,9 +132,6 @@ def _safety(c: CallCenterConfig, base: tuple[str, ...], campaign: Campaign,
         if campaign.agents or campaign.skills:
             yield Problem(base, "an agentless campaign has no agents: remove 'agents' and "
                           "'skills', or pick another mode")
-        if campaign.message is None:
-            yield Problem(base, "an agentless campaign needs 'message': the sound whoever "
-                          "answers hears")
     elif not campaign.agents and not campaign.skills:
         yield Problem(base, f"nobody works this {mode} campaign: give it 'agents' or 'skills'")
     if mode in ("progressive", "predictive"):

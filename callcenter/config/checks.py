@@ -435,6 +435,9 @@ def _reachability(c: CallCenterConfig) -> Iterator[Problem]:
     roots += [n for q in c.queues.values() if q.when_unavailable is not None
               and q.when_unavailable.destination is not None
               for n in [_target(q.when_unavailable.destination, None)] if n is not None]
+    # An agentless campaign's flow is where its answered calls enter.
+    roots += [("flow", campaign.flow) for campaign in c.campaigns.values()
+              if campaign.flow is not None]
     names = {kind: [n for k, n in edges if k == kind] for kind in ("flow", "menu")}
 
     def meant(node: Node) -> Node | None:

@@ -18,11 +18,17 @@ dialer of the campaign, on any machine, obeys the row.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["ACTIONS", "DEFAULT", "Change", "Permit", "RunState", "change", "permit",
-           "run_refusal"]
+if TYPE_CHECKING:
+    from callcenter.storage.campaign_state import DialerSeen
+
+__all__ = ["ACTIONS", "DEFAULT", "Change", "Permit", "RunState", "change", "claimer_of",
+           "node_in_use",
+           "permit", "run_refusal"]
 
 
 class RunState(enum.StrEnum):
@@ -101,4 +107,33 @@ def run_refusal(state: RunState | str | None, campaign: str) -> str | None:
     if permit(state, campaign).exit:
         return (f"campaign {campaign} is stopped: `callcenter campaigns start {campaign}` "
                 "first, then run it")
+    return None
+
+
+def claimer_of(node: str) -> str:
+    """The name a dialer started with ``--node`` claims contacts, reserves agents and
+    beats under."""
+    return f"dialer:{node}"[:48]
+
+
+def node_in_use(seen: Iterable[DialerSeen], claimer: str, *, campaign: str, host: str,
+                pid: int, alive: Callable[[int], bool], now: datetime) -> str | None:
+    """Why a dialer named ``claimer`` must not start on ``campaign`` (None: it may).
+
+    A dialer starting closes what its name left open (restart safety), so a second
+    process under the same name would end the first one's calls in the database while
+    they are still up, and the contacts would be dialled again. ``seen``: the heartbeats
+    of the campaign's dialers seen lately. Taken: the name beats from another machine,
+    or from a live process of this one (``alive(pid)``) other than ``pid``. A beat from a
+    dead process of this machine is a crash to recover from, not a conflict."""
+    for dialer in seen:
+        if dialer.node != claimer or (dialer.host == host and dialer.pid == pid):
+            continue
+        if dialer.host == host and not alive(dialer.pid):
+            continue
+        where = "this machine" if dialer.host == host else dialer.host
+        age = max(0, round((now - dialer.seen_at).total_seconds()))
+        return (f"dialer {claimer} already runs campaign {campaign} on {where} (pid "
+                f"{dialer.pid}, seen {age} s ago): give this one another --node, or stop "
+                "that one first")
     return None

@@ -141,7 +141,9 @@ def after_attempt(contact: ContactLike, campaign: Campaign, outcome: Enum | str,
         return NextStep("done", None, "machine: message left (amd.on_machine)")
     if key in _LIVE:
         return NextStep("done", None, "answered live" + (
-            f", disposition {disposition}" if disposition else ", awaiting disposition"))
+            f", disposition {disposition}" if disposition
+            else "" if campaign.mode == "agentless"  # no agent to give one
+            else ", awaiting disposition"))
     if rule is None:
         raise ValueError(f"unknown outcome {key!r}")
     name, settings = rule

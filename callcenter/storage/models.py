@@ -75,6 +75,7 @@ __all__ = [
     "CampaignRecord",
     "CampaignStateChange",
     "Contact",
+    "ContactAnswer",
     "ContactAttempt",
     "ContactState",
     "DestinationKind",
@@ -901,3 +902,33 @@ class ContactAttempt(Base):
 
     def __repr__(self) -> str:
         return f"ContactAttempt(id={self.id!r}, contact_id={self.contact_id!r}, {self.outcome!r})"
+
+
+#: Longest answer variable name (a collect step's ``VarName``) and value (its digits).
+ANSWER_VARIABLE_MAX = 32
+ANSWER_VALUE_MAX = 32
+
+
+class ContactAnswer(Base):
+    """One answer an agentless campaign's flow collected on a call: the collect step's
+    variable and the digits given, per attempt (the contact's through it). Written as it
+    is given, so a call cut short or a dialer stopped mid-call keeps what was answered;
+    an answer given again in the same call replaces the first."""
+
+    __tablename__ = "contact_answers"
+    __table_args__ = (
+        UniqueConstraint("attempt_id", "variable"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigIntPK, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("contact_attempts.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    variable: Mapped[str] = mapped_column(String(ANSWER_VARIABLE_MAX))
+    value: Mapped[str] = mapped_column(String(ANSWER_VALUE_MAX))
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (f"ContactAnswer(attempt_id={self.attempt_id!r}, {self.variable}="
+                f"{self.value!r})")

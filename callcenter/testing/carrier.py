@@ -17,6 +17,8 @@ numbers behave like subscribers do (:data:`NUMBER_PLAN`)::
                      hears for SS s (a WAV per call, :meth:`Carrier.machine_recordings`),
                      hangs up
     +1555010 5 xxx   answers and hangs up at once
+    +1555010 6 xyz   a respondent: answers, says "hello world", then presses x, y and z
+                     (RFC 4733 DTMF) about 4 s apart, stays on 10 s more, hangs up
 
 ``SS`` = 00 takes the default (20 s of talk, 10 s after the beep). Any other number gets
 404 Not Found. The carrier calls the call center's DIDs with :meth:`Carrier.call_fields`
@@ -66,6 +68,13 @@ CARRIER_IN = "carrier-in"
 #: Core sounds of the answering machine's greeting: "Nobody is available to take your
 #: call at the moment" + "Please leave your message after the tone ..." (8.5 s of voice).
 MACHINE_GREETING = ("vm-nobodyavail", "vm-intro")
+#: The respondent's timing, in seconds: its first key this long after answering (its
+#: "hello world" and the caller's first question have started by then), the next ones
+#: this far apart (each finds the caller's next Read() waiting: a survey question that
+#: takes one key ends on it), then the line held this long before hanging up.
+RESPONDENT_FIRST = 5
+RESPONDENT_GAP = 4
+RESPONDENT_STAY = 10
 #: Directory of the machine's recordings under the carrier's home.
 MACHINE_RECORDINGS = "machine"
 #: A directory Asterisk's ``Record()`` argument can hold as is (no ``,`` ``;`` ``$`` ...).
@@ -99,6 +108,9 @@ NUMBER_PLAN: tuple[NumberClass, ...] = (
     NumberClass("machine", "4", "answering machine: an 8.5 s greeting, a beep; hangs up the "
                 "last two digits in seconds later (00: 10 s)"),
     NumberClass("hangup", "5", "answers and hangs up at once"),
+    NumberClass("respondent", "6", "answers, says hello, presses the last three digits "
+                f"one by one {RESPONDENT_GAP} s apart (the first {RESPONDENT_FIRST} s after "
+                f"answering), stays {RESPONDENT_STAY} s, hangs up"),
 )
 _BY_NAME = {c.name: c for c in NUMBER_PLAN}
 
@@ -154,6 +166,13 @@ def carrier_files(account: str, password: str, *,
                "Hangup(16)"),
         _exten(c["hangup"].pattern, "NoOp(carrier call from ${CALLERID(num)} to ${EXTEN})",
                "Answer()", "Hangup(16)"),
+        # SendDTMF's digits are the dialled number's own (one of 0-9 each, by pattern).
+        _exten(c["respondent"].pattern,
+               "NoOp(carrier call from ${CALLERID(num)} to ${EXTEN})",
+               "Answer()", "Playback(hello-world)", f"Wait({RESPONDENT_FIRST - 1})",
+               "SendDTMF(${EXTEN:-3:1},,250)", f"Wait({RESPONDENT_GAP})",
+               "SendDTMF(${EXTEN:-2:1},,250)", f"Wait({RESPONDENT_GAP})",
+               "SendDTMF(${EXTEN:-1:1},,250)", f"Wait({RESPONDENT_STAY})", "Hangup(16)"),
         # TIMEOUT(absolute) of an answered call ends here: the subscriber hangs up.
         _exten("T", "Hangup(16)"),
     ])

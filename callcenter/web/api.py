@@ -28,6 +28,8 @@ Routes (JSON; every request but ``GET /openapi.json`` needs ``Authorization: Bea
     POST /api/v1/campaigns/attempts/{attempt}/disposition
                                                an agent's disposition of a campaign call
                                                (:mod:`callcenter.web.campaigns`)
+    GET  /api/v1/campaigns/{campaign}/answers  an agentless campaign's answers per contact
+                                               (:mod:`callcenter.web.answers`)
     POST /api/v1/campaigns/{campaign}/start|pause|stop
                                                a campaign's run state, obeyed by its
                                                dialers (:mod:`callcenter.web.campaign_state`)
@@ -75,6 +77,7 @@ from callcenter.storage.queued_calls import QueuedCallRepository
 from callcenter.storage.recordings import RecordingRepository
 from callcenter.web import recordings as recording_views
 from callcenter.web.access import BUILTIN_ADMIN, Access, users_from_config
+from callcenter.web.answers import ANSWER_SCHEMAS, campaign_answers
 from callcenter.web.auth import TokenBook
 from callcenter.web.campaign_state import STATE_ROUTES, STATE_SCHEMAS, STATE_SUMMARIES
 from callcenter.web.campaigns import DISPOSITION_SCHEMAS, HANDOFF
@@ -538,6 +541,11 @@ ROUTES: Final[tuple[Route, ...]] = (
           "admin; a supervisor of the agent's queues; the agent who took the call",
           _dispose, "Disposed", (_ATTEMPT,), body="DispositionBody",
           errors=(403, 404, 409, 422, 503), tag="campaigns"),
+    # Agentless campaigns' answers (callcenter/web/answers.py; stored by their dialer).
+    Route("GET", f"{_P}/campaigns/{{campaign}}/answers", "getCampaignAnswers",
+          "An agentless campaign's answers, per contact's call", "admin; a supervisor",
+          campaign_answers, "CampaignAnswers", (_CAMPAIGN,), errors=(403, 404, 409),
+          tag="campaigns"),
     # A campaign's run state (callcenter/web/campaign_state.py; the dialers obey it).
     *(Route("POST", f"{_P}/campaigns/{{campaign}}/{action}", f"{action}Campaign", summary,
             "admin; a supervisor", STATE_ROUTES[action], "CampaignState", (_CAMPAIGN,),
@@ -624,5 +632,6 @@ def document() -> dict[str, Any]:
     return openapi_document(ROUTES, {**SCHEMAS, **SUPERVISE_SCHEMAS, **STATS_SCHEMAS,
                                      **EVENT_SCHEMAS, **recording_views.SCHEMAS,
                                      **TRANSFER_SCHEMAS, **DISPOSITION_SCHEMAS,
-                                     **PREVIEW_SCHEMAS, **STATE_SCHEMAS},
+                                     **PREVIEW_SCHEMAS, **STATE_SCHEMAS,
+                                     **ANSWER_SCHEMAS},
                             version="1")

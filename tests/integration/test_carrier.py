@@ -281,6 +281,21 @@ async def test_hang_up_at_once_number_answers_then_clears(pair: Pair) -> None:
     assert outcome.talk < 1.5, outcome.talk
 
 
+async def test_respondent_presses_its_three_keys_one_by_one(pair: Pair) -> None:
+    """``+1555010 6 xyz`` answers and sends x, y, z as RFC 4733 DTMF, seconds apart: a
+    Read() of three digits on our side (10 s allowed between keys) gets all three."""
+    number = "+15550106427"
+    assert classify(number).name == "respondent"
+    with pair.ours.ami.subscribe("VarSet") as sets:
+        outcome = await _dial(pair, number, application=("Read", "CC_TEST_DIGITS,,3,,1,10"))
+        read = await sets.wait_for("VarSet", 5, Variable="CC_TEST_DIGITS")
+    assert outcome.dial_status == "ANSWER"
+    assert read["Value"] == "427"
+    # Read() took the third key, so the keys came in about RESPONDENT_FIRST and two gaps.
+    assert outcome.ended_at is not None and outcome.answered_at is not None
+    assert 9 <= outcome.ended_at - outcome.answered_at <= 20
+
+
 async def test_not_a_number_never_leaves_our_pbx(pair: Pair) -> None:
     """``+1555a0100003`` matches ``_+X.``: the dial context hangs it up (28, invalid number
     format) instead of dialling a filtered-down other number."""

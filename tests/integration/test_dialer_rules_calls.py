@@ -22,9 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -54,9 +51,9 @@ from callcenter.storage.models import (
     ContactState,
 )
 from callcenter.testing.aio import cancel_and_wait
-from tests.conftest import REPO
 from tests.integration.carrier_trunk import TRUNK_CALLER_ID
 from tests.integration.carrier_trunk import DialerNode as Node
+from tests.integration.dialer_process import campaign_run
 from tests.integration.test_dialer_progressive import (
     TALKS,
     _carrier_calls,
@@ -183,59 +180,6 @@ async def test_a_contact_outside_its_calling_window_is_not_dialled(node: Node) -
         assert contacts[TALKS].state is ContactState.DONE
 
 
-class _DialerProcess:
-    """``callcenter -v campaigns run outbound`` in a process of its own; its log lines
-    are the test's events."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._new = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-            self._new.set()
-
-    async def expect(self, text: str, timeout: float = 60) -> str:
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    for line in self.lines:
-                        if text in line:
-                            return line
-                    if self._reader.done():
-                        raise AssertionError(f"the dialer exited: {self.lines[-20:]}")
-                    self._new.clear()
-                    await self._new.wait()
-        except TimeoutError:
-            raise AssertionError(f"no line with {text!r} within {timeout} s; last lines: "
-                                 f"{self.lines[-15:]}") from None
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
-        await self._reader
-
-
-@contextlib.asynccontextmanager
-async def dialer_process(node: Node, name: str) -> AsyncIterator[_DialerProcess]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import sys; from callcenter.cli import main; sys.exit(main())",
-        "--home", str(node.pbx.instance.home), "-v", "campaigns", "run", "outbound",
-        "--config", str(node.pbx.config_dir), "--db", node.pbx.db_url, "--node", name,
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    process = _DialerProcess(proc)
-    try:
-        yield process
-    finally:
-        await process.kill()
-
-
 async def test_a_dialer_killed_mid_call_and_restarted_neither_redials_nor_loses_the_contact(
         node: Node) -> None:
     engine = make_engine(node.pbx.db_url, sqlite_immediate=True)
@@ -247,7 +191,8 @@ async def test_a_dialer_killed_mid_call_and_restarted_neither_redials_nor_loses_
             await CampaignRepository(session).import_contacts("outbound",
                                                               [NewContact(TALKS, "UTC")])
         async with node.pbx.agent_phone("carmen") as phone, carrier_calls(node) as seen:
-            async with dialer_process(node, "test") as first:
+            async with campaign_run(node.pbx.instance.home, node.pbx.config_dir,
+                                    node.pbx.db_url, "outbound", "test") as first:
                 await first.expect("campaign outbound (progressive)")
                 await store.apply("carmen", Login(), utc_now(), reason="test")
                 await phone.event("CALL_ESTABLISHED", timeout=60)

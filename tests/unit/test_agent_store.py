@@ -471,4 +471,4 @@ async def test_upgrades_in_separate_processes_apply_once(tmp_path: Path) -> None
         "Running upgrade 0004 -> 0005", "Running upgrade 0005 -> 0006",
         "Running upgrade 0006 -> 0007",
         "Running upgrade 0007 -> 0008", "Running upgrade 0008 -> 0009",
-        "Running upgrade 0009 -> 0011"]
+        "Running upgrade 0009 -> 0010", "Running upgrade 0010 -> 0011"]

@@ -5,6 +5,7 @@ stop|status`` commands and the HTTP API's routes (roles, 404, 422)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ from callcenter.dialer.campaign_state import (
     Permit,
     RunState,
     change,
+    claimer_of,
+    node_in_use,
     permit,
     run_refusal,
 )
@@ -33,7 +36,7 @@ from callcenter.storage import (
     make_sessionmaker,
     upgrade,
 )
-from callcenter.storage.campaign_state import CampaignStateRepository
+from callcenter.storage.campaign_state import CampaignStateRepository, DialerSeen
 from callcenter.storage.models import CampaignStateChange, DialerNode
 from tests.web_api import Api, config_with_pause_reason, running_api
 
@@ -289,3 +292,60 @@ async def test_the_api_changes_the_state_as_roles_allow(
                                                 .order_by(CampaignStateChange.id))]
     assert audit == [("paused", "sam", "api", "carrier outage"),
                      ("stopped", "sue", "api", None), ("running", "boss", "api", None)]
+
+
+# -- one process per dialer name -----------------------------------------------------------
+
+def _seen(node: str, host: str, pid: int, ago: float = 3.0) -> DialerSeen:
+    at = NOW_UTC - timedelta(seconds=ago)
+    return DialerSeen(node, host, pid, at, at)
+
+
+NOW_UTC = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("seen, alive, taken", [
+    ([], set(), None),
+    ([_seen("dialer:other", "east", 10)], {10}, None),            # another name
+    ([_seen("dialer:east", "here", 99)], set(), None),             # our crashed run
+    ([_seen("dialer:east", "here", 99)], {99}, "this machine"),    # our name, alive
+    ([_seen("dialer:east", "here", 42)], {42}, None),              # that is us
+    ([_seen("dialer:east", "west", 7)], set(), "west"),            # another machine
+])
+def test_a_dialer_name_runs_in_one_process_at_a_time(
+        seen: list[DialerSeen], alive: set[int], taken: str | None) -> None:
+    refused = node_in_use(seen, claimer_of("east"), campaign="renewals", host="here", pid=42,
+                          alive=alive.__contains__, now=NOW_UTC)
+    if taken is None:
+        assert refused is None
+    else:
+        assert refused is not None and f"on {taken} (pid" in refused
+        assert "seen 3 s ago" in refused and "--node" in refused
+
+
+async def test_run_refuses_a_node_name_another_machine_is_dialling_with(
+        tmp_path: Path) -> None:
+    """``campaigns run --node east`` while a dialer named east beats from another host:
+    exit 1 before any Asterisk is needed; the same name from a dead local process is a
+    crash to recover from, and runs on (then fails only for want of an instance)."""
+    from callcenter.storage.models import utcnow
+
+    url = default_sqlite_url(tmp_path)
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            await CampaignStateRepository(session).beat(
+                "renewals", claimer_of("east"), host="elsewhere.example", pid=4242,
+                at=utcnow())
+    finally:
+        await engine.dispose()
+    config = Path(__file__).resolve().parents[2] / "config" / "example"
+    args = ["--home", str(tmp_path / "home"), "campaigns", "run", "renewals", "--config",
+            str(config), "--db", url]
+    result = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--node", "east"])
+    assert result.exit_code == 1, result.output
+    assert "dialer dialer:east already runs campaign renewals on elsewhere.example " \
+           "(pid 4242" in result.output
+    other = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--node", "west"])
+    assert "already runs" not in other.output

@@ -158,11 +158,12 @@ def test_bad_values_are_located(tmp_path: Path, extra: str, path: str, words: st
     assert error.file.endswith("campaigns.yaml") and error.line > 0
 
 
-def test_agentless_needs_a_message_and_no_agents(tmp_path: Path) -> None:
+def test_agentless_needs_a_flow_or_a_message_and_no_agents(tmp_path: Path) -> None:
     got = _errors(tmp_path, CAMPAIGN.replace("progressive", "agentless"))
     assert [g.split(": ", 2)[2] for g in got] == [
         "an agentless campaign has no agents: remove 'agents' and 'skills', or pick another mode",
-        "an agentless campaign needs 'message': the sound whoever answers hears",
+        ("an agentless campaign needs 'flow' (the call flow whoever answers goes through) "
+         "or 'message' (the sound they hear)"),
     ]
 
 

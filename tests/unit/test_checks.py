@@ -102,7 +102,7 @@ def find(errs: ConfigErrors, path: str) -> ConfigError:
 
 def test_example_is_valid() -> None:
     loaded = load_config(EXAMPLE)
-    assert set(loaded.config.menus) == {"language", "main", "tech_support"}
+    assert set(loaded.config.menus) == {"language", "main", "tech_support", "speak_to_someone"}
 
 
 def test_base_is_valid(tmp_path: Path) -> None:

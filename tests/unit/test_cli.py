@@ -48,7 +48,7 @@ def test_validate_example(cli) -> None:
     result = cli("validate", str(EXAMPLE))
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
-        r".*example: OK — 1 entry point, 6 flows, 3 menus, 3 queues, 3 agents; "
+        r".*example: OK — 1 entry point, 8 flows, 4 menus, 3 queues, 3 agents; "
         r"sounds (checked|not checked \(no Asterisk installed\))\n",
         result.stdout,
     ), result.stdout

@@ -112,3 +112,20 @@ def test_phone_when_asterisk_is_not_running(cli) -> None:
     assert result.exit_code == 1
     assert f"Asterisk is not running in {cli.home.resolve()}" in result.output
     assert "x" * 24 not in result.output
+
+
+async def test_a_login_or_logout_the_service_cannot_answer_is_reported_not_raised(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``phone --login``: when the service stopped first (one Ctrl-C for both), the
+    phone's logout says so and the phone still stops cleanly."""
+    from callcenter.cli import _ApiLogin
+    from callcenter.web.client import ServiceNotRunning
+
+    class Gone:
+        def act(self, agent: str, action: str) -> dict[str, str]:
+            raise ServiceNotRunning("the callcenter API at http://127.0.0.1:8090 does not "
+                                    "answer (connection refused)")
+
+    await _ApiLogin(Gone()).logout("alice")
+    err = capsys.readouterr().err
+    assert "phone alice: logout failed: the callcenter API" in err

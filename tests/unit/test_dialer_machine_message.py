@@ -276,3 +276,15 @@ async def test_a_machine_that_hangs_up_during_the_message_has_none_left() -> Non
 async def test_a_wait_that_never_ends_is_bounded() -> None:
     (message, gone), _ = await _leave([], [], budget=0.2)
     assert not message.left and message.why == "took too long" and gone is None
+
+
+def test_an_answered_call_waits_for_a_disposition_only_when_an_agent_gives_one() -> None:
+    from callcenter.config.campaign import Campaign
+
+    now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    base = {"trunk": "carrier", "caller_id": "+15550100000"}
+    survey = Campaign.model_validate({**base, "mode": "agentless", "message": SOUND})
+    agents = Campaign.model_validate({**base, "mode": "progressive"})
+    assert after_attempt(_Contact(), survey, "answered", None, now).reason == "answered live"
+    assert after_attempt(_Contact(), agents, "answered", None, now).reason == \
+        "answered live, awaiting disposition"

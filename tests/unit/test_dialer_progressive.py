@@ -320,7 +320,7 @@ def test_campaigns_run_refuses_an_unknown_campaign_and_a_missing_asterisk(
     result = runner.invoke(main, ["--home", str(tmp_path), "campaigns", "run", "nope",
                                   "--config", str(EXAMPLE)])
     assert result.exit_code == 1 and "unknown campaign 'nope'" in result.output
-    assert "(known: renewals)" in result.output
+    assert "(known: payment_reminder, renewals, satisfaction)" in result.output
     result = runner.invoke(main, ["--home", str(tmp_path), "campaigns", "run", "renewals",
                                   "--config", str(EXAMPLE)])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output

@@ -77,6 +77,7 @@ async def test_upgrade_brings_a_new_database_to_head(tmp_path: Path) -> None:
         "contacts",
         "dnc_entries",
         "contact_attempts",
+        "contact_answers",
         "campaign_state_changes",
         "dialer_nodes",
     }

@@ -264,11 +264,12 @@ def test_auth_trunks_are_those_with_auth(tmp_path: Path) -> None:
 
 def test_the_number_plan() -> None:
     assert [c.name for c in NUMBER_PLAN] == ["answer", "busy", "no_answer", "fail", "machine",
-                                              "hangup"]
+                                              "hangup", "respondent"]
     assert classify("+15550100003").name == "answer"
     assert classify("+15550101999").name == "busy"
     assert classify("+15550104000").name == "machine"
-    for number in ("+15550106000", "+1555010000", "15550100003", "+155501000031"):
+    assert classify("+15550106420").name == "respondent"
+    for number in ("+15550107000", "+1555010000", "15550100003", "+155501000031"):
         assert classify(number) is None, number
     assert [c.number(7) for c in NUMBER_PLAN][:2] == ["+15550100007", "+15550101007"]
 
@@ -282,6 +283,12 @@ def test_carrier_dialplan_gives_each_class_its_sip_answer() -> None:
         block = plan.split(f"exten => {pattern},1,", 1)[1].split("\nexten", 1)[0]
         assert block.rstrip().endswith(final)
     assert "Playback(vm-nobodyavail&vm-intro)" in plan
+    # The respondent presses its number's last three digits, one by one.
+    block = plan.split("exten => _+15550106XXX,1,", 1)[1].split("\nexten", 1)[0]
+    assert [line.split(",", 1)[1] for line in block.splitlines()
+            if "SendDTMF" in line] == ["SendDTMF(${EXTEN:-3:1},,250)",
+                                       "SendDTMF(${EXTEN:-2:1},,250)",
+                                       "SendDTMF(${EXTEN:-1:1},,250)"]
     assert "password=" + "A" * 20 in files["pjsip_callcenter.conf"]
 
 

@@ -4,7 +4,7 @@ existing campaign ``running``, as it behaved before), who changed it last and wh
 of each dialer process running a campaign.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01
 
 Written by hand after autogenerate's shape. When merged after another 0010, only
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0011'
-down_revision: str | None = '0009'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
