@@ -622,3 +622,33 @@ async def test_a_failed_hand_off_unmarks_the_contact() -> None:
     assert info.value.status == 503
     assert ("cc-dial-ab12", "CC_HANDOFF", "warm") in ari.variables
     assert ari.variables[-1] == ("cc-dial-ab12", "CC_HANDOFF", "")
+
+
+async def test_a_contact_hanging_up_as_its_hand_off_begins_is_a_hang_up(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """CC_HANDOFF was set, then the contact hung up before it could continue: its hang-up
+    request comes before its StasisEnd. The call ends as a hang-up (agent's leg and bridge
+    gone, the cause kept), no hand-off recorded."""
+    ari = _TalkAri(handoff="warm_transfer_sales")
+    await _talking(sessions, ari, [
+        _channel_event("ChannelHangupRequest", "cc-dial-7", cause=16),
+        _channel_event("StasisEnd", "cc-dial-7"),
+        _channel_event("ChannelDestroyed", "cc-dial-7", cause=16, cause_txt="Normal")])
+    assert ari.hung_up == ["cc-dial-7-a"] and ari.destroyed == ["cc-cc-dial-7"]
+    async with sessions() as session:
+        row = (await session.scalars(select(ContactAttempt))).one()
+    assert (row.outcome, row.cause, row.disposition) == (AttemptOutcome.ANSWERED, 16, None)
+
+
+async def test_a_contact_hanging_up_while_the_agent_left_mid_hand_off_is_a_hang_up(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    ari = _TalkAri(handoff="warm_transfer_sales")
+    await _talking(sessions, ari, [
+        _channel_event("StasisEnd", "cc-dial-7-a"),
+        _channel_event("ChannelHangupRequest", "cc-dial-7", cause=16),
+        _channel_event("StasisEnd", "cc-dial-7"),
+        _channel_event("ChannelDestroyed", "cc-dial-7", cause=17, cause_txt="Busy")])
+    assert ari.destroyed == ["cc-cc-dial-7"]
+    async with sessions() as session:
+        row = (await session.scalars(select(ContactAttempt))).one()
+    assert (row.outcome, row.cause, row.disposition) == (AttemptOutcome.ANSWERED, 17, None)
