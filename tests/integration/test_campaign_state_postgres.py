@@ -75,3 +75,34 @@ async def test_simultaneous_pauses_store_and_audit_one_change(pg_url: str) -> No
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_simultaneous_hand_offs_of_one_call_are_claimed_once(pg_url: str) -> None:
+    """Dispositions naming a queue, from two processes at once: one claims the live
+    attempt (and goes to the PBX), the others are refused before it."""
+    from callcenter.dialer.dispose import claim_handoff
+    from callcenter.dialer.handoff import HandoffPlan
+    from callcenter.storage.campaigns import CampaignRepository, NewContact
+
+    engines = [make_engine(pg_url), make_engine(pg_url)]
+    try:
+        sessions = [make_sessionmaker(engine) for engine in engines]
+        async with sessions[0].begin() as session:
+            await CampaignRepository(session).import_contacts(
+                "renewals", [NewContact("+12125550100", "America/New_York")])
+        async with sessions[0].begin() as session:
+            repo = CampaignRepository(session)
+            (due,) = await repo.claim_due("renewals", NOW, 1)
+            attempt = await repo.start_attempt(due.id, at=NOW, channel_id="cc-dial-1")
+            await repo.mark_answered(attempt, at=NOW, agent="alice")
+        plan = HandoffPlan(attempt_id=attempt, campaign="renewals", contact_id=due.id,
+                           channel_id="cc-dial-1", number="+12125550100",
+                           disposition="warm_transfer_sales", queue="sales",
+                           skills=("sales",), priority=0)
+        async with asyncio.timeout(60):
+            claimed = await asyncio.gather(*(claim_handoff(sessions[i % 2], plan)
+                                             for i in range(WRITERS)))
+        assert claimed.count(True) == 1, claimed
+    finally:
+        for engine in engines:
+            await engine.dispose()
