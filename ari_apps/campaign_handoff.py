@@ -10,7 +10,8 @@ bridge ``cc-<channel>`` with the agent's leg. :meth:`AriHandoff.hand_off`:
    over already and is the queue router's now: never taken from it);
 2. sets ``CC_QUEUE_SKILLS``, ``CC_QUEUE_PRIORITY``, ``CALLERID(num)`` (the contact's
    number), ``CC_CAMPAIGN``, ``CC_CONTACT_ID``, ``CC_ATTEMPT_ID`` and last ``CC_HANDOFF``
-   (the disposition) on it;
+   (the disposition) on it (cleared again should the hand-off fail, so that the call's
+   later end does not read as a hand-off);
 3. destroys the bridge: the queue router parks each caller in ``cc-<caller channel>``,
    the very id of the dialer's bridge (both legs stay in ``cc-dialer`` meanwhile);
 4. ``POST /channels/{id}/continue`` to ``cc-queue,<queue>,1``: the channel leaves
@@ -26,9 +27,11 @@ and records the disposition (:func:`record_handoff`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -65,11 +68,13 @@ class AriHandoff:
         bridge_id = f"cc-{plan.channel_id}"
         gone = HandoffRefused(409, "attempt", f"attempt {plan.attempt_id}'s call is not "
                               "with its agent any more (ended, or handed over already)")
+        marked = False
         try:
             bridge = await self.ari.bridges.get(bridge_id)
             if plan.channel_id not in bridge.channels:
                 raise gone
             for name, value in plan.variables().items():
+                marked = marked or name == HANDOFF
                 await self.ari.channels.set_variable(plan.channel_id, name, value)
             # The queue router parks its caller in a bridge named as the dialer's
             # (cc-<caller channel>): the dialer's goes first, or the router's create
@@ -81,17 +86,25 @@ class AriHandoff:
             except ARIError:
                 await self._rebridge(bridge_id, bridge.name, bridge.channels)
                 raise
-        except ARINotFound:
-            raise gone from None
         except ARIError as exc:
-            if exc.status in (409, 422):  # not in Stasis any more (hung up meanwhile)
-                raise gone from None
-            log.warning("hand-off of attempt %d (%s) to queue %s failed: %s",
-                        plan.attempt_id, plan.channel_id, plan.queue, exc)
-            raise HandoffRefused(503, "attempt", "the PBX did not take the hand-off: "
-                                 f"{exc.status or 'no answer'}") from None
+            if marked:  # not handed over: its later hang-up must not read as a hand-off
+                with contextlib.suppress(ARIError):
+                    await self.ari.channels.set_variable(plan.channel_id, HANDOFF, "")
+            self._refuse(plan, exc, gone)
         log.info("attempt %d: contact %d (%s) handed to queue %s (%s)", plan.attempt_id,
                  plan.contact_id, plan.channel_id, plan.queue, plan.disposition)
+
+    @staticmethod
+    def _refuse(plan: HandoffPlan, exc: ARIError, gone: HandoffRefused) -> NoReturn:
+        """The refusal of a hand-off ARI did not carry out."""
+        if isinstance(exc, ARINotFound):
+            raise gone from None
+        if exc.status in (409, 422):  # not in Stasis any more (hung up meanwhile)
+            raise gone from None
+        log.warning("hand-off of attempt %d (%s) to queue %s failed: %s",
+                    plan.attempt_id, plan.channel_id, plan.queue, exc)
+        raise HandoffRefused(503, "attempt", "the PBX did not take the hand-off: "
+                             f"{exc.status or 'no answer'}") from None
 
     async def _rebridge(self, bridge_id: str, name: str, channels: tuple[str, ...]) -> None:
         """The contact did not leave: back with its agent, as before (best effort; a

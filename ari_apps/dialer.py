@@ -79,6 +79,7 @@ from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ari.client import ARIClient, ARIError, ARINotFound
 from callcenter.asterisk.ari.events import (
     ChannelDestroyed,
+    ChannelHangupRequest,
     Event,
     PlaybackFinished,
     StasisEnd,
@@ -416,6 +417,7 @@ class CampaignDialer:
         # Until either side hangs up; then the other goes too.
         cause: int | None = None
         gone: set[str] = set()
+        hung_up: set[str] = set()  # a hang-up asked: its StasisEnd is no hand-off
         while not gone:
             event = await inbox.get()
             match event:
@@ -424,11 +426,27 @@ class CampaignDialer:
                     cause = c if channel.id == call.channel_id else cause
                 case StasisEnd(channel=channel):
                     gone.add(channel.id)
+                case ChannelHangupRequest(channel=channel):
+                    hung_up.add(channel.id)
         self.talking.pop(call.agent, None)
+        if call.channel_id not in gone | hung_up and await handed_off(
+                self.ari, call.channel_id, self.campaign):
+            # The agent hung up while its disposition handed the contact over (CC_HANDOFF
+            # is set first): the contact is on its way to the queue, not to be hung up.
+            match await self._left(call.channel_id, inbox):
+                case ChannelDestroyed(cause=c):
+                    gone.add(call.channel_id)
+                    cause = c
+                case StasisEnd():
+                    gone.add(call.channel_id)
+                case ChannelHangupRequest():  # hanging up: its cause follows
+                    gone.add(call.channel_id)
+                    hung_up.add(call.channel_id)
         # The contact left the app alive: a warm transfer to a queue (ari_apps.
-        # campaign_handoff), not hung up: only the agent's leg goes.
+        # campaign_handoff), not hung up: only the agent's leg goes. A contact that hung
+        # up as its hand-off began may still hold CC_HANDOFF: its hang-up request says.
         handoff = (await handed_off(self.ari, call.channel_id, self.campaign)
-                   if call.channel_id in gone else None)
+                   if call.channel_id in gone - hung_up else None)
         if call.channel_id in gone and cause is None and handoff is None:
             # Its StasisEnd comes before its ChannelDestroyed, which carries the cause.
             cause = await self._cause_of(call.channel_id, inbox)
@@ -481,6 +499,20 @@ class CampaignDialer:
         await self._hang_up(call.channel_id, inbox)
         await self._finish(call, Outcome.LIVE, None, agent_answered=False,
                            result="no_answer")
+
+    async def _left(self, channel_id: str, inbox: asyncio.Queue[Event]) -> Event | None:
+        """The ``StasisEnd`` of *channel_id* within :data:`HANGUP_BUDGET` (or its hang-up
+        request, or its end); None when it stays (the hand-off failed: hung up then)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANGUP_BUDGET):
+                while True:
+                    event = await inbox.get()
+                    match event:
+                        case StasisEnd(channel=channel) | ChannelDestroyed(channel=channel) \
+                                | ChannelHangupRequest(channel=channel) \
+                                if channel.id == channel_id:
+                            return event
+        return None
 
     async def _cause_of(self, channel_id: str, inbox: asyncio.Queue[Event]) -> int | None:
         """The hangup cause of *channel_id*, which left the app: its ``ChannelDestroyed``

@@ -6,11 +6,16 @@ The warm transfer, step by step:
 1. the attempt is read and :func:`~callcenter.dialer.handoff.plan_handoff` decides
    (refusals: :class:`~callcenter.storage.campaigns.DispositionError` with the status
    the API answers);
-2. the :class:`HandoffPort` (over ARI: :class:`ari_apps.campaign_handoff.AriHandoff`)
+2. the hand-off is claimed in the database (:func:`claim_handoff`: the live attempt's
+   ``disposition`` written only where none is yet), so of two dispositions at once, from
+   the API and the CLI or two clicks, one hands over and the other is a 409 that never
+   reaches the PBX; a hand-off the PBX refused gives its claim back (any other failure
+   keeps it, since the call may have moved: the dialer's end of the call clears it);
+3. the :class:`HandoffPort` (over ARI: :class:`ari_apps.campaign_handoff.AriHandoff`)
    sets the variables and sends the contact's channel to the queue;
-3. the dialer sees its contact leave, hangs up the agent's leg (wrap-up), ends the
+4. the dialer sees its contact leave, hangs up the agent's leg (wrap-up), ends the
    attempt ``answered`` and records the disposition (read back from ``CC_HANDOFF``);
-4. here, once the attempt has ended (polled: the dialer is another process; at most
+5. here, once the attempt has ended (polled: the dialer is another process; at most
    :data:`HANDOFF_WAIT` seconds), the disposition is recorded again with the note, which
    the channel never carries, and the contact's next step is answered. Should the dialer
    not have ended the attempt by then, the answer says the contact is still ``dialing``
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.config.models import CallCenterConfig
@@ -38,7 +43,8 @@ from callcenter.dialer.handoff import (
 from callcenter.storage.campaigns import CampaignRepository, Disposed, DispositionError
 from callcenter.storage.models import CampaignRecord, Contact, ContactAttempt
 
-__all__ = ["HANDOFF_WAIT", "HandoffPort", "attempt_view", "dispose_or_hand_off"]
+__all__ = ["HANDOFF_WAIT", "HandoffPort", "attempt_view", "claim_handoff",
+           "dispose_or_hand_off", "release_handoff"]
 
 #: Seconds to wait for the dialer to end a handed-over attempt.
 HANDOFF_WAIT: Final = 10.0
@@ -79,6 +85,32 @@ async def attempt_view(session: AsyncSession, attempt_id: int) -> AttemptView | 
                        answered=row[6] is not None, ended=row[7] is not None)
 
 
+async def claim_handoff(sessions: async_sessionmaker[AsyncSession], plan: HandoffPlan) -> bool:
+    """Mark the plan's live attempt as being handed over (its ``disposition`` set while
+    ``ended_at`` is still empty); False when it is already, or has ended meanwhile. One
+    conditional UPDATE: atomic on SQLite and PostgreSQL alike, whichever process asks."""
+    async with sessions.begin() as session:
+        result = await session.execute(
+            update(ContactAttempt)
+            .where(ContactAttempt.id == plan.attempt_id, ContactAttempt.ended_at.is_(None),
+                   ContactAttempt.disposition.is_(None))
+            .values(disposition=plan.disposition)
+            .execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release_handoff(sessions: async_sessionmaker[AsyncSession],
+                          plan: HandoffPlan) -> None:
+    """Give back the claim of a hand-off the PBX refused (the call stays live)."""
+    async with sessions.begin() as session:
+        await session.execute(
+            update(ContactAttempt)
+            .where(ContactAttempt.id == plan.attempt_id, ContactAttempt.ended_at.is_(None),
+                   ContactAttempt.disposition == plan.disposition)
+            .values(disposition=None)
+            .execution_options(synchronize_session=False))
+
+
 def _refused(exc: HandoffRefused) -> DispositionError:
     return DispositionError(exc.field, exc.message, exc.status)
 
@@ -112,9 +144,13 @@ async def dispose_or_hand_off(
         if handoff is None:
             raise DispositionError("attempt", "this process has no connection to the PBX: "
                                    "it cannot hand the call over", 503)
+        if not await claim_handoff(sessions, plan):
+            raise DispositionError("attempt", f"attempt {attempt_id} is being handed over "
+                                   "already (or has just ended): not handed over twice", 409)
         try:
             await handoff.hand_off(plan)
-        except HandoffRefused as exc:
+        except HandoffRefused as exc:  # the call stayed where it was: claim given back
+            await release_handoff(sessions, plan)
             raise _refused(exc) from None
         if not await _ended(sessions, attempt_id, wait):
             return Handled(Disposed(

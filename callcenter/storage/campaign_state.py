@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.dialer.campaign_state import DEFAULT, Change, change
+from callcenter.storage.campaigns import CampaignRepository
 from callcenter.storage.models import (
     AGENT_NAME_MAX,
     BY_MAX,
@@ -61,6 +62,10 @@ class DialerSeen:
     seen_at: datetime
 
 
+#: Reads and compare-and-set writes of one state change before it writes regardless.
+_SET_TRIES = 5
+
+
 class CampaignStateRepository:
     """The ``campaigns`` row's state columns, ``campaign_state_changes`` and
     ``dialer_nodes``."""
@@ -69,25 +74,22 @@ class CampaignStateRepository:
         self._session = session
 
     async def _campaign_id(self, name: str) -> int:
-        found = await self._session.scalar(
-            select(CampaignRecord.id).where(CampaignRecord.name == name))
-        if found is not None:
-            return found
-        row = CampaignRecord(name=name)
-        self._session.add(row)
-        await self._session.flush()
-        return row.id
+        return await CampaignRepository(self._session).campaign_id(name)
 
     async def state(self, campaign: str) -> StoredState:
         """The stored state of ``campaign`` (:data:`DEFAULT` when it has no row yet)."""
+        return (await self._read(campaign))[1]
+
+    async def _read(self, campaign: str) -> tuple[str | None, StoredState]:
+        """The ``state`` column as stored (for a compare-and-set), and what it means."""
         row = (await self._session.execute(
             select(CampaignRecord.state, CampaignRecord.state_changed_by,
                    CampaignRecord.state_changed_at)
             .where(CampaignRecord.name == campaign))).first()
         if row is None:
-            return StoredState(campaign, DEFAULT.value)
-        return StoredState(campaign, row.state or DEFAULT.value, row.state_changed_by,
-                           row.state_changed_at)
+            return None, StoredState(campaign, DEFAULT.value)
+        return row.state, StoredState(campaign, row.state or DEFAULT.value,
+                                      row.state_changed_by, row.state_changed_at)
 
     async def set(self, campaign: str, action: str, *, by: str, at: datetime,
                   via: str, reason: str | None = None) -> StateChanged:
@@ -99,15 +101,23 @@ class CampaignStateRepository:
             ValueError: an unknown action.
         """
         campaign_id = await self._campaign_id(campaign)
-        current = await self.state(campaign)
-        done = change(current.state, action)
-        if not done.changed:
-            return StateChanged(done, current)
         who = by[:BY_MAX]
-        await self._session.execute(
-            update(CampaignRecord).where(CampaignRecord.id == campaign_id)
-            .values(state=done.state.value, state_changed_by=who, state_changed_at=at)
-            .execution_options(synchronize_session=False))
+        for attempt in range(_SET_TRIES):
+            raw, current = await self._read(campaign)
+            done = change(current.state, action)
+            if not done.changed:
+                return StateChanged(done, current)
+            # Compare-and-set: another writer's change between the read and this write
+            # (two supervisors, the API and the CLI) is read again, never overwritten
+            # unseen nor audited twice (the last try writes whatever it read).
+            matches = (CampaignRecord.state.is_not_distinct_from(raw)
+                       if attempt < _SET_TRIES - 1 else true())
+            result = await self._session.execute(
+                update(CampaignRecord).where(CampaignRecord.id == campaign_id, matches)
+                .values(state=done.state.value, state_changed_by=who, state_changed_at=at)
+                .execution_options(synchronize_session=False))
+            if result.rowcount:  # type: ignore[attr-defined]
+                break
         self._session.add(CampaignStateChange(
             campaign_id=campaign_id, state=done.state.value, previous=done.previous.value,
             changed_by=who, changed_at=at, via=via[:16],

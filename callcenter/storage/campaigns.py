@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.config.campaign import Campaign
@@ -163,15 +164,20 @@ class CampaignRepository:
         self._session = session
 
     async def campaign_id(self, name: str) -> int:
-        """The id of campaign ``name``, its row created on first use."""
-        found = await self._session.scalar(
-            select(CampaignRecord.id).where(CampaignRecord.name == name))
+        """The id of campaign ``name``, its row created on first use (by whichever of
+        several processes asks first: the others' inserts do nothing, no unique-key
+        error, e.g. two dialers' first heartbeats, or a ``start`` racing them)."""
+        query = select(CampaignRecord.id).where(CampaignRecord.name == name)
+        found = await self._session.scalar(query)
         if found is not None:
             return found
-        row = CampaignRecord(name=name)
-        self._session.add(row)
-        await self._session.flush()
-        return row.id
+        dialect = self._session.get_bind().dialect.name
+        insert_for = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+        await self._session.execute(
+            insert_for(CampaignRecord).values(name=name, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["name"]))
+        created: int = await self._session.scalar(query)  # type: ignore[assignment]
+        return created
 
     async def import_contacts(self, campaign: str,
                               contacts: Iterable[NewContact]) -> ContactImport:

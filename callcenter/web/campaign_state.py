@@ -29,7 +29,7 @@ from callcenter.web.context import (
     known_name,
     user_of,
 )
-from callcenter.web.views import BadBody, field_label, parse_body
+from callcenter.web.views import BadBody, parse_body, parse_reason
 
 __all__ = ["STATE_ROUTES", "STATE_SCHEMAS", "STATE_SUMMARIES", "may_change_state", "parse_state_body"]
 
@@ -48,17 +48,7 @@ def parse_state_body(body: dict[str, Any]) -> str | None:
     Raises:
         BadBody: an unknown field, or a reason that is not a short line of text.
     """
-    unknown = sorted(set(body) - {"reason"})
-    if unknown:
-        raise BadBody(field_label(unknown[0]),
-                      "unknown field for a campaign state change (expected only reason)")
-    reason = body.get("reason")
-    if reason is None:
-        return None
-    if not isinstance(reason, str) or not 0 < len(reason.strip()) <= REASON_MAX \
-            or not reason.isprintable():
-        raise BadBody("reason", f"expected a line of text of 1 to {REASON_MAX} characters")
-    return reason.strip()
+    return parse_reason(body, "a campaign state change", REASON_MAX)
 
 
 def _handler(action: str) -> Any:

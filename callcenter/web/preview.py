@@ -34,7 +34,7 @@ from callcenter.config.campaign import Campaign
 from callcenter.dialer.preview import HeldPreview, PreviewError
 from callcenter.dialer.preview_desk import Offer, PreviewDesk
 from callcenter.web.context import ACCESS, CLOCK, CONFIG, ApiError, forbidden, user_of
-from callcenter.web.views import BadBody, field_label, parse_body
+from callcenter.web.views import BadBody, field_label, parse_body, parse_reason
 
 __all__ = ["PREVIEW", "PREVIEW_SCHEMAS", "PreviewPort", "dial", "install", "parse_agent",
            "parse_skip", "preview", "preview_json", "skip"]
@@ -96,15 +96,7 @@ def parse_skip(body: dict[str, Any]) -> str:
     Raises:
         BadBody: an unknown field, or a reason that is not a short line of text.
     """
-    unknown = sorted(set(body) - {"reason"})
-    if unknown:
-        raise BadBody(field_label(unknown[0]),
-                      "unknown field for a skip (expected only reason)")
-    reason = body.get("reason", "skipped")
-    if not isinstance(reason, str) or not 0 < len(reason.strip()) <= REASON_MAX \
-            or not reason.isprintable():
-        raise BadBody("reason", f"expected a line of text of 1 to {REASON_MAX} characters")
-    return reason.strip()
+    return parse_reason(body, "a skip", REASON_MAX) or "skipped"
 
 
 def preview_json(offer: Offer, campaign: Campaign) -> dict[str, Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "call_json",
     "event_for",
     "parse_body",
+    "parse_reason",
     "queue_json",
     "waiting_json",
 ]
@@ -79,6 +80,27 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadBody("body", f"expected a JSON object, got {_json_type(data)}")
     return data
+
+
+def parse_reason(body: dict[str, Any], what: str, maximum: int) -> str | None:
+    """The ``reason`` of a body that takes only that (a skip, a campaign's start), stripped;
+    ``None`` when not given.
+
+    Raises:
+        BadBody: an unknown field, or a reason that is not one printable line of 1 to
+            ``maximum`` characters.
+    """
+    unknown = sorted(set(body) - {"reason"})
+    if unknown:
+        raise BadBody(field_label(unknown[0]),
+                      f"unknown field for {what} (expected only reason)")
+    reason = body.get("reason")
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or not 0 < len(reason.strip()) <= maximum \
+            or not reason.isprintable():
+        raise BadBody("reason", f"expected a line of text of 1 to {maximum} characters")
+    return reason.strip()
 
 
 def field_label(key: str) -> str:

@@ -5,9 +5,11 @@ tests/integration/test_dialer_handoff.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -417,3 +419,236 @@ async def test_a_restarted_dialer_leaves_a_handed_over_contact_to_the_queue(
     assert (row.outcome, row.agent, row.disposition) == (
         AttemptOutcome.ANSWERED, "alice", "warm_transfer_sales")
     assert (contact.state, contact.claimed_by) == (ContactState.DONE, None)
+
+
+class _SlowSide(FakeDialerSide):
+    """The PBX side taking its time over the first hand-off (as ARI's seven requests do),
+    so that a second disposition arrives meanwhile."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions)
+        self.inside = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def hand_off(self, plan: HandoffPlan) -> None:
+        if not self.inside.is_set():  # the first one waits; any other goes through
+            self.inside.set()
+            await self.go_on.wait()
+        await super().hand_off(plan)
+
+
+async def test_two_dispositions_at_once_hand_the_call_over_once(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    attempt = await _live(sessions)
+    side = _SlowSide(sessions)
+
+    def dispose(disposition: str) -> Any:
+        return dispose_or_hand_off(
+            sessions, config_with_pause_reason(), attempt, disposition, port=lambda: side,
+            agent="alice", note=None, callback_at=None, clock=lambda: NOW, wait=2)
+
+    first = asyncio.create_task(dispose("warm_transfer_sales"))
+    async with asyncio.timeout(5):
+        await side.inside.wait()
+    with pytest.raises(DispositionError) as info:  # the CLI's, or a second click
+        async with asyncio.timeout(5):
+            await dispose("warm_transfer_sales")
+    assert (info.value.status, info.value.field) == (409, "attempt")
+    assert "being handed over already" in str(info.value)
+    side.go_on.set()
+    async with asyncio.timeout(5):
+        handled = await first
+    assert handled.queue == "sales" and handled.disposed.state == "done"
+    assert len(side.plans) == 1
+
+
+async def test_a_refused_hand_off_gives_its_claim_back(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    attempt = await _live(sessions)
+    refusing = FakeDialerSide(sessions, refuse=HandoffRefused(503, "attempt", "no answer"))
+    args: dict[str, Any] = {"port": lambda: refusing, "agent": "alice", "note": None,
+                            "callback_at": None, "clock": lambda: NOW, "wait": 0.3}
+    with pytest.raises(DispositionError) as info:
+        await dispose_or_hand_off(sessions, config_with_pause_reason(), attempt,
+                                  "warm_transfer_sales", **args)
+    assert info.value.status == 503
+    side = FakeDialerSide(sessions)
+    handled = await dispose_or_hand_off(
+        sessions, config_with_pause_reason(), attempt, "warm_transfer_sales",
+        **{**args, "port": lambda: side})
+    assert handled.disposed.state == "done" and len(side.plans) == 1
+
+
+# -- the agent hangs up while the disposition hands the contact over ----------------------
+
+class _TalkAri:
+    """ARI for one call the dialer bridges: ``handoff`` is the contact's ``CC_HANDOFF``
+    (set by a hand-off under way); hang-ups and bridge destructions are recorded."""
+
+    def __init__(self, handoff: str = "") -> None:
+        self.channels = self.bridges = self
+        self.handoff = handoff
+        self.hung_up: list[str] = []
+        self.destroyed: list[str] = []
+
+    async def create(self, kind: str, *, bridge_id: str, name: str) -> None: ...
+
+    async def add_channel(self, bridge_id: str, channels: list[str]) -> None: ...
+
+    async def ring_stop(self, channel_id: str) -> None: ...
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        return self.handoff if (channel_id, name) == ("cc-dial-7", "CC_HANDOFF") else ""
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        self.hung_up.append(channel_id)
+
+    async def destroy(self, bridge_id: str) -> None:
+        self.destroyed.append(bridge_id)
+
+
+def _channel_event(kind: str, channel_id: str, **fields: object) -> Any:
+    from callcenter.asterisk.ari.events import parse_event
+
+    nobody = {"name": "", "number": ""}
+    return parse_event({"type": kind, "application": "cc-dialer", **fields, "channel": {
+        "id": channel_id, "name": "", "state": "Up", "caller": nobody, "connected": nobody,
+        "dialplan": {"context": "", "exten": "", "priority": 0}}})
+
+
+async def _talking(sessions: async_sessionmaker[AsyncSession], ari: _TalkAri,
+                   events: list[Any]) -> tuple[Any, int]:
+    """alice's call to a renewals contact (``cc-dial-7``, her leg ``cc-dial-7-a``) run
+    by the dialer's ``_talk`` over ``events``; the dialer and the attempt's id."""
+    from ari_apps.dialer import CampaignDialer, _Live
+    from callcenter.agents.state import Login, Reserve, Ring
+
+    dialer = CampaignDialer(config_with_pause_reason(), "renewals", ari,  # type: ignore[arg-type]
+                            sessions, node="d1", clock=lambda: NOW)
+    async with sessions.begin() as session:
+        await CampaignRepository(session).import_contacts(
+            "renewals", [NewContact("+12125550107", "America/New_York")])
+    async with sessions.begin() as session:
+        repo = CampaignRepository(session)
+        (due,) = await repo.claim_due("renewals", NOW, 1, claimer=dialer.claimer)
+        attempt = await repo.start_attempt(due.id, at=NOW, channel_id="cc-dial-7")
+    await dialer.store.ensure(["alice"], NOW)
+    for event in (Login(), Reserve("cc-dial-7"), Ring("cc-dial-7")):
+        await dialer.store.apply("alice", event, NOW)
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+    for event in events:
+        inbox.put_nowait(event)
+    async with asyncio.timeout(10):
+        await dialer._talk(_Live("alice", "cc-dial-7", due, attempt), "cc-dial-7-a", inbox)
+    return dialer, attempt
+
+
+async def test_the_agent_hanging_up_during_a_hand_off_leaves_the_contact_to_the_queue(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """alice's leg ends first, while her disposition moves the contact (CC_HANDOFF set):
+    the dialer waits for the contact to leave and neither hangs it up nor destroys the
+    bridge id (the queue router's next), and records the disposition."""
+    ari = _TalkAri(handoff="warm_transfer_sales")
+    _, attempt = await _talking(sessions, ari, [
+        _channel_event("StasisEnd", "cc-dial-7-a"),
+        _channel_event("ChannelDestroyed", "cc-dial-7-a", cause=16, cause_txt="Normal"),
+        _channel_event("StasisEnd", "cc-dial-7")])
+    assert ari.hung_up == [] and ari.destroyed == []
+    async with sessions() as session:
+        row = (await session.scalars(select(ContactAttempt))).one()
+    assert (row.id, row.outcome, row.agent, row.disposition) == (
+        attempt, AttemptOutcome.ANSWERED, "alice", "warm_transfer_sales")
+
+
+async def test_the_agent_hanging_up_without_a_hand_off_ends_the_call(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    ari = _TalkAri()
+    await _talking(sessions, ari, [_channel_event("StasisEnd", "cc-dial-7-a")])
+    assert ari.hung_up == ["cc-dial-7"] and ari.destroyed == ["cc-cc-dial-7"]
+    async with sessions() as session:
+        row = (await session.scalars(select(ContactAttempt))).one()
+    assert (row.outcome, row.disposition) == (AttemptOutcome.ANSWERED, None)
+
+
+async def test_a_hand_off_that_does_not_move_the_contact_in_time_ends_the_call(
+        sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    import ari_apps.dialer
+
+    monkeypatch.setattr(ari_apps.dialer, "HANGUP_BUDGET", 0.2)
+    ari = _TalkAri(handoff="warm_transfer_sales")
+    await _talking(sessions, ari, [_channel_event("StasisEnd", "cc-dial-7-a")])
+    assert ari.hung_up == ["cc-dial-7"] and ari.destroyed == ["cc-cc-dial-7"]
+
+
+class _RefusingAri:
+    """ARI where the contact is in the dialer's bridge but ``continue`` fails (500)."""
+
+    def __init__(self) -> None:
+        self.channels = self.bridges = self
+        self.variables: list[tuple[str, str, str]] = []
+
+    async def get(self, bridge_id: str) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(name="dialer renewals",
+                               channels=("cc-dial-ab12", "cc-dial-ab12-a"))
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        self.variables.append((channel_id, name, value))
+
+    async def destroy(self, bridge_id: str) -> None: ...
+
+    async def create(self, kind: str, *, bridge_id: str, name: str) -> None: ...
+
+    async def add_channel(self, bridge_id: str, channels: list[str]) -> None: ...
+
+    async def continue_in_dialplan(self, channel_id: str, context: str, exten: str,
+                                   priority: int) -> None:
+        from callcenter.asterisk.ari.client import ARIError
+
+        raise ARIError(500, "Internal Server Error", "POST", f"/channels/{channel_id}/continue")
+
+
+async def test_a_failed_hand_off_unmarks_the_contact() -> None:
+    """Its CC_HANDOFF cleared: the call goes on with the agent, and its end is a hang-up
+    (cause kept), not a hand-off the dialer would record."""
+    from ari_apps.campaign_handoff import AriHandoff
+
+    ari = _RefusingAri()
+    plan = plan_handoff(_view(), _campaign(), QUEUES, "warm")
+    assert plan is not None
+    with pytest.raises(HandoffRefused) as info:
+        await AriHandoff(ari).hand_off(plan)  # type: ignore[arg-type]
+    assert info.value.status == 503
+    assert ("cc-dial-ab12", "CC_HANDOFF", "warm") in ari.variables
+    assert ari.variables[-1] == ("cc-dial-ab12", "CC_HANDOFF", "")
+
+
+async def test_a_contact_hanging_up_as_its_hand_off_begins_is_a_hang_up(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """CC_HANDOFF was set, then the contact hung up before it could continue: its hang-up
+    request comes before its StasisEnd. The call ends as a hang-up (agent's leg and bridge
+    gone, the cause kept), no hand-off recorded."""
+    ari = _TalkAri(handoff="warm_transfer_sales")
+    await _talking(sessions, ari, [
+        _channel_event("ChannelHangupRequest", "cc-dial-7", cause=16),
+        _channel_event("StasisEnd", "cc-dial-7"),
+        _channel_event("ChannelDestroyed", "cc-dial-7", cause=16, cause_txt="Normal")])
+    assert ari.hung_up == ["cc-dial-7-a"] and ari.destroyed == ["cc-cc-dial-7"]
+    async with sessions() as session:
+        row = (await session.scalars(select(ContactAttempt))).one()
+    assert (row.outcome, row.cause, row.disposition) == (AttemptOutcome.ANSWERED, 16, None)
+
+
+async def test_a_contact_hanging_up_while_the_agent_left_mid_hand_off_is_a_hang_up(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    ari = _TalkAri(handoff="warm_transfer_sales")
+    await _talking(sessions, ari, [
+        _channel_event("StasisEnd", "cc-dial-7-a"),
+        _channel_event("ChannelHangupRequest", "cc-dial-7", cause=16),
+        _channel_event("StasisEnd", "cc-dial-7"),
+        _channel_event("ChannelDestroyed", "cc-dial-7", cause=17, cause_txt="Busy")])
+    assert ari.destroyed == ["cc-cc-dial-7"]
+    async with sessions() as session:
+        row = (await session.scalars(select(ContactAttempt))).one()
+    assert (row.outcome, row.cause, row.disposition) == (AttemptOutcome.ANSWERED, 17, None)

@@ -126,6 +126,41 @@ async def test_changes_are_stored_with_who_and_when_and_audited(
     assert (await read_permit(sessions, "renewals")).exit
 
 
+async def test_a_change_made_meanwhile_by_another_writer_is_read_not_overwritten(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A supervisor pauses from the API while an operator's ``campaigns pause`` has read
+    ``running``: the operator's write finds the row changed, reads it again, and changes
+    nothing (no second audit entry, the supervisor's name kept)."""
+    from sqlalchemy import update
+
+    from callcenter.storage.models import CampaignRecord
+
+    async with sessions.begin() as session:
+        repo = CampaignStateRepository(session)
+        await repo.state("renewals")
+        await repo._campaign_id("renewals")
+    async with sessions.begin() as session:
+        execute = session.execute
+        raced: list[str] = []
+
+        async def other_writer_first(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            if not raced and getattr(statement, "is_update", False) \
+                    and statement.table.name == "campaigns":
+                raced.append("sue")
+                await execute(update(CampaignRecord).values(
+                    state="paused", state_changed_by="sue", state_changed_at=NOW))
+            return await execute(statement, *args, **kwargs)
+
+        session.execute = other_writer_first  # type: ignore[method-assign]
+        done = await CampaignStateRepository(session).set(
+            "renewals", "pause", by="ops", at=NOW + timedelta(seconds=1), via="cli")
+    assert raced == ["sue"]
+    assert not done.change.changed and done.stored.changed_by == "sue"
+    async with sessions() as session:
+        history = await CampaignStateRepository(session).history("renewals")
+    assert [h.changed_by for h in history] == []
+
+
 async def test_heartbeats_show_the_dialers_alive(
         sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions.begin() as session:
