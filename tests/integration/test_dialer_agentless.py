@@ -26,6 +26,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -49,6 +50,7 @@ from callcenter.storage.models import (
 from callcenter.testing.aio import cancel_and_wait
 from tests.integration.carrier_trunk import TRUNK_CALLER_ID, dialer_node
 from tests.integration.carrier_trunk import DialerNode as Node
+from tests.integration.csv_import import BAD_ROW, assert_imported, import_csv
 
 pytestmark = pytest.mark.integration
 
@@ -335,7 +337,7 @@ async def test_a_message_campaign_plays_it_and_hangs_up(node: Node) -> None:
 
 
 async def test_one_run_dials_two_campaigns_and_a_second_run_on_this_asterisk_is_refused(
-        node: Node) -> None:
+        node: Node, tmp_path: Path) -> None:
     """``campaigns run survey notice``: one process, both campaigns' contacts dialled over
     one events connection (each dialer takes its own channels' events). A second
     ``campaigns run`` on the same Asterisk would take the app's events from the first
@@ -359,10 +361,11 @@ async def test_one_run_dials_two_campaigns_and_a_second_run_on_this_asterisk_is_
             assert status == 1, second.tail()
             assert any("another dialer is connected to this Asterisk" in line
                        for line in second.lines), second.tail()
-            async with sessions.begin() as session:
-                repository = CampaignRepository(session)
-                await repository.import_contacts("survey", [NewContact(ANSWERS_4_2, "UTC")])
-                await repository.import_contacts("notice", [NewContact(ANSWERS_5_1, "UTC")])
+            # From CSV files by the CLI, each with a bad line reported and skipped.
+            assert_imported(await import_csv(pbx, "survey", [BAD_ROW, f"{ANSWERS_4_2},UTC"],
+                                             tmp_path), 2, 1)
+            assert_imported(await import_csv(pbx, "notice", [f"{ANSWERS_5_1},UTC", BAD_ROW],
+                                             tmp_path), 3, 1)
             await first.expect("attempt 1 ended answered", timeout=90)
             await first.expect("attempt 2 ended answered", timeout=90)
             assert await first.stop() == 0, first.tail()

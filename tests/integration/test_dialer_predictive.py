@@ -24,6 +24,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -58,6 +59,7 @@ from callcenter.testing.aio import cancel_and_wait
 from tests.conftest import PBX
 from tests.integration.carrier_trunk import TRUNK_CALLER_ID, dialer_node
 from tests.integration.carrier_trunk import DialerNode as Node
+from tests.integration.csv_import import BAD_ROW, assert_imported, import_csv
 from tests.integration.test_dialer_progressive import _carrier_calls, _collect
 
 pytestmark = pytest.mark.integration
@@ -180,9 +182,9 @@ async def start_dialer(node: Node, *, live: int, no_answer: int,
     assert left == 0, f"{left} channel(s) left on our node after the test"
 
 
-async def _carmen_free(running: Running) -> None:
+async def _carmen_free(running: Running, node: Node, directory: Path) -> None:
     """carmen logs in; once the Pacer counts her free (after the router's 2 s), the
-    campaign's two contacts are imported."""
+    campaign's two contacts are imported (from a CSV file by the CLI, with a bad line)."""
     dialer = running.dialer
     predictive = dialer.predictive
     assert predictive is not None
@@ -190,13 +192,13 @@ async def _carmen_free(running: Running) -> None:
     async with asyncio.timeout(20):
         await dialer.wait_until(lambda: predictive.decision is not None
                                 and predictive.decision.free_agents == 1)
-    async with dialer.sessions.begin() as session:
-        await CampaignRepository(session).import_contacts(
-            "outbound", [NewContact(TALKS, "UTC"), NewContact(TALKS_TOO, "UTC")])
+    assert_imported(await import_csv(node.pbx, "outbound",
+                                     [f"{TALKS},UTC", BAD_ROW, f"{TALKS_TOO},UTC"],
+                                     directory), 3, 2)
 
 
 async def test_predictive_places_more_calls_than_agents_and_abandons_with_safe_harbor(
-        node: Node) -> None:
+        node: Node, tmp_path: Path) -> None:
     carrier_seen: list[AMIMessage] = []
     async with start_dialer(node, live=60, no_answer=30, abandoned=0) as running, \
             node.pbx.agent_phone("carmen") as phone:
@@ -207,7 +209,7 @@ async def test_predictive_places_more_calls_than_agents_and_abandons_with_safe_h
             watcher = asyncio.create_task(_collect(carrier_events, carrier_seen))
             call = asyncio.create_task(phone.call())
             try:
-                await _carmen_free(running)
+                await _carmen_free(running, node, tmp_path)
                 # Two calls placed at once for one free agent: the Pacer's prediction.
                 async with asyncio.timeout(30):
                     await dialer.wait_until(lambda: predictive.placed is not None
@@ -269,7 +271,7 @@ async def test_predictive_places_more_calls_than_agents_and_abandons_with_safe_h
 
 
 async def test_at_the_abandon_cap_predictive_places_no_more_calls_than_free_agents(
-        node: Node) -> None:
+        node: Node, tmp_path: Path) -> None:
     carrier_seen: list[AMIMessage] = []
     async with start_dialer(node, live=97, no_answer=30, abandoned=3) as running, \
             node.pbx.agent_phone("carmen") as phone:
@@ -280,7 +282,7 @@ async def test_at_the_abandon_cap_predictive_places_no_more_calls_than_free_agen
             watcher = asyncio.create_task(_collect(carrier_events, carrier_seen))
             call = asyncio.create_task(phone.call())
             try:
-                await _carmen_free(running)
+                await _carmen_free(running, node, tmp_path)
                 async with asyncio.timeout(60):
                     await dialer.wait_until(lambda: "carmen" in dialer.talking)
                 await running.passes(5)  # carmen talks: nothing more is placed

@@ -55,6 +55,7 @@ from callcenter.web import TokenBook, create_api_app, users_from_config
 from tests.conftest import PBX, _example_copy
 from tests.integration.carrier_trunk import TRUNK_CALLER_ID, dialer_node
 from tests.integration.carrier_trunk import DialerNode as Node
+from tests.integration.csv_import import assert_imported, import_csv
 
 pytestmark = pytest.mark.integration
 
@@ -162,14 +163,15 @@ def _carrier_calls(events: list[AMIMessage]) -> list[str]:
             and e.get("Context") == "carrier-in" and e.get("Application") == "NoOp"]
 
 
-async def test_an_agent_previews_dials_and_skips_over_http(node: Node) -> None:
+async def test_an_agent_previews_dials_and_skips_over_http(node: Node, tmp_path: Path) -> None:
     carrier_seen: list[AMIMessage] = []
     async with start_desk(node) as desk, node.pbx.agent_phone("carmen") as phone:
         sessions = desk.dialer.sessions
-        async with sessions.begin() as session:
-            await CampaignRepository(session).import_contacts("outbound", [
-                NewContact(TALKS, "UTC", {"first_name": "Tess"}),
-                NewContact(SKIPPED, "UTC", {"first_name": "Sid"})])
+        # From a CSV file by the CLI: the first_name column is the contact's data.
+        assert_imported(await import_csv(
+            node.pbx, "outbound", [f"{TALKS},UTC,Tess", "not-a-number,UTC,Nobody",
+                                   f"{SKIPPED},UTC,Sid"], tmp_path,
+            header="number,timezone,first_name"), 3, 2)
         with node.carrier_ami.subscribe("Newexten") as carrier_events:
             watcher = asyncio.create_task(_collect(carrier_events, carrier_seen))
             try:

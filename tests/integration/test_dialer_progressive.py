@@ -25,6 +25,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -55,6 +56,7 @@ from callcenter.testing.aio import cancel_and_wait
 from tests.conftest import PBX
 from tests.integration.carrier_trunk import TRUNK_CALLER_ID, dialer_node
 from tests.integration.carrier_trunk import DialerNode as Node
+from tests.integration.csv_import import BAD_ROW, assert_imported, import_csv
 from tests.integration.router_harness import (
     place_call,
     start_router,
@@ -165,11 +167,12 @@ def _carrier_calls(events: list[AMIMessage]) -> list[str]:
 
 
 async def test_progressive_campaign_dials_only_for_a_free_agent_and_bridges_the_answer(
-        node: Node, running: Running) -> None:
+        node: Node, running: Running, tmp_path: Path) -> None:
     dialer = running.dialer
-    async with dialer.sessions.begin() as session:
-        await CampaignRepository(session).import_contacts(
-            "outbound", [NewContact(BUSY, "UTC"), NewContact(TALKS, "UTC")])
+    # Imported from a CSV file by the CLI, its bad line reported and skipped.
+    assert_imported(await import_csv(node.pbx, "outbound",
+                                     [f"{BUSY},UTC", BAD_ROW, f"{TALKS},UTC"], tmp_path),
+                    3, 2)
     carrier_seen: list[AMIMessage] = []
     with node.carrier_ami.subscribe("Newexten") as carrier_events:
         watcher = asyncio.create_task(_collect(carrier_events, carrier_seen))
