@@ -59,6 +59,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ari_apps.dialer_loop import PassLoop
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.agi.context import utc_now
 from callcenter.asterisk.ari.client import ARIClient, ARIError, ARINotFound
@@ -127,13 +128,14 @@ class _Live:
     given: dict[str, str] = field(default_factory=dict)
 
 
-class AgentlessDialer:
+class AgentlessDialer(PassLoop):
     """Runs one agentless campaign until :meth:`stop` (or cancellation)."""
 
     def __init__(self, config: CallCenterConfig, campaign: str, ari: ARIClient,
                  sessions: async_sessionmaker[AsyncSession], *, node: str = "dialer",
                  clock: Callable[[], datetime] = utc_now, tick: float = TICK,
                  flow_budget: float = FLOW_BUDGET) -> None:
+        super().__init__()
         if campaign not in config.campaigns:
             raise ValueError(f"unknown campaign {campaign!r} (known: "
                              f"{', '.join(sorted(config.campaigns)) or 'none'})")
@@ -166,11 +168,6 @@ class AgentlessDialer:
         self.peak = 0
         #: Attempts ended by this dialer (ids), and passes of the loop done.
         self.ended: list[int] = []
-        self.passes = 0
-        self.ready = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._changed = asyncio.Event()
         #: Calls taken back from a previous run, started with the loop.
         self._adopted: list[_Live] = []
 
@@ -194,20 +191,6 @@ class AgentlessDialer:
                         await self._answer(call, variable, await self.ari.channels.get_variable(
                             call.channel_id, variable))
 
-    def stop(self) -> None:
-        """Place no more calls; :meth:`run` returns once the calls in progress ended."""
-        self._stopping.set()
-        self._wake.set()
-
-    def _pulse(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Return once ``predicate`` holds; checked after every change of this dialer."""
-        while not predicate():
-            await self._changed.wait()
-
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -224,17 +207,7 @@ class AgentlessDialer:
                 tg.create_task(self._owned(call, self._follow_adopted(call)),
                                name=f"agentless {call.channel_id}")
             self._adopted.clear()
-            while not self._stopping.is_set():
-                self._wake.clear()
-                try:
-                    await self._pass(tg)
-                except Exception:  # the database or ARI failed: the next pass tries again
-                    log.exception("dialer %s: pass failed", self.name)
-                self.passes += 1
-                self._pulse()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.tick):
-                        await self._wake.wait()
+            await self._run_passes(tg)
         await self.watch.leave()
         log.info("dialer %s: campaign %s stopped", self.claimer, self.name)
 

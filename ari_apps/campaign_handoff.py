@@ -44,6 +44,7 @@ from callcenter.dialer.handoff import (
     HandoffRefused,
     handoff_disposition,
 )
+from callcenter.dialer.placer import dialer_bridge_id
 from callcenter.storage.campaigns import CampaignRepository, DispositionError
 
 __all__ = ["AriHandoff", "handed_off", "record_handoff"]
@@ -65,7 +66,7 @@ class AriHandoff:
             HandoffRefused: 409 the call is not the dialer's live call any more; 503
                 Asterisk did not answer as it should.
         """
-        bridge_id = f"cc-{plan.channel_id}"
+        bridge_id = dialer_bridge_id(plan.channel_id)
         gone = HandoffRefused(409, "attempt", f"attempt {plan.attempt_id}'s call is not "
                               "with its agent any more (ended, or handed over already)")
         marked = False
@@ -76,9 +77,7 @@ class AriHandoff:
             for name, value in plan.variables().items():
                 marked = marked or name == HANDOFF
                 await self.ari.channels.set_variable(plan.channel_id, name, value)
-            # The queue router parks its caller in a bridge named as the dialer's
-            # (cc-<caller channel>): the dialer's goes first, or the router's create
-            # would be refused (409) and the caller sent to the queue's fallback.
+            # The dialer's bridge goes first: the contact leaves it for the queue.
             await self.ari.bridges.destroy(bridge_id)
             try:
                 await self.ari.channels.continue_in_dialplan(plan.channel_id, QUEUE_CONTEXT,

@@ -10,7 +10,9 @@ of the app is one we originate with our own id:
 * the agent's leg, the agent's dial string (``PJSIP/<agent>``, id ``<contact leg>-a``),
   which enters the app (argument ``agent``) when the agent answers.
 
-Both go into a mixing bridge ``cc-<contact leg>``; whoever hangs up, the other leg and
+Both go into a mixing bridge ``cc-dialer-<contact leg>``
+(:func:`~callcenter.dialer.placer.dialer_bridge_id`: never the queue router's
+``cc-<caller>``, which a handed-off contact gets); whoever hangs up, the other leg and
 the bridge go too. A contact leaving the app alive was handed to an inbound queue by a
 disposition (:mod:`ari_apps.campaign_handoff`): the agent's leg and the bridge go, the
 contact stays with the queue.
@@ -61,6 +63,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ari_apps.campaign_handoff import handed_off, record_handoff
+from ari_apps.dialer_loop import PassLoop
 from ari_apps.predictive import PredictiveCalls
 from ari_apps.transfer import leg_variables
 from callcenter.agents.rules import rules_from_config
@@ -97,6 +100,7 @@ from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
     ChannelInboxes,
     PlacedCall,
+    dialer_bridge_id,
     lost_channel,
     new_channel_id,
     place_call,
@@ -135,7 +139,7 @@ class _Live:
     attempt_id: int
 
 
-class CampaignDialer:
+class CampaignDialer(PassLoop):
     """Runs one progressive or predictive campaign until :meth:`stop` (or cancellation)."""
 
     def __init__(self, config: CallCenterConfig, campaign: str, ari: ARIClient,
@@ -144,6 +148,7 @@ class CampaignDialer:
                  wrap_up: timedelta = timedelta(seconds=10),
                  agent_ring_seconds: int = AGENT_RING_SECONDS,
                  tick: float = TICK) -> None:
+        super().__init__()
         if campaign not in config.campaigns:
             raise ValueError(f"unknown campaign {campaign!r} (known: "
                              f"{', '.join(sorted(config.campaigns)) or 'none'})")
@@ -174,13 +179,8 @@ class CampaignDialer:
         #: Attempts ended by this dialer (ids), and passes of the loop done (for tests,
         #: which wait on them).
         self.ended: list[int] = []
-        self.passes = 0
         #: Contact legs that heard the whole safe-harbor message.
         self.safe_harbor_played: list[str] = []
-        self.ready = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._changed = asyncio.Event()
         #: Predictive mode's calls (:mod:`ari_apps.predictive`); None when progressive.
         self.predictive: PredictiveCalls | None = (
             PredictiveCalls(self) if self.campaign.mode == "predictive" else None)
@@ -204,20 +204,6 @@ class CampaignDialer:
             if channel_id not in live:
                 self.inboxes.put(lost_channel(channel_id, DIALER_APP))
 
-    def stop(self) -> None:
-        """Place no more calls; :meth:`run` returns once the calls in progress ended."""
-        self._stopping.set()
-        self._wake.set()
-
-    def _pulse(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Return once ``predicate`` holds; checked after every change of this dialer."""
-        while not predicate():
-            await self._changed.wait()
-
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -229,17 +215,7 @@ class CampaignDialer:
         await self.recover()
         self.ready.set()
         async with asyncio.TaskGroup() as tg:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                try:
-                    await self._pass(tg)
-                except Exception:  # the database or ARI failed: the next pass tries again
-                    log.exception("dialer %s: pass failed", self.name)
-                self.passes += 1
-                self._pulse()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.tick):
-                        await self._wake.wait()
+            await self._run_passes(tg)
         await self.watch.leave()
         log.info("dialer %s: campaign %s stopped", self.claimer, self.name)
 
@@ -395,7 +371,7 @@ class CampaignDialer:
 
     async def _talk(self, call: _Live, leg_id: str, inbox: asyncio.Queue[Event]) -> None:
         now = self.clock()
-        bridge_id = f"cc-{call.channel_id}"
+        bridge_id = dialer_bridge_id(call.channel_id)
         try:
             await self.ari.bridges.create("mixing", bridge_id=bridge_id,
                                           name=f"dialer {self.name}")
@@ -598,7 +574,7 @@ class CampaignDialer:
                         await self.ari.channels.hangup(channel_id)
             if claim.channel_id and handoff is None:  # the call's bridge, else left behind
                 with contextlib.suppress(ARIError):
-                    await self.ari.bridges.destroy(f"cc-{claim.channel_id}")
+                    await self.ari.bridges.destroy(dialer_bridge_id(claim.channel_id))
             # The agent held for that call is freed (after a hand-off, the queue's agent
             # holds the same channel: only the campaign's agent who took it).
             for agent in held.get(claim.channel_id or "", ()):

@@ -75,6 +75,7 @@ __all__ = [
     "ChannelInboxes",
     "Inbox",
     "PlacedCall",
+    "dialer_bridge_id",
     "lost_channel",
     "new_channel_id",
     "place_call",
@@ -169,6 +170,15 @@ class PlacedCall:
 def new_channel_id() -> str:
     """An id for the channel to originate, chosen by us (ARI ``channelId``)."""
     return f"cc-dial-{uuid.uuid4().hex}"
+
+
+def dialer_bridge_id(channel_id: str) -> str:
+    """The id of the mixing bridge a dialer puts the contact's leg ``channel_id`` and its
+    agent in. Not the queue router's ``cc-<caller channel>``: a contact handed to a queue
+    keeps its channel, and the router parks it in a bridge of that name, so one id for
+    both would let a dialer bridge left in Asterisk refuse the router's (409, the caller
+    sent to the queue's fallback)."""
+    return f"cc-dialer-{channel_id}"
 
 
 def _seconds(event: Event, loop: asyncio.AbstractEventLoop) -> float:

@@ -564,7 +564,7 @@ async def test_the_agent_hanging_up_without_a_hand_off_ends_the_call(
         sessions: async_sessionmaker[AsyncSession]) -> None:
     ari = _TalkAri()
     await _talking(sessions, ari, [_channel_event("StasisEnd", "cc-dial-7-a")])
-    assert ari.hung_up == ["cc-dial-7"] and ari.destroyed == ["cc-cc-dial-7"]
+    assert ari.hung_up == ["cc-dial-7"] and ari.destroyed == ["cc-dialer-cc-dial-7"]
     async with sessions() as session:
         row = (await session.scalars(select(ContactAttempt))).one()
     assert (row.outcome, row.disposition) == (AttemptOutcome.ANSWERED, None)
@@ -577,7 +577,7 @@ async def test_a_hand_off_that_does_not_move_the_contact_in_time_ends_the_call(
     monkeypatch.setattr(ari_apps.dialer, "HANGUP_BUDGET", 0.2)
     ari = _TalkAri(handoff="warm_transfer_sales")
     await _talking(sessions, ari, [_channel_event("StasisEnd", "cc-dial-7-a")])
-    assert ari.hung_up == ["cc-dial-7"] and ari.destroyed == ["cc-cc-dial-7"]
+    assert ari.hung_up == ["cc-dial-7"] and ari.destroyed == ["cc-dialer-cc-dial-7"]
 
 
 class _RefusingAri:
@@ -634,7 +634,7 @@ async def test_a_contact_hanging_up_as_its_hand_off_begins_is_a_hang_up(
         _channel_event("ChannelHangupRequest", "cc-dial-7", cause=16),
         _channel_event("StasisEnd", "cc-dial-7"),
         _channel_event("ChannelDestroyed", "cc-dial-7", cause=16, cause_txt="Normal")])
-    assert ari.hung_up == ["cc-dial-7-a"] and ari.destroyed == ["cc-cc-dial-7"]
+    assert ari.hung_up == ["cc-dial-7-a"] and ari.destroyed == ["cc-dialer-cc-dial-7"]
     async with sessions() as session:
         row = (await session.scalars(select(ContactAttempt))).one()
     assert (row.outcome, row.cause, row.disposition) == (AttemptOutcome.ANSWERED, 16, None)
@@ -648,7 +648,7 @@ async def test_a_contact_hanging_up_while_the_agent_left_mid_hand_off_is_a_hang_
         _channel_event("ChannelHangupRequest", "cc-dial-7", cause=16),
         _channel_event("StasisEnd", "cc-dial-7"),
         _channel_event("ChannelDestroyed", "cc-dial-7", cause=17, cause_txt="Busy")])
-    assert ari.destroyed == ["cc-cc-dial-7"]
+    assert ari.destroyed == ["cc-dialer-cc-dial-7"]
     async with sessions() as session:
         row = (await session.scalars(select(ContactAttempt))).one()
     assert (row.outcome, row.cause, row.disposition) == (AttemptOutcome.ANSWERED, 17, None)

@@ -237,7 +237,7 @@ async def test_restart_closes_open_attempts_and_frees_their_agents(
     await dialer.recover()
 
     assert ari.channels.hung_up == ["cc-dial-1", "cc-dial-1-a", "cc-dial-2", "cc-dial-2-a"]
-    assert ari.bridges.destroyed == ["cc-cc-dial-1", "cc-cc-dial-2"]
+    assert ari.bridges.destroyed == ["cc-dialer-cc-dial-1", "cc-dialer-cc-dial-2"]
     assert (await dialer.store.get("alice", NOW)).status is AgentStatus.AVAILABLE
     async with sessions() as session:
         attempts = {a.id: a for a in await session.scalars(select(M.ContactAttempt))}
