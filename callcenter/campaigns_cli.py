@@ -157,7 +157,7 @@ async def _dispose(obj: Any, url: str, config: Any, attempt: int, disposition: s
     from callcenter.storage.migrate import upgrade
 
     await upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(url, sqlite_immediate=True)  # as _with_session: wait, never fail
     port = _HomeHandoff(obj)
     try:
         return await dispose_or_hand_off(

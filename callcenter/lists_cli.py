@@ -48,7 +48,10 @@ async def _with_session(url: str, work: Callable[[Any], Any]) -> Any:
     from callcenter.storage.migrate import upgrade
 
     await upgrade(url)
-    engine = make_engine(url)
+    # One transaction that waits for the write lock at BEGIN (SQLite): a dialer or the
+    # router writing meanwhile makes it wait, never fail with "database is locked" (a
+    # deferred transaction that read before another writer committed cannot write).
+    engine = make_engine(url, sqlite_immediate=True)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
             return await work(session)

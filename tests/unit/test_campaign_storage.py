@@ -10,6 +10,7 @@ import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -210,3 +211,49 @@ def test_contacts_import_export_and_dnc_commands(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown campaign 'nope'" in result.stderr
     result = run("dnc", "import", str(dnc), "--region", "ZZ")
     assert result.exit_code == 2 and "expected a country code such as US or GB" in result.stderr
+
+
+async def test_cli_database_work_holds_the_write_lock_from_its_first_statement(
+        tmp_path: Path) -> None:
+    """The CLI's one transaction (``contacts import``, ``dnc import``, ``campaigns
+    dispose``...) takes SQLite's write lock at BEGIN. A deferred one that read first could
+    not write once another writer (a running dialer) committed meanwhile: "database is
+    locked" at once, no busy wait (seen: ``contacts import`` while a dialer ran). Here
+    another writer tries between our read and our write: it must wait for us, and our
+    write must succeed."""
+    import sqlite3
+    import threading
+
+    from sqlalchemy import text
+
+    from callcenter.lists_cli import _with_session
+
+    url = default_sqlite_url(tmp_path)
+    await upgrade(url)
+    database = next(tmp_path.glob("*.sqlite3"))
+    other: list[str] = []
+
+    def other_writer() -> None:
+        connection = sqlite3.connect(database, timeout=0.3, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO campaigns (name, created_at, dnc_blocked) "
+                                "VALUES ('other', '2026-12-01 00:00:00', 0)")
+            connection.execute("COMMIT")
+            other.append("committed")
+        except sqlite3.OperationalError as exc:
+            other.append(str(exc))
+        finally:
+            connection.close()
+
+    async def work(session: Any) -> None:
+        await session.execute(text("SELECT count(*) FROM contacts"))
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        await asyncio.to_thread(thread.join, 5)
+        await session.execute(text(
+            "INSERT INTO campaigns (name, created_at, dnc_blocked) "
+            "VALUES ('ours', '2026-12-01 00:00:00', 0)"))
+
+    await _with_session(url, work)
+    assert other == ["database is locked"]  # it waited for our transaction, not we for it
