@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentStatus, Login
@@ -24,6 +26,15 @@ from callcenter.storage.models import QueuedCall
 from tests.conftest import OPEN_TIME, PBX
 from tests.integration.nodes import Node, another_node, node_router, phone_on_every_node
 from tests.integration.router_harness import with_queue
+
+
+@pytest.fixture(autouse=True)
+def _info_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """The router's INFO lines in a failure's report (offers, answers, the phone's
+    reachability after the restart): a timeout alone does not say which step never
+    came (seen once in a loaded full run)."""
+    caplog.set_level(logging.INFO)
+
 
 CALLERS_APP = "cc-restart-callers"
 
