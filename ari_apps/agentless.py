@@ -79,7 +79,7 @@ from callcenter.dialer.agentless import (
     valid_answer,
 )
 from callcenter.dialer.amd import DIALER_APP
-from callcenter.dialer.attempts import claim_allowed, finish_attempt
+from callcenter.dialer.attempts import claim_allowed, finish_attempt, release_unplaced
 from callcenter.dialer.campaign_state import claimer_of
 from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
@@ -166,8 +166,6 @@ class AgentlessDialer(PassLoop):
         #: Calls up, by channel id; the most there ever were at once (for tests).
         self.live: dict[str, _Live] = {}
         self.peak = 0
-        #: Attempts ended by this dialer (ids), and passes of the loop done.
-        self.ended: list[int] = []
         #: Calls taken back from a previous run, started with the loop.
         self._adopted: list[_Live] = []
 
@@ -400,16 +398,13 @@ class AgentlessDialer(PassLoop):
         if call.attempt_id in self.ended:
             return
         at = self.clock()
-        step = await finish_attempt(
-            self.sessions, self.campaign, attempt_id=call.attempt_id,
+        await finish_attempt(
+            self.sessions, self.name, self.campaign, attempt_id=call.attempt_id,
             contact_id=call.contact.id, number=call.contact.number,
             timezone=call.contact.timezone, attempts=call.contact.attempts + 1,
             outcome=outcome, at=at, cause=cause, answered_at=call.answered_at,
             message=message)
-        self.ended.append(call.attempt_id)
-        self._pulse()
-        log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,
-                 call.attempt_id, outcome.value, call.contact.id, step.state, step.reason)
+        self._attempt_ended(call.attempt_id)
 
     # -- restart -----------------------------------------------------------------------------
 
@@ -423,11 +418,7 @@ class AgentlessDialer(PassLoop):
         now = self.clock()
         for claim in claims:
             if claim.attempt_id is None:
-                async with self.sessions.begin() as session:
-                    await CampaignRepository(session).release(claim.contact_id,
-                                                              next_attempt_at=now)
-                log.warning("dialer %s: contact %d was claimed, never dialled: back",
-                            self.name, claim.contact_id)
+                await release_unplaced(self.sessions, self.name, claim.contact_id, now)
                 continue
             contact = DueContact(claim.contact_id, claim.number, claim.timezone, {},
                                  max(0, claim.attempts - 1))

@@ -91,7 +91,7 @@ from callcenter.asterisk.ari.events import (
 from callcenter.config.campaign import Campaign
 from callcenter.config.models import CallCenterConfig
 from callcenter.dialer.amd import DIALER_APP
-from callcenter.dialer.attempts import claim_allowed, finish_attempt
+from callcenter.dialer.attempts import claim_allowed, finish_attempt, release_unplaced
 from callcenter.dialer.campaign_state import claimer_of
 from callcenter.dialer.eligibility import Verdict
 from callcenter.dialer.gate import next_step
@@ -176,9 +176,6 @@ class CampaignDialer(PassLoop):
         self.live: dict[str, _Live] = {}
         #: Agents talking to a contact: agent -> the call's bridge id.
         self.talking: dict[str, str] = {}
-        #: Attempts ended by this dialer (ids), and passes of the loop done (for tests,
-        #: which wait on them).
-        self.ended: list[int] = []
         #: Contact legs that heard the whole safe-harbor message.
         self.safe_harbor_played: list[str] = []
         #: Predictive mode's calls (:mod:`ari_apps.predictive`); None when progressive.
@@ -535,16 +532,13 @@ class CampaignDialer(PassLoop):
                            agent: str | None = None,
                            message: MachineMessage | None = None) -> None:
         outcome = AttemptOutcome(stored)
-        step = await finish_attempt(
-            self.sessions, self.campaign, attempt_id=call.attempt_id,
+        await finish_attempt(
+            self.sessions, self.name, self.campaign, attempt_id=call.attempt_id,
             contact_id=call.contact.id, number=call.contact.number,
             timezone=call.contact.timezone, attempts=call.contact.attempts + 1,
             outcome=outcome, at=at, cause=cause, answered_at=answered_at, agent=agent,
             message=message)
-        self.ended.append(call.attempt_id)
-        self._pulse()
-        log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", self.name,
-                 call.attempt_id, outcome.value, call.contact.id, step.state, step.reason)
+        self._attempt_ended(call.attempt_id)
 
     # -- restart -----------------------------------------------------------------------------
 
@@ -559,11 +553,7 @@ class CampaignDialer(PassLoop):
                 held.setdefault(state.call, []).append(state.agent)
         for claim in claims:
             if claim.attempt_id is None:
-                async with self.sessions.begin() as session:
-                    await CampaignRepository(session).release(claim.contact_id,
-                                                              next_attempt_at=now)
-                log.warning("dialer %s: contact %d was claimed, never dialled: back",
-                            self.name, claim.contact_id)
+                await release_unplaced(self.sessions, self.name, claim.contact_id, now)
                 continue
             # A contact handed to a queue while no dialer ran is the router's now.
             handoff = (await handed_off(self.ari, claim.channel_id, self.campaign)

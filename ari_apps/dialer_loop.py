@@ -27,8 +27,9 @@ class PassLoop:
     tick: float
 
     def __init__(self) -> None:
-        #: Passes done (tests wait on them).
+        #: Passes done, and attempts this dialer ended (ids): tests wait on them.
         self.passes = 0
+        self.ended: list[int] = []
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -42,6 +43,10 @@ class PassLoop:
     def _pulse(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _attempt_ended(self, attempt_id: int) -> None:
+        self.ended.append(attempt_id)
+        self._pulse()
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Return once ``predicate`` holds; checked after every change of this dialer."""

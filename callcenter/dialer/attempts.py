@@ -28,7 +28,7 @@ from callcenter.dialer.retry import NextStep
 from callcenter.storage.campaigns import CampaignRepository, DueContact
 from callcenter.storage.models import AttemptOutcome, ContactState
 
-__all__ = ["claim_allowed", "finish_attempt"]
+__all__ = ["claim_allowed", "finish_attempt", "release_unplaced"]
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,16 @@ async def claim_allowed(sessions: async_sessionmaker[AsyncSession], name: str,
     return None
 
 
-async def finish_attempt(sessions: async_sessionmaker[AsyncSession], campaign: Campaign, *,
-                         attempt_id: int, contact_id: int, number: str,
+async def finish_attempt(sessions: async_sessionmaker[AsyncSession], name: str,
+                         campaign: Campaign, *, attempt_id: int, contact_id: int, number: str,
                          timezone: str | None, attempts: int, outcome: AttemptOutcome,
                          at: datetime, cause: int | None = None,
                          answered_at: datetime | None = None,
                          agent: str | None = None,
                          message: MachineMessage | None = None) -> NextStep:
-    """End attempt ``attempt_id`` with ``outcome`` and move its contact on (``attempts``:
-    calls made to it, this one included); the step taken. ``message``: what became of
+    """End attempt ``attempt_id`` of campaign ``name`` with ``outcome`` and move its
+    contact on (``attempts``: calls made to it, this one included); the step taken,
+    logged. ``message``: what became of
     the message left on a machine (``amd.on_machine: leave_message``): one not left is
     retried as a machine, and its note goes on the attempt's reason."""
     async with sessions.begin() as session:
@@ -83,4 +84,15 @@ async def finish_attempt(sessions: async_sessionmaker[AsyncSession], campaign: C
             attempt_id, outcome=outcome, at=at, next_state=ContactState(step.state),
             next_attempt_at=step.next_attempt_at, answered_at=answered_at, cause=cause,
             agent=agent, reason_note=message and message.note)
+    log.info("dialer %s: attempt %d ended %s; contact %d %s (%s)", name, attempt_id,
+             outcome.value, contact_id, step.state, step.reason)
     return step
+
+
+async def release_unplaced(sessions: async_sessionmaker[AsyncSession], name: str,
+                           contact_id: int, at: datetime) -> None:
+    """A contact a stopped dialer of campaign ``name`` claimed but never dialled (no
+    attempt written): back, due at ``at``."""
+    async with sessions.begin() as session:
+        await CampaignRepository(session).release(contact_id, next_attempt_at=at)
+    log.warning("dialer %s: contact %d was claimed, never dialled: back", name, contact_id)
