@@ -85,6 +85,7 @@ from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
     ChannelInboxes,
+    hang_up_and_wait,
     lost_channel,
     new_channel_id,
     place_call,
@@ -110,8 +111,6 @@ PACING_RULE: Final = "lines"
 FLOW_BUDGET: Final = 4 * 3600.0
 #: Seconds the message of a message-only campaign may take before the call is hung up.
 MESSAGE_BUDGET: Final = 120.0
-#: Seconds to wait for a channel's end after hanging it up.
-HANGUP_BUDGET: Final = 5.0
 #: Contacts claimed for one free line in a pass (those the rules refuse go back).
 CLAIMS_PER_LINE: Final = 20
 
@@ -378,20 +377,7 @@ class AgentlessDialer(PassLoop):
         await self._end(call, AttemptOutcome.ANSWERED, cause)
 
     async def _hang_up(self, channel_id: str, inbox: asyncio.Queue[Event]) -> int | None:
-        try:
-            await self.ari.channels.hangup(channel_id)
-        except ARINotFound:
-            return None
-        except ARIError as exc:
-            log.warning("dialer %s: hanging up %s: %s", self.name, channel_id, exc)
-            return None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(HANGUP_BUDGET):
-                while True:
-                    event = await inbox.get()
-                    if isinstance(event, ChannelDestroyed) and event.channel.id == channel_id:
-                        return event.cause
-        return None
+        return await hang_up_and_wait(self.ari, inbox, channel_id, name=self.name)
 
     async def _end(self, call: _Live, outcome: AttemptOutcome, cause: int | None, *,
                    message: MachineMessage | None = None) -> None:

@@ -79,7 +79,7 @@ from callcenter.agents.state import (
 )
 from callcenter.agents.store import AgentStore
 from callcenter.asterisk.agi.context import utc_now
-from callcenter.asterisk.ari.client import ARIClient, ARIError, ARINotFound
+from callcenter.asterisk.ari.client import ARIClient, ARIError
 from callcenter.asterisk.ari.events import (
     ChannelDestroyed,
     ChannelHangupRequest,
@@ -98,9 +98,12 @@ from callcenter.dialer.gate import next_step
 from callcenter.dialer.machine_message import MachineMessage, message_for
 from callcenter.dialer.outcome import Outcome
 from callcenter.dialer.placer import (
+    HANGUP_BUDGET,
     ChannelInboxes,
     PlacedCall,
+    destroyed_cause,
     dialer_bridge_id,
+    hang_up_and_wait,
     lost_channel,
     new_channel_id,
     place_call,
@@ -123,8 +126,6 @@ ARG_AGENT: Final = "agent"
 AGENT_RING_SECONDS: Final = 15
 #: Seconds the safe-harbor message may take before the contact is hung up anyway.
 SAFE_HARBOR_BUDGET: Final = 30.0
-#: Seconds to wait for a channel's end after hanging it up.
-HANGUP_BUDGET: Final = 5.0
 #: Contacts claimed in one pass for one agent (those the rules refuse go back).
 CLAIMS_PER_AGENT: Final = 20
 
@@ -422,7 +423,7 @@ class CampaignDialer(PassLoop):
                    if call.channel_id in gone - hung_up else None)
         if call.channel_id in gone and cause is None and handoff is None:
             # Its StasisEnd comes before its ChannelDestroyed, which carries the cause.
-            cause = await self._cause_of(call.channel_id, inbox)
+            cause = await destroyed_cause(inbox, call.channel_id, budget=HANGUP_BUDGET)
         by = f"nobody: {handoff} handed the contact over" if handoff else (
             "contact" if call.channel_id in gone else "agent")
         for channel_id in (call.channel_id, leg_id):
@@ -487,31 +488,9 @@ class CampaignDialer(PassLoop):
                             return event
         return None
 
-    async def _cause_of(self, channel_id: str, inbox: asyncio.Queue[Event]) -> int | None:
-        """The hangup cause of *channel_id*, which left the app: its ``ChannelDestroyed``
-        within :data:`HANGUP_BUDGET` (None: not seen). Other events are dropped."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(HANGUP_BUDGET):
-                while True:
-                    event = await inbox.get()
-                    if isinstance(event, ChannelDestroyed) and event.channel.id == channel_id:
-                        return event.cause
-        return None
-
     async def _hang_up(self, channel_id: str, inbox: asyncio.Queue[Event]) -> None:
-        try:
-            await self.ari.channels.hangup(channel_id)
-        except ARINotFound:
-            return
-        except ARIError as exc:
-            log.warning("dialer %s: hanging up %s: %s", self.name, channel_id, exc)
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(HANGUP_BUDGET):
-                while True:
-                    event = await inbox.get()
-                    if isinstance(event, ChannelDestroyed) and event.channel.id == channel_id:
-                        return
+        await hang_up_and_wait(self.ari, inbox, channel_id, name=self.name,
+                               budget=HANGUP_BUDGET)
 
     async def _finish(self, call: _Live, outcome: Outcome, cause: int | None, *,
                       agent_answered: bool, result: str,

@@ -83,8 +83,6 @@ PREVIEW_APP: Final = "cc-preview"
 ARG_AGENT: Final = "agent"
 #: Seconds the agent's phone rings before the preview counts as not taken.
 AGENT_RING_SECONDS: Final = 20
-#: Seconds to wait for a channel's end after hanging it up.
-HANGUP_BUDGET: Final = 5.0
 
 
 @dataclass

@@ -42,7 +42,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Final, Protocol
 
 from callcenter.asterisk import variables as V
 from callcenter.asterisk.ari.client import ARIClient, ARIError, ARINotFound
@@ -71,11 +71,14 @@ from callcenter.dialer.machine_message import (
 from callcenter.dialer.outcome import Observation, Outcome, decide
 
 __all__ = [
+    "HANGUP_BUDGET",
     "NUMBER",
     "ChannelInboxes",
     "Inbox",
     "PlacedCall",
+    "destroyed_cause",
     "dialer_bridge_id",
+    "hang_up_and_wait",
     "lost_channel",
     "new_channel_id",
     "place_call",
@@ -93,7 +96,7 @@ _RING_MARGIN = 15
 #: time is 5 s; a slow start and the ARI round trips on top).
 _AMD_BUDGET = 15.0
 #: Seconds to wait for ``ChannelDestroyed`` after we hung a call up.
-_HANGUP_BUDGET = 5.0
+HANGUP_BUDGET: Final = 5.0
 
 
 class Inbox(Protocol):
@@ -181,6 +184,33 @@ def dialer_bridge_id(channel_id: str) -> str:
     return f"cc-dialer-{channel_id}"
 
 
+async def destroyed_cause(inbox: Inbox, channel_id: str, *,
+                          budget: float = HANGUP_BUDGET) -> int | None:
+    """The hangup cause of ``channel_id``'s ``ChannelDestroyed``, waited for in ``inbox``
+    ``budget`` seconds at most (None: not seen); other events are dropped."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(budget):
+            while True:
+                event = await inbox.get()
+                if isinstance(event, ChannelDestroyed) and event.channel.id == channel_id:
+                    return event.cause
+    return None
+
+
+async def hang_up_and_wait(ari: ARIClient, inbox: Inbox, channel_id: str, *, name: str,
+                           budget: float = HANGUP_BUDGET) -> int | None:
+    """Hang ``channel_id`` up and wait for its end (:func:`destroyed_cause`); None at
+    once when it is gone already or ARI refused (logged under dialer ``name``)."""
+    try:
+        await ari.channels.hangup(channel_id)
+    except ARINotFound:
+        return None
+    except ARIError as exc:
+        log.warning("dialer %s: hanging up %s: %s", name, channel_id, exc)
+        return None
+    return await destroyed_cause(inbox, channel_id, budget=budget)
+
+
 def _seconds(event: Event, loop: asyncio.AbstractEventLoop) -> float:
     """The event's own time (Asterisk's clock) in seconds; the loop's if it has none."""
     return event.timestamp.timestamp() if event.timestamp is not None else loop.time()
@@ -236,7 +266,7 @@ async def place_call(
             log.warning("dialer: originate to %s on trunk %s refused: %s", number, trunk, exc)
             return call.result()
         budget = ring_seconds + _RING_MARGIN + (_AMD_BUDGET if amd else 0) + (
-            MESSAGE_BUDGET + _HANGUP_BUDGET if call.message_sound else 0)
+            MESSAGE_BUDGET + HANGUP_BUDGET if call.message_sound else 0)
         async with asyncio.timeout(budget):
             return await call.run()
     except TimeoutError:
@@ -339,7 +369,7 @@ class _Call:
             log.warning("dialer: hanging up %s: %s", self.channel_id, exc)
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(_HANGUP_BUDGET):
+            async with asyncio.timeout(HANGUP_BUDGET):
                 while True:
                     event = await self.inbox.get()
                     if isinstance(event, ChannelDestroyed):
