@@ -85,9 +85,13 @@ def campaigns_run(ctx: click.Context, campaigns: tuple[str, ...], config_dir: Pa
 
     node = node or default_node()
     db_url = obj.db_url(url)
-    for campaign in names:
-        refused, paused = asyncio.run(_with_session(
-            db_url, lambda session, c=campaign: _refusal(session, c, node)))  # type: ignore[misc]
+
+    async def refusals(session: Any) -> list[tuple[str | None, bool]]:
+        return [await _refusal(session, campaign, node) for campaign in names]
+
+    # One migration check and one transaction for every campaign named.
+    for campaign, (refused, paused) in zip(
+            names, asyncio.run(_with_session(db_url, refusals)), strict=True):
         if refused is not None:
             raise click.ClickException(refused)
         if paused:
